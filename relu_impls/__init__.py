@@ -1,0 +1,28 @@
+"""ReLU Lab's implementations: every common way of writing ReLU in TensorFlow.
+
+`VARIANTS` maps id -> `Variant` in a fixed order; `get(id, **params)` returns a validated callable.
+"""
+
+from relu_impls.variants import (
+    FLOAT_DTYPES,
+    VARIANTS,
+    AdaptiveRelu,
+    Param,
+    Variant,
+    VariantFn,
+    check_dtype,
+    get,
+    variant,
+)
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "VARIANTS",
+    "AdaptiveRelu",
+    "Param",
+    "Variant",
+    "VariantFn",
+    "check_dtype",
+    "get",
+    "variant",
+]
