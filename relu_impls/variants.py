@@ -110,7 +110,9 @@ class Variant:
     def label(self, params: Mapping[str, Any] | None = None) -> str:
         """Display label such as `leaky(alpha=0.2)`; defaults are left out."""
         shown = {
-            k: v for k, v in (params or {}).items() if k in self.params and v != self.params[k].default
+            k: v
+            for k, v in (params or {}).items()
+            if k in self.params and v != self.params[k].default
         }
         if not shown:
             return self.id
@@ -229,55 +231,94 @@ def _int8(scale: float, zero_point: int) -> Callable:
 
 _REGISTRY: tuple[Variant, ...] = (
     Variant(
-        "where", "tf.where (teaching)", "tf.where(x > 0, x, 0): readable, maps NaN to 0",
-        _where, nan_semantics="zero", grad_at_zero=0.0,
+        "where",
+        "tf.where (teaching)",
+        "tf.where(x > 0, x, 0): readable, maps NaN to 0",
+        _where,
+        nan_semantics="zero",
+        grad_at_zero=0.0,
     ),
     Variant(
-        "maximum", "tf.maximum", "tf.maximum(x, 0): NaN propagates, gradient 1 at exactly 0",
-        _maximum, grad_at_zero=1.0,
+        "maximum",
+        "tf.maximum",
+        "tf.maximum(x, 0): NaN propagates, gradient 1 at exactly 0",
+        _maximum,
+        grad_at_zero=1.0,
     ),
     Variant(
-        "nn_relu", "tf.nn.relu", "tf.nn.relu: TensorFlow's fused Relu kernel, the baseline",
-        _nn_relu, fuses_with_conv=True,
+        "nn_relu",
+        "tf.nn.relu",
+        "tf.nn.relu: TensorFlow's fused Relu kernel, the baseline",
+        _nn_relu,
+        fuses_with_conv=True,
     ),
     Variant(
-        "keras", "Keras Activation", 'keras.layers.Activation("relu") in the input dtype',
-        _keras, fuses_with_conv=True,
+        "keras",
+        "Keras Activation",
+        'keras.layers.Activation("relu") in the input dtype',
+        _keras,
+        fuses_with_conv=True,
     ),
     Variant(
-        "custom_op", "CustomRelu op", "our compiled C++/CUDA CustomRelu op (csrc/), drop-in for tf.nn.relu",
-        _custom_op, xla_compilable=False, needs_build=True,
+        "custom_op",
+        "CustomRelu op",
+        "our compiled C++/CUDA CustomRelu op (csrc/), drop-in for tf.nn.relu",
+        _custom_op,
+        xla_compilable=False,
+        needs_build=True,
     ),
     Variant(
-        "mixed_precision", "Mixed precision", "cast to float32, tf.nn.relu, cast back to the input dtype",
-        _mixed_precision, dtypes=("float16", "bfloat16", "float32"),
+        "mixed_precision",
+        "Mixed precision",
+        "cast to float32, tf.nn.relu, cast back to the input dtype",
+        _mixed_precision,
+        dtypes=("float16", "bfloat16", "float32"),
     ),
     Variant(
-        "stable", "Stable (+epsilon)", "tf.nn.relu(x) + epsilon: never exactly zero",
+        "stable",
+        "Stable (+epsilon)",
+        "tf.nn.relu(x) + epsilon: never exactly zero",
         _stable,
         params={"epsilon": Param("epsilon", 1e-7, 0.0, 1.0, "added to every output")},
     ),
     Variant(
-        "clipped", "Clipped", "min(relu(x), clip); relu6 is clip=6",
+        "clipped",
+        "Clipped",
+        "min(relu(x), clip); relu6 is clip=6",
         _clipped,
         params={"clip": Param("clip", 5.0, 0.0, None, "upper bound", exclusive_minimum=True)},
     ),
     Variant(
-        "leaky", "Leaky", "tf.where(x > 0, x, alpha * x)",
-        _leaky, grad_at_zero=0.01,
+        "leaky",
+        "Leaky",
+        "tf.where(x > 0, x, alpha * x)",
+        _leaky,
+        grad_at_zero=0.01,
         params={"alpha": Param("alpha", 0.01, 0.0, 1.0, "slope for x <= 0")},
     ),
     Variant(
-        "adaptive", "Adaptive (PReLU)", "PReLU: learnable per-channel negative slope in a tf.Variable",
+        "adaptive",
+        "Adaptive (PReLU)",
+        "PReLU: learnable per-channel negative slope in a tf.Variable",
         AdaptiveRelu,
         params={"alpha_init": Param("alpha_init", 0.25, 0.0, 1.0, "initial slope for x < 0")},
     ),
     Variant(
-        "int8", "int8 quantized", "max(q, zero_point) on int8 with scale and zero point",
-        _int8, dtypes=("int8",), grad_at_zero=None, nan_semantics="n/a", differentiable=False,
+        "int8",
+        "int8 quantized",
+        "max(q, zero_point) on int8 with scale and zero point",
+        _int8,
+        dtypes=("int8",),
+        grad_at_zero=None,
+        nan_semantics="n/a",
+        differentiable=False,
         params={
-            "scale": Param("scale", 0.05, 0.0, None, "real value of one step", exclusive_minimum=True),
-            "zero_point": Param("zero_point", 0, -128, 127, "quantized value of real 0", integer=True),
+            "scale": Param(
+                "scale", 0.05, 0.0, None, "real value of one step", exclusive_minimum=True
+            ),
+            "zero_point": Param(
+                "zero_point", 0, -128, 127, "quantized value of real 0", integer=True
+            ),
         },
     ),
 )
