@@ -1,0 +1,376 @@
+"""Chart functions on synthetic frames with the store's columns: check the figure JSON."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profiling import charts
+
+SHAPES = [("1000", 1000), ("100x1000", 100_000), ("1000x1000", 1_000_000)]
+
+
+def synthetic_cases(
+    variants: dict[str, float] | None = None,
+    modes: tuple[str, ...] = ("eager",),
+    ci_fraction: float = 0.02,
+    peak_gbps: float | None = 20.0,
+    run_id: str = "run-a",
+) -> pd.DataFrame:
+    """Cases whose median time is ``factor * numel * 1ns`` for each variant."""
+    variants = variants or {"nn_relu": 1.0, "where": 1.05, "maximum": 3.0}
+    rows = []
+    for variant, factor in variants.items():
+        for mode in modes:
+            for shape, numel in SHAPES:
+                median = factor * numel * 1e-9 + 1e-6
+                gbps = 8 * numel / median / 1e9
+                rows.append(
+                    dict(
+                        run_id=run_id,
+                        case_id=f"{run_id}-{variant}-{mode}-{shape}",
+                        variant=variant,
+                        variant_params="{}",
+                        label=variant,
+                        shape=shape,
+                        numel=numel,
+                        dtype="float32",
+                        device="CPU:0",
+                        threads=2,
+                        allocator="bfc",
+                        mode=mode,
+                        **{"pass": "forward"},
+                        status="ok",
+                        reason="",
+                        median_s=median,
+                        min_s=median * 0.98,
+                        iqr_s=median * 0.01,
+                        ci95_low_s=median * (1 - ci_fraction),
+                        ci95_high_s=median * (1 + ci_fraction),
+                        ci95_s=median * ci_fraction,
+                        n_samples=5,
+                        number=10,
+                        elements_per_s=numel / median,
+                        bytes_per_call=8 * numel,
+                        gbps=gbps,
+                        peak_gbps=peak_gbps,
+                        utilization=None if peak_gbps is None else min(gbps / peak_gbps, 1.0),
+                        page_faults_per_call=0.5,
+                        peak_rss_mb=100.0,
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def decode(value):
+    """Plotly 7 writes numeric arrays as {"dtype", "bdata"[, "shape"]}: turn them into lists."""
+    if isinstance(value, dict) and "bdata" in value:
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        if "shape" in value:
+            array = array.reshape([int(n) for n in str(value["shape"]).split(",")])
+        return array.tolist()
+    if isinstance(value, dict):
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def as_json(figure) -> dict:
+    return decode(json.loads(figure.to_json()))
+
+
+def traces_named(figure_json: dict, name: str) -> list[dict]:
+    return [t for t in figure_json["data"] if t.get("name") == name]
+
+
+def test_latency_vs_size_is_log_log_with_one_line_and_band_per_variant():
+    cases = synthetic_cases()
+    fig = as_json(charts.latency_vs_size(cases))
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    assert fig["layout"]["yaxis"]["type"] == "log"
+    lines = [t for t in fig["data"] if t.get("mode") == "lines+markers"]
+    bands = [t for t in fig["data"] if t.get("fill") == "toself"]
+    assert [t["name"] for t in lines] == ["nn_relu", "where", "maximum"]
+    assert len(bands) == 3
+    nn = traces_named(fig, "nn_relu")[0]
+    assert nn["x"] == [1000, 100_000, 1_000_000]
+    # µs on the axis: 1000 elements at 1 ns + 1 µs overhead = 2 µs.
+    assert nn["y"][0] == pytest.approx(2.0)
+    band = bands[0]
+    assert max(band["y"]) == pytest.approx(max(nn["y"]) * 1.02)
+    assert min(band["y"]) == pytest.approx(min(nn["y"]) * 0.98)
+
+
+def test_series_names_add_only_the_settings_that_vary():
+    cases = synthetic_cases(modes=("eager", "function"))
+    names = set(charts.series_names(cases))
+    assert "nn_relu · eager" in names and "where · function" in names
+    assert not any("float32" in n for n in names)
+
+
+def test_failed_and_skipped_cases_are_not_drawn():
+    cases = synthetic_cases()
+    cases.loc[cases["variant"] == "maximum", "status"] = "skipped"
+    fig = as_json(charts.latency_vs_size(cases))
+    assert not traces_named(fig, "maximum")
+
+
+def test_empty_input_gives_an_annotated_empty_figure():
+    empty = synthetic_cases().iloc[0:0]
+    for function in (
+        charts.latency_vs_size,
+        charts.effective_bandwidth,
+        charts.utilization,
+        charts.page_faults,
+    ):
+        fig = as_json(function(empty))
+        assert fig["data"] == []
+        assert fig["layout"]["annotations"][0]["text"] == charts.EMPTY_MESSAGE
+
+
+def test_bandwidth_has_calibrated_peak_as_ceiling_line():
+    fig = as_json(charts.effective_bandwidth(synthetic_cases(peak_gbps=20.0)))
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    ceiling = [t for t in fig["data"] if t["name"].startswith("calibrated peak")]
+    assert len(ceiling) == 1
+    assert ceiling[0]["y"] == [20.0, 20.0]
+    assert ceiling[0]["x"] == [1000, 1_000_000]
+    assert ceiling[0]["line"]["dash"] == "dash"
+
+
+def test_bandwidth_without_calibration_has_no_ceiling():
+    fig = as_json(charts.effective_bandwidth(synthetic_cases(peak_gbps=None)))
+    assert not [t for t in fig["data"] if t["name"].startswith("calibrated peak")]
+    assert len(fig["data"]) == 3
+
+
+def test_speedup_table_ratios_and_significance():
+    table = charts.speedup_table(synthetic_cases(ci_fraction=0.04), baseline="nn_relu")
+    assert set(table["variant"]) == {"where", "maximum"}
+    maximum = table[table["variant"] == "maximum"]
+    # maximum is 3x slower (plus the shared 1 µs) -> speedup < 1 and clearly significant.
+    assert (maximum["speedup"] < 0.51).all()
+    assert maximum["significant"].all()
+    # where is 5% slower with ±4% CIs: the CIs overlap at every size -> not significant.
+    where = table[table["variant"] == "where"]
+    assert not where["significant"].any()
+    assert (table["speedup_low"] <= table["speedup"]).all()
+    assert (table["speedup"] <= table["speedup_high"]).all()
+
+
+def test_speedup_chart_marks_overlapping_cis_and_has_whiskers():
+    fig = as_json(charts.speedup_vs_baseline(synthetic_cases(ci_fraction=0.04), "nn_relu"))
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    where = traces_named(fig, "where")[0]
+    maximum = traces_named(fig, "maximum")[0]
+    assert set(where["marker"]["symbol"]) == {"circle-open"}
+    assert set(maximum["marker"]["symbol"]) == {"circle"}
+    assert where["error_y"]["symmetric"] is False
+    assert all(v > 0 for v in where["error_y"]["array"])
+    assert traces_named(fig, "not significant (CIs overlap)")
+    assert any(s.get("y0") == 1.0 for s in fig["layout"]["shapes"])
+
+
+def test_speedup_without_baseline_says_so():
+    cases = synthetic_cases(variants={"where": 1.0, "maximum": 2.0})
+    fig = as_json(charts.speedup_vs_baseline(cases, "nn_relu"))
+    assert fig["data"] == []
+    assert "nn_relu" in fig["layout"]["annotations"][0]["text"]
+
+
+def test_utilization_is_percent_of_peak():
+    cases = synthetic_cases()
+    fig = as_json(charts.utilization(cases))
+    nn = traces_named(fig, "nn_relu")[0]
+    expected = (cases[cases["variant"] == "nn_relu"]["utilization"] * 100).tolist()
+    assert nn["y"] == pytest.approx(expected)
+    assert fig["layout"]["yaxis"]["range"] == [0, 105]
+
+
+def test_page_faults_chart():
+    fig = as_json(charts.page_faults(synthetic_cases()))
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    assert traces_named(fig, "where")[0]["y"] == [0.5, 0.5, 0.5]
+
+
+def test_breakdown_bars_stack_the_five_parts():
+    cases = synthetic_cases()
+    breakdown = pd.DataFrame(
+        {
+            "case_id": cases["case_id"][:2],
+            "compute_us": [10.0, 20.0],
+            "memcpy_us": [1.0, 2.0],
+            "collective_us": [0.0, 0.0],
+            "idle_us": [5.0, 1.0],
+            "other_us": [0.5, 0.5],
+        }
+    )
+    fig = as_json(charts.breakdown_bars(breakdown, cases))
+    assert fig["layout"]["barmode"] == "stack"
+    assert [t["name"] for t in fig["data"]] == ["compute", "memcpy", "collective", "idle", "other"]
+    assert traces_named(fig, "compute")[0]["y"] == [10.0, 20.0]
+
+
+def test_compare_categories_follow_ratio_to_best():
+    long = charts.compare_categories(
+        synthetic_cases(variants={"nn_relu": 1.0, "where": 1.05, "maximum": 3.0, "leaky": 12.0})
+    )
+    big = long[long["shape"] == "1000x1000"].set_index("label")
+    assert big.loc["nn_relu", "category"] == "best"
+    assert big.loc["where", "category"] == "within 10%"
+    assert big.loc["maximum", "category"] == "2x worse"
+    assert big.loc["leaky", "category"] == "5x worse"
+    assert big.loc["nn_relu", "ratio_to_best"] == pytest.approx(1.0)
+
+
+def test_compare_category_thresholds():
+    assert [charts.compare_category(r) for r in (1.0, 1.05, 1.5, 2.5, 6.0)] == [
+        "best",
+        "within 10%",
+        "slower",
+        "2x worse",
+        "5x worse",
+    ]
+
+
+def test_compare_table_is_wide_by_shape_and_styler_colours_best():
+    cases = synthetic_cases()
+    values, categories = charts.compare_table(cases)
+    assert list(values.columns) == ["1000", "100x1000", "1000x1000"]
+    assert list(values.index) == ["nn_relu", "where", "maximum"]
+    assert categories.loc["nn_relu", "1000x1000"] == "best"
+    html_table = charts.compare_styler(cases).to_html()
+    assert "#1b7f3b" in html_table  # the colour of "best"
+
+
+def test_labels_are_escaped_in_figures():
+    cases = synthetic_cases(variants={"nn_relu": 1.0})
+    cases["label"] = "<b>x</b>"
+    fig = as_json(charts.latency_vs_size(cases))
+    assert "&lt;b&gt;x&lt;/b&gt;" in [t["name"] for t in fig["data"]]
+
+
+def test_fusion_table_converts_time_to_us():
+    fusion = pd.DataFrame(
+        [
+            dict(
+                case_id="c",
+                variant="nn_relu",
+                block="conv",
+                fused=True,
+                fused_into="_FusedConv2D",
+                kernels=1,
+                time_s=2e-6,
+                time_vs_fused=1.0,
+                hlo_fusions=0,
+                instructions_before=3,
+                instructions_after=3,
+                compiled=False,
+                reason="",
+            )
+        ]
+    )
+    table = charts.fusion_table(fusion)
+    assert table.loc[0, "time_us"] == pytest.approx(2.0)
+    assert table.loc[0, "fused_into"] == "_FusedConv2D"
+
+
+def test_semantics_matrix_highlights_differences_from_nn_relu():
+    table = pd.DataFrame(
+        [
+            dict(
+                variant="nn_relu",
+                dtype="float32",
+                nan="nan",
+                neg_zero="0.0",
+                pos_inf="inf",
+                neg_inf="0.0",
+                grad_at_zero="0.0",
+                bitwise_equal_nn_relu=True,
+            ),
+            dict(
+                variant="where",
+                dtype="float32",
+                nan="0.0",
+                neg_zero="0.0",
+                pos_inf="inf",
+                neg_inf="0.0",
+                grad_at_zero="0.0",
+                bitwise_equal_nn_relu=False,
+            ),
+            dict(
+                variant="where",
+                dtype="float64",
+                nan="nan",
+                neg_zero="0.0",
+                pos_inf="inf",
+                neg_inf="0.0",
+                grad_at_zero="0.0",
+                bitwise_equal_nn_relu=False,
+            ),
+        ]
+    )
+    fig = as_json(charts.semantics_matrix(table))
+    heat = fig["data"][0]
+    assert heat["type"] == "heatmap"
+    assert heat["y"] == ["nn_relu (float32)", "where (float32)"]
+    assert heat["z"][0] == [0, 0, 0, 0, 0, 0]
+    assert heat["z"][1][0] == 1  # NaN handled differently
+    assert heat["z"][1][-1] == 1
+
+
+def synthetic_events(n: int = 2000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame(
+        {
+            "pid": rng.integers(1, 3, n),
+            "tid": rng.integers(10, 14, n),
+            "process": "python",
+            "thread": None,
+            "name": rng.choice(["relu", "conv", "mm", "copy"], n),
+            "cat": "op",
+            "ts_us": np.sort(rng.uniform(0, 1e6, n)),
+            "dur_us": rng.uniform(1, 100, n),
+            "self_us": rng.uniform(1, 50, n),
+            "args": "{}",
+        }
+    )
+
+
+def test_select_events_applies_window_top_ops_and_cap():
+    events = synthetic_events()
+    picked = charts.select_events(events, window_us=(0, 5e5), top_ops=2, max_events=100)
+    assert len(picked) == 100
+    assert picked["ts_us"].max() <= 5e5
+    assert picked["name"].nunique() <= 2
+    assert picked["ts_us"].is_monotonic_increasing
+
+
+def test_trace_timeline_rows_per_process_thread_and_capped():
+    events = synthetic_events()
+    fig = as_json(charts.trace_timeline(events, max_events=300))
+    assert all(t["type"] == "bar" and t["orientation"] == "h" for t in fig["data"])
+    drawn = sum(len(t["x"]) for t in fig["data"])
+    assert drawn == 300
+    rows = {y for t in fig["data"] for y in t["y"]}
+    assert rows <= {f"python / {tid}" for tid in range(10, 14)}
+
+
+def test_op_breakdown_largest_on_top():
+    top = pd.DataFrame(
+        {
+            "name": ["a", "b"],
+            "occurrences": [1, 2],
+            "self_us": [5.0, 50.0],
+            "total_us": [6.0, 60.0],
+            "pct": [9.0, 91.0],
+        }
+    )
+    bar = as_json(charts.op_breakdown(top))["data"][0]
+    assert bar["y"] == ["a", "b"]  # plotly draws the last category on top
+    assert bar["x"] == [5.0, 50.0]
