@@ -1,0 +1,74 @@
+"""Pinned edge-case semantics (measured on TF 2.21) and the README's generated tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from relu_impls import semantics
+from tests.conftest import REPO
+
+# variant -> (NaN in, -0.0 in, -inf in, gradient at 0) for float32
+PINNED = {
+    "where": ("0", "0", "0", "0"),
+    "maximum": ("nan", "-0", "0", "1"),
+    "nn_relu": ("nan", "-0", "0", "0"),
+    "keras": ("nan", "-0", "0", "0"),
+    "mixed_precision": ("nan", "-0", "0", "0"),
+    "stable": ("nan", "1e-07", "1e-07", "0"),
+    "clipped": ("nan", "-0", "0", "0"),
+    "leaky": ("nan", "-0", "-inf", "0.01"),
+    "adaptive": ("nan", "-0", "-inf", "0"),
+}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return semantics.semantics_table([v for v in semantics.VARIANTS if v != "custom_op"])
+
+
+@pytest.mark.parametrize("variant_id", list(PINNED))
+def test_pinned_float32_semantics(table, variant_id):
+    row = table[(table.variant == variant_id) & (table.dtype == "float32")].iloc[0]
+    assert (row.nan, row.neg_zero, row.neg_inf, row.grad_at_zero) == PINNED[variant_id]
+
+
+def test_only_exact_relus_are_bitwise_equal(table):
+    equal = table.groupby("variant").bitwise_equal_nn_relu.all()
+    assert equal["nn_relu"] and equal["maximum"] and equal["keras"] and equal["int8"]
+    assert not equal["stable"] and not equal["leaky"] and not equal["adaptive"]
+
+
+def test_float64_relu_drops_the_sign_of_zero(table):
+    # TF's float64 Relu returns +0 for -0.0 while float32/16 keep -0: a measured fact, pinned.
+    rows = table[table.variant == "nn_relu"].set_index("dtype")
+    assert rows.loc["float64", "neg_zero"] == "0"
+    assert rows.loc["float16", "neg_zero"] == "-0"
+
+
+def test_subnormals_flush_to_zero_except_float16(table):
+    rows = table[table.variant == "nn_relu"].set_index("dtype")
+    assert rows.loc["float32", "subnormal"] == "0"
+    assert rows.loc["float16", "subnormal"] == "5.96e-08"
+
+
+def test_every_supported_dtype_has_a_row(table):
+    for vid, v in semantics.VARIANTS.items():
+        if vid != "custom_op":
+            assert sorted(table[table.variant == vid].dtype) == sorted(v.dtypes)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(float("nan"), "nan"), (-0.0, "-0"), (0.0, "0"), (float("-inf"), "-inf"), (0.01, "0.01")],
+)
+def test_format_value_keeps_sign(value, text):
+    assert semantics.format_value(value) == text
+
+
+def test_readme_tables_are_generated_and_current(tmp_path):
+    """The README embeds the tables `python -m relu_impls.semantics --update-readme` writes."""
+    readme = (REPO / "README.md").read_text()
+    copy = tmp_path / "README.md"
+    copy.write_text(readme)
+    changed = semantics.update_readme(copy, semantics.readme_sections())
+    assert not changed, "README tables are stale: run `make readme`"
