@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build browser run test lint bench clean
+.PHONY: setup build browser run test lint bench readme clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ lint: setup
 
 bench: build
 	TF_CPU_ALLOCATOR_USE_BFC=true $(PY) -m relu_impls.bench
+
+# Regenerates the README's tables from the code.
+readme: build
+	$(PY) -m relu_impls.semantics --update-readme README.md
 
 clean:
 	rm -rf $(VENV) .relu_lab .pytest_cache
