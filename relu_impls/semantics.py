@@ -146,8 +146,9 @@ def update_readme(path: Path, sections: dict[str, str]) -> bool:
     text = path.read_text()
     new = text
     for name, body in sections.items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
-        new = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), new)
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+        new = pattern.sub(lambda _m, s=start, b=body, e=end: f"{s}\n{b}\n{e}", new)
     if new != text:
         path.write_text(new)
     return new != text
