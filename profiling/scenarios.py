@@ -1,0 +1,542 @@
+"""Model scenarios: a ResNet block stack and a Wide & Deep model with the activation swappable.
+
+For each ReLU variant `run_scenario` measures the training step and the inference step (both
+`tf.function`; median and IQR over repeats, seconds), reads from a profiler trace of the inference
+step which activations Grappler fused into the preceding Conv2D/MatMul (`_FusedConv2D`,
+`_MklNativeFusedConv2D`, `_FusedMatMul`...), and trains every variant on the same tiny synthetic
+task from the same initial weights so their losses can be compared.
+
+Design of the ResNet block (so the fusion contrast is visible): ``conv1 (with bias) -> act1`` is the
+fusable site; ``conv2 -> BatchNorm -> add(shortcut) -> act_out`` is not (BatchNorm and the add sit
+between the conv and the activation). Keras 3 BatchNorm lowers to Mul/Sub/Rsqrt, not
+FusedBatchNorm, so Grappler does not fold it into the conv.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MODELS = ("resnet", "wide_deep")
+FUSED_OP = re.compile(r"Fused(?:Conv2D|MatMul|DepthwiseConv2dNative|Conv3D)")
+COLLECTIVE_OP = re.compile(r"Collective|AllReduce|Nccl|AllGather|ReduceScatter|AllToAll")
+TRANSFER_OP = re.compile(r"^_(Send|Recv|HostSend|HostRecv)$|MemcpyH|MemcpyD")
+
+
+class ScenarioError(ValueError):
+    """Bad scenario input; the message is one line naming the field, value and what is accepted."""
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+@dataclass
+class ScenarioConfig:
+    """What to run. Sizes are tiny by default so a run takes seconds on a laptop CPU.
+
+    variants: ids or {"id": ..., "params": {...}} (relu_impls.VARIANTS ids)
+    repeats: timed samples per step kind; each sample is the mean of `number` calls (seconds)
+    train_steps, train_samples: the loss sanity check (full batch of train_samples, Adam)
+    """
+
+    model: str = "resnet"
+    variants: list[Any] = field(default_factory=lambda: ["nn_relu", "maximum", "where"])
+    batch: int = 16
+    image_size: int = 16
+    channels: int = 16
+    blocks: int = 2
+    dense_features: int = 8
+    categorical_features: int = 4
+    vocab: int = 32
+    embedding_dim: int = 8
+    hidden: tuple[int, ...] = (64, 32)
+    classes: int = 2
+    repeats: int = 7
+    number: int = 3
+    warmup: int = 2
+    train_steps: int = 40
+    train_samples: int = 256
+    learning_rate: float = 0.01
+    trace: bool = True
+    seed: int = 0
+
+    def validate(self) -> list[tuple[str, dict[str, Any]]]:
+        """Check fields; return the variants as (id, params). ScenarioError on bad input."""
+        if self.model not in MODELS:
+            raise ScenarioError(f"model={self.model!r}; accepted: {', '.join(MODELS)}")
+        for name in ("batch", "image_size", "channels", "blocks", "dense_features",
+                     "categorical_features", "vocab", "embedding_dim", "repeats", "number",
+                     "train_steps", "train_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ScenarioError(f"{name}={value!r}; accepted: an integer >= 1")
+        if self.warmup < 0:
+            raise ScenarioError(f"warmup={self.warmup!r}; accepted: an integer >= 0")
+        if self.classes < 2:
+            raise ScenarioError(f"classes={self.classes!r}; accepted: an integer >= 2")
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise ScenarioError(f"hidden={self.hidden!r}; accepted: one or more widths >= 1")
+        if not (0 < self.learning_rate < 10):
+            raise ScenarioError(f"learning_rate={self.learning_rate!r}; accepted: (0, 10)")
+        return [parse_variant(v) for v in self.variants] or _no_variants()
+
+
+def _no_variants() -> list:
+    raise ScenarioError("variants=[]; accepted: one or more relu_impls variant ids")
+
+
+def parse_variant(spec: Any) -> tuple[str, dict[str, Any]]:
+    """`"leaky"`, `"leaky(alpha=0.2)"` or `{"id": "leaky", "params": {"alpha": 0.2}}` -> (id, params)."""
+    import relu_impls
+
+    if isinstance(spec, dict):
+        vid, params = spec.get("id"), dict(spec.get("params") or {})
+    elif isinstance(spec, str):
+        match = re.fullmatch(r"\s*([A-Za-z0-9_]+)\s*(?:\((.*)\))?\s*", spec)
+        if not match:
+            raise ScenarioError(f"variant={spec!r}; accepted: id or id(name=value, ...)")
+        vid, params = match.group(1), {}
+        for item in filter(None, (s.strip() for s in (match.group(2) or "").split(","))):
+            name, _, value = item.partition("=")
+            try:
+                params[name.strip()] = float(value)
+            except ValueError:
+                raise ScenarioError(
+                    f"variant={spec!r}: parameter {item!r}; accepted: name=number"
+                ) from None
+    else:
+        raise ScenarioError(f"variant={spec!r}; accepted: id string or {{'id','params'}} dict")
+    if vid not in relu_impls.VARIANTS:
+        raise ScenarioError(f"variant={vid!r}; accepted: {', '.join(relu_impls.VARIANTS)}")
+    variant = relu_impls.VARIANTS[vid]
+    for name, value in list(params.items()):
+        p = variant.params.get(name)
+        if p is not None and p.integer and float(value).is_integer():
+            params[name] = int(value)
+    try:
+        variant.validate_params(params)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(str(exc)) from None
+    return vid, params
+
+
+def variant_label(vid: str, params: dict[str, Any]) -> str:
+    import relu_impls
+
+    return relu_impls.VARIANTS[vid].label(params)
+
+
+def unsupported_reason(vid: str) -> str | None:
+    """Why variant `vid` cannot run in a float32 Keras model here, or None if it can."""
+    import relu_impls
+
+    variant = relu_impls.VARIANTS[vid]
+    if "float32" not in variant.dtypes:
+        return f"{vid} takes {'/'.join(variant.dtypes)} tensors; the models are float32"
+    if not variant.differentiable:
+        return f"{vid} is not differentiable; the scenario trains the model"
+    if variant.needs_build:
+        try:
+            from relu_impls import custom_op
+        except ImportError:
+            return "relu_impls.custom_op is not there yet"
+        if not custom_op.is_available():
+            return "custom op library not built: run `make build`"
+    return None
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def activation_layer(vid: str, params: dict[str, Any], name: str):
+    """A Keras layer applying the variant (relu_impls.keras_layer.ReluActivation)."""
+    from relu_impls.keras_layer import ReluActivation
+
+    return ReluActivation(vid, params=dict(params), name=name)
+
+
+def build_resnet(vid: str, params: dict[str, Any], cfg: ScenarioConfig):
+    """Stem conv + `blocks` residual blocks + global pool + dense classifier.
+
+    Activation layers are named `stem_act`, `block{i}_act1` (directly after a conv with bias:
+    fusable) and `block{i}_act_out` (after BatchNorm and the residual add: not fusable).
+    """
+    import keras
+
+    inputs = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
+    x = keras.layers.Conv2D(cfg.channels, 3, padding="same", name="stem_conv")(inputs)
+    x = activation_layer(vid, params, "stem_act")(x)
+    for i in range(cfg.blocks):
+        shortcut = x
+        y = keras.layers.Conv2D(cfg.channels, 3, padding="same", name=f"block{i}_conv1")(x)
+        y = activation_layer(vid, params, f"block{i}_act1")(y)
+        y = keras.layers.Conv2D(cfg.channels, 3, padding="same", use_bias=False,
+                                name=f"block{i}_conv2")(y)
+        y = keras.layers.BatchNormalization(name=f"block{i}_bn2")(y)
+        x = keras.layers.Add(name=f"block{i}_add")([y, shortcut])
+        x = activation_layer(vid, params, f"block{i}_act_out")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(cfg.classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="resnet_blocks")
+
+
+def build_wide_deep(vid: str, params: dict[str, Any], cfg: ScenarioConfig):
+    """Wide: linear over dense features and one-hot ids. Deep: embeddings + Dense/activation tower.
+
+    Activation layers are named `deep{i}_act` (directly after a Dense with bias: fusable).
+    """
+    import keras
+
+    dense_in = keras.Input((cfg.dense_features,), name="dense")
+    ids_in = keras.Input((cfg.categorical_features,), dtype="int32", name="ids")
+    one_hot = keras.layers.CategoryEncoding(cfg.vocab, output_mode="multi_hot", name="wide_ids")
+    wide = keras.layers.Concatenate(name="wide_in")([dense_in, one_hot(ids_in)])
+    wide = keras.layers.Dense(cfg.classes, name="wide_linear")(wide)
+    emb = keras.layers.Embedding(cfg.vocab, cfg.embedding_dim, name="embedding")(ids_in)
+    deep = keras.layers.Concatenate(name="deep_in")([keras.layers.Flatten()(emb), dense_in])
+    for i, width in enumerate(cfg.hidden):
+        deep = keras.layers.Dense(int(width), name=f"deep{i}_dense")(deep)
+        deep = activation_layer(vid, params, f"deep{i}_act")(deep)
+    deep = keras.layers.Dense(cfg.classes, name="deep_logits")(deep)
+    outputs = keras.layers.Add(name="logits")([wide, deep])
+    return keras.Model([dense_in, ids_in], outputs, name="wide_deep")
+
+
+def activation_sites(cfg: ScenarioConfig) -> list[tuple[str, str]]:
+    """(layer name, kind) of every activation; kind "conv"/"dense" = fusable, "post_add" = not."""
+    if cfg.model == "resnet":
+        sites = [("stem_act", "conv")]
+        for i in range(cfg.blocks):
+            sites += [(f"block{i}_act1", "conv"), (f"block{i}_act_out", "post_add")]
+        return sites
+    return [(f"deep{i}_act", "dense") for i in range(len(cfg.hidden))]
+
+
+def synthetic_data(cfg: ScenarioConfig, n: int, seed: int):
+    """A learnable task: (inputs, integer labels). Same data for every variant (seeded)."""
+    rng = np.random.default_rng(seed)
+    if cfg.model == "resnet":
+        x = rng.normal(size=(n, cfg.image_size, cfg.image_size, 3)).astype("float32")
+        # class = which of the first `classes` channel-means, plus a pattern, is largest
+        score = x.mean(axis=(1, 2)) @ rng.normal(size=(3, cfg.classes))
+        return x, score.argmax(axis=1).astype("int32")
+    dense = rng.normal(size=(n, cfg.dense_features)).astype("float32")
+    ids = rng.integers(0, cfg.vocab, size=(n, cfg.categorical_features)).astype("int32")
+    table = rng.normal(size=(cfg.vocab, cfg.classes))
+    score = dense @ rng.normal(size=(cfg.dense_features, cfg.classes)) + table[ids].sum(axis=1)
+    return (dense, ids), score.argmax(axis=1).astype("int32")
+
+
+def build_model(vid: str, params: dict[str, Any], cfg: ScenarioConfig):
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)  # same initial weights for every variant
+    return build_resnet(vid, params, cfg) if cfg.model == "resnet" else build_wide_deep(
+        vid, params, cfg
+    )
+
+
+def make_steps(model, cfg: ScenarioConfig):
+    """(train_step(x, y) -> loss, infer_step(x) -> logits), both tf.function."""
+    import keras
+    import tensorflow as tf
+
+    optimizer = keras.optimizers.Adam(cfg.learning_rate)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    @tf.function
+    def infer_step(x):
+        return model(x, training=False)
+
+    return train_step, infer_step
+
+
+# --- measurement -----------------------------------------------------------------------------
+
+
+def time_calls(fn: Callable, args: Sequence, repeats: int, number: int, warmup: int) -> np.ndarray:
+    """Seconds per call, one sample per repeat (each the mean of `number` synchronised calls)."""
+    for _ in range(warmup):
+        _sync(fn(*args))
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            out = fn(*args)
+        _sync(out)
+        samples.append((time.perf_counter() - start) / number)
+    return np.asarray(samples)
+
+
+def _sync(out) -> None:
+    import tensorflow as tf
+
+    for t in tf.nest.flatten(out):
+        t.numpy()
+
+
+def median_iqr(samples: Sequence[float]) -> tuple[float, float]:
+    """(median, interquartile range) of samples, same unit as the samples."""
+    q1, med, q3 = np.percentile(np.asarray(samples, dtype=float), [25, 50, 75])
+    return float(med), float(q3 - q1)
+
+
+def profile_calls(fn: Callable, args: Sequence, calls: int, logdir: str) -> str:
+    """Run `fn` `calls` times under tf.profiler; return the .xplane.pb path written."""
+    import tensorflow as tf
+
+    tf.profiler.experimental.start(logdir)
+    try:
+        for _ in range(calls):
+            _sync(fn(*args))
+    finally:
+        tf.profiler.experimental.stop()
+    paths = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))
+    if not paths:
+        raise RuntimeError(f"profiler wrote no .xplane.pb under {logdir}")
+    return paths[-1]
+
+
+# --- trace analysis --------------------------------------------------------------------------
+
+
+def op_stats(xplane_paths: str | Sequence[str]) -> pd.DataFrame:
+    """TF op statistics of one or more .xplane.pb files (xprof "framework_op_stats").
+
+    Columns: host_or_device, op_type, op_name, occurrences, total_time_us, self_time_us.
+    """
+    from xprof.convert import raw_to_tool_data
+
+    paths = [xplane_paths] if isinstance(xplane_paths, str | os.PathLike) else list(xplane_paths)
+    data, _ = raw_to_tool_data.xspace_to_tool_data([str(p) for p in paths],
+                                                   "framework_op_stats", {})
+    columns = ["host_or_device", "op_type", "op_name", "occurrences", "total_time_us",
+               "self_time_us"]
+    if not data:
+        return pd.DataFrame(columns=columns)
+    tables = json.loads(data)
+    table = tables[0] if isinstance(tables, list) else tables
+    ids = [c["id"] for c in table.get("cols", [])]
+    rows = []
+    for row in table.get("rows", []):
+        cell = dict(zip(ids, [c.get("v") for c in row["c"]], strict=False))
+        rows.append((cell.get("host_or_device"), cell.get("type"), cell.get("operation"),
+                     cell.get("occurrences"), cell.get("total_time"), cell.get("total_self_time")))
+    df = pd.DataFrame(rows, columns=columns)
+    return df[df["op_type"] != "IDLE"].reset_index(drop=True)
+
+
+def op_category(op_type: str) -> str:
+    """compute | collective | transfer | input (tf.data) for one op type."""
+    if COLLECTIVE_OP.search(op_type):
+        return "collective"
+    if TRANSFER_OP.search(op_type):
+        return "transfer"
+    if op_type.startswith(("Dataset", "Iterator", "MultiDeviceIterator")):
+        return "input"
+    return "compute"
+
+
+def compute_comm_breakdown(stats: pd.DataFrame) -> dict[str, float]:
+    """Self time (µs) per category from `op_stats`, plus collective_fraction (0..1)."""
+    out = {"compute_us": 0.0, "collective_us": 0.0, "transfer_us": 0.0, "input_us": 0.0}
+    for op_type, self_us in zip(stats["op_type"], stats["self_time_us"], strict=True):
+        out[f"{op_category(str(op_type))}_us"] += float(self_us or 0.0)
+    busy = out["compute_us"] + out["collective_us"]
+    out["collective_fraction"] = out["collective_us"] / busy if busy else 0.0
+    return out
+
+
+def fusion_sites(stats: pd.DataFrame, sites: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Per activation site: did its op run inside a fused conv/matmul kernel?
+
+    Grappler names a fused node after the last op it absorbed, so a site whose op name appears
+    with a `...Fused(Conv2D|MatMul)` op type was fused; otherwise the op types that ran under the
+    layer's name scope are the activation's own kernels.
+    Columns: site, kind, fused, fused_into, kernels, self_time_us.
+    """
+    rows = []
+    for site, kind in sites:
+        scope = re.compile(rf"(?:^|/){re.escape(site)}(?:_\d+)?/")
+        mine = stats[stats["op_name"].astype(str).str.contains(scope)]
+        fused = mine[mine["op_type"].astype(str).str.contains(FUSED_OP)]
+        own = mine[~mine["op_type"].astype(str).str.contains(FUSED_OP)]
+        rows.append({
+            "site": site,
+            "kind": kind,
+            "fused": bool(len(fused)),
+            "fused_into": ",".join(sorted(set(fused["op_type"]))),
+            "kernels": ",".join(sorted(set(own["op_type"]))),
+            "self_time_us": float(own["self_time_us"].sum()),
+        })
+    return pd.DataFrame(rows, columns=["site", "kind", "fused", "fused_into", "kernels",
+                                       "self_time_us"])
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ScenarioResult:
+    """Everything one scenario run measured (DataFrames; times in seconds unless *_us)."""
+
+    config: dict[str, Any]
+    summary: pd.DataFrame   # one row per variant (see SUMMARY_COLUMNS)
+    samples: pd.DataFrame   # variant, label, step (train|inference), repeat, seconds
+    fusion: pd.DataFrame    # variant, label, site, kind, fused, fused_into, kernels, self_time_us
+    losses: pd.DataFrame    # variant, label, step, loss
+    trace_paths: dict[str, str] = field(default_factory=dict)  # label -> inference .xplane.pb
+    run_id: str | None = None
+
+
+SUMMARY_COLUMNS = [
+    "variant", "label", "status", "reason", "train_median_s", "train_iqr_s", "infer_median_s",
+    "infer_iqr_s", "fusable_sites", "fused_sites", "fused_into", "activation_kernels",
+    "initial_loss", "final_loss", "loss_vs_baseline", "params", "learned",
+]
+
+
+def run_scenario(
+    cfg: ScenarioConfig,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    trace_dir: str | None = None,
+) -> ScenarioResult:
+    """Measure every variant of `cfg` (see module docstring). ScenarioError on bad input.
+
+    A variant that cannot run here (int8, unbuilt custom op) gets status "skipped" and a reason;
+    one that fails gets status "failed" and the one-line error.
+    """
+    variants = cfg.validate()
+    trace_dir = trace_dir or tempfile.mkdtemp(prefix="relu_lab_scenario_")
+    summary, samples, fusion, losses, traces = [], [], [], [], {}
+    for done, (vid, params) in enumerate(variants):
+        label = variant_label(vid, params)
+        if on_progress:
+            on_progress(done, len(variants), label)
+        row = dict.fromkeys(SUMMARY_COLUMNS)
+        row.update(variant=vid, label=label, params=json.dumps(_validated(vid, params)))
+        reason = unsupported_reason(vid)
+        if reason:
+            row.update(status="skipped", reason=reason)
+            summary.append(row)
+            continue
+        try:
+            _measure_variant(vid, params, label, cfg, trace_dir, row, samples, fusion, losses,
+                             traces)
+            row.update(status="ok", reason="")
+        except Exception as exc:  # one variant failing must not lose the others' results
+            row.update(status="failed", reason=_one_line(exc))
+        summary.append(row)
+    if on_progress:
+        on_progress(len(variants), len(variants), "done")
+    summary_df = pd.DataFrame(summary, columns=SUMMARY_COLUMNS)
+    _add_loss_vs_baseline(summary_df)
+    return ScenarioResult(
+        config=_config_dict(cfg),
+        summary=summary_df,
+        samples=pd.DataFrame(samples, columns=["variant", "label", "step", "repeat", "seconds"]),
+        fusion=pd.DataFrame(fusion, columns=["variant", "label", "site", "kind", "fused",
+                                             "fused_into", "kernels", "self_time_us"]),
+        losses=pd.DataFrame(losses, columns=["variant", "label", "step", "loss"]),
+        trace_paths=traces,
+    )
+
+
+def _measure_variant(vid, params, label, cfg, trace_dir, row, samples, fusion, losses, traces):
+    import tensorflow as tf
+
+    model = build_model(vid, params, cfg)
+    x, y = synthetic_data(cfg, cfg.batch, cfg.seed + 1)
+    x = tf.nest.map_structure(tf.constant, x)
+    y = tf.constant(y)
+    train_step, infer_step = make_steps(model, cfg)
+
+    # Loss sanity check first, so its trajectory starts from the shared initial weights.
+    tx, ty = synthetic_data(cfg, cfg.train_samples, cfg.seed + 2)
+    tx = tf.nest.map_structure(tf.constant, tx)
+    ty = tf.constant(ty)
+    history = [float(train_step(tx, ty)) for _ in range(cfg.train_steps)]
+    losses += [(vid, label, i, v) for i, v in enumerate(history)]
+    row.update(initial_loss=history[0], final_loss=history[-1], learned=_learned(model))
+
+    for step, fn, args in (("train", train_step, (x, y)), ("inference", infer_step, (x,))):
+        s = time_calls(fn, args, cfg.repeats, cfg.number, cfg.warmup)
+        samples += [(vid, label, step, i, float(v)) for i, v in enumerate(s)]
+        med, iqr = median_iqr(s)
+        key = "train" if step == "train" else "infer"
+        row.update({f"{key}_median_s": med, f"{key}_iqr_s": iqr})
+
+    if cfg.trace:
+        logdir = os.path.join(trace_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", label))
+        path = profile_calls(infer_step, (x,), 2, logdir)
+        traces[label] = path
+        sites = fusion_sites(op_stats(path), activation_sites(cfg))
+        fusable = sites[sites["kind"] != "post_add"]
+        row.update(
+            fusable_sites=len(fusable),
+            fused_sites=int(fusable["fused"].sum()),
+            fused_into=",".join(sorted({k for k in fusable["fused_into"] if k})),
+            activation_kernels=",".join(sorted({k for ks in sites["kernels"] for k in
+                                                ks.split(",") if k})),
+        )
+        for rec in sites.to_dict("records"):
+            fusion.append({"variant": vid, "label": label, **rec})
+
+
+def _learned(model) -> str:
+    """Learned activation parameters after training, e.g. the adaptive slope (mean over channels)."""
+    found: dict[str, list[float]] = {}
+    for var in model.weights:
+        name = getattr(var, "path", None) or var.name
+        leaf = name.rsplit("/", 1)[-1].split(":")[0]
+        if leaf in ("alpha", "slope") and "act" in name:
+            found.setdefault(leaf, []).extend(np.ravel(np.asarray(var)).tolist())
+    return "; ".join(f"{k} mean={np.mean(v):.4g} (min {np.min(v):.4g}, max {np.max(v):.4g})"
+                     for k, v in found.items())
+
+
+def _validated(vid: str, params: dict[str, Any]) -> dict[str, Any]:
+    import relu_impls
+
+    return relu_impls.VARIANTS[vid].validate_params(params)
+
+
+def _add_loss_vs_baseline(summary: pd.DataFrame, baseline: str = "nn_relu") -> None:
+    ok = summary[(summary["status"] == "ok") & summary["final_loss"].notna()]
+    base = ok[ok["variant"] == baseline]
+    ref = base["final_loss"].iloc[0] if len(base) else (
+        ok["final_loss"].min() if len(ok) else math.nan)
+    summary["loss_vs_baseline"] = [
+        (float(v) / ref if ref and not math.isnan(ref) and v is not None else math.nan)
+        for v in summary["final_loss"]
+    ]
+
+
+def _config_dict(cfg: ScenarioConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["hidden"] = list(cfg.hidden)
+    return d
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
