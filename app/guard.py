@@ -1,0 +1,29 @@
+"""Keep tracebacks off the page: any failure becomes one clear line."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import streamlit as st
+
+log = logging.getLogger("relu_lab.app")
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line, prefixed by its type when the message is empty."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+@contextlib.contextmanager
+def page_guard(what: str) -> Iterator[None]:
+    """Show ``st.error("<what> failed: <reason>")`` instead of a traceback; log the traceback.
+
+    st.rerun/st.stop raise BaseException subclasses, so they pass through untouched."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - the page must never show a traceback
+        log.exception("%s failed", what)
+        st.error(f"{what} failed: {one_line(error)}")

@@ -1,0 +1,29 @@
+"""ReLU Lab dashboard entry point: routes between pages and nothing else."""
+
+import sys
+from pathlib import Path
+
+# `streamlit run app/main.py` puts app/ on sys.path, not the repository root that holds the
+# profiling and relu_impls packages.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+PAGES_DIR = Path(__file__).parent / "pages"
+
+st.set_page_config(page_title="ReLU Lab", page_icon="📈", layout="wide")
+
+pages = [
+    st.Page("pages/run.py", title="Run", icon="▶️", default=True),
+    st.Page("pages/compare.py", title="Compare", icon="📊"),
+    st.Page("pages/traces.py", title="Traces", icon="🧵"),
+    st.Page("pages/variants.py", title="Variants", icon="🧬"),
+]
+# Owned by the scenarios engineer; shown when present.
+for name, title, icon in (("scenarios", "Scenarios", "🧪"), ("capture", "Capture", "🎥")):
+    if (PAGES_DIR / f"{name}.py").exists():
+        pages.append(st.Page(f"pages/{name}.py", title=title, icon=icon))
+
+st.navigation(pages).run()

@@ -1,0 +1,152 @@
+"""Compare page: runs side by side against a baseline, exportable and shareable by URL."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import resources, share
+from app.guard import page_guard
+from profiling import charts, report
+
+FILTER_COLUMNS = ("dtype", "device", "threads", "mode", "pass")
+
+
+def run_title(runs, run_id: str) -> str:
+    row = runs[runs["run_id"] == run_id].iloc[0]
+    label = f" · {row['label']}" if row.get("label") else ""
+    return f"{run_id}{label} · {row['created_at']} · {row['n_cases']} cases · {row['status']}"
+
+
+def pick_runs(runs) -> list[str]:
+    known = list(runs["run_id"])
+    wanted = share.keep_known(share.read_list("runs"), known)
+    if not wanted:
+        complete = runs[runs["status"] == "complete"]["run_id"]
+        wanted = list(complete[:1]) or known[:1]
+    return st.multiselect("Runs", known, default=wanted, key="compare_runs",
+                          format_func=lambda rid: run_title(runs, rid))
+
+
+def pick_filters(cases) -> dict[str, list[str]]:
+    """A multiselect per setting that varies; the choice is kept in the URL."""
+    filters: dict[str, list[str]] = {}
+    varying = [c for c in FILTER_COLUMNS if cases[c].astype(str).nunique() > 1]
+    if not varying:
+        return filters
+    columns = st.columns(len(varying))
+    for column, name in zip(columns, varying, strict=True):
+        options = sorted(cases[name].astype(str).unique())
+        wanted = share.keep_known(share.read_list(name), options)
+        filters[name] = column.multiselect(name, options, default=wanted or options,
+                                           key=f"filter_{name}")
+    return filters
+
+
+def exports(run_ids: list[str], baseline: str, filters: dict, cases) -> None:
+    store = resources.store()
+    html_col, json_col, csv_col = st.columns(3)
+    html_col.download_button(
+        "Download HTML report", data=lambda: report.render_html(store, run_ids, baseline, filters),
+        file_name="relu_lab_report.html", mime="text/html", key="download_html",
+        on_click="ignore", icon="📄",
+    )
+    try:
+        from profiling import bundle
+    except ImportError:
+        json_col.caption("JSON bundles need profiling.bundle (not installed yet).")
+    else:
+        json_col.download_button(
+            "Download JSON bundle", data=lambda: _bundle_bytes(bundle, store, run_ids),
+            file_name="relu_lab_bundle.json", mime="application/json", key="download_json",
+            on_click="ignore", icon="🗃️",
+        )
+    csv_col.download_button(
+        "Download CSV", data=charts.compare_categories(cases).to_csv(index=False),
+        file_name="relu_lab_results.csv", mime="text/csv", key="download_csv",
+        on_click="ignore", icon="🧾",
+    )
+
+
+def _bundle_bytes(bundle, store, run_ids: list[str]) -> bytes:
+    """profiling.bundle's export, whatever it returns (text, bytes or a dict)."""
+    import json
+
+    data = bundle.export_json(store, run_ids)
+    if isinstance(data, bytes):
+        return data
+    return (data if isinstance(data, str) else json.dumps(data, default=str)).encode()
+
+
+def render() -> None:
+    st.title("Compare runs")
+    runs = resources.list_runs()
+    if runs.empty:
+        st.info("No runs yet: start one on the Run page.")
+        st.page_link("pages/run.py", label="Go to Run", icon="▶️")
+        return
+    run_ids = pick_runs(runs)
+    if not run_ids:
+        st.info("Pick at least one run.")
+        share.write(runs=None)
+        return
+    all_cases = resources.run_cases(run_ids)
+    if all_cases.empty:
+        st.warning("These runs have no cases yet.")
+        return
+    variants = list(dict.fromkeys(all_cases["variant"]))
+    wanted_baseline = share.read("baseline", "nn_relu")
+    baseline_default = wanted_baseline if wanted_baseline in variants else (
+        "nn_relu" if "nn_relu" in variants else variants[0])
+    baseline = st.selectbox("Baseline variant", variants, index=variants.index(baseline_default),
+                            key="compare_baseline")
+    filters = pick_filters(all_cases)
+    share.write(runs=run_ids, baseline=baseline,
+                **{name: (None if len(chosen) == all_cases[name].astype(str).nunique() else chosen)
+                   for name, chosen in filters.items()})
+    cases = report.filter_cases(all_cases, filters)
+    st.caption("The address bar now reproduces this view: copy it to share.")
+
+    tabs = st.tabs(["Latency", "Bandwidth", "Speedup", "Utilization", "Page faults",
+                    "Breakdown", "Fusion", "Semantics", "Table"])
+    with tabs[0]:
+        st.plotly_chart(charts.latency_vs_size(cases), key="chart_latency")
+    with tabs[1]:
+        st.plotly_chart(charts.effective_bandwidth(cases), key="chart_bandwidth")
+    with tabs[2]:
+        st.plotly_chart(charts.speedup_vs_baseline(cases, baseline), key="chart_speedup")
+        st.caption("Open markers: the 95% CIs overlap the baseline's, so the difference is not "
+                   "significant.")
+    with tabs[3]:
+        st.plotly_chart(charts.utilization(cases), key="chart_utilization")
+    with tabs[4]:
+        st.plotly_chart(charts.page_faults(cases), key="chart_faults")
+    with tabs[5]:
+        breakdown = resources.store().breakdown(run_ids)
+        breakdown = breakdown[breakdown["case_id"].isin(set(cases["case_id"]))]
+        st.plotly_chart(charts.breakdown_bars(breakdown, cases), key="chart_breakdown")
+    with tabs[6]:
+        fusion = charts.fusion_table(resources.store().fusion(run_ids))
+        if fusion.empty:
+            st.info("No fusion checks in these runs (tick “Check conv/dense fusion” on Run).")
+        else:
+            st.dataframe(fusion, hide_index=True, key="fusion_table")
+    with tabs[7], page_guard("The semantics matrix"):
+        st.plotly_chart(charts.semantics_matrix(resources.semantics_table()),
+                        key="chart_semantics")
+    with tabs[8]:
+        st.dataframe(charts.compare_styler(cases), key="results_table")
+        legend = " · ".join(f":{c}[{name}]" for name, c in (
+            ("best", "green"), ("within 10%", "green"), ("slower", "gray"),
+            ("2x worse", "orange"), ("5x worse", "red")))
+        st.caption(f"Median µs per call; colour = ratio to the best at that shape: {legend}")
+        failed = cases[cases["status"] != "ok"]
+        if not failed.empty:
+            with st.expander(f"{len(failed)} cases skipped or failed"):
+                st.dataframe(failed[["label", "shape", "dtype", "mode", "pass", "status",
+                                     "reason"]], hide_index=True)
+    st.subheader("Export")
+    exports(run_ids, baseline, filters, cases)
+
+
+with page_guard("The Compare page"):
+    render()

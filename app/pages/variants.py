@@ -1,0 +1,45 @@
+"""Variants page: every ReLU implementation, its parameters and its edge-case semantics."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import resources
+from app.guard import page_guard
+from profiling import charts
+
+
+def variant_rows(registry: dict) -> pd.DataFrame:
+    rows = []
+    for variant in registry.values():
+        params = ", ".join(
+            f"{p.name}={p.default:g} [{'' if p.minimum is None else f'{p.minimum:g}'}.."
+            f"{'' if p.maximum is None else f'{p.maximum:g}'}]"
+            for p in (variant.params or {}).values()
+        )
+        rows.append(dict(
+            id=variant.id, name=variant.name, description=variant.description,
+            dtypes=", ".join(variant.dtypes), params=params,
+            grad_at_zero=variant.grad_at_zero, nan=variant.nan_semantics,
+            xla=variant.xla_compilable, fuses_with_conv=variant.fuses_with_conv,
+            needs_build=variant.needs_build,
+        ))
+    return pd.DataFrame(rows)
+
+
+def render() -> None:
+    st.title("Variants")
+    st.dataframe(variant_rows(resources.variants()), hide_index=True, key="variants_table")
+    st.subheader("Edge-case semantics")
+    table = resources.semantics_table()
+    dtypes = sorted(table["dtype"].astype(str).unique())
+    dtype = st.selectbox("Dtype", dtypes, index=dtypes.index("float32") if "float32" in dtypes
+                         else 0, key="semantics_dtype")
+    st.plotly_chart(charts.semantics_matrix(table, dtype=dtype), key="chart_semantics")
+    with st.expander("Full table (every variant × dtype)"):
+        st.dataframe(table.astype(str), hide_index=True)
+
+
+with page_guard("The Variants page"):
+    render()
