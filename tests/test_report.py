@@ -1,0 +1,77 @@
+"""HTML report from a real store filled with synthetic cases: self-contained, escaped, filtered."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from test_charts import synthetic_cases
+
+from profiling.report import render_html
+from profiling.store import CASE_COLUMNS, Store
+
+EVIL = "<script>alert('x')</script>"
+
+
+def fill(store: Store, cases: pd.DataFrame, label: str = "laptop") -> str:
+    run_id = store.create_run({"variants": []}, label=label, n_cases=len(cases),
+                              environment={"cpu": "test <cpu>", "tf": "2.21"})
+    for index, row in enumerate(cases.to_dict("records")):
+        row = {k: row[k] for k in CASE_COLUMNS if k in row}
+        row.update(run_id=run_id, case_id=f"{run_id}-{index}", idx=index)
+        store.add_case(row, samples=[row["median_s"]] * 5, breakdown=dict(
+            compute_us=10.0, memcpy_us=1.0, collective_us=0.0, idle_us=2.0, other_us=0.0))
+    store.finish_run(run_id, "complete")
+    return run_id
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path) as store:
+        yield store
+
+
+def chart_count(document: str) -> int:
+    return len(re.findall(r'class="plotly-graph-div"', document))
+
+
+def test_report_is_self_contained_with_every_chart(store):
+    run_id = fill(store, synthetic_cases(modes=("eager", "function")))
+    document = render_html(store, [run_id], baseline="nn_relu")
+    assert document.startswith("<!DOCTYPE html>")
+    # plotly.js inlined exactly once, nothing fetched from a CDN.
+    assert document.count("* plotly.js v") == 1
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", document)
+    assert chart_count(document) == 6  # latency, bandwidth, speedup, utilization, faults, breakdown
+    assert "Speedup vs nn_relu" in document
+    assert "calibrated peak 20 GB" in document
+    # Results table coloured like torch's Compare: the best cell is green.
+    assert "#1b7f3b" in document and "5x worse" in document
+
+
+def test_report_escapes_user_supplied_text(store):
+    cases = synthetic_cases(variants={"nn_relu": 1.0, "where": 2.0})
+    cases.loc[cases["variant"] == "where", "label"] = EVIL
+    run_id = fill(store, cases, label=EVIL)
+    document = render_html(store, [run_id], baseline="nn_relu")
+    assert EVIL not in document
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in document
+    assert "test &lt;cpu&gt;" in document
+
+
+def test_report_applies_filters(store):
+    run_id = fill(store, synthetic_cases(modes=("eager", "function")))
+    everything = render_html(store, [run_id])
+    eager_only = render_html(store, [run_id], filters={"mode": ["eager"]})
+    assert "nn_relu · function" in everything
+    assert "nn_relu · function" not in eager_only
+    assert "mode: eager" in eager_only
+
+
+def test_report_of_two_runs_tells_them_apart(store):
+    first = fill(store, synthetic_cases(run_id="a"), label="first")
+    second = fill(store, synthetic_cases(run_id="b"), label="second")
+    document = render_html(store, [first, second])
+    assert f"nn_relu · run {first[:8]}" in document
+    assert f"nn_relu · run {second[:8]}" in document
