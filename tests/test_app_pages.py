@@ -1,0 +1,149 @@
+"""AppTest of the Variants, Traces and Compare pages (the Run page: test_app_run.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_charts import decode, synthetic_cases
+from test_report import fill
+
+from profiling.store import Store
+
+MAIN = Path(__file__).resolve().parents[1] / "app" / "main.py"
+TIMEOUT_S = 120  # the first run imports TensorFlow
+
+
+def fixtures_dir() -> Path:
+    return Path(os.environ.get("RELU_LAB_FIXTURES")
+                or Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+
+
+def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT_S)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py")
+        at.query_params.update(query or {})
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def figures(at: AppTest) -> dict[str, dict]:
+    """Plotly figures on the page by widget key suffix -> decoded figure JSON."""
+    out = {}
+    for element in at.get("plotly_chart"):
+        key = element.proto.id.rsplit("-", 1)[-1]
+        out[key] = decode(json.loads(element.proto.spec))
+    return out
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path))
+    return tmp_path
+
+
+def test_main_routes_to_the_run_page(data_dir):
+    at = open_page()
+    assert at.title[0].value == "Run a profile"
+    assert "Variants" in [m.label for m in at.multiselect]
+
+
+def test_variants_page_shows_registry_and_semantics_matrix(data_dir):
+    at = open_page("variants")
+    assert not at.error
+    table = at.dataframe[0].value
+    assert {"nn_relu", "where", "leaky"} <= set(table["id"])
+    heat = figures(at)["chart_semantics"]["data"][0]
+    assert heat["type"] == "heatmap"
+    assert any(label.startswith("nn_relu") for label in heat["y"])
+    at.selectbox(key="semantics_dtype").set_value("float64").run()
+    assert "nn_relu (float64)" in figures(at)["chart_semantics"]["data"][0]["y"]
+
+
+def test_traces_page_reads_an_uploaded_pytorch_trace(data_dir):
+    trace = fixtures_dir() / "pytorch_cpu_trace.json"
+    if not trace.exists():
+        pytest.skip(f"PyTorch trace fixture not found at {trace} (set RELU_LAB_FIXTURES)")
+    at = open_page("traces")
+    at.get("file_uploader")[0].set_value((trace.name, trace.read_bytes(), "application/json"))
+    at.run()
+    assert not at.exception and not at.error, texts(at.error)
+    charts = figures(at)
+    timeline = charts["chart_timeline"]
+    assert timeline["data"] and all(t["type"] == "bar" for t in timeline["data"])
+    assert any("aten::" in t["name"] for t in timeline["data"])
+    assert charts["chart_ops"]["data"][0]["orientation"] == "h"
+    assert "aten::mkldnn_convolution" in set(at.dataframe[-1].value["name"])
+    # Fewer events drawn when capped.
+    drawn = sum(len(t["x"]) for t in timeline["data"])
+    at.number_input(key="trace_cap").set_value(100).run()
+    assert sum(len(t["x"]) for t in figures(at)["chart_timeline"]["data"]) == min(100, drawn)
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("notes.json", b"{not json", "JSON"),
+    ("empty.json", b"", "empty"),
+    ("random.xplane.pb", b"\x00\x01garbage", ""),
+    ("trace.json.gz", b"\x1f\x8b\x08\x00corrupt", ""),
+])
+def test_traces_page_explains_a_bad_upload_in_one_line(data_dir, name, content, reason):
+    at = open_page("traces")
+    at.get("file_uploader")[0].set_value((name, content, "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith(f"Could not read {name}")
+    assert reason.lower() in errors[0].lower()
+    assert "\n" not in errors[0] and "Traceback" not in errors[0]
+    assert not at.get("plotly_chart")
+
+
+def test_compare_page_without_runs_points_to_run(data_dir):
+    at = open_page("compare")
+    assert "No runs yet" in texts(at.info)[0]
+
+
+def test_compare_page_draws_every_chart_and_writes_the_url(data_dir):
+    with Store(data_dir) as store:
+        run_id = fill(store, synthetic_cases(modes=("eager", "function")))
+    at = open_page("compare")
+    assert at.multiselect(key="compare_runs").value == [run_id]
+    charts = figures(at)
+    assert {"chart_latency", "chart_bandwidth", "chart_speedup", "chart_utilization",
+            "chart_faults", "chart_breakdown", "chart_semantics"} <= set(charts)
+    assert charts["chart_latency"]["layout"]["xaxis"]["type"] == "log"
+    assert charts["chart_latency"]["layout"]["yaxis"]["type"] == "log"
+    assert any(t["name"].startswith("calibrated peak") for t in charts["chart_bandwidth"]["data"])
+    assert at.selectbox(key="compare_baseline").value == "nn_relu"
+    assert at.query_params["runs"] == run_id and at.query_params["baseline"] == "nn_relu"
+    tables = [d.value for d in at.dataframe]
+    assert any(list(t.columns) == ["1000", "100x1000", "1000x1000"] for t in tables)
+    # A filter narrows the charts and lands in the URL.
+    at.multiselect(key="filter_mode").set_value(["function"]).run()
+    assert at.query_params["mode"] == "function"
+    names = {t["name"] for t in figures(at)["chart_latency"]["data"]}
+    assert not any("eager" in n for n in names)
+    assert {b.proto.label for b in at.get("download_button")} >= {
+        "Download HTML report", "Download CSV"}
+
+
+def test_compare_page_reproduces_a_shared_link(data_dir):
+    with Store(data_dir) as store:
+        first = fill(store, synthetic_cases(run_id="a"), label="first")
+        second = fill(store, synthetic_cases(run_id="b"), label="second")
+    at = open_page("compare", {"runs": f"{first},{second},missing", "baseline": "where"})
+    assert at.multiselect(key="compare_runs").value == [first, second]
+    assert at.selectbox(key="compare_baseline").value == "where"
+    speedup = figures(at)["chart_speedup"]
+    assert "where" in speedup["layout"]["title"]["text"]
+    assert at.query_params["runs"] == f"{first},{second}"
