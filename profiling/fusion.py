@@ -1,0 +1,176 @@
+"""Does the activation fuse? Grappler (graph mode) and XLA, per variant.
+
+Blocks: conv = Conv2D(1x32x32x16, 3x3x16x16) + BiasAdd + activation; dense = MatMul(8x256,
+256x256) + BiasAdd + activation; xla = the conv block under tf.function(jit_compile=True).
+
+Graph-mode rows read the ops that actually ran from the trace's xprof framework_op_stats:
+fused = a fused Conv2D/MatMul kernel ran and no separate activation op did. XLA rows count
+HLO instructions in the entry computation before (stage "hlo") and after optimization
+(stage "optimized_hlo") and the fusion instructions the optimizer made.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from profiling.errors import one_line
+from profiling.stats import summarize_samples
+from profiling.timing import measure
+
+FUSION_COLUMNS = ["variant", "block", "fused", "fused_into", "kernels", "time_s",
+                  "time_vs_fused", "hlo_fusions", "instructions_before", "instructions_after",
+                  "compiled", "reason", "ops"]
+BASELINE = "nn_relu"
+TRACE_STEPS = 3
+BOOKKEEPING_OPS = {"_Arg", "_Retval", "Identity", "NoOp", "Const", "IDLE", ""}
+NON_KERNEL_HLO = {"parameter", "tuple", "get-tuple-element", "bitcast", "constant", "reshape"}
+_INSTR = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+ = \S+(?:\{[^}]*\})? ([\w\-]+)\(")
+
+
+def _blocks() -> dict[str, tuple[Any, Any, str]]:
+    import tensorflow as tf
+
+    g = tf.random.Generator.from_seed(0)
+    conv_w, conv_b = g.normal([3, 3, 16, 16]), g.normal([16])
+    dense_w, dense_b = g.normal([256, 256]), g.normal([256])
+    return {
+        "conv": (lambda act, x: act(tf.nn.bias_add(tf.nn.conv2d(x, conv_w, 1, "SAME"), conv_b)),
+                 g.normal([1, 32, 32, 16]), "Conv2D"),
+        "dense": (lambda act, x: act(tf.nn.bias_add(tf.matmul(x, dense_w), dense_b)),
+                  g.normal([8, 256]), "MatMul"),
+    }
+
+
+def _time(fn: Any, x: Any) -> float:
+    return summarize_samples(measure(lambda: fn(x), repeats=5, min_time=0.02, warmup=2).samples
+                             ).median_s
+
+
+def _ops_that_ran(fn: Any, x: Any) -> pd.DataFrame:
+    import tensorflow as tf
+
+    from profiling.traces.xplane import framework_op_stats
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            for i in range(TRACE_STEPS):
+                with tf.profiler.experimental.Trace("step", step_num=i, _r=1):
+                    fn(x)
+        finally:
+            tf.profiler.experimental.stop()
+        path = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]
+        ops = framework_op_stats(path)
+    return ops[~ops.op_type.isin(BOOKKEEPING_OPS) & (ops.occurrences > 0)]
+
+
+def graph_fusion(act: Any, block: str) -> dict:
+    """One graph-mode (tf.function, Grappler) row for an activation callable."""
+    import tensorflow as tf
+
+    body, x, base_op = _blocks()[block]
+    fn = tf.function(lambda x: body(act, x))
+    fn(x)
+    ops = _ops_that_ran(fn, x)
+    fused_ops = ops[ops.op_type.str.contains("Fused") & ops.op_type.str.contains(base_op)]
+    others = ops.drop(fused_ops.index)
+    fused = bool(len(fused_ops)) and others.empty
+    return {"block": block, "fused": fused,
+            "fused_into": fused_ops.op_type.iloc[0] if fused else None,
+            "kernels": float(ops.occurrences.sum()) / TRACE_STEPS, "time_s": _time(fn, x),
+            "compiled": None, "reason": None,
+            "ops": [f"{r.op_name}:{r.op_type}" for r in ops.itertuples()]}
+
+
+def _entry_instructions(hlo: str) -> list[tuple[str, str]]:
+    """(name, opcode) of each instruction in the ENTRY computation."""
+    out, in_entry = [], False
+    for line in hlo.splitlines():
+        if line.startswith("ENTRY"):
+            in_entry = True
+        elif in_entry and line.startswith("}"):
+            break
+        elif in_entry and (m := _INSTR.match(line)):
+            out.append((line.split("=")[0].replace("ROOT", "").strip().lstrip("%"), m.group(1)))
+    return out
+
+
+def hlo_counts(hlo_before: str, hlo_after: str) -> dict:
+    """instructions_before/after (entry computation), hlo_fusions, kernels, fused, fused_into."""
+    before, after = _entry_instructions(hlo_before), _entry_instructions(hlo_after)
+    fusions = [name for name, op in after if op == "fusion"]
+    kernels = [op for _, op in after if op not in NON_KERNEL_HLO]
+    elementwise_left = [op for op in kernels if op not in ("fusion", "convolution", "dot",
+                                                            "custom-call", "copy")]
+    return {"instructions_before": len(before), "instructions_after": len(after),
+            "hlo_fusions": len(fusions), "kernels": float(len(kernels)),
+            "fused": bool(fusions) and not elementwise_left,
+            "fused_into": ",".join(fusions) or None}
+
+
+def xla_fusion(act: Any, block: str = "conv") -> dict:
+    """One XLA row: the block under jit_compile, HLO before/after optimization."""
+    import tensorflow as tf
+
+    body, x, _ = _blocks()[block]
+    fn = tf.function(lambda x: body(act, x), jit_compile=True)
+    row: dict[str, Any] = {"block": "xla", "compiled": False}
+    try:
+        ir = fn.experimental_get_compiler_ir(x)
+        row.update(hlo_counts(ir(stage="hlo"), ir(stage="optimized_hlo")))
+        fn(x)
+        row["time_s"] = _time(fn, x)
+        row["compiled"] = True
+    except Exception as e:  # not compilable (e.g. a custom op XLA has no kernel for)
+        row["reason"] = f"XLA could not compile: {one_line(e)}"
+        row["fused"] = False
+    return row
+
+
+def fusion_report(variants: Sequence[str | dict] | None = None,
+                  blocks: Sequence[str] = ("conv", "dense", "xla")) -> pd.DataFrame:
+    """Fusion rows per variant and block (runs in this process; needs no stored run).
+
+    Columns: variant, block (conv|dense|xla), fused, fused_into, kernels (ops or launches per
+    step), time_s (median seconds per call of the block), time_vs_fused (time / nn_relu's time
+    in the same block), hlo_fusions, instructions_before, instructions_after, compiled, reason,
+    ops (what ran).
+    """
+    from profiling.spec import RunSpec, variant_registry
+
+    registry = variant_registry()
+    wanted = RunSpec(variants=list(variants or registry)).normalized_variants()
+    if BASELINE not in [v["id"] for v in wanted]:
+        wanted.insert(0, {"id": BASELINE, "params": {}})
+    rows = []
+    for v in wanted:
+        variant = registry.get(v["id"])
+        label = variant.label(v["params"]) if hasattr(variant, "label") else v["id"]
+        for block in blocks:
+            base = {"variant": label}
+            if variant is None:
+                rows.append({**base, "block": block, "reason": f"unknown variant {v['id']}"})
+                continue
+            if "float32" not in variant.dtypes:
+                rows.append({**base, "block": block, "fused": False,
+                             "reason": f"{v['id']} does not take float32 activations"})
+                continue
+            try:
+                act = variant.make(**v["params"])
+                row = xla_fusion(act) if block == "xla" else graph_fusion(act, block)
+                if block == "xla" and not variant.xla_compilable and row.get("reason"):
+                    row["reason"] = f"{v['id']} is not XLA-compilable; " + row["reason"]
+            except Exception as e:  # e.g. the custom op cannot be built here
+                row = {"block": block, "fused": False, "reason": one_line(e)}
+            rows.append({**base, **row})
+    df = pd.DataFrame(rows).reindex(columns=FUSION_COLUMNS)
+    base_times = df[df.variant == BASELINE].set_index("block").time_s
+    df["time_vs_fused"] = [t / base_times.get(b) if pd.notna(t) and base_times.get(b) else None
+                           for t, b in zip(df.time_s, df.block, strict=True)]
+    return df

@@ -1,0 +1,311 @@
+"""Run specification: what to measure, validated and expanded into cases before anything runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psutil
+
+from profiling import test_variants
+
+MODES = ("eager", "function", "xla")
+PASSES = ("forward", "backward")
+ALLOCATORS = ("bfc", "default")
+DTYPES = ("float16", "bfloat16", "float32", "float64", "int8")
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "int8": 1}
+MEMORY_MARGIN = 2.0  # headroom over the tensors themselves: TF temporaries, allocator slack
+
+
+class SpecError(ValueError):
+    """A bad spec field; str() is one line naming the field, the value and what is accepted."""
+
+    def __init__(self, field: str, value: Any, accepted: Any):
+        self.field, self.value, self.accepted = field, value, accepted
+        super().__init__(f"invalid {field}: {value!r}; accepted: {accepted}")
+
+
+def variant_registry() -> dict[str, Any]:
+    """relu_impls.VARIANTS plus the misbehaving test variants when RELU_LAB_TEST_VARIANTS=1."""
+    import relu_impls
+
+    reg = dict(relu_impls.VARIANTS)
+    if test_variants.enabled():
+        reg.update(test_variants.TEST_VARIANTS)
+    return reg
+
+
+def _parse_number(text: str) -> int:
+    value = float(text)
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise ValueError(text)
+    return int(value)
+
+
+def parse_sizes(text: str | Iterable) -> list[tuple[int, ...]]:
+    """'1000,1e6' -> [(1000,), (1000000,)] (1-D shapes, element counts)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = []
+    for item in items:
+        try:
+            out.append((_parse_number(str(item).strip()),))
+        except ValueError:
+            raise SpecError("sizes", item, "positive integers such as 1000 or 1e6") from None
+    if not out:
+        raise SpecError("sizes", text, "a comma-separated list of positive integers")
+    return out
+
+
+def parse_shapes(text: str | Iterable) -> list[tuple[int, ...]]:
+    """'10000x10000,32x32x16' -> [(10000, 10000), (32, 32, 16)]."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = []
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            dims = tuple(item)
+        else:
+            dims = tuple(str(item).strip().lower().split("x"))
+        try:
+            out.append(tuple(_parse_number(str(d)) for d in dims))
+        except ValueError:
+            raise SpecError("shapes", item, "dims of positive integers joined by x, e.g. 64x1024") from None
+    if not out:
+        raise SpecError("shapes", text, "a comma-separated list such as 64x1024")
+    return out
+
+
+def shape_str(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def variant_label(variant: str, params: Mapping[str, Any]) -> str:
+    if not params:
+        return variant
+    return f"{variant}(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
+
+
+def parse_variant(text: str) -> dict:
+    """'leaky:alpha=0.2' -> {"id": "leaky", "params": {"alpha": 0.2}}."""
+    vid, _, rest = text.partition(":")
+    params: dict[str, Any] = {}
+    for kv in filter(None, rest.split(":") if rest else []):
+        key, eq, val = kv.partition("=")
+        if not eq:
+            raise SpecError("variants", text, "id or id:param=value[:param=value]")
+        try:
+            params[key.strip()] = json.loads(val)
+        except json.JSONDecodeError:
+            params[key.strip()] = val
+    return {"id": vid.strip(), "params": params}
+
+
+def available_devices() -> list[str]:
+    """Devices TensorFlow sees here, e.g. ['CPU:0', 'GPU:0']."""
+    import tensorflow as tf
+
+    return [f"{d.device_type}:{i}" for kind in ("CPU", "GPU")
+            for i, d in enumerate(tf.config.list_physical_devices(kind))]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: a variant on one shape/dtype/device/mode/pass; skip_reason set when skipped."""
+
+    index: int
+    variant: str
+    params: dict
+    shape: tuple[int, ...]
+    dtype: str
+    device: str
+    threads: int
+    allocator: str
+    mode: str
+    pass_: str
+    skip_reason: str | None = None
+
+    @property
+    def label(self) -> str:
+        v = variant_registry().get(self.variant)
+        if v is not None and hasattr(v, "label"):
+            return v.label(self.params)
+        return variant_label(self.variant, self.params)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def config(self) -> tuple[str, int, str]:
+        """Worker isolation key: device, intra-op threads, allocator."""
+        return (self.device, self.threads, self.allocator)
+
+    def describe(self) -> str:
+        return (f"{self.label} {shape_str(self.shape)} {self.dtype} {self.device} t{self.threads} "
+                f"{self.mode} {self.pass_}")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> Case:
+        d = dict(d)
+        d["shape"] = tuple(d["shape"])
+        return cls(**d)
+
+
+@dataclass
+class RunSpec:
+    """What to run. Sizes are element counts; times in seconds.
+
+    variants: ids or {"id": ..., "params": {...}}; shapes: tuples; threads: intra-op thread counts;
+    min_time: target seconds per repeat (autorange); timeout_s: per case, in the worker.
+    """
+
+    variants: list = field(default_factory=lambda: ["nn_relu"])
+    shapes: list = field(default_factory=lambda: [(1000,)])
+    dtypes: list = field(default_factory=lambda: ["float32"])
+    devices: list | None = None
+    threads: list | None = None
+    modes: list = field(default_factory=lambda: ["eager", "function"])
+    passes: list = field(default_factory=lambda: ["forward"])
+    repeats: int = 5
+    allocator: str | list = "bfc"
+    trace: bool = True
+    fusion: bool = False
+    timeout_s: float = 120.0
+    min_time: float = 0.2
+    warmup: int = 2
+    label: str = ""
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["shapes"] = [list(s) for s in self.shapes]
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> RunSpec:
+        d = dict(d)
+        d["shapes"] = [tuple(s) for s in d.get("shapes", [])]
+        return cls(**d)
+
+    def normalized_variants(self) -> list[dict]:
+        out = []
+        for v in self.variants:
+            if isinstance(v, str):
+                out.append(parse_variant(v))
+            elif isinstance(v, Mapping) and isinstance(v.get("id"), str):
+                out.append({"id": v["id"], "params": dict(v.get("params") or {})})
+            else:
+                raise SpecError("variants", v, 'ids or {"id": str, "params": dict}')
+        if not out:
+            raise SpecError("variants", self.variants, "at least one variant")
+        return out
+
+    def validate(self, check_memory: bool = True) -> list[Case]:
+        """Check every field and expand to cases; raises SpecError (field, value, accepted)."""
+        registry = variant_registry()
+        variants = self.normalized_variants()
+        for v in variants:
+            if v["id"] not in registry:
+                raise SpecError("variants", v["id"], ", ".join(registry))
+            _check_params(registry[v["id"]], v["params"])
+        shapes = parse_shapes(self.shapes)
+        for name, values, accepted in (("dtypes", self.dtypes, DTYPES), ("modes", self.modes, MODES),
+                                       ("passes", self.passes, PASSES)):
+            if not values:
+                raise SpecError(name, values, ", ".join(accepted))
+            for value in values:
+                if value not in accepted:
+                    raise SpecError(name, value, ", ".join(accepted))
+        allocators = [self.allocator] if isinstance(self.allocator, str) else list(self.allocator)
+        for a in allocators or [None]:
+            if a not in ALLOCATORS:
+                raise SpecError("allocator", a, ", ".join(ALLOCATORS))
+        devices = self.devices or available_devices()
+        if self.devices:
+            seen = available_devices()
+            for d in devices:
+                if d not in seen:
+                    raise SpecError("devices", d, ", ".join(seen))
+        max_threads = 4 * (os.cpu_count() or 1)
+        threads = self.threads or [os.cpu_count() or 1]
+        for t in threads:
+            if not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= max_threads:
+                raise SpecError("threads", t, f"integers 1..{max_threads}")
+        if not isinstance(self.repeats, int) or not 5 <= self.repeats <= 1000:
+            raise SpecError("repeats", self.repeats, "integers 5..1000")
+        if not (isinstance(self.min_time, (int, float)) and 0 < self.min_time <= 10):
+            raise SpecError("min_time", self.min_time, "seconds in (0, 10]")
+        if not (isinstance(self.timeout_s, (int, float)) and 0 < self.timeout_s <= 86400):
+            raise SpecError("timeout_s", self.timeout_s, "seconds in (0, 86400]")
+        if check_memory:
+            check_memory_fits(shapes, self.dtypes, self.passes)
+        cases = []
+        for device in devices:
+            for t in threads:
+                for alloc in allocators:
+                    for v in variants:
+                        for shape in shapes:
+                            for dtype in self.dtypes:
+                                for mode in self.modes:
+                                    for p in self.passes:
+                                        reason = skip_reason(registry[v["id"]], dtype, mode, p)
+                                        cases.append(Case(len(cases), v["id"], v["params"], shape,
+                                                          dtype, device, t, alloc, mode, p, reason))
+        return cases
+
+
+def _check_params(variant: Any, params: Mapping[str, Any]) -> None:
+    if hasattr(variant, "validate_params"):
+        try:
+            variant.validate_params(params)
+        except (ValueError, TypeError) as e:
+            raise SpecError("variants", f"{variant.id}:{params}", str(e)) from None
+        return
+    accepted = getattr(variant, "params", {}) or {}
+    for key, value in params.items():
+        if key not in accepted:
+            names = ", ".join(accepted) or "none"
+            raise SpecError("variants", f"{variant.id}:{key}", f"params of {variant.id}: {names}")
+        p = accepted[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise SpecError("variants", f"{variant.id}:{key}={value}", "a number")
+        lo, hi = getattr(p, "minimum", None), getattr(p, "maximum", None)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise SpecError("variants", f"{variant.id}:{key}={value}", f"{lo}..{hi}")
+
+
+def skip_reason(variant: Any, dtype: str, mode: str, pass_: str) -> str | None:
+    """Why a variant cannot run this combination, or None when it can."""
+    if dtype not in variant.dtypes:
+        return f"{variant.id} does not support {dtype} (supports {', '.join(variant.dtypes)})"
+    if mode == "xla" and not variant.xla_compilable:
+        return f"{variant.id} is not XLA-compilable"
+    if pass_ == "backward" and not variant.differentiable:
+        return f"{variant.id} is not differentiable"
+    return None
+
+
+def bytes_needed(numel: int, dtype: str, pass_: str) -> int:
+    """Peak bytes of one case: input + output (+ upstream grad + input grad for backward), with margin."""
+    tensors = 4 if pass_ == "backward" else 2
+    return int(numel * DTYPE_BYTES[dtype] * tensors * MEMORY_MARGIN)
+
+
+def check_memory_fits(shapes: list[tuple[int, ...]], dtypes: list[str], passes: list[str]) -> None:
+    available = psutil.virtual_memory().available
+    for shape in shapes:
+        for dtype in dtypes:
+            for p in passes:
+                need = bytes_needed(math.prod(shape), dtype, p)
+                if need > available:
+                    raise SpecError(
+                        "shapes", shape_str(shape),
+                        f"shapes whose {dtype} {p} needs fit in free memory "
+                        f"(needs {need / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available)")

@@ -1,0 +1,85 @@
+"""Summary statistics over timing samples (seconds per call); pure functions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SampleStats:
+    """Seconds per call: median, min, IQR, distribution-free 95% CI of the median and its coverage."""
+
+    n_samples: int
+    median_s: float
+    min_s: float
+    iqr_s: float
+    ci95_low_s: float
+    ci95_high_s: float
+    ci95_s: float  # half-width of the CI
+    ci_coverage: float  # exact coverage of the order-statistic interval (>= 0.95 when n >= 6)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _binom_cdf(k: int, n: int) -> float:
+    """P(B <= k) for B ~ Binomial(n, 1/2)."""
+    return sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+
+
+def median_ci_ranks(n: int, level: float = 0.95) -> tuple[int, int, float]:
+    """1-based order-statistic ranks (lo, hi) whose interval covers the median with >= level.
+
+    The interval [x_(l), x_(n-l+1)] covers the population median with probability
+    1 - 2 P(B <= l-1), B ~ Bin(n, 1/2). Below n=6 no interval reaches 95%; min..max is returned
+    with its actual coverage.
+    """
+    best = 1
+    for lo in range(1, n // 2 + 1):
+        if 1 - 2 * _binom_cdf(lo - 1, n) >= level:
+            best = lo
+        else:
+            break
+    return best, n - best + 1, 1 - 2 * _binom_cdf(best - 1, n)
+
+
+def summarize_samples(samples: list[float] | np.ndarray) -> SampleStats:
+    """Stats of per-call seconds, one sample per repeat."""
+    x = np.sort(np.asarray(samples, dtype=float))
+    if x.size == 0:
+        raise ValueError("no samples")
+    lo, hi, coverage = median_ci_ranks(x.size)
+    q1, q3 = np.percentile(x, [25, 75])
+    low, high = float(x[lo - 1]), float(x[hi - 1])
+    return SampleStats(int(x.size), float(np.median(x)), float(x[0]), float(q3 - q1),
+                       low, high, (high - low) / 2, coverage)
+
+
+def effective_bytes(numel: int, in_itemsize: int, out_itemsize: int, pass_: str) -> int:
+    """Bytes moved per call, counting each tensor once.
+
+    forward:  read x, write y                         = n*in + n*out
+    backward: forward, then the gradient reads x and dy and writes dx
+                                                      = n*in + n*out + n*in + n*out + n*in
+    (dy has y's dtype; dx has x's.)
+    """
+    fwd = numel * (in_itemsize + out_itemsize)
+    if pass_ == "forward":
+        return fwd
+    return fwd + numel * (2 * in_itemsize + out_itemsize)
+
+
+def throughput(numel: int, bytes_per_call: int, median_s: float, peak_gbps: float | None) -> dict:
+    """elements/s, effective GB/s (1e9 bytes/s) and utilization of the calibrated peak (0..1+)."""
+    if not median_s or median_s <= 0:
+        return {"elements_per_s": None, "gbps": None, "utilization": None}
+    gbps = bytes_per_call / median_s / 1e9
+    return {"elements_per_s": numel / median_s, "gbps": gbps,
+            "utilization": gbps / peak_gbps if peak_gbps else None}
+
+
+def ci_overlap(a_low: float, a_high: float, b_low: float, b_high: float) -> bool:
+    return a_low <= b_high and b_low <= a_high

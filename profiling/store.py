@@ -1,0 +1,321 @@
+"""Result store: SQLite (WAL) plus content-addressed trace files beside it.
+
+Data dir: $RELU_LAB_DATA or ./.relu_lab ; database <data>/relu_lab.sqlite ; traces <data>/traces/.
+Every write is one short IMMEDIATE transaction retried on a busy database, so readers never block
+and concurrent writer processes lose nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psutil
+
+from profiling.migrations import migrate
+
+DB_NAME = "relu_lab.sqlite"
+RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+CASE_COLUMNS = [
+    "run_id", "case_id", "variant", "variant_params", "label", "shape", "numel", "dtype", "device",
+    "threads", "allocator", "mode", "pass", "status", "reason", "median_s", "min_s", "iqr_s",
+    "ci95_low_s", "ci95_high_s", "ci95_s", "n_samples", "number", "elements_per_s",
+    "bytes_per_call", "gbps", "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb",
+]
+OP_STATS_COLUMNS = ["op_name", "op_type", "occurrences", "self_time_us", "total_time_us", "device"]
+BREAKDOWN_COLUMNS = ["case_id", "compute_us", "memcpy_us", "collective_us", "idle_us", "other_us"]
+FUSION_COLUMNS = [
+    "case_id", "variant", "block", "fused", "fused_into", "kernels", "time_s", "time_vs_fused",
+    "hlo_fusions", "instructions_before", "instructions_after", "compiled", "reason",
+]
+CALIBRATION_COLUMNS = ["device", "threads", "allocator", "peak_gbps", "method", "size_bytes",
+                       "seconds"]
+
+
+class UnknownRunError(KeyError):
+    def __str__(self) -> str:
+        return f"unknown run id: {self.args[0]}"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("RELU_LAB_DATA") or "./.relu_lab")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+class Store:
+    """Handle on one data dir. `path` may be the data dir or the .sqlite file itself."""
+
+    def __init__(self, path: str | os.PathLike | None = None, busy_timeout_s: float = 30.0):
+        p = Path(path) if path is not None else default_data_dir()
+        if p.suffix in (".sqlite", ".db"):
+            self.db_path, self.data_dir = p, p.parent
+        else:
+            self.db_path, self.data_dir = p / DB_NAME, p
+        self.traces_dir = self.data_dir / "traces"
+        self.traces_dir.mkdir(parents=True, exist_ok=True)
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.db_path, timeout=busy_timeout_s, isolation_level=None,
+                                     check_same_thread=False)
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._retry(lambda: migrate(self._conn))
+        self.mark_stale_runs()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---- low level -------------------------------------------------------------------------
+    def _retry(self, fn: Any, attempts: int = 20) -> Any:
+        for i in range(attempts):
+            try:
+                with self._lock:
+                    return fn()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or i == attempts - 1:
+                    raise
+                time.sleep(0.05 * (i + 1))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction; everything inside commits together or not at all."""
+        with self._lock:
+            self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._retry(lambda: self._conn.execute("COMMIT"))
+
+    def _write(self, fn: Any) -> Any:
+        """Run fn(conn) in its own transaction, retrying the whole transaction when busy."""
+        for i in range(20):
+            try:
+                with self.transaction() as conn:
+                    return fn(conn)
+            except sqlite3.OperationalError as e:
+                if ("locked" not in str(e) and "busy" not in str(e)) or i == 19:
+                    raise
+                time.sleep(0.05 * (i + 1))
+
+    def _query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+        with self._lock:
+            return self._retry(lambda: pd.read_sql_query(sql, self._conn, params=list(params)))
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, table: str, row: Mapping[str, Any]) -> None:
+        cols = list(row)
+        conn.execute(f"INSERT OR REPLACE INTO {table} ({','.join(cols)}) "
+                     f"VALUES ({','.join('?' * len(cols))})", [row[c] for c in cols])
+
+    # ---- writes ----------------------------------------------------------------------------
+    def create_run(self, spec_json: Mapping | str, label: str = "", n_cases: int = 0,
+                   environment: Mapping | None = None, run_id: str | None = None) -> str:
+        run_id = run_id or new_run_id()
+        row = {"run_id": run_id, "created_at": now_iso(), "status": "running", "n_cases": n_cases,
+               "label": label or "", "pid": os.getpid(), "host": socket.gethostname(),
+               "spec_json": spec_json if isinstance(spec_json, str) else json.dumps(spec_json),
+               "environment_json": json.dumps(environment or {}, default=str)}
+        self._write(lambda c: self._insert(c, "runs", row))
+        return run_id
+
+    def set_environment(self, run_id: str, environment: Mapping) -> None:
+        self._write(lambda c: c.execute("UPDATE runs SET environment_json=? WHERE run_id=?",
+                                        (json.dumps(environment, default=str), run_id)))
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"bad run status {status!r}; accepted: {', '.join(RUN_STATUSES)}")
+        self._write(lambda c: c.execute(
+            "UPDATE runs SET status=?, finished_at=? WHERE run_id=?", (status, now_iso(), run_id)))
+
+    def add_case(self, row: Mapping[str, Any], samples: Sequence[float] = (),
+                 op_stats: pd.DataFrame | None = None, breakdown: Mapping | None = None) -> None:
+        """Insert one case with its samples, op stats and breakdown, atomically."""
+        row = dict(row)
+        case_id = row["case_id"]
+
+        def write(conn: sqlite3.Connection) -> None:
+            self._insert(conn, "cases", row)
+            conn.executemany("INSERT OR REPLACE INTO samples VALUES (?,?,?)",
+                             [(case_id, i, float(s)) for i, s in enumerate(samples)])
+            if op_stats is not None and len(op_stats):
+                conn.execute("DELETE FROM op_stats WHERE case_id=?", (case_id,))
+                conn.executemany(
+                    "INSERT INTO op_stats VALUES (?,?,?,?,?,?,?)",
+                    [(case_id, *(None if pd.isna(r[c]) else r[c] for c in OP_STATS_COLUMNS))
+                     for r in op_stats.to_dict("records")])
+            if breakdown is not None:
+                self._insert(conn, "breakdown", {"case_id": case_id, **{
+                    k: breakdown.get(k) for k in BREAKDOWN_COLUMNS[1:]}})
+
+        self._write(write)
+
+    def add_fusion(self, run_id: str, rows: pd.DataFrame) -> None:
+        records = rows.to_dict("records")
+
+        def write(conn: sqlite3.Connection) -> None:
+            for r in records:
+                row = {"run_id": run_id, **{k: _plain(r.get(k)) for k in FUSION_COLUMNS}}
+                row["ops"] = _plain(r.get("ops"))
+                self._insert(conn, "fusion", row)
+
+        self._write(write)
+
+    def add_calibration(self, run_id: str, row: Mapping[str, Any]) -> None:
+        self._write(lambda c: self._insert(c, "calibration", {
+            "run_id": run_id, **{k: row.get(k) for k in CALIBRATION_COLUMNS}}))
+
+    def put_trace(self, data: bytes, filename: str = "trace.xplane.pb") -> str:
+        """Store trace bytes content-addressed; returns the sha256 hex digest."""
+        sha = hashlib.sha256(data).hexdigest()
+        suffix = "".join(Path(filename).suffixes[-2:]) or ".bin"
+        dest = self.traces_dir / f"{sha}{suffix}"
+        if not dest.exists():
+            tmp = dest.with_name(f".{sha}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, dest)
+        self._write(lambda c: c.execute(
+            "INSERT OR IGNORE INTO traces VALUES (?,?,?,?)", (sha, dest.name, len(data), now_iso())))
+        return sha
+
+    def mark_stale_runs(self) -> int:
+        """Runs left 'running' by a process on this host that no longer exists -> interrupted."""
+        rows = self._query("SELECT run_id, pid, host FROM runs WHERE status='running'")
+        host = socket.gethostname()
+        stale = [r.run_id for r in rows.itertuples() if r.host == host and not _pid_alive(r.pid)]
+        for run_id in stale:
+            self.finish_run(run_id, "interrupted")
+        return len(stale)
+
+    # ---- reads -----------------------------------------------------------------------------
+    def list_runs(self) -> pd.DataFrame:
+        """run_id, created_at, status (running|complete|interrupted|failed), n_cases, label, spec_json."""
+        self.mark_stale_runs()
+        return self._query("SELECT run_id, created_at, status, n_cases, label, spec_json, "
+                           "finished_at FROM runs ORDER BY created_at DESC, run_id DESC")
+
+    def resolve_run(self, run_id: str) -> str:
+        """Full run id from an id or unique prefix; 'latest' is the newest run. UnknownRunError."""
+        if run_id == "latest":
+            df = self._query("SELECT run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1")
+        else:
+            df = self._query("SELECT run_id FROM runs WHERE run_id = ? OR run_id LIKE ?",
+                             (run_id, run_id.replace("%", "") + "%"))
+        if len(df) != 1:
+            raise UnknownRunError(run_id)
+        return str(df.run_id.iloc[0])
+
+    def run(self, run_id: str) -> dict:
+        df = self._query("SELECT * FROM runs WHERE run_id=?", (run_id,))
+        if df.empty:
+            raise UnknownRunError(run_id)
+        return df.iloc[0].to_dict()
+
+    def cases(self, run_ids: Sequence[str] | str) -> pd.DataFrame:
+        """One row per case with the columns in CASE_COLUMNS (times s, bandwidth GB/s)."""
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        if not ids:
+            return pd.DataFrame(columns=CASE_COLUMNS)
+        q = ",".join("?" * len(ids))
+        return self._query(f"SELECT {','.join(CASE_COLUMNS)} FROM cases WHERE run_id IN ({q}) "
+                           "ORDER BY run_id, idx", ids)
+
+    def samples(self, case_id: str) -> pd.DataFrame:
+        """repeat, seconds_per_call."""
+        return self._query("SELECT repeat, seconds_per_call FROM samples WHERE case_id=? "
+                           "ORDER BY repeat", (case_id,))
+
+    def op_stats(self, case_id: str) -> pd.DataFrame:
+        """op_name, op_type, occurrences, self_time_us, total_time_us, device."""
+        return self._query(f"SELECT {','.join(OP_STATS_COLUMNS)} FROM op_stats WHERE case_id=? "
+                           "ORDER BY self_time_us DESC", (case_id,))
+
+    def breakdown(self, run_ids: Sequence[str] | str) -> pd.DataFrame:
+        """case_id, compute_us, memcpy_us, collective_us, idle_us, other_us."""
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        q = ",".join("?" * len(ids)) or "NULL"
+        return self._query(f"SELECT b.* FROM breakdown b JOIN cases c USING (case_id) "
+                           f"WHERE c.run_id IN ({q}) ORDER BY c.run_id, c.idx", ids)
+
+    def fusion(self, run_ids: Sequence[str] | str) -> pd.DataFrame:
+        """Fusion rows (FUSION_COLUMNS plus run_id); fused/compiled as bool."""
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        q = ",".join("?" * len(ids)) or "NULL"
+        df = self._query(f"SELECT run_id, {','.join(FUSION_COLUMNS)} FROM fusion "
+                         f"WHERE run_id IN ({q}) ORDER BY run_id, rowid", ids)
+        for col in ("fused", "compiled"):
+            df[col] = df[col].map(lambda v: None if v is None or pd.isna(v) else bool(v))
+        return df
+
+    def calibration(self, run_id: str) -> pd.DataFrame:
+        return self._query(f"SELECT {','.join(CALIBRATION_COLUMNS)} FROM calibration "
+                           "WHERE run_id=?", (run_id,))
+
+    def environment(self, run_id: str) -> dict:
+        """The environment captured with the run (TF version, CPU, git commit, ...)."""
+        env = self.run(run_id).get("environment_json")
+        return json.loads(env) if env else {}
+
+    def trace_sha(self, case_id: str) -> str | None:
+        df = self._query("SELECT trace_sha256 FROM cases WHERE case_id=?", (case_id,))
+        return None if df.empty or df.iloc[0, 0] is None else str(df.iloc[0, 0])
+
+    def trace_path(self, case_id: str) -> Path | None:
+        """Path of the case's captured trace (.xplane.pb), or None."""
+        sha = self.trace_sha(case_id)
+        if not sha:
+            return None
+        df = self._query("SELECT filename FROM traces WHERE sha256=?", (sha,))
+        path = self.traces_dir / (df.iloc[0, 0] if len(df) else f"{sha}.xplane.pb")
+        return path if path.exists() else None
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars / NaN -> plain Python for sqlite."""
+    if v is None:
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and v != v:
+        return None
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return v
