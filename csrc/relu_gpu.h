@@ -1,0 +1,57 @@
+// GPU functors for the TF kernels: declared here (no CUDA headers needed), launched from
+// relu_op_gpu.cu.cc, which nvcc compiles in a GPU build only.
+#ifndef RELU_LAB_CSRC_RELU_GPU_H_
+#define RELU_LAB_CSRC_RELU_GPU_H_
+
+#include <cstdint>
+
+#include "relu_functor.h"
+
+namespace relu_lab {
+
+// The stream TF gives the kernel (a cudaStream_t).
+struct GpuDevice {
+  void* stream;
+};
+
+// Enqueue the kernels on device.stream; explicitly instantiated for the four formats.
+template <typename F>
+void LaunchRelu(const GpuDevice& device, const typename F::Bits* features,
+                typename F::Bits* activations, int64_t n);
+template <typename F>
+void LaunchReluGrad(const GpuDevice& device, const typename F::Bits* gradients,
+                    const typename F::Bits* features, typename F::Bits* backprops, int64_t n);
+template <typename F>
+void LaunchCopy(const GpuDevice& device, const typename F::Bits* input, typename F::Bits* output,
+                int64_t n);
+
+template <typename T>
+struct Relu<GpuDevice, T> {
+  using F = FloatFormat<T>;
+  void operator()(const GpuDevice& d, const typename F::Bits* features,
+                  typename F::Bits* activations, int64_t n) const {
+    LaunchRelu<F>(d, features, activations, n);
+  }
+};
+
+template <typename T>
+struct ReluGrad<GpuDevice, T> {
+  using F = FloatFormat<T>;
+  void operator()(const GpuDevice& d, const typename F::Bits* gradients,
+                  const typename F::Bits* features, typename F::Bits* backprops, int64_t n) const {
+    LaunchReluGrad<F>(d, gradients, features, backprops, n);
+  }
+};
+
+template <typename T>
+struct Copy<GpuDevice, T> {
+  using F = FloatFormat<T>;
+  void operator()(const GpuDevice& d, const typename F::Bits* input, typename F::Bits* output,
+                  int64_t n) const {
+    LaunchCopy<F>(d, input, output, n);
+  }
+};
+
+}  // namespace relu_lab
+
+#endif  // RELU_LAB_CSRC_RELU_GPU_H_

@@ -1,0 +1,181 @@
+// CPU kernels of CustomRelu, CustomReluGrad and BandwidthProbe, and their GPU registration in
+// a CUDA build. The op classes only fetch tensors, allocate (or forward) and call a functor.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "relu_functor.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/register_types.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "tensorflow/core/platform/blocking_counter.h"
+
+#if GOOGLE_CUDA
+#define EIGEN_USE_GPU
+#include "relu_gpu.h"
+#endif
+
+namespace relu_lab {
+
+template <>
+struct FloatFormat<Eigen::half> : Binary16Format {};
+template <>
+struct FloatFormat<Eigen::bfloat16> : BFloat16Format {};
+
+namespace {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+
+// Below this many bytes per input a second thread costs more than it saves (measured with
+// relu_impls.bench on 2 cores: thread hand-off ~5-10 us, one core copies ~10 GB/s).
+// RELU_LAB_PARALLEL_MIN_BYTES overrides it for tuning.
+int64_t ParallelMinBytes() {
+  static const int64_t value = [] {
+    const char* env = std::getenv("RELU_LAB_PARALLEL_MIN_BYTES");
+    return env != nullptr ? std::max<int64_t>(std::atoll(env), 1) : int64_t{1} << 20;
+  }();
+  return value;
+}
+
+// The split shared by every kernel here: one contiguous, cache-line aligned chunk per pool
+// thread, the caller running the last one; small inputs stay on the caller's thread.
+CpuDevice MakeCpuDevice(OpKernelContext* context) {
+  auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
+  CpuDevice device;
+  device.parallel_for = [workers](int64_t n, int64_t bytes_per_element,
+                                  const std::function<void(int64_t, int64_t)>& work) {
+    const int64_t bytes = n * bytes_per_element;
+    const int64_t max_chunks = std::max(1, workers->NumThreads());
+    const int64_t chunks = std::min(max_chunks, std::max<int64_t>(1, bytes / ParallelMinBytes()));
+    if (chunks <= 1) {
+      work(0, n);
+      return;
+    }
+    const int64_t align = std::max<int64_t>(64 / bytes_per_element, 1) * 16;
+    int64_t chunk = (n + chunks - 1) / chunks;
+    chunk = (chunk + align - 1) / align * align;
+    tensorflow::BlockingCounter done(static_cast<int>(chunks - 1));
+    for (int64_t c = 0; c + 1 < chunks; ++c) {
+      const int64_t begin = c * chunk, end = std::min(n, begin + chunk);
+      workers->Schedule([&work, &done, begin, end] {
+        if (begin < end) work(begin, end);
+        done.DecrementCount();
+      });
+    }
+    const int64_t last = (chunks - 1) * chunk;
+    if (last < n) work(last, n);
+    done.Wait();
+  };
+  return device;
+}
+
+template <typename Device>
+Device DeviceFor(OpKernelContext* context);
+
+template <>
+CpuDevice DeviceFor<CpuDevice>(OpKernelContext* context) {
+  return MakeCpuDevice(context);
+}
+
+#if GOOGLE_CUDA
+template <>
+GpuDevice DeviceFor<GpuDevice>(OpKernelContext* context) {
+  return GpuDevice{context->eigen_device<Eigen::GpuDevice>().stream()};
+}
+#endif
+
+template <typename T>
+using BitsOf = typename FloatFormat<T>::Bits;
+
+template <typename T>
+const BitsOf<T>* BitsIn(const Tensor& t) {
+  return reinterpret_cast<const BitsOf<T>*>(t.tensor_data().data());
+}
+template <typename T>
+BitsOf<T>* BitsOut(Tensor* t) {
+  return reinterpret_cast<BitsOf<T>*>(const_cast<char*>(t->tensor_data().data()));
+}
+
+template <typename Device, typename T>
+class CustomReluOp : public OpKernel {
+ public:
+  explicit CustomReluOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& features = context->input(0);
+    Tensor* activations = nullptr;
+    OP_REQUIRES_OK(context, context->forward_input_or_allocate_output(
+                                {0}, 0, features.shape(), &activations));
+    const int64_t n = features.NumElements();
+    if (n == 0) return;
+    Relu<Device, T>()(DeviceFor<Device>(context), BitsIn<T>(features), BitsOut<T>(activations), n);
+  }
+};
+
+template <typename Device, typename T>
+class CustomReluGradOp : public OpKernel {
+ public:
+  explicit CustomReluGradOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& gradients = context->input(0);
+    const Tensor& features = context->input(1);
+    OP_REQUIRES(context, gradients.shape() == features.shape(),
+                tensorflow::errors::InvalidArgument(
+                    "CustomReluGrad: gradients and features must have the same shape, got ",
+                    gradients.shape().DebugString(), " and ", features.shape().DebugString()));
+    Tensor* backprops = nullptr;
+    OP_REQUIRES_OK(context, context->forward_input_or_allocate_output(
+                                {0, 1}, 0, gradients.shape(), &backprops));
+    const int64_t n = gradients.NumElements();
+    if (n == 0) return;
+    ReluGrad<Device, T>()(DeviceFor<Device>(context), BitsIn<T>(gradients),
+                          BitsIn<T>(features), BitsOut<T>(backprops), n);
+  }
+};
+
+// A plain copy split exactly like CustomRelu, so its GB/s is the ceiling CustomRelu can reach.
+template <typename Device, typename T>
+class BandwidthProbeOp : public OpKernel {
+ public:
+  explicit BandwidthProbeOp(OpKernelConstruction* context) : OpKernel(context) {}
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& input = context->input(0);
+    Tensor* output = nullptr;
+    OP_REQUIRES_OK(context, context->allocate_output(0, input.shape(), &output));
+    const int64_t n = input.NumElements();
+    if (n == 0) return;
+    Copy<Device, T>()(DeviceFor<Device>(context), BitsIn<T>(input), BitsOut<T>(output), n);
+  }
+};
+
+}  // namespace
+
+// One line per dtype registers every kernel of that dtype.
+#define RELU_LAB_REGISTER_KERNELS(DEVICE, DeviceType, T)                                              \
+  REGISTER_KERNEL_BUILDER(                                                                      \
+      Name("CustomRelu").Device(tensorflow::DEVICE).TypeConstraint<T>("T"),                     \
+      CustomReluOp<DeviceType, T>);                                                                 \
+  REGISTER_KERNEL_BUILDER(                                                                      \
+      Name("CustomReluGrad").Device(tensorflow::DEVICE).TypeConstraint<T>("T"),                 \
+      CustomReluGradOp<DeviceType, T>);                                                             \
+  REGISTER_KERNEL_BUILDER(                                                                      \
+      Name("BandwidthProbe").Device(tensorflow::DEVICE).TypeConstraint<T>("T"),                 \
+      BandwidthProbeOp<DeviceType, T>);
+
+#define RELU_LAB_FOR_EACH_DTYPE(M, DEVICE, DeviceType) \
+  M(DEVICE, DeviceType, Eigen::half)                   \
+  M(DEVICE, DeviceType, Eigen::bfloat16)               \
+  M(DEVICE, DeviceType, float)                         \
+  M(DEVICE, DeviceType, double)
+
+RELU_LAB_FOR_EACH_DTYPE(RELU_LAB_REGISTER_KERNELS, DEVICE_CPU, CpuDevice)
+#if GOOGLE_CUDA
+RELU_LAB_FOR_EACH_DTYPE(RELU_LAB_REGISTER_KERNELS, DEVICE_GPU, GpuDevice)
+#endif
+
+}  // namespace relu_lab

@@ -1,0 +1,256 @@
+"""Compile csrc/ into the custom-op library, cached by TF version, sources, compiler and flags.
+
+`python -m relu_impls.build` builds (a no-op when the cached library is current) and prints
+where it is. The library lives in `<cache>/<key>/custom_relu.so`, where `<cache>` is
+`$RELU_LAB_CACHE` or `~/.cache/relu_lab/ops`, and the sources are `$RELU_LAB_CSRC` or the
+repository's `csrc/`. Builds write to temporary files and rename them into place, under a file
+lock, so concurrent processes never see a half-written library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+LIBRARY_NAME = "custom_relu.so"
+INFO_NAME = "build_info.json"
+REPO_CSRC = Path(__file__).resolve().parent.parent / "csrc"
+FIX = "install g++ (apt-get install g++) or set CXX to a C++17 compiler"
+# Host sources of the library; the .cu.cc is added in a GPU build. gpu_check.cu stands alone.
+CPU_SOURCES = ("relu_ops.cc", "relu_kernels.cc")
+GPU_SOURCE = "relu_op_gpu.cu.cc"
+
+
+class BuildError(RuntimeError):
+    """The library could not be built; the message carries the compiler output and the fix."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that decides the library's bytes; `key` names its cache directory."""
+
+    csrc: str
+    cache_root: str
+    compiler: str
+    compiler_version: str
+    nvcc: str | None
+    gpu: bool
+    cxxflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    tf_version: str
+    source_hash: str
+
+    @property
+    def key(self) -> str:
+        parts = [self.tf_version, self.source_hash, self.compiler_version, str(self.gpu),
+                 *self.cxxflags, "|", *self.ldflags]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.cache_root) / self.key
+
+    @property
+    def library(self) -> Path:
+        return self.directory / LIBRARY_NAME
+
+
+def default_cache_root() -> Path:
+    """`$RELU_LAB_CACHE`, else `~/.cache/relu_lab/ops`."""
+    env = os.environ.get("RELU_LAB_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "relu_lab" / "ops"
+
+
+def default_csrc() -> Path:
+    """`$RELU_LAB_CSRC`, else the repository's csrc/."""
+    env = os.environ.get("RELU_LAB_CSRC")
+    return Path(env) if env else REPO_CSRC
+
+
+def source_files(csrc: Path) -> list[Path]:
+    """Files whose content goes into the library: headers and .cc files (not gpu_check.*)."""
+    return sorted(p for p in csrc.iterdir() if p.is_file() and p.suffix in (".h", ".cc"))
+
+
+def hash_sources(csrc: Path) -> str:
+    """sha256 over the names and contents of `source_files(csrc)`."""
+    digest = hashlib.sha256()
+    for path in source_files(csrc):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _compiler_version(compiler: str) -> str:
+    try:
+        out = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60)
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+        raise BuildError(f"C++ compiler {compiler!r} not found ({exc}); {FIX}") from None
+    if out.returncode != 0:
+        raise BuildError(f"C++ compiler {compiler!r} --version failed:\n{out.stderr}\n{FIX}")
+    return out.stdout.splitlines()[0].strip() if out.stdout else compiler
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _isa_flags() -> list[str]:
+    # AVX2 only when this host has it; the flags are part of the cache key, so a cache shared
+    # with an older CPU gets its own build instead of an illegal instruction.
+    return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= _cpu_flags() else []
+
+
+def config(csrc: Path | str | None = None, cache_root: Path | str | None = None) -> BuildConfig:
+    """The build configuration for this process; BuildError if no compiler is found."""
+    import tensorflow as tf
+
+    csrc_path = Path(csrc) if csrc is not None else default_csrc()
+    if not csrc_path.is_dir():
+        raise BuildError(f"sources directory {csrc_path} does not exist (RELU_LAB_CSRC?)")
+    compiler = os.environ.get("CXX") or "g++"
+    resolved = shutil.which(compiler)
+    if resolved is None:
+        raise BuildError(f"C++ compiler {compiler!r} not found on PATH; {FIX}")
+    version = _compiler_version(resolved)
+    nvcc = os.environ.get("NVCC") or shutil.which("nvcc")
+    gpu = bool(nvcc) and tf.test.is_built_with_cuda()
+    cxxflags = ["-O3", "-fPIC", "-Wno-deprecated-declarations", *_isa_flags(), *tf.sysconfig.get_compile_flags()]
+    if gpu:
+        cxxflags.append("-DGOOGLE_CUDA=1")
+    return BuildConfig(
+        csrc=str(csrc_path.resolve()),
+        cache_root=str(Path(cache_root) if cache_root is not None else default_cache_root()),
+        compiler=resolved,
+        compiler_version=version,
+        nvcc=nvcc if gpu else None,
+        gpu=gpu,
+        cxxflags=tuple(cxxflags),
+        ldflags=tuple(tf.sysconfig.get_link_flags()),
+        tf_version=tf.__version__,
+        source_hash=hash_sources(csrc_path),
+    )
+
+
+def _run(cmd: list[str], what: str) -> None:
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise BuildError(
+            f"{what} failed (exit {out.returncode}):\n$ {shlex.join(cmd)}\n"
+            f"{out.stdout}{out.stderr}\nFix the error above, or {FIX}."
+        )
+
+
+def _compile(cfg: BuildConfig, workdir: Path) -> Path:
+    csrc = Path(cfg.csrc)
+    jobs = []
+    for name in CPU_SOURCES:
+        obj = workdir / (name + ".o")
+        cmd = [cfg.compiler, *cfg.cxxflags, "-I", str(csrc), "-c", str(csrc / name), "-o", str(obj)]
+        jobs.append((cmd, f"compiling {name}", obj))
+    if cfg.gpu and cfg.nvcc:
+        obj = workdir / (GPU_SOURCE + ".o")
+        cmd = [cfg.nvcc, "-O3", "-std=c++17", "-Xcompiler", "-fPIC", "-DGOOGLE_CUDA=1",
+               "-I", str(csrc), "-c", "-x", "cu", str(csrc / GPU_SOURCE), "-o", str(obj)]
+        jobs.append((cmd, f"compiling {GPU_SOURCE} with nvcc", obj))
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        for future in [pool.submit(_run, cmd, what) for cmd, what, _ in jobs]:
+            future.result()
+    library = workdir / LIBRARY_NAME
+    link = [cfg.compiler, "-shared", "-o", str(library), *(str(o) for _, _, o in jobs),
+            *cfg.ldflags]
+    if cfg.gpu:
+        link += ["-lcudart"]
+    _run(link, "linking")
+    return library
+
+
+def _write_info(cfg: BuildConfig, path: Path) -> dict:
+    info = {
+        "path": str(cfg.library),
+        "built": True,
+        "gpu": cfg.gpu,
+        "compiler": cfg.compiler,
+        "compiler_version": cfg.compiler_version,
+        "cxxflags": list(cfg.cxxflags),
+        "ldflags": list(cfg.ldflags),
+        "tf_version": cfg.tf_version,
+        "source_hash": cfg.source_hash,
+        "key": cfg.key,
+        "csrc": cfg.csrc,
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, path)
+    return info
+
+
+def read_info(cfg: BuildConfig) -> dict:
+    """The build_info.json of cfg's library, or a dict with built=False when not built yet."""
+    try:
+        return json.loads((cfg.directory / INFO_NAME).read_text())
+    except (OSError, ValueError):
+        info = {k: v for k, v in asdict(cfg).items() if k not in ("csrc", "cache_root", "nvcc")}
+        info.update(path=str(cfg.library), built=False, key=cfg.key, built_at=None,
+                    cxxflags=list(cfg.cxxflags), ldflags=list(cfg.ldflags))
+        return info
+
+
+def is_current(cfg: BuildConfig) -> bool:
+    """True when cfg's library and its build_info.json are both in the cache."""
+    return cfg.library.is_file() and (cfg.directory / INFO_NAME).is_file()
+
+
+def build(
+    csrc: Path | str | None = None, cache_root: Path | str | None = None, force: bool = False
+) -> dict:
+    """Build the library unless the cache holds a current one; returns its build info."""
+    cfg = config(csrc, cache_root)
+    if is_current(cfg) and not force:
+        return read_info(cfg)
+    cfg.directory.mkdir(parents=True, exist_ok=True)
+    with open(cfg.directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent builder of the same key finishes first
+        if is_current(cfg) and not force:
+            return read_info(cfg)
+        with tempfile.TemporaryDirectory(dir=cfg.directory, prefix=".build-") as work:
+            library = _compile(cfg, Path(work))
+            os.replace(library, cfg.library)
+        return _write_info(cfg, cfg.directory / INFO_NAME)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m relu_impls.build", description=__doc__)
+    parser.add_argument("--csrc", help="sources directory (default $RELU_LAB_CSRC or csrc/)")
+    parser.add_argument("--cache", help="cache root (default $RELU_LAB_CACHE or ~/.cache/...)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if current")
+    args = parser.parse_args(argv)
+    try:
+        info = build(args.csrc, args.cache, force=args.force)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{info['path']} (gpu={info['gpu']}, built_at={info['built_at']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The compiled CustomRelu op: a C++ ReLU kernel bitwise equal to tf.nn.relu on CPU.
+
+The library (csrc/, built by relu_impls.build) is loaded on first use and built first when the
+cache has no current copy. Gradients are registered here so first and second derivatives match
+tf.nn.relu's. XLA cannot compile custom ops: use `check_xla()` to get the reason as text.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import ModuleType
+
+import tensorflow as tf
+
+from relu_impls import build
+
+ACCEPTED_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
+_ACCEPTED = frozenset(ACCEPTED_DTYPES)
+_ACCEPTED_NAMES = ", ".join(d.name for d in ACCEPTED_DTYPES)
+
+
+class XlaUnsupportedError(NotImplementedError):
+    """CustomRelu was traced inside a jit_compile=True function; XLA has no kernel for it."""
+
+
+def _in_xla_context() -> bool:
+    if tf.executing_eagerly():
+        return False
+    try:  # internal, but the only trace-time signal of jit_compile=True
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+_XLA_MESSAGE = ("{op} cannot be compiled by XLA (jit_compile=True): it is a custom C++ op with "
+                "no XLA kernel; call tf.nn.relu inside XLA-compiled functions instead")
+
+
+class _Loader:
+    """Builds (when stale) and loads the library once per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._module: ModuleType | None = None
+        self._info: dict | None = None
+
+    def load(self) -> ModuleType:
+        if self._module is None:
+            with self._lock:
+                if self._module is None:
+                    info = build.build()
+                    self._module = tf.load_op_library(info["path"])
+                    self._info = info
+        return self._module
+
+    def loaded_info(self) -> dict | None:
+        return self._info
+
+
+_LOADER = _Loader()
+
+
+def load() -> ModuleType:
+    """Build the library if missing or stale, load it, return its op module; BuildError on failure."""
+    return _LOADER.load()
+
+
+def is_available() -> bool:
+    """True if the library is loaded or a current build is in the cache (never builds)."""
+    if _LOADER.loaded_info() is not None:
+        return True
+    try:
+        cfg = build.config()
+    except build.BuildError:
+        return False
+    if not build.is_current(cfg):
+        return False
+    try:
+        load()
+    except (build.BuildError, tf.errors.OpError):
+        return False
+    return True
+
+
+def build_info() -> dict:
+    """The library's build facts: path, built, gpu, compiler, compiler_version, cxxflags,
+    ldflags, tf_version, source_hash, key, built_at (ISO 8601 UTC, None if not built)."""
+    loaded = _LOADER.loaded_info()
+    if loaded is not None:
+        return dict(loaded)
+    return build.read_info(build.config())
+
+
+def _check_dtype(op: str, x: tf.Tensor) -> None:
+    if x.dtype not in _ACCEPTED:
+        raise TypeError(
+            f"{op} does not accept dtype {x.dtype.name}; accepted dtypes: {_ACCEPTED_NAMES}"
+        )
+
+
+def _as_tensor(x) -> tf.Tensor:
+    return x if isinstance(x, tf.Tensor | tf.Variable) else tf.convert_to_tensor(x)
+
+
+def custom_relu(x, name: str | None = None) -> tf.Tensor:
+    """max(x, 0) with tf.nn.relu's exact bits (NaN propagates); same shape and dtype as x.
+
+    x: a float16, bfloat16, float32 or float64 tensor of any shape. TypeError for other dtypes.
+    """
+    x = _as_tensor(x)
+    _check_dtype("CustomRelu", x)
+    if _in_xla_context():
+        raise XlaUnsupportedError(_XLA_MESSAGE.format(op="CustomRelu"))
+    return (_LOADER._module or load()).custom_relu(x, name=name)
+
+
+def custom_relu_grad(gradients, features, name: str | None = None) -> tf.Tensor:
+    """gradients * (features > 0), bitwise equal to TF's ReluGrad; exactly 0 passes nothing."""
+    gradients, features = _as_tensor(gradients), _as_tensor(features)
+    _check_dtype("CustomReluGrad", gradients)
+    if _in_xla_context():
+        raise XlaUnsupportedError(_XLA_MESSAGE.format(op="CustomReluGrad"))
+    return (_LOADER._module or load()).custom_relu_grad(gradients, features, name=name)
+
+
+def bandwidth_probe(x, name: str | None = None) -> tf.Tensor:
+    """A copy of x made through the same thread pool and split as CustomRelu (for peak GB/s)."""
+    x = _as_tensor(x)
+    _check_dtype("BandwidthProbe", x)
+    return (_LOADER._module or load()).bandwidth_probe(x, name=name)
+
+
+@tf.RegisterGradient("CustomRelu")
+def _custom_relu_gradient(op: tf.Operation, grad: tf.Tensor) -> tf.Tensor:
+    # Fed the output like TF's _ReluGrad: exactly 0 passes no gradient either way.
+    return custom_relu_grad(grad, op.outputs[0])
+
+
+@tf.RegisterGradient("CustomReluGrad")
+def _custom_relu_grad_gradient(op: tf.Operation, grad: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    # Linear in `gradients` with the same mask; piecewise constant in `features`.
+    features = op.inputs[1]
+    return custom_relu_grad(grad, features), tf.zeros_like(features)
+
+
+def check_xla() -> str | None:
+    """None if XLA can compile CustomRelu (never, today), else the one-line reason.
+
+    Runs the raw op under jit_compile=True, bypassing custom_relu's own trace-time refusal,
+    so the answer is XLA's, not ours.
+    """
+    module = load()
+
+    @tf.function(jit_compile=True)
+    def compiled(x: tf.Tensor) -> tf.Tensor:
+        return module.custom_relu(x)
+
+    try:
+        compiled(tf.zeros([4]))
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+            tf.errors.UnimplementedError) as exc:
+        first = str(exc.message).strip().splitlines()[0] if exc.message else type(exc).__name__
+        return ("CustomRelu cannot be compiled by XLA (jit_compile=True): it is a custom C++ "
+                f"op with no XLA kernel; use tf.nn.relu under XLA. TensorFlow said: {first}")
+    return None
