@@ -23,10 +23,13 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MODELS = ("resnet", "wide_deep")
 FUSED_OP = re.compile(r"Fused(?:Conv2D|MatMul|DepthwiseConv2dNative|Conv3D)")
@@ -97,7 +100,8 @@ def _no_variants() -> list:
 
 
 def parse_variant(spec: Any) -> tuple[str, dict[str, Any]]:
-    """`"leaky"`, `"leaky(alpha=0.2)"` or `{"id": "leaky", "params": {"alpha": 0.2}}` -> (id, params)."""
+    """`"leaky"`, `"leaky(alpha=0.2)"` or `{"id": "leaky", "params": {"alpha": 0.2}}`
+    -> (id, params); ScenarioError on an unknown id or a bad parameter."""
     import relu_impls
 
     if isinstance(spec, dict):
@@ -319,30 +323,14 @@ def profile_calls(fn: Callable, args: Sequence, calls: int, logdir: str) -> str:
 # --- trace analysis --------------------------------------------------------------------------
 
 
-def op_stats(xplane_paths: str | Sequence[str]) -> pd.DataFrame:
-    """TF op statistics of one or more .xplane.pb files (xprof "framework_op_stats").
+def op_stats(xplane_path: str | os.PathLike) -> pd.DataFrame:
+    """TF op statistics of one .xplane.pb (profiling.traces.framework_op_stats, via xprof).
 
-    Columns: host_or_device, op_type, op_name, occurrences, total_time_us, self_time_us.
+    Columns: op_name, op_type, occurrences, self_time_us, total_time_us, device.
     """
-    from xprof.convert import raw_to_tool_data
+    from profiling.traces import framework_op_stats
 
-    paths = [xplane_paths] if isinstance(xplane_paths, str | os.PathLike) else list(xplane_paths)
-    data, _ = raw_to_tool_data.xspace_to_tool_data([str(p) for p in paths],
-                                                   "framework_op_stats", {})
-    columns = ["host_or_device", "op_type", "op_name", "occurrences", "total_time_us",
-               "self_time_us"]
-    if not data:
-        return pd.DataFrame(columns=columns)
-    tables = json.loads(data)
-    table = tables[0] if isinstance(tables, list) else tables
-    ids = [c["id"] for c in table.get("cols", [])]
-    rows = []
-    for row in table.get("rows", []):
-        cell = dict(zip(ids, [c.get("v") for c in row["c"]], strict=False))
-        rows.append((cell.get("host_or_device"), cell.get("type"), cell.get("operation"),
-                     cell.get("occurrences"), cell.get("total_time"), cell.get("total_self_time")))
-    df = pd.DataFrame(rows, columns=columns)
-    return df[df["op_type"] != "IDLE"].reset_index(drop=True)
+    return framework_op_stats(xplane_path)
 
 
 def op_category(op_type: str) -> str:
@@ -360,7 +348,7 @@ def compute_comm_breakdown(stats: pd.DataFrame) -> dict[str, float]:
     """Self time (µs) per category from `op_stats`, plus collective_fraction (0..1)."""
     out = {"compute_us": 0.0, "collective_us": 0.0, "transfer_us": 0.0, "input_us": 0.0}
     for op_type, self_us in zip(stats["op_type"], stats["self_time_us"], strict=True):
-        out[f"{op_category(str(op_type))}_us"] += float(self_us or 0.0)
+        out[f"{op_category(str(op_type))}_us"] += 0.0 if pd.isna(self_us) else float(self_us)
     busy = out["compute_us"] + out["collective_us"]
     out["collective_fraction"] = out["collective_us"] / busy if busy else 0.0
     return out
@@ -405,6 +393,7 @@ class ScenarioResult:
     fusion: pd.DataFrame    # variant, label, site, kind, fused, fused_into, kernels, self_time_us
     losses: pd.DataFrame    # variant, label, step, loss
     trace_paths: dict[str, str] = field(default_factory=dict)  # label -> inference .xplane.pb
+    op_stats: dict[str, pd.DataFrame] = field(default_factory=dict)  # label -> inference op stats
     run_id: str | None = None
 
 
@@ -419,15 +408,17 @@ def run_scenario(
     cfg: ScenarioConfig,
     on_progress: Callable[[int, int, str], None] | None = None,
     trace_dir: str | None = None,
+    store: Any = None,
 ) -> ScenarioResult:
     """Measure every variant of `cfg` (see module docstring). ScenarioError on bad input.
 
     A variant that cannot run here (int8, unbuilt custom op) gets status "skipped" and a reason;
-    one that fails gets status "failed" and the one-line error.
+    one that fails gets status "failed" and the one-line error. With a `profiling.store.Store`
+    the result is also saved as a run (see `save_scenario`).
     """
     variants = cfg.validate()
     trace_dir = trace_dir or tempfile.mkdtemp(prefix="relu_lab_scenario_")
-    summary, samples, fusion, losses, traces = [], [], [], [], {}
+    summary, samples, fusion, losses, traces, stats = [], [], [], [], {}, {}
     for done, (vid, params) in enumerate(variants):
         label = variant_label(vid, params)
         if on_progress:
@@ -441,7 +432,7 @@ def run_scenario(
             continue
         try:
             _measure_variant(vid, params, label, cfg, trace_dir, row, samples, fusion, losses,
-                             traces)
+                             traces, stats)
             row.update(status="ok", reason="")
         except Exception as exc:  # one variant failing must not lose the others' results
             row.update(status="failed", reason=_one_line(exc))
@@ -450,7 +441,7 @@ def run_scenario(
         on_progress(len(variants), len(variants), "done")
     summary_df = pd.DataFrame(summary, columns=SUMMARY_COLUMNS)
     _add_loss_vs_baseline(summary_df)
-    return ScenarioResult(
+    result = ScenarioResult(
         config=_config_dict(cfg),
         summary=summary_df,
         samples=pd.DataFrame(samples, columns=["variant", "label", "step", "repeat", "seconds"]),
@@ -458,10 +449,15 @@ def run_scenario(
                                              "fused_into", "kernels", "self_time_us"]),
         losses=pd.DataFrame(losses, columns=["variant", "label", "step", "loss"]),
         trace_paths=traces,
+        op_stats=stats,
     )
+    if store is not None:
+        result.run_id = save_scenario(result, store)
+    return result
 
 
-def _measure_variant(vid, params, label, cfg, trace_dir, row, samples, fusion, losses, traces):
+def _measure_variant(vid, params, label, cfg, trace_dir, row, samples, fusion, losses, traces,
+                     stats):
     import tensorflow as tf
 
     model = build_model(vid, params, cfg)
@@ -489,7 +485,8 @@ def _measure_variant(vid, params, label, cfg, trace_dir, row, samples, fusion, l
         logdir = os.path.join(trace_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", label))
         path = profile_calls(infer_step, (x,), 2, logdir)
         traces[label] = path
-        sites = fusion_sites(op_stats(path), activation_sites(cfg))
+        stats[label] = op_stats(path)
+        sites = fusion_sites(stats[label], activation_sites(cfg))
         fusable = sites[sites["kind"] != "post_add"]
         row.update(
             fusable_sites=len(fusable),
@@ -502,8 +499,81 @@ def _measure_variant(vid, params, label, cfg, trace_dir, row, samples, fusion, l
             fusion.append({"variant": vid, "label": label, **rec})
 
 
+def input_shape_text(cfg: ScenarioConfig) -> str:
+    """The per-step input shape, e.g. "16x16x16x3" (ResNet) or "16x8+16x4" (Wide & Deep)."""
+    if cfg.model == "resnet":
+        return f"{cfg.batch}x{cfg.image_size}x{cfg.image_size}x3"
+    return f"{cfg.batch}x{cfg.dense_features}+{cfg.batch}x{cfg.categorical_features}"
+
+
+def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
+    """Save as a store run: a case per variant and step (pass "train"/"inference", mode
+    "function"), samples, the inference trace, its op stats and one fusion row per activation
+    site (block conv|dense, kernels = separate activation kernels). Returns the run id."""
+    cfg = result.config
+    spec = {"kind": "scenario", **cfg}
+    run_id = store.create_run(spec, label=label or f"scenario {cfg['model']}",
+                              n_cases=2 * len(result.summary))
+    shape = input_shape_text(ScenarioConfig(**{**cfg, "hidden": tuple(cfg["hidden"])}))
+    baseline = result.summary[result.summary["variant"] == "nn_relu"]["infer_median_s"]
+    base_infer = float(baseline.iloc[0]) if len(baseline) and pd.notna(baseline.iloc[0]) else None
+    try:
+        idx = 0
+        for row in result.summary.to_dict("records"):
+            for step, key in (("train", "train"), ("inference", "infer")):
+                case_id = f"{run_id}-{idx:03d}"
+                part = result.samples[(result.samples["label"] == row["label"])
+                                      & (result.samples["step"] == step)]["seconds"]
+                trace = result.trace_paths.get(row["label"]) if step == "inference" else None
+                sha = store.put_trace(Path(trace).read_bytes(), Path(trace).name) \
+                    if trace else None
+                stats = result.op_stats.get(row["label"]) if step == "inference" else None
+                store.add_case(
+                    {"run_id": run_id, "case_id": case_id, "idx": idx, "variant": row["variant"],
+                     "variant_params": row["params"], "label": row["label"], "shape": shape,
+                     "numel": None, "dtype": "float32", "device": "CPU:0",
+                     "mode": "function", "pass": step, "status": row["status"],
+                     "reason": row["reason"], "median_s": row[f"{key}_median_s"],
+                     "min_s": float(part.min()) if len(part) else None,
+                     "iqr_s": row[f"{key}_iqr_s"], "n_samples": int(len(part)),
+                     "number": cfg["number"], "trace_sha256": sha},
+                    samples=list(part),
+                    op_stats=stats,
+                    breakdown=None if stats is None else _store_breakdown(stats),
+                )
+                if step == "inference":
+                    sites = result.fusion[result.fusion["label"] == row["label"]]
+                    if len(sites):
+                        store.add_fusion(run_id, pd.DataFrame({
+                            "case_id": case_id, "variant": row["variant"],
+                            "block": sites["kind"].replace({"post_add": "conv"}),
+                            "fused": sites["fused"], "fused_into": sites["fused_into"],
+                            "kernels": [len([k for k in ks.split(",") if k])
+                                        for ks in sites["kernels"]],
+                            "time_s": row["infer_median_s"],
+                            "time_vs_fused": (row["infer_median_s"] / base_infer
+                                              if base_infer else None),
+                            "compiled": False,
+                            "reason": [f"site {s} ({k}); kernels: {ks or '-'}" for s, k, ks in
+                                       zip(sites["site"], sites["kind"], sites["kernels"],
+                                           strict=True)],
+                        }))
+                idx += 1
+        store.finish_run(run_id, "complete")
+    except BaseException:
+        store.finish_run(run_id, "failed")
+        raise
+    return run_id
+
+
+def _store_breakdown(stats: pd.DataFrame) -> dict[str, float]:
+    b = compute_comm_breakdown(stats)
+    return {"compute_us": b["compute_us"], "memcpy_us": b["transfer_us"],
+            "collective_us": b["collective_us"], "idle_us": None, "other_us": b["input_us"]}
+
+
 def _learned(model) -> str:
-    """Learned activation parameters after training, e.g. the adaptive slope (mean over channels)."""
+    """Learned activation parameters after training, e.g. the adaptive slope (over channels)."""
     found: dict[str, list[float]] = {}
     for var in model.weights:
         name = getattr(var, "path", None) or var.name
