@@ -12,6 +12,7 @@ from profiling import charts
 from profiling.spec import DTYPES, MODES, PASSES, SpecError
 
 DEFAULT_VARIANTS = ("nn_relu", "where", "maximum")
+FIELD_WIDGET = {"sizes": "shapes"}  # spec fields shown under another widget
 POLL_S = 0.5
 
 
@@ -99,7 +100,7 @@ def validate(choices: dict, slots: dict):
         spec = build_spec(choices)
         return spec, spec.validate()
     except SpecError as error:
-        slot = slots.get(error.field)
+        slot = slots.get(FIELD_WIDGET.get(error.field, error.field))
         (slot.error if slot is not None else st.error)(one_line(error))
     except (TypeError, ValueError) as error:
         st.error(one_line(error))

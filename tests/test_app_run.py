@@ -1,0 +1,92 @@
+"""AppTest of the Run page: a tiny real profile through the widgets, bad input, cancel."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_app_pages import figures, open_page, texts
+
+RUN_LIMIT_S = 180
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path))
+    return tmp_path
+
+
+def choose_tiny(at: AppTest, shapes: list[str] = ("1000",), custom: str = "") -> None:
+    at.multiselect(key="variants").set_value(["nn_relu", "where"])
+    at.multiselect(key="shape_presets").set_value(list(shapes))
+    at.text_input(key="shape_custom").set_value(custom)
+    at.multiselect(key="modes").set_value(["eager"])
+    at.multiselect(key="threads").set_value([1])
+    at.number_input(key="repeats").set_value(5)
+    at.number_input(key="min_time").set_value(0.001)
+    at.run()
+
+
+def wait_for_run(at: AppTest) -> None:
+    deadline = time.monotonic() + RUN_LIMIT_S
+    while not at.session_state["job"].finished:
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.5)
+        at.run()
+    at.run()
+
+
+def test_tiny_profile_runs_with_live_progress_and_shows_results(data_dir):
+    at = open_page()
+    choose_tiny(at, custom="1e4")
+    assert "4 cases" in at.caption[-1].value
+    at.button(key="start").click().run()
+    assert not at.exception
+    job = at.session_state["job"]
+    if not job.finished:  # the progress panel is up while it runs
+        assert at.get("status") or at.get("progress")
+    wait_for_run(at)
+    assert not at.exception and not at.error, texts(at.error)
+    assert "complete" in at.success[0].value
+    latency = figures(at)["run_latency"]
+    assert {t["name"] for t in latency["data"] if t.get("mode") == "lines+markers"} == {
+        "nn_relu", "where"}
+    assert latency["data"][1]["x"] == [1000, 10000]
+    # The run is then on the Compare page, linked by its id.
+    at.switch_page("pages/compare.py")
+    at.query_params["runs"] = job.run_id
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="compare_runs").value == [job.run_id]
+    assert "chart_speedup" in figures(at)
+
+
+@pytest.mark.parametrize("custom, field", [("12x-3", "shapes"), ("lots", "sizes")])
+def test_invalid_choices_are_explained_and_block_start(data_dir, custom, field):
+    at = open_page()
+    choose_tiny(at, custom=custom)
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith(f"invalid {field}")
+    assert at.button(key="start").disabled
+
+
+def test_no_variant_is_explained(data_dir):
+    at = open_page()
+    choose_tiny(at)
+    at.multiselect(key="variants").set_value([]).run()
+    assert texts(at.error) and "variants" in texts(at.error)[0]
+    assert at.button(key="start").disabled
+
+
+def test_cancel_stops_the_run_and_keeps_it_interrupted(data_dir):
+    at = open_page()
+    choose_tiny(at, shapes=["1000", "100000"], custom="2000,3000,4000,5000")
+    at.number_input(key="repeats").set_value(40).run()
+    at.number_input(key="min_time").set_value(0.05).run()
+    at.button(key="start").click().run()
+    at.button(key="cancel").click().run()
+    wait_for_run(at)
+    job = at.session_state["job"]
+    assert job.done < job.total
+    assert "interrupted" in at.warning[0].value
