@@ -97,6 +97,7 @@ class DistributedResult:
     op_stats: pd.DataFrame         # worker, op_type, op_name, category, self_time_us
     out_dir: str = ""
     logs: dict[int, str] = field(default_factory=dict)
+    run_id: str | None = None
 
 
 def free_port() -> int:
@@ -106,8 +107,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_distributed(cfg: DistributedConfig, out_dir: str | None = None) -> DistributedResult:
-    """Run `cfg` in worker subprocesses (bounded by cfg.timeout_s); DistributedError on failure."""
+def run_distributed(cfg: DistributedConfig, out_dir: str | None = None,
+                    store: Any = None) -> DistributedResult:
+    """Run `cfg` in worker subprocesses (bounded by cfg.timeout_s); DistributedError on failure.
+
+    With a `profiling.store.Store` the result is also saved (see `save_distributed`)."""
     cfg.validate()
     out = Path(out_dir or tempfile.mkdtemp(prefix="relu_lab_dist_"))
     out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +169,7 @@ def run_distributed(cfg: DistributedConfig, out_dir: str | None = None) -> Distr
         result = json.loads((out / f"worker{i}.json").read_text())
         rows.append({k: result.get(k) for k in WORKER_COLUMNS})
         stats += [{"worker": i, **r} for r in result["op_stats"]]
-    return DistributedResult(
+    result = DistributedResult(
         config=asdict(cfg),
         workers=pd.DataFrame(rows, columns=WORKER_COLUMNS),
         op_stats=pd.DataFrame(stats, columns=["worker", "op_type", "op_name", "category",
@@ -173,6 +177,45 @@ def run_distributed(cfg: DistributedConfig, out_dir: str | None = None) -> Distr
         out_dir=str(out),
         logs=texts,
     )
+    if store is not None:
+        result.run_id = save_distributed(result, store)
+    return result
+
+
+def save_distributed(result: DistributedResult, store: Any) -> str:
+    """Save as a store run: one case per worker (mode = strategy, pass "train") with its step
+    samples' summary, trace, op stats and compute/collective breakdown. Returns the run id."""
+    from profiling.traces import framework_op_stats
+
+    cfg = result.config
+    run_id = store.create_run({"kind": "distributed", **cfg},
+                              label=f"{cfg['strategy']} {cfg['model']} {cfg['variant']}",
+                              n_cases=len(result.workers))
+    try:
+        for row in result.workers.to_dict("records"):
+            case_id = f"{run_id}-w{row['worker']}"
+            path = Path(row["xplane_path"])
+            store.add_case(
+                {"run_id": run_id, "case_id": case_id, "idx": int(row["worker"]),
+                 "variant": cfg["variant"], "variant_params": "{}",
+                 "label": f"{cfg['variant']} worker {row['worker']}",
+                 "shape": f"{cfg['global_batch']}x{cfg['image_size']}x{cfg['image_size']}x3"
+                 if cfg["model"] == "resnet" else str(cfg["global_batch"]),
+                 "dtype": "float32", "device": row["devices"], "mode": cfg["strategy"],
+                 "pass": "train", "status": "ok", "reason": "",
+                 "median_s": row["step_median_s"], "iqr_s": row["step_iqr_s"],
+                 "n_samples": cfg["steps"], "number": 1,
+                 "trace_sha256": store.put_trace(path.read_bytes(), path.name)},
+                op_stats=framework_op_stats(path),
+                breakdown={"compute_us": row["compute_us"], "memcpy_us": row["transfer_us"],
+                           "collective_us": row["collective_us"], "idle_us": None,
+                           "other_us": row["input_us"]},
+            )
+        store.finish_run(run_id, "complete")
+    except BaseException:
+        store.finish_run(run_id, "failed")
+        raise
+    return run_id
 
 
 def _last_error(text: str) -> str:
