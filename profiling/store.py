@@ -319,3 +319,47 @@ def _plain(v: Any) -> Any:
     if isinstance(v, (list, dict)):
         return json.dumps(v)
     return v
+
+
+BUNDLE_TABLES = ("runs", "cases", "samples", "op_stats", "breakdown", "fusion", "calibration",
+                 "traces")
+
+
+def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def export_rows(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict]]:
+    """Every stored row of these runs, table by table (raw columns, for bundles)."""
+    ids = list(run_ids)
+    q = ",".join("?" * len(ids))
+    by_case = f"case_id IN (SELECT case_id FROM cases WHERE run_id IN ({q}))"
+    where = {"runs": f"run_id IN ({q})", "cases": f"run_id IN ({q})", "samples": by_case,
+             "op_stats": by_case, "breakdown": by_case, "fusion": f"run_id IN ({q})",
+             "calibration": f"run_id IN ({q})",
+             "traces": f"sha256 IN (SELECT trace_sha256 FROM cases WHERE run_id IN ({q}))"}
+    out = {}
+    for table in BUNDLE_TABLES:
+        df = store._query(f"SELECT * FROM {table} WHERE {where[table]}", ids)
+        out[table] = json.loads(df.to_json(orient="records"))
+    return out
+
+
+def import_rows(store: Store, tables: Mapping[str, Sequence[Mapping]]) -> None:
+    """Insert bundle rows in ONE transaction: all of them or none. Unknown columns are ignored;
+    a run id already present is an error (ValueError)."""
+
+    def write(conn: sqlite3.Connection) -> None:
+        for table in BUNDLE_TABLES:
+            cols = set(_table_columns(conn, table))
+            for row in tables.get(table, []):
+                if table == "runs" and conn.execute(
+                        "SELECT 1 FROM runs WHERE run_id=?", (row["run_id"],)).fetchone():
+                    raise ValueError(f"run {row['run_id']} is already in the store")
+                clean = {k: _plain(v) for k, v in row.items() if k in cols}
+                verb = "INSERT OR IGNORE" if table == "traces" else "INSERT"
+                names = list(clean)
+                conn.execute(f"{verb} INTO {table} ({','.join(names)}) VALUES "
+                             f"({','.join('?' * len(names))})", [clean[k] for k in names])
+
+    store._write(write)

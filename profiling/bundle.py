@@ -1,0 +1,150 @@
+"""Exported bundles: a run (or several) with its cases, samples, analyses, environment and,
+optionally, its trace files, as one JSON document; and CSV of the cases table."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from profiling.store import BUNDLE_TABLES, Store, export_rows, import_rows, now_iso
+from profiling.traces.model import Trace, TraceError
+
+FORMAT = "relu_lab_bundle"
+VERSION = 1
+MAX_EMBEDDED_TRACE_BYTES = 64 << 20
+
+
+class BundleError(ValueError):
+    """Not a usable bundle; str() is one line."""
+
+
+def export_bundle(store: Store, run_ids: Sequence[str], include_traces: bool = True,
+                  max_trace_bytes: int = MAX_EMBEDDED_TRACE_BYTES) -> dict:
+    """The runs as a JSON-able dict; trace files embedded (base64) up to max_trace_bytes total."""
+    tables = export_rows(store, run_ids)
+    traces: dict[str, dict] = {}
+    total = 0
+    if include_traces:
+        for row in tables["traces"]:
+            path = store.traces_dir / row["filename"]
+            if path.exists() and total + path.stat().st_size <= max_trace_bytes:
+                data = path.read_bytes()
+                total += len(data)
+                traces[row["sha256"]] = {"filename": row["filename"],
+                                         "data_b64": base64.b64encode(data).decode()}
+    return {"format": FORMAT, "version": VERSION, "exported_at": now_iso(),
+            "run_ids": list(run_ids), "tables": tables, "trace_files": traces}
+
+
+def export_json(store: Store, run_ids: Sequence[str], path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(export_bundle(store, run_ids), default=str))
+    return path
+
+
+def export_csv(store: Store, run_ids: Sequence[str], path: str | os.PathLike) -> Path:
+    """The cases table (store.cases columns) as CSV."""
+    path = Path(path)
+    store.cases(run_ids).to_csv(path, index=False)
+    return path
+
+
+def _check(obj: Any) -> dict:
+    if not isinstance(obj, Mapping) or obj.get("format") != FORMAT:
+        raise BundleError("not a ReLU Lab bundle (missing format: relu_lab_bundle)")
+    if obj.get("version") != VERSION:
+        raise BundleError(f"unsupported bundle version {obj.get('version')!r}; this reads {VERSION}")
+    tables = obj.get("tables")
+    if not isinstance(tables, Mapping) or not isinstance(tables.get("runs"), list):
+        raise BundleError("bundle has no tables.runs list")
+    for name in BUNDLE_TABLES:
+        rows = tables.get(name, [])
+        if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+            raise BundleError(f"bundle table {name} is not a list of objects")
+    if not all(isinstance(r.get("run_id"), str) for r in tables["runs"]):
+        raise BundleError("bundle run without a run_id")
+    run_ids = {r["run_id"] for r in tables["runs"]}
+    for r in tables.get("cases", []):
+        if not isinstance(r.get("case_id"), str) or r.get("run_id") not in run_ids:
+            raise BundleError("bundle case without a case_id or with a run not in the bundle")
+    files = obj.get("trace_files", {})
+    if not isinstance(files, Mapping):
+        raise BundleError("bundle trace_files is not an object")
+    return dict(obj)
+
+
+def _decoded_traces(obj: Mapping) -> dict[str, tuple[str, bytes]]:
+    out = {}
+    for sha, entry in (obj.get("trace_files") or {}).items():
+        try:
+            data = base64.b64decode(entry["data_b64"], validate=True)
+            name = Path(str(entry["filename"])).name
+        except (KeyError, TypeError, binascii.Error):
+            raise BundleError(f"bundle trace {sha[:12]} is not valid base64 data") from None
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise BundleError(f"bundle trace {sha[:12]} does not match its sha256")
+        out[sha] = (name, data)
+    return out
+
+
+def read_bundle(path: str | os.PathLike) -> dict:
+    """Decode and check a bundle file (JSON, optionally gzip); BundleError/TraceError one-line."""
+    from profiling.traces import TraceError as _TE
+    from profiling.traces.chrome import decode_json
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise BundleError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        obj = decode_json(data)
+    except _TE as e:
+        raise BundleError(str(e)) from None
+    return _check(obj)
+
+
+def import_bundle(store: Store, path_or_obj: str | os.PathLike | Mapping) -> list[str]:
+    """Add the bundle's runs to the store in a single transaction; returns their run ids.
+    Nothing is written when anything in the bundle is invalid."""
+    obj = _check(path_or_obj) if isinstance(path_or_obj, Mapping) else read_bundle(path_or_obj)
+    traces = _decoded_traces(obj)
+    try:
+        import_rows(store, obj["tables"])
+    except ValueError as e:
+        raise BundleError(str(e)) from None
+    except Exception as e:  # sqlite type/constraint errors from a hand-edited bundle
+        raise BundleError(f"bundle rows rejected by the store: {e}") from None
+    for sha, (name, data) in traces.items():
+        dest = store.traces_dir / name
+        if not dest.exists() and name.startswith(sha):
+            dest.write_bytes(data)
+    return [r["run_id"] for r in obj["tables"]["runs"]]
+
+
+def trace_from_bundle(obj: Mapping) -> Trace:
+    """All traces embedded in a bundle as one Trace (pids prefixed with the case id)."""
+    try:
+        obj = _check(obj)
+        traces = _decoded_traces(obj)
+    except BundleError as e:
+        raise TraceError(str(e)) from None
+    if not traces:
+        raise TraceError("bundle holds no trace files (exported without traces?)")
+    from profiling.traces.xplane import load_xplane
+
+    case_of = {r.get("trace_sha256"): r.get("case_id") for r in obj["tables"].get("cases", [])}
+    frames = []
+    for sha, (_, data) in traces.items():
+        ev = load_xplane(data).events.copy()
+        ev["pid"] = f"{case_of.get(sha, sha[:12])}/" + ev["pid"]
+        frames.append(ev)
+    return Trace(pd.concat(frames, ignore_index=True), "bundle",
+                 {"runs": obj.get("run_ids"), "traces": len(traces)})

@@ -1,0 +1,444 @@
+"""`python -m profiling`: run, list, show, compare, export, import, trace-summary, calibrate
+(+ scenario/capture from profiling.scenario_cli). Errors: one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import pandas as pd
+
+CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
+CLI_DEFAULT_MIN_TIME = 0.03  # s per repeat: the no-flag run covers every variant in < 1 min
+JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "numel", "dtype",
+                    "device", "threads", "allocator", "mode", "pass", "status", "reason",
+                    "median_s", "min_s", "iqr_s", "ci95_low_s", "ci95_high_s", "ci95_s",
+                    "n_samples", "number", "elements_per_s", "bytes_per_call", "gbps",
+                    "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb"]
+
+
+class UsageError(Exception):
+    """Bad input from the command line; exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "item"):
+        return _clean(v.item())
+    return v
+
+
+def _records(df: pd.DataFrame, cols: Sequence[str] | None = None) -> list[dict]:
+    cols = [c for c in (cols or df.columns) if c in df.columns]
+    return [{k: _clean(v) for k, v in r.items()} for r in df[cols].to_dict("records")]
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, default=str))
+
+
+def _fmt_time(s: Any) -> str:
+    if s is None or (isinstance(s, float) and not math.isfinite(s)):
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e3), ("us", 1e6), ("ns", 1e9)):
+        if s * scale >= 1:
+            return f"{s * scale:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
+def _print_table(df: pd.DataFrame) -> None:
+    if df.empty:
+        print("(none)")
+        return
+    with pd.option_context("display.width", 200, "display.max_columns", 40,
+                           "display.max_colwidth", 60):
+        print(df.to_string(index=False))
+
+
+def _store() -> Any:
+    from profiling.store import Store
+
+    return Store()
+
+
+# ---- run ---------------------------------------------------------------------------------
+def _progress_printer(enabled: bool) -> Any:
+    def show(p: Any) -> None:
+        if not enabled:
+            return
+        width = 24
+        filled = int(width * p.done / p.total) if p.total else width
+        bar = "#" * filled + "-" * (width - filled)
+        end = "\n" if p.status in ("complete", "interrupted", "failed") and not p.current else ""
+        text = f"\r[{bar}] {p.done}/{p.total} {p.status:<9} {p.current}"[:150]
+        sys.stderr.write(f"{text:<150}{end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    from profiling.spec import RunSpec, SpecError, parse_shapes, parse_sizes, variant_registry
+
+    shapes: list = []
+    if args.sizes:
+        shapes += parse_sizes(args.sizes)
+    if args.shapes:
+        shapes += parse_shapes(args.shapes)
+    if not shapes:
+        shapes = parse_sizes(CLI_DEFAULT_SIZES)
+    threads = None
+    if args.threads:
+        try:
+            threads = [int(t) for t in _csv(args.threads)]
+        except ValueError:
+            raise SpecError("threads", args.threads, "comma-separated integers") from None
+    return RunSpec(variants=_csv(args.variants) or list(variant_registry()), shapes=shapes,
+                   dtypes=_csv(args.dtypes) or ["float32"], devices=_csv(args.devices),
+                   threads=threads, modes=_csv(args.modes) or ["eager", "function"],
+                   passes=_csv(args.passes) or ["forward"], repeats=args.repeats,
+                   allocator=args.allocator, trace=not args.no_trace, fusion=args.fusion,
+                   timeout_s=args.timeout, min_time=args.min_time, label=args.label or "")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from profiling.runner import run_profile
+
+    spec = spec_from_args(args)
+    spec.validate()  # SpecError before the store is touched
+    store = _store()
+    cancel = threading.Event()
+    run_id = run_profile(spec, store, _progress_printer(not args.quiet), cancel)
+    run = store.run(run_id)
+    cases = store.cases([run_id])
+    if args.json:
+        out = {"run_id": run_id, "status": run["status"], "cases": _records(cases, JSON_CASE_FIELDS)}
+        if spec.fusion:
+            out["fusion"] = _records(store.fusion([run_id]))
+        _print_json(out)
+    else:
+        _print_cases(cases)
+        if spec.fusion:
+            _print_table(store.fusion([run_id]).drop(columns=["run_id", "case_id"]))
+        print(f"run {run_id}: {run['status']}, {len(cases)} cases "
+              f"({(cases.status == 'ok').sum()} ok, {(cases.status == 'skipped').sum()} skipped, "
+              f"{(cases.status == 'failed').sum()} failed)")
+    return 0 if run["status"] == "complete" else 1
+
+
+def _print_cases(cases: pd.DataFrame) -> None:
+    view = pd.DataFrame({
+        "variant": cases.label, "shape": cases["shape"], "dtype": cases.dtype,
+        "device": cases.device, "thr": cases.threads, "mode": cases["mode"],
+        "pass": cases["pass"], "status": cases.status,
+        "median": cases.median_s.map(_fmt_time), "±ci95": cases.ci95_s.map(_fmt_time),
+        "GB/s": cases.gbps.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}"),
+        "util": cases.utilization.map(lambda v: "-" if pd.isna(v) else f"{100 * v:.0f}%"),
+        "faults/call": cases.page_faults_per_call.map(lambda v: "-" if pd.isna(v) else f"{v:.2g}"),
+        "reason": cases.reason.fillna("").str.slice(0, 60)})
+    _print_table(view)
+
+
+# ---- list / show -------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    runs = _store().list_runs()
+    if args.json:
+        _print_json({"runs": _records(runs.drop(columns=["spec_json"]))})
+    else:
+        _print_table(runs.drop(columns=["spec_json", "finished_at"]))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = _store()
+    run_id = store.resolve_run(args.run)
+    run, cases, env = store.run(run_id), store.cases([run_id]), store.environment(run_id)
+    if args.json:
+        _print_json({"run_id": run_id, "status": run["status"], "label": run["label"],
+                     "created_at": run["created_at"], "environment": env,
+                     "calibration": _records(store.calibration(run_id)),
+                     "cases": _records(cases, JSON_CASE_FIELDS),
+                     "fusion": _records(store.fusion([run_id]))})
+        return 0
+    print(f"run {run_id}  status={run['status']}  created={run['created_at']}  "
+          f"label={run['label'] or '-'}")
+    keys = ("tf_version", "cpu_model", "cores_logical", "intra_op_threads", "allocator",
+            "git_commit", "hostname", "python")
+    print("  " + "  ".join(f"{k}={env.get(k)}" for k in keys if k in env))
+    for c in _records(store.calibration(run_id)):
+        print(f"  peak {c['device']} t{c['threads']} {c['allocator']}: "
+              f"{c['peak_gbps']:.1f} GB/s ({c['method']})")
+    _print_cases(cases)
+    fusion = store.fusion([run_id])
+    if len(fusion):
+        _print_table(fusion.drop(columns=["run_id", "case_id"]))
+    return 0
+
+
+# ---- compare -----------------------------------------------------------------------------
+MATCH_KEYS = ["label", "shape", "dtype", "device", "threads", "allocator", "mode", "pass"]
+
+
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame, max_regression: float) -> pd.DataFrame:
+    """Cases of run B against run A: ratio = B median / A median, ratio CI from the two
+    medians' CIs, regression = ratio > 1 + max_regression and the CIs do not overlap."""
+    a_ok, b_ok = a[a.status == "ok"], b[b.status == "ok"]
+    m = a_ok.merge(b_ok, on=MATCH_KEYS, suffixes=("_a", "_b"))
+    m["ratio"] = m.median_s_b / m.median_s_a
+    m["ratio_low"] = m.ci95_low_s_b / m.ci95_high_s_a
+    m["ratio_high"] = m.ci95_high_s_b / m.ci95_low_s_a
+    m["regression"] = (m.ratio > 1 + max_regression) & (m.ci95_low_s_b > m.ci95_high_s_a)
+    m["improvement"] = (m.ratio < 1 - max_regression) & (m.ci95_high_s_b < m.ci95_low_s_a)
+    return m[MATCH_KEYS + ["median_s_a", "ci95_s_a", "median_s_b", "ci95_s_b", "ratio",
+                           "ratio_low", "ratio_high", "regression", "improvement"]]
+
+
+def _parse_pct(text: str) -> float:
+    try:
+        value = float(text.strip().rstrip("%")) / (100 if text.strip().endswith("%") else 1)
+    except ValueError:
+        raise UsageError(f"--max-regression {text!r}; accepted: e.g. 5% or 0.05") from None
+    if not 0 <= value < 10:
+        raise UsageError(f"--max-regression {text!r}; accepted: 0%..1000%")
+    return value
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    store = _store()
+    a, b = store.resolve_run(args.run_a), store.resolve_run(args.run_b)
+    threshold = _parse_pct(args.max_regression)
+    table = compare_runs(store.cases([a]), store.cases([b]), threshold)
+    if args.json:
+        _print_json({"run_a": a, "run_b": b, "max_regression": threshold,
+                     "regressions": int(table.regression.sum()), "cases": _records(table)})
+    else:
+        view = pd.DataFrame({
+            "variant": table.label, "shape": table["shape"], "dtype": table.dtype,
+            "mode": table["mode"], "pass": table["pass"],
+            "A": table.median_s_a.map(_fmt_time), "B": table.median_s_b.map(_fmt_time),
+            "B/A": table.ratio.map(lambda v: f"{v:.3f}"),
+            "ratio CI": [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in
+                         zip(table.ratio_low, table.ratio_high, strict=True)],
+            "verdict": ["REGRESSION" if r else ("faster" if i else "") for r, i in
+                        zip(table.regression, table.improvement, strict=True)]})
+        _print_table(view)
+        print(f"{int(table.regression.sum())} regression(s) beyond {threshold:.1%} "
+              f"with non-overlapping CIs ({len(table)} matched cases)")
+    return 1 if table.regression.any() else 0
+
+
+# ---- export / import ---------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from profiling import bundle
+
+    store = _store()
+    run_ids = [store.resolve_run(r) for r in args.runs]
+    if args.format == "html":
+        try:
+            from profiling.report import render_html
+        except ImportError as e:
+            raise UsageError(f"html export is unavailable: {e}") from None
+        html = render_html(store, run_ids, baseline=args.baseline)
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(html)
+    elif args.format == "json":
+        bundle.export_json(store, run_ids, args.output)
+    else:
+        bundle.export_csv(store, run_ids, args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from profiling.bundle import import_bundle
+
+    run_ids = import_bundle(_store(), args.bundle)
+    if args.json:
+        _print_json({"run_ids": run_ids})
+    else:
+        print("imported " + ", ".join(run_ids))
+    return 0
+
+
+# ---- trace-summary -----------------------------------------------------------------------
+def cmd_trace_summary(args: argparse.Namespace) -> int:
+    from profiling.traces import load_trace, summarize
+
+    if args.max_bytes:
+        os.environ["RELU_LAB_MAX_TRACE_BYTES"] = str(args.max_bytes)
+    s = summarize(load_trace(args.file), top=args.top)
+    if args.json:
+        _print_json({**s, "top_ops": _records(s["top_ops"])})
+        return 0
+    print(f"{args.file}: {s['source']} trace, {s['event_count']} events, "
+          f"{s['duration_us'] / 1e3:.3f} ms")
+    b = s["breakdown"]
+    total = sum(b.values()) or 1.0
+    print("breakdown (µs, summed over threads; idle = gaps per thread over the trace span):")
+    for k in ("compute", "memcpy", "collective", "idle", "other"):
+        print(f"  {k:<11}{b[k + '_us']:>14.1f}  {100 * b[k + '_us'] / total:5.1f}%")
+    ratio = s["compute_comm_ratio"]
+    print(f"  compute/communication: {'n/a (no communication)' if ratio is None else f'{ratio:.2f}'}")
+    print(f"top {args.top} ops by self time:")
+    top = s["top_ops"].copy()
+    if len(top):
+        top["pct"] = top.pct.map(lambda v: f"{v:.1f}%")
+    _print_table(top)
+    return 0
+
+
+# ---- calibrate ---------------------------------------------------------------------------
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from profiling.runner import INIT_TIMEOUT_S, Worker, WorkerLost
+
+    device = args.device
+    threads = args.threads or os.cpu_count() or 1
+    worker = Worker(device, threads, args.allocator)
+    try:
+        reply = worker.request({"cmd": "init", "device": device, "allocator": args.allocator,
+                                "calibrate": True}, INIT_TIMEOUT_S)
+    except WorkerLost as e:
+        raise UsageError(str(e)) from None
+    finally:
+        worker.close()
+    calib = {"device": device, "threads": threads, "allocator": args.allocator,
+             **(reply.get("calibration") or {})}
+    if args.json:
+        _print_json(calib)
+    else:
+        print(f"{device} threads={threads} allocator={args.allocator}: "
+              f"{calib.get('peak_gbps', float('nan')):.2f} GB/s peak copy bandwidth "
+              f"({calib.get('method')}, {calib.get('size_bytes', 0) / 1e6:.0f} MB per copy)")
+    return 0
+
+
+# ---- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m profiling",
+                description="Profile ReLU implementations: run, inspect, compare, export.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="measure variants × shapes × dtypes × devices × modes",
+                       description="Measure; with no flags: every variant, float32, "
+                                   f"sizes {CLI_DEFAULT_SIZES}, eager+function, forward.")
+    r.add_argument("--variants", help="comma list, params as id:name=value "
+                                      "(e.g. nn_relu,leaky:alpha=0.2; default: all)")
+    r.add_argument("--sizes", help=f"1-D element counts (default {CLI_DEFAULT_SIZES})")
+    r.add_argument("--shapes", help="shapes such as 10000x10000,64x1024")
+    r.add_argument("--dtypes", help="float16,bfloat16,float32,float64,int8 (default float32)")
+    r.add_argument("--devices", help="e.g. CPU:0,GPU:0 (default: every device TF sees)")
+    r.add_argument("--threads", help="intra-op thread counts, e.g. 1,2 (default: all cores)")
+    r.add_argument("--modes", help="eager,function,xla (default eager,function)")
+    r.add_argument("--passes", help="forward,backward (default forward)")
+    r.add_argument("--repeats", type=int, default=5, help="timed repeats, >= 5 (default 5)")
+    r.add_argument("--min-time", type=float, default=CLI_DEFAULT_MIN_TIME,
+                   help="target seconds per repeat (default %(default)s)")
+    r.add_argument("--timeout", type=float, default=120.0, help="seconds per case (default 120)")
+    r.add_argument("--allocator", choices=("bfc", "default"), default="bfc")
+    r.add_argument("--no-trace", action="store_true", help="skip the per-case profiler trace")
+    r.add_argument("--fusion", action="store_true", help="also run the fusion report")
+    r.add_argument("--label", help="free text stored with the run")
+    r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    r.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
+    r.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("list", help="stored runs", description="List stored runs.")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    sh = sub.add_parser("show", help="one run's cases and environment",
+                        description="Show a run (id, unique prefix or 'latest').")
+    sh.add_argument("run")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=cmd_show)
+
+    c = sub.add_parser("compare", help="B vs A ratios with CIs; exit 1 on regression",
+                       description="Compare run B against run A case by case.")
+    c.add_argument("run_a")
+    c.add_argument("run_b")
+    c.add_argument("--max-regression", default="5%",
+                   help="slowdown tolerated before exit 1 (default %(default)s)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
+
+    e = sub.add_parser("export", help="a run as html, json bundle or csv",
+                       description="Export runs to a file.")
+    e.add_argument("runs", nargs="+", metavar="RUN")
+    e.add_argument("--format", choices=("html", "json", "csv"), default="json")
+    e.add_argument("-o", "--output", required=True, help="output file")
+    e.add_argument("--baseline", default="nn_relu", help="html: variant ratios refer to")
+    e.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("import", help="add a json bundle's runs to the store",
+                       description="Import an exported JSON bundle (all or nothing).")
+    i.add_argument("bundle")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_import)
+
+    t = sub.add_parser("trace-summary", help="top ops and time breakdown of a trace file",
+                       description="Summarize a .xplane.pb, Chrome trace .json/.json.gz "
+                                   "(TensorBoard, PyTorch, ...) or an exported bundle.")
+    t.add_argument("file")
+    t.add_argument("--top", type=int, default=20)
+    t.add_argument("--max-bytes", type=float, help="cap on decompressed size (default 1 GiB)")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_trace_summary)
+
+    k = sub.add_parser("calibrate", help="peak copy bandwidth of a device",
+                       description="Measure peak copy bandwidth in a worker.")
+    k.add_argument("--device", default="CPU:0")
+    k.add_argument("--threads", type=int)
+    k.add_argument("--allocator", choices=("bfc", "default"), default="bfc")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(func=cmd_calibrate)
+
+    try:
+        from profiling import scenario_cli
+
+        scenario_cli.add_commands(sub)
+    except ImportError:
+        pass
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 failed/regression, 2 bad input)."""
+    from profiling.bundle import BundleError
+    from profiling.spec import SpecError
+    from profiling.store import UnknownRunError
+    from profiling.traces import TraceError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (SpecError, TraceError, BundleError, UsageError, UnknownRunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+    except FileNotFoundError as e:
+        print(f"error: no such file: {e.filename}", file=sys.stderr)
+    except OSError as e:
+        print(f"error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted (finished cases are kept; the run is marked interrupted)",
+              file=sys.stderr)
+        return 130
+    except Exception as e:  # last resort: still one line, never a traceback
+        from profiling.errors import one_line
+
+        print(f"error: {one_line(e)}", file=sys.stderr)
+    return 2

@@ -1,0 +1,84 @@
+"""Trace model and analyzers on a synthetic Chrome trace whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from profiling.analysis.breakdown import busy_union_us, lane_busy, time_breakdown
+from profiling.analysis.op_stats import top_ops
+from profiling.traces import load_trace, summarize
+
+# Thread 1 (0..100 µs span overall):
+#   step      [0, 100)   other; children conv [10, 40) and relu [50, 60)
+#   conv      [10, 40)   cpu_op, child memcpy [20, 25)
+#   memcpy    [20, 25)   gpu_memcpy
+#   relu      [50, 60)   cpu_op
+# Thread 2:
+#   allreduce [30, 50)   kernel "ncclAllReduce"
+#   relu      [70, 75)   cpu_op
+EVENTS = [
+    {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "host"}},
+    {"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": "main"}},
+    {"ph": "X", "name": "step", "cat": "user_annotation", "pid": 1, "tid": 1, "ts": 0, "dur": 100},
+    {"ph": "X", "name": "conv", "cat": "cpu_op", "pid": 1, "tid": 1, "ts": 10, "dur": 30},
+    {"ph": "X", "name": "Memcpy HtoD", "cat": "gpu_memcpy", "pid": 1, "tid": 1, "ts": 20, "dur": 5},
+    {"ph": "X", "name": "relu", "cat": "cpu_op", "pid": 1, "tid": 1, "ts": 50, "dur": 10},
+    {"ph": "X", "name": "ncclAllReduce", "cat": "kernel", "pid": 1, "tid": 2, "ts": 30, "dur": 20},
+    {"ph": "B", "name": "relu", "cat": "cpu_op", "pid": 1, "tid": 2, "ts": 70},
+    {"ph": "E", "pid": 1, "tid": 2, "ts": 75},
+    {"ph": "i", "name": "marker", "pid": 1, "tid": 1, "ts": 5},
+]
+
+
+@pytest.fixture
+def trace():
+    return load_trace(json.dumps({"traceEvents": EVENTS}).encode(), "t.json")
+
+
+def test_self_times_and_names(trace):
+    ev = trace.events.set_index(["tid", "name", "ts_us"])
+    assert ev.loc[("1", "step", 0.0), "self_us"] == 100 - 30 - 10
+    assert ev.loc[("1", "conv", 10.0), "self_us"] == 25
+    assert ev.loc[("1", "Memcpy HtoD", 20.0), "self_us"] == 5
+    assert ev.loc[("2", "relu", 70.0), "dur_us"] == 5  # B/E pair
+    assert set(trace.events.process) == {"host"}
+    assert len(trace.events) == 6  # metadata and instants are not duration events
+
+
+def test_breakdown_by_hand(trace):
+    b = time_breakdown(trace.events)
+    assert b["compute_us"] == 25 + 10 + 5          # conv self, relu, relu on thread 2
+    assert b["memcpy_us"] == 5
+    assert b["collective_us"] == 20
+    assert b["other_us"] == 60                       # step's self time
+    # span 0..100: thread 1 busy all 100 -> idle 0; thread 2 busy 20 + 5 -> idle 75
+    assert b["idle_us"] == 75
+    assert b["compute_comm_ratio"] == pytest.approx(40 / 25)
+    lanes = lane_busy(trace.events).set_index("tid")
+    assert lanes.loc["2", "busy_us"] == 25
+
+
+def test_busy_union_merges_overlaps():
+    import numpy as np
+
+    assert busy_union_us(np.array([0.0, 5, 20]), np.array([10.0, 12, 30])) == 22
+
+
+def test_top_ops_and_summary(trace):
+    top = top_ops(trace.events)
+    assert list(top.name[:2]) == ["conv", "ncclAllReduce"]
+    relu = top.set_index("name").loc["relu"]
+    assert (relu.occurrences, relu.self_us, relu.total_us) == (2, 15, 15)
+    assert top.pct.sum() == pytest.approx(100)
+    s = summarize(trace)
+    assert s["event_count"] == 6 and s["duration_us"] == 100
+    assert s["breakdown"]["idle_us"] == 75
+
+
+def test_gzip_and_bare_array(tmp_path):
+    p = tmp_path / "t.json.gz"
+    p.write_bytes(gzip.compress(json.dumps(EVENTS).encode()))
+    assert len(load_trace(p).events) == 6
