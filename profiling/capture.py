@@ -239,8 +239,11 @@ def _client_main(service: str, logdir: str, duration_ms: int) -> int:
     except Exception as exc:  # TF raises UnavailableError/RuntimeError with a status text
         text = " ".join(str(exc).split())
         if "No trace event" in text or "no responses" in text:
-            text = f"no trace events collected in {duration_ms} ms ({text[:200]})"
-        print(f"CAPTURE_ERROR {type(exc).__name__}: {text[:300]}", flush=True)
+            text = (f"no trace events collected in {duration_ms} ms: the process ran no "
+                    "TensorFlow ops while it was captured")
+        else:
+            text = f"{type(exc).__name__}: {text[:300]}"
+        print(f"CAPTURE_ERROR {text}", flush=True)
         return 1
     return 0
 

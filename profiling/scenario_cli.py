@@ -116,14 +116,16 @@ def cmd_scenario(args: argparse.Namespace) -> int:
                 image_size=args.image_size, channels=args.channels, blocks=args.blocks,
                 steps=args.steps, timeout_s=args.timeout,
             )
-            result = run_distributed(cfg)
+            result = run_distributed(cfg, store=_store(args))
             if args.json:
-                print(json.dumps({"config": result.config,
+                print(json.dumps({"run_id": result.run_id, "config": result.config,
                                   "workers": result.workers.to_dict("records")}, default=str))
             else:
                 _print_frame(result.workers, [c for c in result.workers.columns
                                               if c != "xplane_path"])
                 print(f"traces: {', '.join(result.workers['xplane_path'])}")
+                if result.run_id:
+                    print(f"run {result.run_id} saved")
             return 0
         cfg = ScenarioConfig(
             model=args.model, variants=variants, batch=args.batch, image_size=args.image_size,
