@@ -13,16 +13,16 @@ import streamlit as st  # noqa: E402
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
-st.set_page_config(page_title="ReLU Lab", page_icon="📈", layout="wide")
+st.set_page_config(page_title="ReLU Lab", page_icon=":material/monitoring:", layout="wide")
 
 pages = [
-    st.Page("pages/run.py", title="Run", icon="▶️", default=True),
-    st.Page("pages/compare.py", title="Compare", icon="📊"),
-    st.Page("pages/traces.py", title="Traces", icon="🧵"),
-    st.Page("pages/variants.py", title="Variants", icon="🧬"),
+    st.Page("pages/run.py", title="Run", icon=":material/play_arrow:", default=True),
+    st.Page("pages/compare.py", title="Compare", icon=":material/bar_chart:"),
+    st.Page("pages/traces.py", title="Traces", icon=":material/timeline:"),
+    st.Page("pages/variants.py", title="Variants", icon=":material/function:"),
 ]
 # Owned by the scenarios engineer; shown when present.
-for name, title, icon in (("scenarios", "Scenarios", "🧪"), ("capture", "Capture", "🎥")):
+for name, title, icon in (("scenarios", "Scenarios", ":material/science:"), ("capture", "Capture", ":material/radio_button_checked:")):
     if (PAGES_DIR / f"{name}.py").exists():
         pages.append(st.Page(f"pages/{name}.py", title=title, icon=icon))
 

@@ -499,22 +499,25 @@ def trace_timeline(events: pd.DataFrame, max_events: int = 5000) -> go.Figure:
         return _empty_figure(title, "No events in this window")
     frame = events.nlargest(max_events, "dur_us") if len(events) > max_events else events
     origin = float(frame["ts_us"].min())
-    rows = (frame["process"].fillna(frame["pid"].astype(str)).astype(str) + " / "
-            + frame["thread"].fillna(frame["tid"].astype(str)).astype(str))
-    frame = frame.assign(row=rows.map(display_text))
+    frame = frame.assign(row=_timeline_rows(frame).map(display_text))
     row_order = list(dict.fromkeys(frame.sort_values(["pid", "tid"], kind="stable")["row"]))
     figure = go.Figure()
     names = frame["name"].astype(str)
     top_names = list(names.value_counts().index[:9])
-    for index, op in enumerate([*top_names, None]):
-        part = frame[names.isin(top_names) == False] if op is None else frame[names == op]  # noqa: E712
+    # Long (outer) events first so the nested, shorter ones are drawn on top of them.
+    parts = [(op, frame[names == op]) for op in top_names]
+    parts.append((None, frame[~names.isin(top_names)]))
+    parts.sort(key=lambda item: -item[1]["dur_us"].mean() if not item[1].empty else 0.0)
+    colours = {op: _colour(i) for i, op in enumerate(top_names)}
+    for op, part in parts:
         if part.empty:
             continue
         figure.add_trace(
             go.Bar(
                 base=(part["ts_us"] - origin) / 1e3, x=part["dur_us"] / 1e3, y=part["row"],
                 orientation="h", name="other ops" if op is None else display_text(op),
-                marker_color=_colour(index) if op is not None else "#bcbcbc",
+                marker_color=colours.get(op, "#bcbcbc"),
+                marker_line=dict(width=0.5, color="white"),
                 customdata=np.stack([part["name"].astype(str).map(display_text),
                                      part["dur_us"]], axis=-1),
                 hovertemplate="%{customdata[0]}<br>start %{base:.4g} ms<br>%{customdata[1]:.4g} µs"
@@ -525,6 +528,16 @@ def trace_timeline(events: pd.DataFrame, max_events: int = 5000) -> go.Figure:
     figure.update_yaxes(categoryorder="array", categoryarray=row_order[::-1])
     figure.update_layout(height=max(300, 60 * len(row_order) + 120))
     return _layout(figure, title, "ms from first event shown", "process / thread")
+
+
+def _timeline_rows(events: pd.DataFrame) -> pd.Series:
+    """'process / thread' per event, falling back to pid / tid where a name is missing."""
+
+    def named(name: pd.Series, fallback: pd.Series) -> pd.Series:
+        text = name.astype("string").fillna("").str.strip()
+        return text.where(text != "", fallback.astype(str))
+
+    return named(events["process"], events["pid"]) + " / " + named(events["thread"], events["tid"])
 
 
 def op_breakdown(top_ops: pd.DataFrame) -> go.Figure:

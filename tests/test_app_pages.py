@@ -147,3 +147,25 @@ def test_compare_page_reproduces_a_shared_link(data_dir):
     speedup = figures(at)["chart_speedup"]
     assert "where" in speedup["layout"]["title"]["text"]
     assert at.query_params["runs"] == f"{first},{second}"
+
+
+def test_compare_page_imports_a_bundle_and_refuses_a_bad_one(data_dir, tmp_path_factory):
+    from profiling.bundle import export_bundle
+
+    with Store(tmp_path_factory.mktemp("elsewhere")) as other:
+        run_id = fill(other, synthetic_cases(), label="from a colleague")
+        bundle = json.dumps(export_bundle(other, [run_id]), default=str).encode()
+    at = open_page("compare")
+    uploader = at.get("file_uploader")[0]
+    uploader.set_value(("broken.json", b'{"format": "something else"}', "application/json"))
+    at.run()
+    assert not at.exception
+    assert texts(at.error)[0].startswith("Could not import broken.json")
+    with Store(data_dir) as store:
+        assert store.list_runs().empty  # nothing partial stored
+    uploader = at.get("file_uploader")[0]
+    uploader.set_value(("bundle.json", bundle, "application/json"))
+    at.run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.multiselect(key="compare_runs").value == [run_id]
+    assert "chart_latency" in figures(at)

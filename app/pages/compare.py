@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from app import resources, share
-from app.guard import page_guard
+from app.guard import one_line, page_guard
 from profiling import charts, report
 
 FILTER_COLUMNS = ("dtype", "device", "threads", "mode", "pass")
@@ -17,14 +19,35 @@ def run_title(runs, run_id: str) -> str:
     return f"{run_id}{label} · {row['created_at']} · {row['n_cases']} cases · {row['status']}"
 
 
+def keep_choice(key: str, options: list, wanted, multi: bool) -> None:
+    """Seed a widget's state from the URL (first visit) and drop choices that no longer exist;
+    the widget is then created without a default so Streamlit has one source of truth."""
+    current = st.session_state.get(key)
+    if multi:
+        valid = current is not None and all(value in options for value in current)
+    else:
+        valid = current in options
+    if not valid:
+        st.session_state[key] = wanted
+
+
 def pick_runs(runs) -> list[str]:
     known = list(runs["run_id"])
     wanted = share.keep_known(share.read_list("runs"), known)
     if not wanted:
         complete = runs[runs["status"] == "complete"]["run_id"]
         wanted = list(complete[:1]) or known[:1]
-    return st.multiselect("Runs", known, default=wanted, key="compare_runs",
+    keep_choice("compare_runs", known, wanted, multi=True)
+    return st.multiselect("Runs", known, key="compare_runs",
                           format_func=lambda rid: run_title(runs, rid))
+
+
+def pick_baseline(variants: list[str]) -> str:
+    wanted = share.read("baseline", "nn_relu")
+    if wanted not in variants:
+        wanted = "nn_relu" if "nn_relu" in variants else variants[0]
+    keep_choice("compare_baseline", variants, wanted, multi=False)
+    return st.selectbox("Baseline variant", variants, key="compare_baseline")
 
 
 def pick_filters(cases) -> dict[str, list[str]]:
@@ -36,9 +59,9 @@ def pick_filters(cases) -> dict[str, list[str]]:
     columns = st.columns(len(varying))
     for column, name in zip(columns, varying, strict=True):
         options = sorted(cases[name].astype(str).unique())
-        wanted = share.keep_known(share.read_list(name), options)
-        filters[name] = column.multiselect(name, options, default=wanted or options,
-                                           key=f"filter_{name}")
+        wanted = share.keep_known(share.read_list(name), options) or options
+        keep_choice(f"filter_{name}", options, wanted, multi=True)
+        filters[name] = column.multiselect(name, options, key=f"filter_{name}")
     return filters
 
 
@@ -48,7 +71,7 @@ def exports(run_ids: list[str], baseline: str, filters: dict, cases) -> None:
     html_col.download_button(
         "Download HTML report", data=lambda: report.render_html(store, run_ids, baseline, filters),
         file_name="relu_lab_report.html", mime="text/html", key="download_html",
-        on_click="ignore", icon="📄",
+        on_click="ignore", icon=":material/description:",
     )
     try:
         from profiling import bundle
@@ -58,31 +81,53 @@ def exports(run_ids: list[str], baseline: str, filters: dict, cases) -> None:
         json_col.download_button(
             "Download JSON bundle", data=lambda: _bundle_bytes(bundle, store, run_ids),
             file_name="relu_lab_bundle.json", mime="application/json", key="download_json",
-            on_click="ignore", icon="🗃️",
+            on_click="ignore", icon=":material/data_object:",
         )
     csv_col.download_button(
         "Download CSV", data=charts.compare_categories(cases).to_csv(index=False),
         file_name="relu_lab_results.csv", mime="text/csv", key="download_csv",
-        on_click="ignore", icon="🧾",
+        on_click="ignore", icon=":material/table:",
     )
 
 
 def _bundle_bytes(bundle, store, run_ids: list[str]) -> bytes:
-    """profiling.bundle's export, whatever it returns (text, bytes or a dict)."""
-    import json
+    """profiling.bundle's export (runs, cases, samples, traces) as JSON bytes."""
+    return json.dumps(bundle.export_bundle(store, run_ids), default=str).encode()
 
-    data = bundle.export_json(store, run_ids)
-    if isinstance(data, bytes):
-        return data
-    return (data if isinstance(data, str) else json.dumps(data, default=str)).encode()
+
+def import_runs() -> None:
+    """Add the runs of an uploaded JSON bundle to the store (all or nothing)."""
+    with st.expander("Import runs from a JSON bundle"):
+        upload = st.file_uploader("ReLU Lab bundle (.json / .json.gz)", type=["json", "gz"],
+                                  key="bundle_upload")
+        if upload is None:
+            return
+        done = st.session_state.setdefault("imported_bundles", {})
+        if upload.file_id in done:
+            st.success(f"Imported {', '.join(done[upload.file_id])}")
+            return
+        from profiling.bundle import BundleError, import_bundle
+        from profiling.traces import TraceError
+        from profiling.traces.chrome import decode_json
+
+        try:
+            run_ids = import_bundle(resources.store(), decode_json(upload.getvalue()))
+        except (BundleError, TraceError) as error:
+            st.error(f"Could not import {upload.name}: {one_line(error)}")
+            return
+        done[upload.file_id] = run_ids
+        resources.cases.clear()
+        st.session_state["compare_runs"] = run_ids
+        st.rerun()
 
 
 def render() -> None:
     st.title("Compare runs")
+    import_runs()
     runs = resources.list_runs()
     if runs.empty:
         st.info("No runs yet: start one on the Run page.")
-        st.page_link("pages/run.py", label="Go to Run", icon="▶️")
+        st.page_link("pages/run.py", label="Go to Run", icon=":material/play_arrow:")
         return
     run_ids = pick_runs(runs)
     if not run_ids:
@@ -93,12 +138,7 @@ def render() -> None:
     if all_cases.empty:
         st.warning("These runs have no cases yet.")
         return
-    variants = list(dict.fromkeys(all_cases["variant"]))
-    wanted_baseline = share.read("baseline", "nn_relu")
-    baseline_default = wanted_baseline if wanted_baseline in variants else (
-        "nn_relu" if "nn_relu" in variants else variants[0])
-    baseline = st.selectbox("Baseline variant", variants, index=variants.index(baseline_default),
-                            key="compare_baseline")
+    baseline = pick_baseline(list(dict.fromkeys(all_cases["variant"])))
     filters = pick_filters(all_cases)
     share.write(runs=run_ids, baseline=baseline,
                 **{name: (None if len(chosen) == all_cases[name].astype(str).nunique() else chosen)
