@@ -1,0 +1,68 @@
+"""Distributed scenario runs in real worker subprocesses: two logical CPUs under MirroredStrategy
+and two MultiWorkerMirroredStrategy workers on 127.0.0.1, each bounded by a timeout."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from profiling import scenario_charts
+from profiling.distributed import DistributedConfig, DistributedError, run_distributed
+from profiling.scenarios import ScenarioError
+
+TINY = {"image_size": 8, "channels": 4, "blocks": 1, "global_batch": 8, "steps": 2,
+        "warmup": 1, "trace_steps": 1, "threads": 1, "timeout_s": 150}
+
+
+def test_mirrored_over_two_logical_cpus_reports_collective_time(data_dir):
+    from profiling.store import Store
+
+    store = Store()
+    result = run_distributed(DistributedConfig(strategy="mirrored", logical_cpus=2, **TINY),
+                             store=store)
+    (worker,) = result.workers.to_dict("records")
+    assert worker["replicas"] == 2
+    assert worker["devices"].count("CPU:") == 2
+    assert worker["collective_us"] > 0 and worker["compute_us"] > 0
+    assert 0 < worker["collective_fraction"] < 1
+    collectives = result.op_stats[result.op_stats["category"] == "collective"]
+    assert collectives["op_type"].str.contains("CollectiveReduce").any()
+    cases = store.cases([result.run_id])
+    assert list(cases["mode"]) == ["mirrored"]
+    assert store.breakdown([result.run_id])["collective_us"].iloc[0] > 0
+    assert store.trace_path(cases["case_id"].iloc[0]) is not None
+    fig = scenario_charts.compute_comm_figure(result.workers)
+    assert [t.name for t in fig.data] == ["compute", "collective", "transfer", "input"]
+
+
+def test_two_multiworker_workers_on_loopback_all_reduce():
+    result = run_distributed(DistributedConfig(strategy="multiworker", workers=2,
+                                               communication="RING", **TINY))
+    workers = result.workers
+    assert list(workers["worker"]) == [0, 1]
+    assert (workers["replicas"] == 2).all()
+    assert (workers["collective_us"] > 0).all()
+    # both replicas apply the same all-reduced gradients, so they end on the same loss
+    assert workers["final_loss"].iloc[0] == pytest.approx(workers["final_loss"].iloc[1])
+    assert set(result.op_stats[result.op_stats["category"] == "collective"]["worker"]) == {0, 1}
+
+
+def test_a_run_past_its_timeout_is_killed_with_a_one_line_error(tmp_path):
+    cfg = DistributedConfig(strategy="multiworker", workers=2, **{**TINY, "timeout_s": 1})
+    start = time.monotonic()
+    with pytest.raises(DistributedError, match="did not finish within 1 s") as info:
+        run_distributed(cfg, out_dir=str(tmp_path))
+    assert "\n" not in str(info.value)
+    assert time.monotonic() - start < 30  # killed, not waited for
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"strategy": "parameter_server"}, "strategy="),
+    ({"communication": "MPI"}, "communication="),
+    ({"workers": 1, "strategy": "multiworker"}, "workers=1"),
+    ({"variant": "relu9"}, "relu9"),
+])
+def test_bad_distributed_config_is_rejected_before_any_process_starts(kwargs, fragment):
+    with pytest.raises(ScenarioError, match=fragment):
+        run_distributed(DistributedConfig(**kwargs))
