@@ -25,6 +25,7 @@ SPECIAL_INPUTS: dict[str, float] = {
     "neg_inf": -math.inf,
     "subnormal": 0.0,  # replaced per dtype by its smallest positive subnormal
 }
+BULK = 64
 SMALLEST_SUBNORMAL = {
     "float16": 2.0**-24,
     "bfloat16": 2.0**-133,
@@ -83,8 +84,10 @@ def _row(v: Variant, dtype: str) -> dict[str, object]:
     else:
         fn = get(v.id)
         inputs = {**SPECIAL_INPUTS, "subnormal": SMALLEST_SUBNORMAL[dtype]}
-        outputs = fn(tf.constant(list(inputs.values()), dtype))
-        values = tf.cast(outputs, tf.float64).numpy()
+        # Each value fills a 64-element vector: what the bulk of a large tensor sees. TF's Relu
+        # treats -0.0 and subnormals differently in its scalar tail (see csrc/relu_functor.h).
+        block = tf.constant([[v] * BULK for v in inputs.values()], dtype)
+        values = tf.cast(fn(block)[:, 0], tf.float64).numpy()
         row.update({k: format_value(float(y)) for k, y in zip(SPECIAL_INPUTS, values, strict=True)})
         row["grad_at_zero"] = format_value(_grad_at_zero(v, dtype))
     row["bitwise_equal_nn_relu"] = _bitwise_equal_nn_relu(v, dtype)
@@ -93,7 +96,8 @@ def _row(v: Variant, dtype: str) -> dict[str, object]:
 
 def semantics_table(variant_ids: list[str] | None = None) -> pd.DataFrame:
     """One row per (variant, dtype): outputs at NaN, -0.0, +inf, -inf and the smallest positive
-    subnormal (TF's CPU kernels flush subnormals to zero, except float16); gradient at exactly 0;
+    subnormal, each as the first element of a 64-element vector (the vectorised bulk of a
+    tensor; TF's CPU kernels flush subnormals there, except float16); gradient at exactly 0;
     whether the output is bitwise equal to tf.nn.relu on random data (4096 normals, seed 0).
 
     A variant that cannot run here (the custom op without a compiler) gets its error in every cell.
