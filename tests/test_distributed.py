@@ -3,8 +3,6 @@ and two MultiWorkerMirroredStrategy workers on 127.0.0.1, each bounded by a time
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from profiling import scenario_charts
@@ -50,11 +48,9 @@ def test_two_multiworker_workers_on_loopback_all_reduce():
 
 def test_a_run_past_its_timeout_is_killed_with_a_one_line_error(tmp_path):
     cfg = DistributedConfig(strategy="multiworker", workers=2, **{**TINY, "timeout_s": 1})
-    start = time.monotonic()
     with pytest.raises(DistributedError, match="did not finish within 1 s") as info:
         run_distributed(cfg, out_dir=str(tmp_path))
     assert "\n" not in str(info.value)
-    assert time.monotonic() - start < 30  # killed, not waited for
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

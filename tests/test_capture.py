@@ -1,0 +1,194 @@
+"""Remote capture from real TF processes (profiler server on a free 127.0.0.1 port), its error
+paths, the CLI command and the Capture page."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from profiling.capture import CaptureError, capture, parse_addresses
+from profiling.distributed import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = """
+import sys, time
+import tensorflow as tf
+tf.profiler.experimental.server.start(int(sys.argv[1]))
+busy = sys.argv[2] == "busy"
+x = tf.random.normal((64, 64))
+f = tf.function(lambda x: tf.nn.relu(tf.matmul(x, x)))
+f(x)
+print("ready", flush=True)
+end = time.monotonic() + 240  # never outlives the test session for long
+while time.monotonic() < end:
+    if busy:
+        f(x).numpy()
+        time.sleep(0.001)
+    else:
+        time.sleep(0.05)
+"""
+
+
+def start_target(mode: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-c", TARGET, str(port), mode], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return proc, f"grpc://127.0.0.1:{port}"
+
+
+def wait_ready(proc: subprocess.Popen, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready and "ready" in proc.stdout.readline():
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"target exited with {proc.returncode}")
+    raise RuntimeError("target did not start in time")
+
+
+@pytest.fixture(scope="module")
+def targets():
+    """(busy address, idle address): two TF processes running profiler servers."""
+    started = [start_target("busy"), start_target("idle")]
+    try:
+        for proc, _ in started:
+            wait_ready(proc)
+        yield started[0][1], started[1][1]
+    finally:
+        for proc, _ in started:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_capture_one_worker_gives_a_stored_xplane(targets, tmp_path):
+    from profiling.store import Store
+    from profiling.traces import load_trace
+
+    busy, _ = targets
+    store = Store(tmp_path / "data")
+    result = capture(busy, 300, logdir=str(tmp_path / "logs"), store=store)
+    (row,) = result.traces.to_dict("records")
+    assert row["status"] == "ok" and row["event_count"] > 0 and row["compute_us"] > 0
+    assert row["path"].endswith("127.0.0.1_" + busy.rsplit(":", 1)[1] + ".xplane.pb")
+    assert result.top_ops["name"].str.contains("MatMul").any()
+    stored = store.trace_path(row["case_id"])
+    assert stored is not None and len(load_trace(stored).events) == row["event_count"]
+    cases = store.cases([result.run_id])
+    assert list(cases["mode"]) == ["remote"] and list(cases["label"]) == [busy]
+    assert store.op_stats(row["case_id"])["op_type"].str.contains("MatMul").any()
+
+
+def test_capture_two_workers_at_once_marks_the_idle_one_empty(targets):
+    busy, idle = targets
+    result = capture(f"{busy},{idle}", 300)
+    by_address = result.traces.set_index("address")
+    assert by_address.loc[busy, "status"] == "ok"
+    assert by_address.loc[idle, "status"] == "empty"
+    assert "no trace events" in by_address.loc[idle, "reason"]
+    assert set(result.top_ops["address"]) == {busy}
+
+
+def test_capture_with_no_events_is_a_one_line_error(targets):
+    _, idle = targets
+    with pytest.raises(CaptureError, match="no trace events") as info:
+        capture(idle, 200)
+    assert str(info.value).startswith(idle) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:6009", "http://127.0.0.1:6009",
+                                     "grpc://127.0.0.1", "grpc://127.0.0.1:0",
+                                     "grpc://127.0.0.1:70000", "grpc://a b:1", "", " , "])
+def test_bad_address_string(address):
+    with pytest.raises(CaptureError, match="address") as info:
+        parse_addresses(address)
+    assert "\n" not in str(info.value)
+
+
+def test_refused_connection_is_reported_before_any_capture():
+    port = free_port()  # nothing listens there now
+    with pytest.raises(CaptureError, match="connection refused"):
+        capture(f"grpc://127.0.0.1:{port}", 100)
+
+
+def test_a_server_that_never_answers_cannot_hang_the_capture():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    accepted = []
+    stop = threading.Event()
+
+    def accept_and_stay_silent():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(CaptureError) as info:
+            capture(f"grpc://127.0.0.1:{server.getsockname()[1]}", 100, timeout_s=8)
+        assert "\n" not in str(info.value)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in accepted:
+            conn.close()
+        server.close()
+
+
+def test_cli_capture(targets, capsys):
+    from profiling.scenario_cli import main
+
+    busy, _ = targets
+    assert main(["capture", busy, "--duration-ms", "200", "--no-store", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["traces"][0]["status"] == "ok" and out["run_id"] is None
+    assert main(["capture", "grpc://nohost", "--no-store"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: bad address") and err.count("\n") == 1
+    assert main(["capture", f"grpc://127.0.0.1:{free_port()}", "--no-store"]) == 1
+    assert "connection refused" in capsys.readouterr().err
+    assert main(["capture", busy, "--duration-ms", "0", "--no-store"]) == 2
+
+
+def capture_page():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app" / "pages" / "capture.py"), default_timeout=90)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_capture_page_draws_the_capture(targets, data_dir):
+    busy, _ = targets
+    at = capture_page()
+    at.text_input(key="cap_addresses").set_value(busy)
+    at.number_input(key="cap_duration").set_value(300)
+    at.button(key="cap_run").click().run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2
+    assert any("Saved as run" in s.value for s in at.success)
+
+
+def test_capture_page_shows_one_line_for_a_refused_address(data_dir):
+    at = capture_page()
+    at.text_input(key="cap_addresses").set_value(f"grpc://127.0.0.1:{free_port()}")
+    at.button(key="cap_run").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "connection refused" in at.error[0].value
+    assert "\n" not in at.error[0].value and not at.get("plotly_chart")
