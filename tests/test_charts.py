@@ -166,6 +166,7 @@ def test_speedup_table_ratios_and_significance():
 def test_speedup_chart_marks_overlapping_cis_and_has_whiskers():
     fig = as_json(charts.speedup_vs_baseline(synthetic_cases(ci_fraction=0.04), "nn_relu"))
     assert fig["layout"]["xaxis"]["type"] == "log"
+    assert fig["layout"]["yaxis"]["type"] == "log"
     where = traces_named(fig, "where")[0]
     maximum = traces_named(fig, "maximum")[0]
     assert set(where["marker"]["symbol"]) == {"circle-open"}
@@ -374,3 +375,12 @@ def test_op_breakdown_largest_on_top():
     bar = as_json(charts.op_breakdown(top))["data"][0]
     assert bar["y"] == ["a", "b"]  # plotly draws the last category on top
     assert bar["x"] == [5.0, 50.0]
+
+
+def test_timeline_rows_fall_back_to_pid_and_tid_without_names():
+    events = synthetic_events(50)
+    events["process"] = ""
+    events["thread"] = None
+    fig = as_json(charts.trace_timeline(events))
+    rows = {y for t in fig["data"] for y in t["y"]}
+    assert rows <= {f"{pid} / {tid}" for pid in (1, 2) for tid in range(10, 14)}

@@ -113,13 +113,14 @@ def progress_panel() -> None:
     if job is None:
         return
     if not job.finished:
-        with st.status(f"Profiling… {job.done}/{job.total} cases", state="running",
-                       expanded=True):
-            st.progress(job.fraction, text=f"{job.current} ({job.elapsed_s:.0f} s)")
-            if job.cancel.is_set():
-                st.caption("Cancelling after the current case…")
-            else:
-                st.button("Cancel", on_click=job.cancel.set, key="cancel")
+        # Not a `with` block: leaving one marks the status complete.
+        status = st.status(f"Profiling… {job.done}/{job.total} cases", state="running",
+                           expanded=True)
+        status.progress(job.fraction, text=f"{job.current} ({job.elapsed_s:.0f} s)")
+        if job.cancel.is_set():
+            status.caption("Cancelling after the current case…")
+        else:
+            status.button("Cancel", on_click=job.cancel.set, key="cancel")
         return
     if not job.shown:
         job.shown = True
