@@ -32,7 +32,7 @@ end = time.monotonic() + 240  # never outlives the test session for long
 while time.monotonic() < end:
     if busy:
         f(x).numpy()
-        time.sleep(0.001)
+        time.sleep(0.005)  # events every few ms, yet leaves the CPUs to the test
     else:
         time.sleep(0.05)
 """
@@ -140,7 +140,7 @@ def test_a_server_that_never_answers_cannot_hang_the_capture():
     thread.start()
     try:
         with pytest.raises(CaptureError) as info:
-            capture(f"grpc://127.0.0.1:{server.getsockname()[1]}", 100, timeout_s=8)
+            capture(f"grpc://127.0.0.1:{server.getsockname()[1]}", 100, timeout_s=5)
         assert "\n" not in str(info.value)
     finally:
         stop.set()
