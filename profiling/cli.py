@@ -71,6 +71,16 @@ def _print_table(df: pd.DataFrame) -> None:
         print(df.to_string(index=False))
 
 
+def _quiet_tensorflow() -> None:
+    """Import TF with fd 2 muted: its start-up chatter would bury our one-line errors."""
+    if "tensorflow" in sys.modules:
+        return
+    from profiling.traces.xplane import quiet_stderr
+
+    with quiet_stderr():
+        import tensorflow  # noqa: F401
+
+
 def _store() -> Any:
     from profiling.store import Store
 
@@ -120,6 +130,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from profiling.runner import run_profile
 
+    _quiet_tensorflow()
     spec = spec_from_args(args)
     spec.validate()  # SpecError before the store is touched
     store = _store()

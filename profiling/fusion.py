@@ -173,4 +173,6 @@ def fusion_report(variants: Sequence[str | dict] | None = None,
     base_times = df[df.variant == BASELINE].set_index("block").time_s
     df["time_vs_fused"] = [t / base_times.get(b) if pd.notna(t) and base_times.get(b) else None
                            for t, b in zip(df.time_s, df.block, strict=True)]
+    for col in ("fused", "fused_into", "compiled", "reason", "ops"):  # None, not NaN, when absent
+        df[col] = df[col].astype(object).where(df[col].notna(), None)
     return df

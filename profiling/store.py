@@ -341,7 +341,7 @@ def export_rows(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict]]:
     out = {}
     for table in BUNDLE_TABLES:
         df = store._query(f"SELECT * FROM {table} WHERE {where[table]}", ids)
-        out[table] = json.loads(df.to_json(orient="records"))
+        out[table] = [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
     return out
 
 

@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """xprof's C++ logs parse errors straight to fd 2; the caller reports its own one-liner."""
     try:
         saved = os.dup(2)
@@ -49,7 +49,7 @@ def tool_data(path_or_bytes: str | os.PathLike | bytes, tool: str) -> str:
     """Raw xprof tool output (JSON text) for one XSpace; TraceError when xprof cannot parse it."""
     from xprof.convert import raw_to_tool_data
 
-    with _as_file(path_or_bytes) as path, _quiet_stderr():
+    with _as_file(path_or_bytes) as path, quiet_stderr():
         try:
             data, _ = raw_to_tool_data.xspace_to_tool_data([path], tool, {"use_saved_result": False})
         except Exception as e:  # xprof raises RuntimeError with a status string

@@ -1,0 +1,114 @@
+"""run_profile end to end in real worker processes: stats, skips, isolation, cancel, refusal."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from profiling.runner import run_profile
+from profiling.spec import RunSpec, SpecError
+from profiling.store import Store
+
+FAST = {"repeats": 5, "min_time": 0.002, "warmup": 1}
+
+
+def test_cases_stats_skips_and_traces(tmp_path):
+    store = Store(tmp_path)
+    progress = []
+    spec = RunSpec(variants=["nn_relu", "int8", "custom_op"], shapes=[(1000,)],
+                   modes=["eager", "function", "xla"], passes=["forward", "backward"],
+                   threads=[1], **FAST)
+    run_id = run_profile(spec, store, on_progress=progress.append)
+    assert store.list_runs().set_index("run_id").loc[run_id, "status"] == "complete"
+    cases = store.cases([run_id]).set_index(["variant", "mode", "pass"])
+    assert len(cases) == 18
+
+    ok = cases.loc[("nn_relu", "eager", "forward")]
+    samples = store.samples(ok.case_id).seconds_per_call.to_numpy()
+    assert len(samples) == 5 and ok.n_samples == 5
+    assert ok.median_s == pytest.approx(np.median(samples))
+    assert ok.min_s == pytest.approx(samples.min())
+    assert ok.ci95_low_s <= ok.median_s <= ok.ci95_high_s
+    assert ok.bytes_per_call == 8000
+    assert ok.gbps == pytest.approx(8000 / ok.median_s / 1e9)
+    assert ok.utilization == pytest.approx(ok.gbps / ok.peak_gbps)
+    assert ok.elements_per_s == pytest.approx(1000 / ok.median_s)
+    assert ok.page_faults_per_call >= 0 and ok.peak_rss_mb > 50
+    assert cases.loc[("nn_relu", "xla", "backward")].bytes_per_call == 20000
+    assert (cases.loc["nn_relu"].status == "ok").all()
+
+    int8 = cases.loc["int8"]
+    assert (int8.status == "skipped").all()
+    assert int8.reason.str.contains("float32").all()
+    assert "XLA" in cases.loc[("custom_op", "xla", "forward")].reason
+
+    assert len(store.op_stats(ok.case_id)) >= 1
+    assert store.op_stats(ok.case_id).op_name.tolist()[0] == "Relu"
+    assert store.trace_path(ok.case_id).name.endswith(".xplane.pb")
+    assert set(store.breakdown([run_id]).case_id) >= {ok.case_id}
+    calib = store.calibration(run_id)
+    assert calib.method.iloc[0] in ("bandwidth_probe", "numpy_copy") and calib.peak_gbps.iloc[0] > 0
+    env = store.environment(run_id)
+    for key in ("tf_version", "cpu_model", "cores_logical", "intra_op_threads", "allocator",
+                "op_build_info", "git_commit", "hostname", "time", "python"):
+        assert key in env
+    assert env["intra_op_threads"] == 1 and env["TF_CPU_ALLOCATOR_USE_BFC"] == "true"
+    assert [p.done for p in progress if p.status != "running"][-1] == 18
+    assert progress[-1].status == "complete"
+
+
+def test_crash_hang_and_raise_are_isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_LAB_TEST_VARIANTS", "1")
+    store = Store(tmp_path)
+    spec = RunSpec(variants=["_test_segfault", "nn_relu", "_test_hang", "_test_raise", "where"],
+                   shapes=[(100,)], modes=["eager"], threads=[1], trace=False, timeout_s=4,
+                   **FAST)
+    run_id = run_profile(spec, store)
+    cases = store.cases([run_id]).set_index("variant")
+    assert cases.loc["_test_segfault", "status"] == "failed"
+    assert "SIGSEGV" in cases.loc["_test_segfault", "reason"]
+    assert cases.loc["_test_hang", "status"] == "failed"
+    assert "timed out" in cases.loc["_test_hang", "reason"]
+    assert cases.loc["_test_raise", "status"] == "failed"
+    assert "raised on purpose" in cases.loc["_test_raise", "reason"]
+    assert cases.loc["nn_relu", "status"] == "ok" and cases.loc["where", "status"] == "ok"
+    assert store.run(run_id)["status"] == "complete"
+
+
+def test_cancel_keeps_finished_cases(tmp_path):
+    store = Store(tmp_path)
+    cancel = threading.Event()
+
+    def on_progress(p):
+        if p.done >= 1:
+            cancel.set()
+
+    spec = RunSpec(variants=["nn_relu", "maximum", "where"], shapes=[(100,)], modes=["eager"],
+                   threads=[1], trace=False, **FAST)
+    run_id = run_profile(spec, store, on_progress=on_progress, cancel=cancel)
+    assert store.run(run_id)["status"] == "interrupted"
+    cases = store.cases([run_id])
+    assert 1 <= len(cases) < 3 and (cases.status == "ok").all()
+
+
+def test_validation_names_field_and_refuses_huge_shapes(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(SpecError, match=r"invalid modes: 'jit'; accepted: eager, function, xla"):
+        RunSpec(modes=["jit"]).validate()
+    with pytest.raises(SpecError, match="variants.*nn_relu"):
+        RunSpec(variants=["nope"]).validate()
+    with pytest.raises(SpecError, match="alpha"):
+        RunSpec(variants=[{"id": "leaky", "params": {"alpha": 7}}]).validate()
+    with pytest.raises(SpecError, match="devices.*CPU:0"):
+        RunSpec(devices=["TPU:0"]).validate()
+    with pytest.raises(SpecError, match="repeats"):
+        RunSpec(repeats=2).validate()
+    with pytest.raises(SpecError, match="invalid shapes: '1000000x1000000'.*available"):
+        run_profile(RunSpec(shapes=[(10**6, 10**6)]), store)
+    assert store.list_runs().empty  # refused before anything ran or was stored
+    cases = RunSpec(variants=["leaky:alpha=0.2"], shapes=[(10,)], threads=[1]).validate()
+    assert cases[0].label == "leaky(alpha=0.2)" and cases[0].params == {"alpha": 0.2}
+    assert json.dumps(cases[0].to_json())

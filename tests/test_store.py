@@ -1,0 +1,116 @@
+"""SQLite store: round trip, migrations, stale runs, concurrent writer processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from profiling.migrations import MIGRATIONS, SCHEMA_VERSION
+from profiling.store import CASE_COLUMNS, Store, UnknownRunError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _case(run_id: str, i: int, median: float = 1e-3) -> dict:
+    return {"run_id": run_id, "case_id": f"{run_id}-{i:04d}", "idx": i, "variant": "nn_relu",
+            "variant_params": "{}", "label": "nn_relu", "shape": "1000", "numel": 1000,
+            "dtype": "float32", "device": "CPU:0", "threads": 2, "allocator": "bfc",
+            "mode": "eager", "pass": "forward", "status": "ok", "median_s": median,
+            "ci95_low_s": median * 0.9, "ci95_high_s": median * 1.1, "ci95_s": median * 0.1}
+
+
+def test_round_trip(tmp_path):
+    store = Store(tmp_path)
+    run_id = store.create_run({"variants": ["nn_relu"]}, "label-x", 1, {"tf_version": "t"})
+    ops = pd.DataFrame([{"op_name": "Relu", "op_type": "Relu", "occurrences": 3,
+                         "self_time_us": 12.5, "total_time_us": 13.0, "device": "/host:CPU"}])
+    sha = store.put_trace(b"trace-bytes", "x.xplane.pb")
+    row = {**_case(run_id, 0), "trace_sha256": sha}
+    store.add_case(row, [1e-3, 2e-3, 3e-3], ops, {"compute_us": 1.0, "memcpy_us": 2.0,
+                                                  "collective_us": 0.0, "idle_us": 3.0,
+                                                  "other_us": 4.0})
+    store.add_fusion(run_id, pd.DataFrame([{"case_id": "f0", "variant": "nn_relu",
+                                            "block": "conv", "fused": True, "kernels": 1.0}]))
+    store.finish_run(run_id, "complete")
+    store.close()
+
+    again = Store(tmp_path / "relu_lab.sqlite")  # by file path too
+    runs = again.list_runs()
+    assert list(runs.columns[:6]) == ["run_id", "created_at", "status", "n_cases", "label",
+                                      "spec_json"]
+    assert runs.status.tolist() == ["complete"] and runs.label.tolist() == ["label-x"]
+    cases = again.cases([run_id])
+    assert list(cases.columns) == CASE_COLUMNS
+    assert cases.median_s.iloc[0] == 1e-3
+    cid = cases.case_id.iloc[0]
+    assert again.samples(cid).seconds_per_call.tolist() == [1e-3, 2e-3, 3e-3]
+    assert again.op_stats(cid).to_dict("records") == ops.to_dict("records")
+    assert again.breakdown([run_id]).iloc[0].to_dict() == {
+        "case_id": cid, "compute_us": 1.0, "memcpy_us": 2.0, "collective_us": 0.0,
+        "idle_us": 3.0, "other_us": 4.0}
+    fusion = again.fusion([run_id])
+    assert fusion.fused.tolist() == [True] and fusion.block.tolist() == ["conv"]
+    assert again.environment(run_id) == {"tf_version": "t"}
+    assert again.trace_path(cid).read_bytes() == b"trace-bytes"
+    assert again.resolve_run(run_id[:10]) == run_id
+    with pytest.raises(UnknownRunError, match="unknown run id"):
+        again.resolve_run("nope")
+
+
+def test_migrates_an_old_database(tmp_path):
+    db = tmp_path / "relu_lab.sqlite"
+    conn = sqlite3.connect(db)
+    conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO runs (run_id, created_at, status, spec_json) "
+                 "VALUES ('old', '2020-01-01', 'complete', '{}')")
+    conn.commit()
+    conn.close()
+    store = Store(tmp_path)
+    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.list_runs().run_id.tolist() == ["old"]
+    assert store.fusion(["old"]).empty  # table from a later migration exists
+
+
+def test_stale_running_run_becomes_interrupted(tmp_path):
+    store = Store(tmp_path)
+    run_id = store.create_run({}, "", 2)
+    store.add_case(_case(run_id, 0))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store._conn.execute("UPDATE runs SET pid=? WHERE run_id=?", (dead.pid, run_id))
+    assert Store(tmp_path).list_runs().status.tolist() == ["interrupted"]
+    assert len(Store(tmp_path).cases([run_id])) == 1  # finished cases kept
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from profiling.store import Store
+    store = Store(sys.argv[1])
+    run_id = store.create_run({}, sys.argv[2], 200)
+    for i in range(200):
+        store.add_case({"run_id": run_id, "case_id": f"{run_id}-{i:04d}", "idx": i,
+                        "status": "ok", "median_s": i * 1e-6}, [1e-6, 2e-6])
+    store.finish_run(run_id, "complete")
+""")
+
+
+def test_two_concurrent_writer_processes_lose_nothing(tmp_path):
+    Store(tmp_path).close()
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"w{i}"], cwd=REPO,
+                              stderr=subprocess.PIPE) for i in range(2)]
+    reader = Store(tmp_path)
+    seen = 0
+    while any(p.poll() is None for p in procs):  # reading while they write
+        seen = max(seen, int(reader._query("SELECT COUNT(*) n FROM cases").n.iloc[0]))
+    errors = [p.stderr.read().decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    runs = reader.list_runs()
+    assert sorted(runs.label) == ["w0", "w1"] and set(runs.status) == {"complete"}
+    assert len(reader.cases(runs.run_id.tolist())) == 400
+    assert reader._query("SELECT COUNT(*) n FROM samples").n.iloc[0] == 800
