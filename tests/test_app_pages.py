@@ -169,3 +169,26 @@ def test_compare_page_imports_a_bundle_and_refuses_a_bad_one(data_dir, tmp_path_
     assert not at.exception and not at.error, texts(at.error)
     assert at.multiselect(key="compare_runs").value == [run_id]
     assert "chart_latency" in figures(at)
+
+
+def test_trace_over_the_size_limit_is_refused(data_dir, monkeypatch):
+    import gzip
+
+    monkeypatch.setenv("RELU_LAB_MAX_TRACE_BYTES", "1000")
+    bomb = gzip.compress(b'{"traceEvents": [' + b" " * 100_000 + b"]}")
+    at = open_page("traces")
+    at.get("file_uploader")[0].set_value(("big.json.gz", bomb, "application/gzip"))
+    at.run()
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("Could not read big.json.gz"), errors
+    assert not at.get("plotly_chart")
+
+
+def test_a_broken_data_dir_gives_one_line_not_a_traceback(tmp_path, monkeypatch):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    monkeypatch.setenv("RELU_LAB_DATA", str(not_a_dir))
+    at = open_page("compare")
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("The Compare page failed:"), errors
+    assert "\n" not in errors[0]

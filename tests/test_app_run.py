@@ -60,6 +60,13 @@ def test_tiny_profile_runs_with_live_progress_and_shows_results(data_dir):
     assert not at.exception
     assert at.multiselect(key="compare_runs").value == [job.run_id]
     assert "chart_speedup" in figures(at)
+    # Its traces open on the Traces page (TensorFlow .xplane.pb through xprof).
+    at.switch_page("pages/traces.py").run()
+    at.radio(key="trace_source").set_value("A trace stored by a run").run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.query_params["run"] == job.run_id
+    timeline = figures(at)["chart_timeline"]
+    assert sum(len(t["x"]) for t in timeline["data"]) > 0
 
 
 @pytest.mark.parametrize("custom, field", [("12x-3", "shapes"), ("lots", "sizes")])
@@ -90,3 +97,22 @@ def test_cancel_stops_the_run_and_keeps_it_interrupted(data_dir):
     job = at.session_state["job"]
     assert job.done < job.total
     assert "interrupted" in at.warning[0].value
+
+
+def test_shape_text_and_variant_params_become_the_spec():
+    from app.run_form import chosen_shapes, variant_entry
+
+    assert chosen_shapes(["1000"], "1e6, 1000x1000, 1000") == [(1000,), (1000000,), (1000, 1000)]
+    assert variant_entry("leaky", {"alpha": 0.01}, {"alpha": 0.01}) == "leaky"
+    assert variant_entry("leaky", {"alpha": 0.2}, {"alpha": 0.01}) == {
+        "id": "leaky", "params": {"alpha": 0.2}}
+
+
+def test_a_variant_parameter_out_of_range_is_explained(data_dir):
+    at = open_page()
+    choose_tiny(at)
+    at.multiselect(key="variants").set_value(["clipped"]).run()
+    at.number_input(key="param_clipped_clip").set_value(0.0).run()
+    errors = texts(at.error)
+    assert len(errors) == 1 and "clip" in errors[0], errors
+    assert at.button(key="start").disabled
