@@ -140,6 +140,7 @@ def latency_vs_size(cases: pd.DataFrame) -> go.Figure:
             go.Scatter(
                 x=list(group["numel"]) + list(group["numel"])[::-1],
                 y=list(high) + list(low)[::-1],
+                mode="lines",
                 fill="toself",
                 fillcolor=_rgba(colour, 0.18),
                 line=dict(width=0),
@@ -403,12 +404,17 @@ def compare_table(cases: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return values, categories
 
 
+def format_us(value: float) -> str:
+    """3 significant digits without exponent notation: 0.123, 12.3, 2,820."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def compare_styler(cases: pd.DataFrame):
     """``compare_table`` as a pandas Styler coloured by category (green best … red 5x worse)."""
     values, categories = compare_table(cases)
     values = values.rename(index=display_text)
     categories = categories.rename(index=display_text)
-    return values.style.format("{:.3g}", na_rep="–").apply(
+    return values.style.format(format_us, na_rep="–").apply(
         lambda _: categories.map(lambda c: COMPARE_COLOURS.get(c, "") if isinstance(c, str) else ""),
         axis=None,
     )

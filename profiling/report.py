@@ -134,7 +134,7 @@ def _compare_table(cases: pd.DataFrame) -> str:
     for series in values.index:
         cells = "".join(
             f"<td style=\"{charts.COMPARE_COLOURS.get(categories.loc[series, shape], '')}\" "
-            f"title=\"{_e(categories.loc[series, shape])}\">{_format(values.loc[series, shape])}</td>"
+            f"title=\"{_e(categories.loc[series, shape])}\">{charts.format_us(values.loc[series, shape])}</td>"
             if pd.notna(values.loc[series, shape]) else "<td>–</td>"
             for shape in values.columns
         )

@@ -95,6 +95,7 @@ def test_latency_vs_size_is_log_log_with_one_line_and_band_per_variant():
     assert fig["layout"]["yaxis"]["type"] == "log"
     lines = [t for t in fig["data"] if t.get("mode") == "lines+markers"]
     bands = [t for t in fig["data"] if t.get("fill") == "toself"]
+    assert all(t["mode"] == "lines" for t in bands)
     assert [t["name"] for t in lines] == ["nn_relu", "where", "maximum"]
     assert len(bands) == 3
     nn = traces_named(fig, "nn_relu")[0]

@@ -197,3 +197,11 @@ def test_trace_upload_good_and_bad(app_url, page):
     assert page.locator(".js-plotly-plot").count() == 0
     assert_no_traceback(page)
     page.screenshot(path=ARTIFACTS / "traces_bad_upload.png")
+
+
+def test_variants_page_shows_the_semantics_matrix(app_url, page):
+    page.goto(f"{app_url}/variants")
+    page.get_by_role("heading", name="Edge-case semantics").wait_for(timeout=120_000)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    assert_no_traceback(page)
+    screenshot(page, "variants.png")
