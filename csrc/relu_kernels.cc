@@ -1,6 +1,9 @@
 // CPU kernels of CustomRelu, CustomReluGrad and BandwidthProbe, and their GPU registration in
 // a CUDA build. The op classes only fetch tensors, allocate (or forward) and call a functor.
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 
@@ -8,7 +11,6 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/register_types.h"
 #include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/platform/blocking_counter.h"
 
 #if GOOGLE_CUDA
 #define EIGEN_USE_GPU
@@ -40,34 +42,57 @@ int64_t ParallelMinBytes() {
   return value;
 }
 
-// The split shared by every kernel here: one contiguous, cache-line aligned chunk per pool
-// thread, the caller running the last one; small inputs stay on the caller's thread.
+// Blocks of this many input bytes are handed out one at a time, so a pool thread that starts
+// late (the machine is shared) only shrinks its share instead of stalling the caller.
+constexpr int64_t kBlockBytes = int64_t{256} << 10;
+
+// Work shared between the caller and the pool threads it woke. Heap-allocated and reference
+// counted: a helper that wakes after all blocks are claimed touches only this, never `work`.
+struct SharedBlocks {
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> finished{0};
+  int64_t blocks = 0;
+  int64_t block = 0;
+  int64_t n = 0;
+  const std::function<void(int64_t, int64_t)>* work = nullptr;
+
+  // Claims and runs blocks until none are left.
+  void Drain() {
+    for (int64_t b = next.fetch_add(1, std::memory_order_relaxed); b < blocks;
+         b = next.fetch_add(1, std::memory_order_relaxed)) {
+      (*work)(b * block, std::min(n, (b + 1) * block));
+      finished.fetch_add(1, std::memory_order_release);
+    }
+  }
+};
+
+// The split shared by every kernel here (CustomRelu, its gradient and BandwidthProbe): small
+// inputs run on the caller's thread; larger ones are cut into cache-aligned blocks that the
+// caller and up to NumThreads() - 1 pool threads claim dynamically.
 CpuDevice MakeCpuDevice(OpKernelContext* context) {
   auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
   CpuDevice device;
   device.parallel_for = [workers](int64_t n, int64_t bytes_per_element,
                                   const std::function<void(int64_t, int64_t)>& work) {
     const int64_t bytes = n * bytes_per_element;
-    const int64_t max_chunks = std::max(1, workers->NumThreads());
-    const int64_t chunks = std::min(max_chunks, std::max<int64_t>(1, bytes / ParallelMinBytes()));
-    if (chunks <= 1) {
+    const int64_t threads = std::max(1, workers->NumThreads());
+    if (threads <= 1 || bytes < ParallelMinBytes()) {
       work(0, n);
       return;
     }
-    const int64_t align = std::max<int64_t>(64 / bytes_per_element, 1) * 16;
-    int64_t chunk = (n + chunks - 1) / chunks;
-    chunk = (chunk + align - 1) / align * align;
-    tensorflow::BlockingCounter done(static_cast<int>(chunks - 1));
-    for (int64_t c = 0; c + 1 < chunks; ++c) {
-      const int64_t begin = c * chunk, end = std::min(n, begin + chunk);
-      workers->Schedule([&work, &done, begin, end] {
-        if (begin < end) work(begin, end);
-        done.DecrementCount();
-      });
+    auto shared = std::make_shared<SharedBlocks>();
+    const int64_t align = 4096 / bytes_per_element;  // whole pages: no false sharing
+    shared->block = std::max<int64_t>(align, kBlockBytes / bytes_per_element / align * align);
+    shared->blocks = (n + shared->block - 1) / shared->block;
+    shared->n = n;
+    shared->work = &work;
+    const int64_t helpers = std::min(threads, shared->blocks) - 1;
+    for (int64_t h = 0; h < helpers; ++h) workers->Schedule([shared] { shared->Drain(); });
+    shared->Drain();
+    // Every block is claimed; wait only for the ones still running on helpers.
+    while (shared->finished.load(std::memory_order_acquire) < shared->blocks) {
+      std::this_thread::yield();
     }
-    const int64_t last = (chunks - 1) * chunk;
-    if (last < n) work(last, n);
-    done.Wait();
   };
   return device;
 }

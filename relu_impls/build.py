@@ -10,6 +10,7 @@ lock, so concurrent processes never see a half-written library.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -20,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -120,8 +121,6 @@ def _isa_flags() -> list[str]:
 
 def config(csrc: Path | str | None = None, cache_root: Path | str | None = None) -> BuildConfig:
     """The build configuration for this process; BuildError if no compiler is found."""
-    import tensorflow as tf
-
     csrc_path = Path(csrc) if csrc is not None else default_csrc()
     if not csrc_path.is_dir():
         raise BuildError(f"sources directory {csrc_path} does not exist (RELU_LAB_CSRC?)")
@@ -130,6 +129,8 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
     if resolved is None:
         raise BuildError(f"C++ compiler {compiler!r} not found on PATH; {FIX}")
     version = _compiler_version(resolved)
+    import tensorflow as tf  # after the compiler check: a missing compiler fails fast
+
     nvcc = os.environ.get("NVCC") or shutil.which("nvcc")
     gpu = bool(nvcc) and tf.test.is_built_with_cuda()
     cxxflags = ["-O3", "-fPIC", "-Wno-deprecated-declarations", *_isa_flags(), *tf.sysconfig.get_compile_flags()]
@@ -149,36 +150,79 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
     )
 
 
-def _run(cmd: list[str], what: str) -> None:
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise BuildError(
-            f"{what} failed (exit {out.returncode}):\n$ {shlex.join(cmd)}\n"
-            f"{out.stdout}{out.stderr}\nFix the error above, or {FIX}."
-        )
+def _failure(cmd: list[str], what: str, returncode: int, output: str) -> BuildError:
+    return BuildError(
+        f"{what} failed (exit {returncode}):\n$ {shlex.join(cmd)}\n{output}\n"
+        f"Fix the error above, or {FIX}."
+    )
+
+
+def _run_all(jobs: list[tuple[list[str], str]], logdir: Path) -> None:
+    """Run the commands in parallel; on the first failure stop the rest and raise BuildError."""
+    with contextlib.ExitStack() as stack:
+        running = []
+        for i, (cmd, what) in enumerate(jobs):
+            # Output goes to a file, not a pipe, so a flood of warnings can never block a job.
+            log = stack.enter_context(open(logdir / f"job{i}.log", "w+"))
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            stack.callback(_stop, proc)
+            running.append((proc, log, cmd, what))
+        while running:
+            time.sleep(0.05)
+            for job in list(running):
+                proc, log, cmd, what = job
+                if proc.poll() is None:
+                    continue
+                running.remove(job)
+                if proc.returncode != 0:
+                    log.seek(0)
+                    raise _failure(cmd, what, proc.returncode, log.read())
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _object_key(cfg: BuildConfig, source: Path, flags: tuple[str, ...]) -> str:
+    # An object depends on its own source, every header beside it, the compiler and its flags.
+    digest = hashlib.sha256("\0".join([cfg.tf_version, cfg.compiler_version, *flags]).encode())
+    digest.update(source.read_bytes())
+    for header in sorted(Path(cfg.csrc).glob("*.h")):
+        digest.update(header.name.encode() + header.read_bytes())
+    return digest.hexdigest()[:20]
 
 
 def _compile(cfg: BuildConfig, workdir: Path) -> Path:
+    """Compile (reusing cached objects of unchanged sources) and link into workdir."""
     csrc = Path(cfg.csrc)
-    jobs = []
-    for name in CPU_SOURCES:
-        obj = workdir / (name + ".o")
-        cmd = [cfg.compiler, *cfg.cxxflags, "-I", str(csrc), "-c", str(csrc / name), "-o", str(obj)]
-        jobs.append((cmd, f"compiling {name}", obj))
+    objects_dir = Path(cfg.cache_root) / "objects"
+    objects_dir.mkdir(parents=True, exist_ok=True)
+    units: list[tuple[str, list[str]]] = [
+        (name, [cfg.compiler, *cfg.cxxflags, "-I", str(csrc), "-c", str(csrc / name)])
+        for name in CPU_SOURCES
+    ]
     if cfg.gpu and cfg.nvcc:
-        obj = workdir / (GPU_SOURCE + ".o")
-        cmd = [cfg.nvcc, "-O3", "-std=c++17", "-Xcompiler", "-fPIC", "-DGOOGLE_CUDA=1",
-               "-I", str(csrc), "-c", "-x", "cu", str(csrc / GPU_SOURCE), "-o", str(obj)]
-        jobs.append((cmd, f"compiling {GPU_SOURCE} with nvcc", obj))
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        for future in [pool.submit(_run, cmd, what) for cmd, what, _ in jobs]:
-            future.result()
+        units.append((GPU_SOURCE, [cfg.nvcc, "-O3", "-std=c++17", "-Xcompiler", "-fPIC",
+                                   "-DGOOGLE_CUDA=1", "-I", str(csrc), "-c", "-x", "cu",
+                                   str(csrc / GPU_SOURCE)]))
+    objects, jobs, fresh = [], [], []
+    for name, cmd in units:
+        cached = objects_dir / f"{name}-{_object_key(cfg, csrc / name, tuple(cmd))}.o"
+        objects.append(cached)
+        if not cached.is_file():
+            tmp = workdir / (name + ".o")
+            jobs.append(([*cmd, "-o", str(tmp)], f"compiling {name}"))
+            fresh.append((tmp, cached))
+    _run_all(jobs, workdir)
+    for tmp, cached in fresh:
+        os.replace(tmp, cached)
     library = workdir / LIBRARY_NAME
-    link = [cfg.compiler, "-shared", "-o", str(library), *(str(o) for _, _, o in jobs),
-            *cfg.ldflags]
+    link = [cfg.compiler, "-shared", "-o", str(library), *map(str, objects), *cfg.ldflags]
     if cfg.gpu:
-        link += ["-lcudart"]
-    _run(link, "linking")
+        link.append("-lcudart")
+    _run_all([(link, "linking")], workdir)
     return library
 
 

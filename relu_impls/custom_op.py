@@ -14,8 +14,14 @@ import tensorflow as tf
 
 from relu_impls import build
 
+try:  # the generated wrappers' eager fast path, called directly to save ~1 us per call
+    from tensorflow.python import pywrap_tfe
+    from tensorflow.python.eager import context as _context
+    from tensorflow.python.eager import core as _core
+except ImportError:  # pragma: no cover - private API moved; the generated wrappers still work
+    pywrap_tfe = None
+
 ACCEPTED_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
-_ACCEPTED = frozenset(ACCEPTED_DTYPES)
 _ACCEPTED_NAMES = ", ".join(d.name for d in ACCEPTED_DTYPES)
 
 
@@ -92,15 +98,39 @@ def build_info() -> dict:
     return build.read_info(build.config())
 
 
-def _check_dtype(op: str, x: tf.Tensor) -> None:
-    if x.dtype not in _ACCEPTED:
+_F16, _BF16, _F32, _F64 = ACCEPTED_DTYPES
+
+
+def _checked(op: str, x):
+    """x as something with an accepted dtype; TypeError naming op, dtype and accepted dtypes."""
+    dtype = getattr(x, "dtype", None)
+    if not isinstance(dtype, tf.DType):
+        x = tf.convert_to_tensor(x)
+        dtype = x.dtype
+    # DType objects are interned: identity tests are the cheapest check on the hot path.
+    if dtype is not _F32 and dtype is not _F16 and dtype is not _BF16 and dtype is not _F64:
         raise TypeError(
-            f"{op} does not accept dtype {x.dtype.name}; accepted dtypes: {_ACCEPTED_NAMES}"
+            f"{op} does not accept dtype {dtype.name}; accepted dtypes: {_ACCEPTED_NAMES}"
         )
+    return x
 
 
-def _as_tensor(x) -> tf.Tensor:
-    return x if isinstance(x, tf.Tensor | tf.Variable) else tf.convert_to_tensor(x)
+def _run(op: str, wrapper: str, name: str | None, *inputs):
+    module = _LOADER._module or load()
+    if pywrap_tfe is not None:
+        ctx = _context.context()
+        if ctx._thread_local_data.is_eager:
+            try:
+                return pywrap_tfe.TFE_Py_FastPathExecute(ctx, op, name, *inputs)
+            except _core._NotOkStatusException as exc:
+                raise tf.errors.InvalidArgumentError(None, None, f"{op}: {exc.message}") from None
+            except _core._FallbackException:
+                pass
+    elif tf.executing_eagerly():
+        return getattr(module, wrapper)(*inputs, name=name)
+    if _in_xla_context():
+        raise XlaUnsupportedError(_XLA_MESSAGE.format(op=op))
+    return getattr(module, wrapper)(*inputs, name=name)
 
 
 def custom_relu(x, name: str | None = None) -> tf.Tensor:
@@ -108,27 +138,19 @@ def custom_relu(x, name: str | None = None) -> tf.Tensor:
 
     x: a float16, bfloat16, float32 or float64 tensor of any shape. TypeError for other dtypes.
     """
-    x = _as_tensor(x)
-    _check_dtype("CustomRelu", x)
-    if _in_xla_context():
-        raise XlaUnsupportedError(_XLA_MESSAGE.format(op="CustomRelu"))
-    return (_LOADER._module or load()).custom_relu(x, name=name)
+    return _run("CustomRelu", "custom_relu", name, _checked("CustomRelu", x))
 
 
 def custom_relu_grad(gradients, features, name: str | None = None) -> tf.Tensor:
     """gradients * (features > 0), bitwise equal to TF's ReluGrad; exactly 0 passes nothing."""
-    gradients, features = _as_tensor(gradients), _as_tensor(features)
-    _check_dtype("CustomReluGrad", gradients)
-    if _in_xla_context():
-        raise XlaUnsupportedError(_XLA_MESSAGE.format(op="CustomReluGrad"))
-    return (_LOADER._module or load()).custom_relu_grad(gradients, features, name=name)
+    gradients = _checked("CustomReluGrad", gradients)
+    features = _checked("CustomReluGrad", features)
+    return _run("CustomReluGrad", "custom_relu_grad", name, gradients, features)
 
 
 def bandwidth_probe(x, name: str | None = None) -> tf.Tensor:
     """A copy of x made through the same thread pool and split as CustomRelu (for peak GB/s)."""
-    x = _as_tensor(x)
-    _check_dtype("BandwidthProbe", x)
-    return (_LOADER._module or load()).bandwidth_probe(x, name=name)
+    return _run("BandwidthProbe", "bandwidth_probe", name, _checked("BandwidthProbe", x))
 
 
 @tf.RegisterGradient("CustomRelu")
