@@ -191,7 +191,8 @@ def test_utilization_is_percent_of_peak():
     nn = traces_named(fig, "nn_relu")[0]
     expected = (cases[cases["variant"] == "nn_relu"]["utilization"] * 100).tolist()
     assert nn["y"] == pytest.approx(expected)
-    assert fig["layout"]["yaxis"]["range"] == [0, 105]
+    assert fig["layout"]["yaxis"]["rangemode"] == "tozero"
+    assert [shape["y0"] for shape in fig["layout"]["shapes"]] == [100.0]
 
 
 def test_page_faults_chart():
