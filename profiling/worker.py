@@ -85,11 +85,12 @@ def analyze_trace(path: str) -> dict:
     from profiling.traces.xplane import framework_op_stats, load_xplane
 
     trace = load_xplane(path)
-    ops = framework_op_stats(path)
-    if ops.empty or ops.self_time_us.sum() <= 0:  # eager ops: xprof reports no self time
-        from_events = tf_op_stats(trace.events)
-        if len(from_events):
-            ops = from_events
+    # Per-op numbers come from the trace's own op events: under the BFC allocator xprof's
+    # framework_op_stats reports e.g. 9 occurrences for 3 steps. Ops too cheap for TF to trace
+    # (small inputs under tf.function) only show up in framework_op_stats, so fall back to it.
+    ops = tf_op_stats(trace.events)
+    if ops.empty:
+        ops = framework_op_stats(path)
     return {"op_stats": ops.to_dict("records"), "breakdown": time_breakdown(trace.events)}
 
 

@@ -112,3 +112,34 @@ def test_validation_names_field_and_refuses_huge_shapes(tmp_path):
     cases = RunSpec(variants=["leaky:alpha=0.2"], shapes=[(10,)], threads=[1]).validate()
     assert cases[0].label == "leaky(alpha=0.2)" and cases[0].params == {"alpha": 0.2}
     assert json.dumps(cases[0].to_json())
+
+
+def test_ctrl_c_midway_marks_interrupted_and_keeps_cases(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "RELU_LAB_DATA": str(tmp_path), "PYTHONPATH": str(repo)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "profiling", "run", "--variants", "nn_relu,maximum,where,stable",
+         "--sizes", "100,200,300", "--modes", "eager", "--threads", "1", "--no-trace",
+         "--min-time", "0.05", "--quiet"], cwd=repo, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = Store(tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if int(store._query("SELECT COUNT(*) n FROM cases").n.iloc[0]) >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    runs = store.list_runs()
+    assert runs.status.tolist() == ["interrupted"]
+    kept = store.cases(runs.run_id.tolist())
+    assert 1 <= len(kept) < 12 and (kept.status == "ok").all()
