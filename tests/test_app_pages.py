@@ -192,3 +192,17 @@ def test_a_broken_data_dir_gives_one_line_not_a_traceback(tmp_path, monkeypatch)
     errors = texts(at.error)
     assert len(errors) == 1 and errors[0].startswith("The Compare page failed:"), errors
     assert "\n" not in errors[0]
+
+
+def test_a_large_trace_is_drawn_capped(data_dir):
+    events = [{"ph": "X", "name": f"op{i % 40}", "pid": 1, "tid": i % 4, "ts": i * 2.0,
+               "dur": 1.5} for i in range(60_000)]
+    data = json.dumps({"traceEvents": events}).encode()
+    at = open_page("traces")
+    at.get("file_uploader")[0].set_value(("large.json", data, "application/json"))
+    at.run()
+    assert not at.exception and not at.error, texts(at.error)
+    timeline = next(e for e in at.get("plotly_chart") if e.proto.id.endswith("chart_timeline"))
+    drawn = sum(len(t["x"]) for t in decode(json.loads(timeline.proto.spec))["data"])
+    assert drawn == 3000
+    assert len(timeline.proto.spec) < len(data) / 10

@@ -15,7 +15,9 @@ UPLOAD, STORED = "Upload a file", "A trace stored by a run"
 TOP_OPS_LISTED = 50
 
 
-@st.cache_data(max_entries=4, show_spinner="Reading the trace…")
+# cache_resource, not cache_data: a large trace's events must not be copied on every rerun;
+# nothing below mutates them.
+@st.cache_resource(max_entries=4, show_spinner="Reading the trace…")
 def read_trace(_data: bytes | str, filename: str, cache_key: str) -> tuple[pd.DataFrame, dict]:
     """(events, summary) of a trace; ``cache_key`` identifies ``_data`` (hashing 200 MB is slow)."""
     trace = load_trace(_data, filename)
