@@ -36,6 +36,8 @@ template <typename UInt, int kExponentBits, int kMantissaBits, int kPacketSize, 
           bool kTailPeelsOdd, bool kBodyCanonicalNan>
 struct BitFormat {
   using Bits = UInt;
+  // The format itself, also when reached through a FloatFormat<T> that derives from it.
+  using Format = BitFormat;
   static constexpr UInt kSign = UInt(UInt(1) << (kExponentBits + kMantissaBits));
   static constexpr UInt kAbs = UInt(kSign - 1);
   static constexpr UInt kExponent = UInt(((UInt(1) << kExponentBits) - 1) << kMantissaBits);

@@ -27,7 +27,7 @@ void LaunchCopy(const GpuDevice& device, const typename F::Bits* input, typename
 
 template <typename T>
 struct Relu<GpuDevice, T> {
-  using F = FloatFormat<T>;
+  using F = typename FloatFormat<T>::Format;
   void operator()(const GpuDevice& d, const typename F::Bits* features,
                   typename F::Bits* activations, int64_t n) const {
     LaunchRelu<F>(d, features, activations, n);
@@ -36,7 +36,7 @@ struct Relu<GpuDevice, T> {
 
 template <typename T>
 struct ReluGrad<GpuDevice, T> {
-  using F = FloatFormat<T>;
+  using F = typename FloatFormat<T>::Format;
   void operator()(const GpuDevice& d, const typename F::Bits* gradients,
                   const typename F::Bits* features, typename F::Bits* backprops, int64_t n) const {
     LaunchReluGrad<F>(d, gradients, features, backprops, n);
@@ -45,7 +45,7 @@ struct ReluGrad<GpuDevice, T> {
 
 template <typename T>
 struct Copy<GpuDevice, T> {
-  using F = FloatFormat<T>;
+  using F = typename FloatFormat<T>::Format;
   void operator()(const GpuDevice& d, const typename F::Bits* input, typename F::Bits* output,
                   int64_t n) const {
     LaunchCopy<F>(d, input, output, n);

@@ -1,5 +1,9 @@
 // CPU kernels of CustomRelu, CustomReluGrad and BandwidthProbe, and their GPU registration in
 // a CUDA build. The op classes only fetch tensors, allocate (or forward) and call a functor.
+#if GOOGLE_CUDA
+#define EIGEN_USE_GPU  // before any Eigen header: gives OpKernelContext::eigen_device<GpuDevice>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <memory>
@@ -13,7 +17,6 @@
 #include "tensorflow/core/framework/tensor.h"
 
 #if GOOGLE_CUDA
-#define EIGEN_USE_GPU
 #include "relu_gpu.h"
 #endif
 

@@ -50,13 +50,14 @@ class BuildConfig:
     gpu: bool
     cxxflags: tuple[str, ...]
     ldflags: tuple[str, ...]
+    nvccflags: tuple[str, ...]
     tf_version: str
     source_hash: str
 
     @property
     def key(self) -> str:
         parts = [self.tf_version, self.source_hash, self.compiler_version, str(self.gpu),
-                 *self.cxxflags, "|", *self.ldflags]
+                 *self.cxxflags, "|", *self.ldflags, "|", *self.nvccflags]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
     @property
@@ -119,6 +120,16 @@ def _isa_flags() -> list[str]:
     return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= _cpu_flags() else []
 
 
+def _cuda_home(nvcc: str) -> Path:
+    # nvcc may be a wrapper outside the toolkit (e.g. /usr/local/bin/nvcc).
+    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
+                  str(Path(nvcc).resolve().parent.parent), "/usr/local/cuda"]
+    for candidate in filter(None, candidates):
+        if (Path(candidate) / "include" / "cuda_runtime.h").is_file():
+            return Path(candidate)
+    raise BuildError(f"found {nvcc} but no CUDA headers (cuda_runtime.h); set CUDA_HOME")
+
+
 def config(csrc: Path | str | None = None, cache_root: Path | str | None = None) -> BuildConfig:
     """The build configuration for this process; BuildError if no compiler is found."""
     csrc_path = Path(csrc) if csrc is not None else default_csrc()
@@ -134,8 +145,15 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
     nvcc = os.environ.get("NVCC") or shutil.which("nvcc")
     gpu = bool(nvcc) and tf.test.is_built_with_cuda()
     cxxflags = ["-O3", "-fPIC", "-Wno-deprecated-declarations", *_isa_flags(), *tf.sysconfig.get_compile_flags()]
+    ldflags = list(tf.sysconfig.get_link_flags())
+    nvccflags: list[str] = []
     if gpu:
-        cxxflags.append("-DGOOGLE_CUDA=1")
+        # SASS for sm_80 plus PTX that newer GPUs compile at load time; override for others.
+        nvccflags = ["-O3", "-std=c++17", os.environ.get("RELU_LAB_NVCC_ARCH", "-arch=sm_80"),
+                     "-Xcompiler", "-fPIC", "-DGOOGLE_CUDA=1"]
+        cuda_home = _cuda_home(nvcc)
+        cxxflags += ["-DGOOGLE_CUDA=1", f"-I{cuda_home / 'include'}"]
+        ldflags += [f"-L{cuda_home / 'lib64'}", "-lcudart"]
     return BuildConfig(
         csrc=str(csrc_path.resolve()),
         cache_root=str(Path(cache_root) if cache_root is not None else default_cache_root()),
@@ -144,7 +162,8 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
         nvcc=nvcc if gpu else None,
         gpu=gpu,
         cxxflags=tuple(cxxflags),
-        ldflags=tuple(tf.sysconfig.get_link_flags()),
+        ldflags=tuple(ldflags),
+        nvccflags=tuple(nvccflags),
         tf_version=tf.__version__,
         source_hash=hash_sources(csrc_path),
     )
@@ -204,8 +223,7 @@ def _compile(cfg: BuildConfig, workdir: Path) -> Path:
         for name in CPU_SOURCES
     ]
     if cfg.gpu and cfg.nvcc:
-        units.append((GPU_SOURCE, [cfg.nvcc, "-O3", "-std=c++17", "-Xcompiler", "-fPIC",
-                                   "-DGOOGLE_CUDA=1", "-I", str(csrc), "-c", "-x", "cu",
+        units.append((GPU_SOURCE, [cfg.nvcc, *cfg.nvccflags, "-I", str(csrc), "-c", "-x", "cu",
                                    str(csrc / GPU_SOURCE)]))
     objects, jobs, fresh = [], [], []
     for name, cmd in units:
@@ -220,8 +238,6 @@ def _compile(cfg: BuildConfig, workdir: Path) -> Path:
         os.replace(tmp, cached)
     library = workdir / LIBRARY_NAME
     link = [cfg.compiler, "-shared", "-o", str(library), *map(str, objects), *cfg.ldflags]
-    if cfg.gpu:
-        link.append("-lcudart")
     _run_all([(link, "linking")], workdir)
     return library
 
