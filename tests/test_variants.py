@@ -104,7 +104,7 @@ def test_xla_flag_is_true(variant_id):
     if v.xla_compilable:
         np.testing.assert_array_equal(compiled(x).numpy(), fn(x).numpy())
     else:
-        with pytest.raises((tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError)):
+        with pytest.raises(Exception, match="cannot be compiled by XLA"):
             compiled(x)
 
 
