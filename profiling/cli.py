@@ -203,23 +203,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 # ---- compare -----------------------------------------------------------------------------
-MATCH_KEYS = ["label", "shape", "dtype", "device", "threads", "allocator", "mode", "pass"]
-
-
-def compare_runs(a: pd.DataFrame, b: pd.DataFrame, max_regression: float) -> pd.DataFrame:
-    """Cases of run B against run A: ratio = B median / A median, ratio CI from the two
-    medians' CIs, regression = ratio > 1 + max_regression and the CIs do not overlap."""
-    a_ok, b_ok = a[a.status == "ok"], b[b.status == "ok"]
-    m = a_ok.merge(b_ok, on=MATCH_KEYS, suffixes=("_a", "_b"))
-    m["ratio"] = m.median_s_b / m.median_s_a
-    m["ratio_low"] = m.ci95_low_s_b / m.ci95_high_s_a
-    m["ratio_high"] = m.ci95_high_s_b / m.ci95_low_s_a
-    m["regression"] = (m.ratio > 1 + max_regression) & (m.ci95_low_s_b > m.ci95_high_s_a)
-    m["improvement"] = (m.ratio < 1 - max_regression) & (m.ci95_high_s_b < m.ci95_low_s_a)
-    return m[MATCH_KEYS + ["median_s_a", "ci95_s_a", "median_s_b", "ci95_s_b", "ratio",
-                           "ratio_low", "ratio_high", "regression", "improvement"]]
-
-
 def _parse_pct(text: str) -> float:
     try:
         value = float(text.strip().rstrip("%")) / (100 if text.strip().endswith("%") else 1)
@@ -231,6 +214,8 @@ def _parse_pct(text: str) -> float:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from profiling.compare import compare_runs
+
     store = _store()
     a, b = store.resolve_run(args.run_a), store.resolve_run(args.run_b)
     threshold = _parse_pct(args.max_regression)
@@ -309,6 +294,8 @@ def cmd_trace_summary(args: argparse.Namespace) -> int:
     print(f"top {args.top} ops by self time:")
     top = s["top_ops"].copy()
     if len(top):
+        top["self_us"] = top.self_us.round(1)
+        top["total_us"] = top.total_us.round(1)
         top["pct"] = top.pct.map(lambda v: f"{v:.1f}%")
     _print_table(top)
     return 0

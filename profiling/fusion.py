@@ -164,6 +164,10 @@ def fusion_report(variants: Sequence[str | dict] | None = None,
                              "reason": f"{v['id']} does not take float32 activations"})
                 continue
             try:
+                if getattr(variant, "needs_build", False):
+                    from relu_impls import custom_op
+
+                    custom_op.load()  # outside tf.function: AutoGraph must not trace the loader
                 act = variant.make(**v["params"])
                 row = xla_fusion(act) if block == "xla" else graph_fusion(act, block)
                 if block == "xla" and not variant.xla_compilable and row.get("reason"):

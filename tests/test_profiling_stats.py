@@ -39,3 +39,23 @@ def test_effective_bytes_and_throughput():
     assert t["elements_per_s"] == pytest.approx(1e9)
     assert throughput(1000, 8000, 1e-6, None)["utilization"] is None
     assert math.isclose(throughput(1, 8, 2.0, None)["gbps"], 4e-9)
+
+
+def test_compare_runs_flags_only_clear_regressions():
+    import pandas as pd
+
+    from profiling.compare import compare_runs
+
+    base = {"label": "nn_relu", "shape": "1000", "dtype": "float32", "device": "CPU:0",
+            "threads": 1, "allocator": "bfc", "mode": "eager", "pass": "forward", "status": "ok"}
+    a = pd.DataFrame([{**base, "median_s": 1.0, "ci95_low_s": 0.9, "ci95_high_s": 1.1,
+                       "ci95_s": 0.1}, {**base, "shape": "10", "median_s": 1.0,
+                                        "ci95_low_s": 0.9, "ci95_high_s": 1.1, "ci95_s": 0.1}])
+    b = pd.DataFrame([{**base, "median_s": 2.0, "ci95_low_s": 1.8, "ci95_high_s": 2.2,
+                       "ci95_s": 0.2}, {**base, "shape": "10", "median_s": 1.2,
+                                        "ci95_low_s": 1.0, "ci95_high_s": 1.4, "ci95_s": 0.2}])
+    t = compare_runs(a, b, 0.05).set_index("shape")
+    assert t.loc["1000", "ratio"] == 2.0 and t.loc["1000", "regression"]
+    assert t.loc["1000", "ratio_low"] == pytest.approx(1.8 / 1.1)
+    assert t.loc["10", "ratio"] == pytest.approx(1.2) and not t.loc["10", "regression"]  # CIs overlap
+    assert not compare_runs(a, b, 1.5).regression.any()
