@@ -411,10 +411,9 @@ def format_us(value: float) -> str:
 
 
 def compare_styler(cases: pd.DataFrame):
-    """``compare_table`` as a pandas Styler coloured by category (green best … red 5x worse)."""
+    """``compare_table`` as a pandas Styler coloured by category (green best … red 5x worse).
+    For st.dataframe (text cells); the HTML report builds its own escaped table."""
     values, categories = compare_table(cases)
-    values = values.rename(index=display_text)
-    categories = categories.rename(index=display_text)
     return values.style.format(format_us, na_rep="–").apply(
         lambda _: categories.map(lambda c: COMPARE_COLOURS.get(c, "") if isinstance(c, str) else ""),
         axis=None,

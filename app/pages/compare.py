@@ -184,6 +184,10 @@ def render() -> None:
             with st.expander(f"{len(failed)} cases skipped or failed"):
                 st.dataframe(failed[["label", "shape", "dtype", "mode", "pass", "status",
                                      "reason"]], hide_index=True)
+    with st.expander("Environment of each run"):
+        for run_id in run_ids:
+            st.caption(run_id)
+            st.json(resources.store().environment(run_id), expanded=False)
     st.subheader("Export")
     exports(run_ids, baseline, filters, cases)
 
