@@ -75,6 +75,10 @@ def _check(obj: Any) -> dict:
     for r in tables.get("cases", []):
         if not isinstance(r.get("case_id"), str) or r.get("run_id") not in run_ids:
             raise BundleError("bundle case without a case_id or with a run not in the bundle")
+    for r in tables.get("traces", []):
+        sha, name = str(r.get("sha256", "")), str(r.get("filename", ""))
+        if not name.startswith(sha) or len(sha) != 64 or "/" in name or "\\" in name:
+            raise BundleError(f"bundle trace row has a bad file name {name[:80]!r}")
     files = obj.get("trace_files", {})
     if not isinstance(files, Mapping):
         raise BundleError("bundle trace_files is not an object")

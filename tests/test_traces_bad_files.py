@@ -68,3 +68,9 @@ def test_gzip_bomb_is_capped(tmp_path, monkeypatch):
 def test_missing_file():
     with pytest.raises(TraceError, match="no such file"):
         load_trace("/nonexistent/trace.json")
+
+
+def test_gzipped_xplane_loads():
+    data = _xplane_bytes()
+    trace = load_trace(gzip.compress(data), "t.xplane.pb.gz")
+    assert trace.source == "xplane" and len(trace.events) > 0

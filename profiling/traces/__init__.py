@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from profiling.traces.chrome import GZIP_MAGIC, decode_json, from_chrome_json, max_trace_bytes
+from profiling.traces.chrome import (
+    GZIP_MAGIC,
+    decode_json,
+    from_chrome_json,
+    gunzip_capped,
+    max_trace_bytes,
+)
 from profiling.traces.model import EVENT_COLUMNS, Trace, TraceError
 from profiling.traces.xplane import framework_op_stats, load_xplane
 
@@ -38,6 +44,8 @@ def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = 
     if not data:
         raise TraceError(f"{name or 'trace'} is empty")
     lower = name.lower()
+    if lower.endswith(".pb.gz") and data[:2] == GZIP_MAGIC:
+        data, lower = gunzip_capped(data), lower.removesuffix(".gz")
     if lower.endswith(".pb") or lower.endswith(".pb.gz") or (
             not lower.endswith((".json", ".json.gz", ".gz")) and data[:1] not in (b"{", b"[")
             and data[:2] != GZIP_MAGIC):
