@@ -68,6 +68,9 @@ def test_variants_page_shows_registry_and_semantics_matrix(data_dir):
     assert any(label.startswith("nn_relu") for label in heat["y"])
     at.selectbox(key="semantics_dtype").set_value("float64").run()
     assert "nn_relu (float64)" in figures(at)["chart_semantics"]["data"][0]["y"]
+    assert at.query_params["dtype"] == "float64"
+    shared = open_page("variants", {"dtype": "float16"})
+    assert shared.selectbox(key="semantics_dtype").value == "float16"
 
 
 def test_traces_page_reads_an_uploaded_pytorch_trace(data_dir):

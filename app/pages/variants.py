@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import resources
+from app import resources, share
 from app.guard import page_guard
 from profiling import charts
 
@@ -34,8 +34,12 @@ def render() -> None:
     st.subheader("Edge-case semantics")
     table = resources.semantics_table()
     dtypes = sorted(table["dtype"].astype(str).unique())
-    dtype = st.selectbox("Dtype", dtypes, index=dtypes.index("float32") if "float32" in dtypes
-                         else 0, key="semantics_dtype")
+    wanted = share.read("dtype", "float32")
+    wanted = wanted if wanted in dtypes else dtypes[0]
+    if st.session_state.get("semantics_dtype") not in dtypes:
+        st.session_state["semantics_dtype"] = wanted
+    dtype = st.selectbox("Dtype", dtypes, key="semantics_dtype")
+    share.write(dtype=dtype)
     st.plotly_chart(charts.semantics_matrix(table, dtype=dtype), key="chart_semantics")
     with st.expander("Full table (every variant × dtype)"):
         st.dataframe(table.astype(str), hide_index=True)
