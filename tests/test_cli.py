@@ -42,7 +42,8 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(data):
     out = cli("run", "--variants", "nn_relu,int8,leaky:alpha=0.2", "--sizes", "1000",
-              "--modes", "eager", "--threads", "1", "--min-time", "0.002", "--json", data=data)
+              "--modes", "eager", "--threads", "1", "--min-time", "0.002", "--fusion", "--json",
+              data=data)
     assert "[" in out.stderr  # progress bar on stderr
     return json.loads(out.stdout)
 
@@ -56,6 +57,16 @@ def test_run_json(run):
     assert by["nn_relu"]["status"] == "ok" and by["nn_relu"]["median_s"] > 0
     assert by["nn_relu"]["gbps"] > 0 and by["nn_relu"]["ci95_s"] >= 0
     assert by["int8"]["status"] == "skipped" and "float32" in by["int8"]["reason"]
+    fusion = {(f["variant"], f["block"]): f for f in run["fusion"]}
+    assert fusion[("nn_relu", "conv")]["fused"] is True
+    assert fusion[("leaky(alpha=0.2)", "conv")]["fused"] is False
+    assert fusion[("nn_relu", "xla")]["compiled"] is True
+    assert "float32" in fusion[("int8", "dense")]["reason"]
+
+
+def test_calibrate(data):
+    out = json.loads(cli("calibrate", "--threads", "1", "--json", data=data).stdout)
+    assert out["peak_gbps"] > 0 and out["method"] in ("bandwidth_probe", "numpy_copy")
 
 
 def test_list_show(run, data):
