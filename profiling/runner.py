@@ -273,11 +273,12 @@ class _Run:
             if self.spec.fusion:
                 self.run_fusion()
             status = "complete"
-        except Cancelled:
+        except (Cancelled, KeyboardInterrupt) as e:
             status = "interrupted"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
+            if self.worker is not None:  # mid-case: do not wait for it to finish
+                self.worker.kill()
+            if isinstance(e, KeyboardInterrupt):
+                raise
         finally:
             self.stop_worker()
             shutil.rmtree(self.trace_dir, ignore_errors=True)
