@@ -45,6 +45,16 @@ int64_t ParallelMinBytes() {
   return value;
 }
 
+// Outputs from this size on bypass the cache (see CpuDevice::stream_min_bytes); below it the
+// output likely stays in L2/L3 for the next op. RELU_LAB_STREAM_MIN_BYTES overrides it.
+int64_t StreamMinBytes() {
+  static const int64_t value = [] {
+    const char* env = std::getenv("RELU_LAB_STREAM_MIN_BYTES");
+    return env != nullptr ? std::max<int64_t>(std::atoll(env), 1) : int64_t{16} << 20;
+  }();
+  return value;
+}
+
 // Blocks of this many input bytes are handed out one at a time, so a pool thread that starts
 // late (the machine is shared) only shrinks its share instead of stalling the caller.
 constexpr int64_t kBlockBytes = int64_t{256} << 10;
@@ -75,6 +85,7 @@ struct SharedBlocks {
 CpuDevice MakeCpuDevice(OpKernelContext* context) {
   auto* workers = context->device()->tensorflow_cpu_worker_threads()->workers;
   CpuDevice device;
+  device.stream_min_bytes = StreamMinBytes();
   device.parallel_for = [workers](int64_t n, int64_t bytes_per_element,
                                   const std::function<void(int64_t, int64_t)>& work) {
     const int64_t bytes = n * bytes_per_element;

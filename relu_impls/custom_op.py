@@ -123,7 +123,7 @@ def _run(op: str, wrapper: str, name: str | None, *inputs):
             try:
                 return pywrap_tfe.TFE_Py_FastPathExecute(ctx, op, name, *inputs)
             except _core._NotOkStatusException as exc:
-                raise tf.errors.InvalidArgumentError(None, None, f"{op}: {exc.message}") from None
+                raise _core._status_to_exception(exc) from None
             except _core._FallbackException:
                 pass
     elif tf.executing_eagerly():
@@ -138,6 +138,19 @@ def custom_relu(x, name: str | None = None) -> tf.Tensor:
 
     x: a float16, bfloat16, float32 or float64 tensor of any shape. TypeError for other dtypes.
     """
+    # Hot path inlined, as in TF's generated wrappers (eager, library loaded): it must cost no
+    # more than tf.nn.relu's own Python layers, or CustomRelu loses on small tensors. The op's
+    # type attribute rejects other dtypes in C++; the TypeError is raised on that rare path.
+    if pywrap_tfe is not None and _LOADER._module is not None:
+        ctx = _context._context or _context.context()
+        if ctx._thread_local_data.is_eager:
+            try:
+                return pywrap_tfe.TFE_Py_FastPathExecute(ctx, "CustomRelu", name, x)
+            except _core._NotOkStatusException as exc:
+                _checked("CustomRelu", x)
+                raise _core._status_to_exception(exc) from None
+            except _core._FallbackException:
+                pass
     return _run("CustomRelu", "custom_relu", name, _checked("CustomRelu", x))
 
 

@@ -199,11 +199,28 @@ def test_python_values_are_converted():
         custom_op.custom_relu([1, 2])
 
 
-def test_bandwidth_probe_copies_every_bit():
-    for dtype in DTYPES:
-        bits = np.resize(special_bits(dtype), 3_000_001)  # big enough to use the thread pool
+STREAMING_BYTES = 16 << 20  # outputs from this size on use non-temporal stores (relu_kernels.cc)
+
+
+def streaming_length(dtype: str) -> int:
+    return STREAMING_BYTES // tf.as_dtype(getattr(tf, dtype)).size + 1003
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bandwidth_probe_copies_every_bit(dtype):
+    # 3e6 + 1 uses the thread pool with ordinary stores; the second length streams its output.
+    for n in (3_000_001, streaming_length(dtype)):
+        bits = np.resize(special_bits(dtype), n)
         x = from_bits(bits, dtype)
         assert np.array_equal(to_bits(custom_op.bandwidth_probe(x), dtype), bits)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_streaming_path_is_bitwise_equal(dtype):
+    bits = np.resize(special_bits(dtype), streaming_length(dtype))
+    x = from_bits(bits, dtype)
+    assert np.array_equal(to_bits(custom_op.custom_relu(x), dtype),
+                          to_bits(tf.nn.relu(x), dtype))
 
 
 def test_large_tensor_split_across_threads_matches():
