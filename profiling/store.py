@@ -61,12 +61,19 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
-def _pid_alive(pid: int | None) -> bool:
+def _pid_alive(pid: int | None, since: str | None = None) -> bool:
+    """Is the process that started a run (at ISO time `since`) still there? A reused pid whose
+    process started later does not count."""
     if not pid:
         return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
+        proc = psutil.Process(int(pid))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if since:
+            return proc.create_time() <= datetime.fromisoformat(since).timestamp() + 2
+        return True
+    except (psutil.Error, ValueError):
         return False
 
 
@@ -218,19 +225,25 @@ class Store:
 
     def mark_stale_runs(self) -> int:
         """Runs left 'running' by a process on this host that no longer exists -> interrupted."""
-        rows = self._query("SELECT run_id, pid, host FROM runs WHERE status='running'")
+        rows = self._query("SELECT run_id, pid, host, created_at FROM runs "
+                           "WHERE status='running'")
         host = socket.gethostname()
-        stale = [r.run_id for r in rows.itertuples() if r.host == host and not _pid_alive(r.pid)]
+        stale = [r.run_id for r in rows.itertuples()
+                 if r.host == host and not _pid_alive(r.pid, r.created_at)]
         for run_id in stale:
             self.finish_run(run_id, "interrupted")
         return len(stale)
 
     # ---- reads -----------------------------------------------------------------------------
     def list_runs(self) -> pd.DataFrame:
-        """run_id, created_at, status (running|complete|interrupted|failed), n_cases, label, spec_json."""
+        """run_id, created_at, status (running|complete|interrupted|failed), n_cases (stored so
+        far), label, spec_json, finished_at, n_planned (cases in the spec)."""
         self.mark_stale_runs()
-        return self._query("SELECT run_id, created_at, status, n_cases, label, spec_json, "
-                           "finished_at FROM runs ORDER BY created_at DESC, run_id DESC")
+        return self._query(
+            "SELECT r.run_id, r.created_at, r.status, "
+            "(SELECT COUNT(*) FROM cases c WHERE c.run_id = r.run_id) AS n_cases, r.label, "
+            "r.spec_json, r.finished_at, r.n_cases AS n_planned FROM runs r "
+            "ORDER BY r.created_at DESC, r.run_id DESC")
 
     def resolve_run(self, run_id: str) -> str:
         """Full run id from an id or unique prefix; 'latest' is the newest run. UnknownRunError."""

@@ -114,3 +114,16 @@ def test_two_concurrent_writer_processes_lose_nothing(tmp_path):
     assert sorted(runs.label) == ["w0", "w1"] and set(runs.status) == {"complete"}
     assert len(reader.cases(runs.run_id.tolist())) == 400
     assert reader._query("SELECT COUNT(*) n FROM samples").n.iloc[0] == 800
+
+
+def test_run_from_a_reused_pid_is_stale(tmp_path):
+    import os
+
+    store = Store(tmp_path)
+    run_id = store.create_run({}, "", 1)
+    # our own pid, but a process that started after the run -> not the run's process
+    store._conn.execute("UPDATE runs SET pid=?, created_at='2000-01-01T00:00:00+00:00' "
+                        "WHERE run_id=?", (os.getpid(), run_id))
+    assert Store(tmp_path).list_runs().status.tolist() == ["interrupted"]
+    live = store.create_run({}, "", 1)
+    assert Store(tmp_path).list_runs().set_index("run_id").status[live] == "running"
