@@ -83,3 +83,16 @@ def test_eager_op_named_and_timed(eager_trace):
     assert s["top_ops"].name.iloc[0] == "Relu"
     assert s["event_count"] == len(ev)
     assert np.isclose(s["duration_us"], (ev.ts_us + ev.dur_us).max() - ev.ts_us.min())
+
+
+def test_tensorboard_json_gz_matches_xplane(conv_trace, tmp_path):
+    import gzip
+
+    from profiling.traces.xplane import tool_data
+
+    p = tmp_path / "vm.trace.json.gz"
+    p.write_bytes(gzip.compress(tool_data(conv_trace, "trace_viewer").encode()))
+    from_json, from_pb = load_trace(p), load_trace(conv_trace)
+    assert from_json.source == "chrome"
+    assert from_json.events.drop(columns="args").equals(from_pb.events.drop(columns="args"))
+    assert time_breakdown(from_json.events) == time_breakdown(from_pb.events)
