@@ -95,10 +95,11 @@ def _print_frame(df: pd.DataFrame, columns: list[str]) -> None:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
+    import relu_impls  # imports TensorFlow: keep it out of `--help`
     from profiling.distributed import DistributedConfig, DistributedError, run_distributed
     from profiling.scenarios import ScenarioConfig, ScenarioError, run_scenario
 
-    variants = [v.strip() for v in _split_variants(args.variants) if v.strip()]
+    variants = relu_impls.split_variant_list(args.variants)
     try:
         hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
     except ValueError:
@@ -147,19 +148,6 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         if result.run_id:
             print(f"run {result.run_id} saved")
     return 0 if (result.summary["status"] != "failed").all() else 1
-
-
-def _split_variants(text: str) -> list[str]:
-    """Split on commas outside parentheses: "leaky(alpha=0.2),nn_relu" -> two items."""
-    items, depth, current = [], 0, ""
-    for ch in text:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += ch
-    return [*items, current]
 
 
 def cmd_capture(args: argparse.Namespace) -> int:

@@ -107,18 +107,10 @@ def parse_variant(spec: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(spec, dict):
         vid, params = spec.get("id"), dict(spec.get("params") or {})
     elif isinstance(spec, str):
-        match = re.fullmatch(r"\s*([A-Za-z0-9_]+)\s*(?:\((.*)\))?\s*", spec)
-        if not match:
-            raise ScenarioError(f"variant={spec!r}; accepted: id or id(name=value, ...)")
-        vid, params = match.group(1), {}
-        for item in filter(None, (s.strip() for s in (match.group(2) or "").split(","))):
-            name, _, value = item.partition("=")
-            try:
-                params[name.strip()] = float(value)
-            except ValueError:
-                raise ScenarioError(
-                    f"variant={spec!r}: parameter {item!r}; accepted: name=number"
-                ) from None
+        try:
+            return relu_impls.parse_variant_spec(spec)
+        except (TypeError, ValueError) as exc:
+            raise ScenarioError(str(exc)) from None
     else:
         raise ScenarioError(f"variant={spec!r}; accepted: id string or {{'id','params'}} dict")
     if vid not in relu_impls.VARIANTS:

@@ -12,6 +12,8 @@ from relu_impls.variants import (
     VariantFn,
     check_dtype,
     get,
+    parse_variant_spec,
+    split_variant_list,
     variant,
 )
 
@@ -24,5 +26,7 @@ __all__ = [
     "VariantFn",
     "check_dtype",
     "get",
+    "parse_variant_spec",
+    "split_variant_list",
     "variant",
 ]

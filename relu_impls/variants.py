@@ -344,3 +344,55 @@ def get(variant_id: str, **params: Any) -> VariantFn:
 def check_dtype(variant_id: str, dtype: tf.DType | str) -> None:
     """Raise TypeError unless variant `variant_id` accepts `dtype`."""
     variant(variant_id).check_dtype(dtype)
+
+
+def split_variant_list(text: str) -> list[str]:
+    """Split a comma list of variant specs on commas outside parentheses.
+
+    `"leaky(alpha=0.2, ),nn_relu"` -> `["leaky(alpha=0.2, )", "nn_relu"]`; empty items dropped.
+    """
+    items, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    return [item.strip() for item in (*items, current) if item.strip()]
+
+
+def parse_variant_spec(text: str) -> tuple[str, dict[str, float | int]]:
+    """`"leaky"`, `"leaky:alpha=0.2"` or `"leaky(alpha=0.2)"` -> `("leaky", {"alpha": 0.2})`.
+
+    Only the parameters given are returned, each validated; ValueError/TypeError otherwise.
+    """
+    text = text.strip()
+    if text.endswith(")") and "(" in text:
+        vid, _, inner = text[:-1].partition("(")
+        items = inner.split(",")
+    else:
+        vid, _, inner = text.partition(":")
+        items = inner.split(":")
+    spec = variant(vid.strip())
+    params: dict[str, float | int] = {}
+    for item in filter(None, (i.strip() for i in items)):
+        name, eq, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not eq or number is None:
+            raise ValueError(
+                f"variant spec {text!r}: {item!r} is not name=number; "
+                "accepted: id, id:name=value[:name=value] or id(name=value, ...)"
+            )
+        params[name.strip()] = (
+            int(number) if number.is_integer() and _is_integer(spec, name) else number
+        )
+    return spec.id, {k: v for k, v in spec.validate_params(params).items() if k in params}
+
+
+def _is_integer(spec: Variant, name: str) -> bool:
+    param = spec.params.get(name.strip())
+    return bool(param and param.integer)

@@ -215,7 +215,7 @@ def test_cli_scenario_json_and_bad_input(capsys):
     assert [r["label"] for r in out["summary"]] == ["leaky(alpha=0.2)", "nn_relu"]
     assert main(["scenario", "resnet", "--variants", "relu9", "--no-store"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: variant='relu9'") and "\n" not in err
+    assert err.startswith("error: unknown variant 'relu9'") and "\n" not in err
     assert main(["scenario", "wide_deep", "--hidden", "a,b", "--no-store"]) == 2
     assert main(["scenario", "resnet", "--strategy", "mirrored", "--variants",
                  "nn_relu,maximum", "--no-store"]) == 2

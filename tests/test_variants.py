@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import ml_dtypes
 import numpy as np
@@ -186,3 +187,40 @@ def test_variant_fn_works_inside_tf_function():
     np.testing.assert_allclose(graph_fn(x), fn(x))
     assert relu_impls.VARIANTS["leaky"].label({"alpha": 0.1}) == "leaky(alpha=0.1)"
     assert relu_impls.VARIANTS["leaky"].label({"alpha": 0.01}) == "leaky"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("nn_relu", ("nn_relu", {})),
+        ("leaky:alpha=0.2", ("leaky", {"alpha": 0.2})),
+        ("leaky(alpha=0.2)", ("leaky", {"alpha": 0.2})),
+        (" int8(scale=0.1, zero_point=3) ", ("int8", {"scale": 0.1, "zero_point": 3})),
+        ("int8:zero_point=-4:scale=2", ("int8", {"zero_point": -4, "scale": 2.0})),
+    ],
+)
+def test_parse_variant_spec_accepts_both_spellings(text, expected):
+    assert relu_impls.parse_variant_spec(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "mentions"),
+    [
+        ("relu7", "unknown variant 'relu7'"),
+        ("leaky:alpha", "not name=number"),
+        ("leaky(alpha=big)", "not name=number"),
+        ("clipped(clip=-2)", "clip=-2.0 is out of range"),
+        ("int8:zero_point=0.5", "zero_point=0.5"),
+    ],
+)
+def test_parse_variant_spec_rejects_with_reason(text, mentions):
+    with pytest.raises(ValueError, match=re.escape(mentions)):
+        relu_impls.parse_variant_spec(text)
+
+
+def test_split_variant_list_respects_parentheses():
+    assert relu_impls.split_variant_list("leaky(alpha=0.2,),nn_relu, ,int8:scale=1") == [
+        "leaky(alpha=0.2,)",
+        "nn_relu",
+        "int8:scale=1",
+    ]
