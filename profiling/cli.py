@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import pandas as pd
 
 CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
-CLI_DEFAULT_MIN_TIME = 0.03  # s per repeat: the no-flag run covers every variant in < 1 min
+CLI_DEFAULT_MIN_TIME = 0.02  # s per repeat: the no-flag run covers every variant in < 1 min
 JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "numel", "dtype",
                     "device", "threads", "allocator", "mode", "pass", "status", "reason",
                     "median_s", "min_s", "iqr_s", "ci95_low_s", "ci95_high_s", "ci95_s",
