@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 
 #if defined(__AVX2__) && !defined(__CUDACC__)
 #include <immintrin.h>
@@ -190,6 +191,26 @@ struct Copy;
 
 namespace cpu {
 
+// Applies ReluBits on one lane over [begin, end); separate in-place and out-of-place loops so
+// the compiler vectorises both (an aliasing check would send in-place calls to scalar code).
+template <typename F>
+inline void ReluRange(const typename F::Bits* features, typename F::Bits* activations,
+                      int64_t begin, int64_t end, Lane lane) {
+  using B = typename F::Bits;
+  if (lane != Lane::kBody) {
+    for (int64_t i = begin; i < end; ++i) activations[i] = ReluBits<F>(features[i], lane);
+    return;
+  }
+  if (features == activations) {
+    B* data = activations;
+    for (int64_t i = begin; i < end; ++i) data[i] = ReluBits<F>(data[i], Lane::kBody);
+  } else {
+    const B* __restrict in = features;
+    B* __restrict out = activations;
+    for (int64_t i = begin; i < end; ++i) out[i] = ReluBits<F>(in[i], Lane::kBody);
+  }
+}
+
 constexpr int64_t kStreamChunkBytes = 2048;  // computed in L1, then streamed out
 
 // Copies `bytes` (a multiple of 32) from L1-resident src to 32-byte aligned dst, bypassing cache.
@@ -218,22 +239,53 @@ inline int64_t UnalignedHead(const B* out, int64_t begin, int64_t end) {
   return head < end - begin ? head : end - begin;
 }
 
-// Body-lane ReLU over [begin, end) with non-temporal stores, chunk by chunk through L1.
+#ifdef RELU_LAB_STREAMING_STORES
+// The body-lane rules of ReluBits on 32 bytes of lanes at once (GCC vector extensions on
+// signed lanes: a compare gives an all-ones / all-zeros mask per lane). Same results as
+// ReluFlushToPositive, ReluFlushKeepSign and ReluWidened; the tests compare every dtype.
+template <typename F>
+struct BodyVec {
+  using S = std::make_signed_t<typename F::Bits>;
+  typedef S V __attribute__((vector_size(32)));
+
+  static V Apply(V u) {
+    const S abs = static_cast<S>(F::kAbs), exponent = static_cast<S>(F::kExponent);
+    const V magnitude = u & abs;
+    const V nan = magnitude > exponent;
+    if (!F::kFlush) {  // float16: negative, nonzero and not NaN -> +0
+      return u & ~((u < S(0)) & (magnitude != S(0)) & ~nan);
+    }
+    if (F::kPeel) {  // float, double: only NaN and positive normals/inf pass
+      return u & ((u > static_cast<S>(F::kMinNormal - 1)) | nan);
+    }
+    // bfloat16: zeros and subnormals -> zero of their sign, negative normals -> +0
+    const V exponent_zero = (u & exponent) == S(0);
+    const V keep = nan | (~(u < S(0)) & ~exponent_zero);
+    return (u & keep) | (u & static_cast<S>(F::kSign) & exponent_zero);
+  }
+};
+#endif
+
+// Body-lane ReLU over [begin, end) with non-temporal stores.
 template <typename F>
 inline void ReluBodyStreaming(const typename F::Bits* features, typename F::Bits* activations,
                               int64_t begin, int64_t end) {
+#ifdef RELU_LAB_STREAMING_STORES
   using B = typename F::Bits;
-  constexpr int64_t kChunk = kStreamChunkBytes / sizeof(B);
-  alignas(64) B chunk[kChunk];
+  using V = typename BodyVec<F>::V;
+  constexpr int64_t kLanes = 32 / sizeof(B);
   int64_t i = begin + UnalignedHead(activations, begin, end);
   for (int64_t j = begin; j < i; ++j) activations[j] = ReluBits<F>(features[j], Lane::kBody);
-  for (; i + kChunk <= end; i += kChunk) {
-    const B* __restrict in = features + i;
-    for (int64_t k = 0; k < kChunk; ++k) chunk[k] = ReluBits<F>(in[k], Lane::kBody);
-    StreamOut(activations + i, chunk, kStreamChunkBytes);
+  for (; i + kLanes <= end; i += kLanes) {
+    V u;
+    std::memcpy(&u, features + i, sizeof(u));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(activations + i), (__m256i)BodyVec<F>::Apply(u));
   }
   for (; i < end; ++i) activations[i] = ReluBits<F>(features[i], Lane::kBody);
   StreamFence();
+#else
+  ReluRange<F>(features, activations, begin, end, Lane::kBody);
+#endif
 }
 
 // Plain copy over [begin, end), with non-temporal stores when `stream`.
@@ -249,26 +301,6 @@ inline void CopyRange(const B* input, B* output, int64_t begin, int64_t end, boo
   for (; i + kChunk <= end; i += kChunk) StreamOut(output + i, input + i, kStreamChunkBytes);
   std::memcpy(output + i, input + i, (end - i) * sizeof(B));
   StreamFence();
-}
-
-// Applies ReluBits on one lane over [begin, end); separate in-place and out-of-place loops so
-// the compiler vectorises both (an aliasing check would send in-place calls to scalar code).
-template <typename F>
-inline void ReluRange(const typename F::Bits* features, typename F::Bits* activations,
-                      int64_t begin, int64_t end, Lane lane) {
-  using B = typename F::Bits;
-  if (lane != Lane::kBody) {
-    for (int64_t i = begin; i < end; ++i) activations[i] = ReluBits<F>(features[i], lane);
-    return;
-  }
-  if (features == activations) {
-    B* data = activations;
-    for (int64_t i = begin; i < end; ++i) data[i] = ReluBits<F>(data[i], Lane::kBody);
-  } else {
-    const B* __restrict in = features;
-    B* __restrict out = activations;
-    for (int64_t i = begin; i < end; ++i) out[i] = ReluBits<F>(in[i], Lane::kBody);
-  }
 }
 
 template <typename F>
