@@ -104,7 +104,14 @@ def _progress_printer(enabled: bool) -> Any:
 
 
 def spec_from_args(args: argparse.Namespace) -> Any:
-    from profiling.spec import RunSpec, SpecError, parse_shapes, parse_sizes, variant_registry
+    from profiling.spec import (
+        RunSpec,
+        SpecError,
+        parse_shapes,
+        parse_sizes,
+        split_variants,
+        variant_registry,
+    )
 
     shapes: list = []
     if args.sizes:
@@ -119,7 +126,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
             threads = [int(t) for t in _csv(args.threads)]
         except ValueError:
             raise SpecError("threads", args.threads, "comma-separated integers") from None
-    return RunSpec(variants=_csv(args.variants) or list(variant_registry()), shapes=shapes,
+    variants = split_variants(args.variants) if args.variants else list(variant_registry())
+    return RunSpec(variants=variants, shapes=shapes,
                    dtypes=_csv(args.dtypes) or ["float32"], devices=_csv(args.devices),
                    threads=threads, modes=_csv(args.modes) or ["eager", "function"],
                    passes=_csv(args.passes) or ["forward"], repeats=args.repeats,
@@ -335,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="measure variants × shapes × dtypes × devices × modes",
                        description="Measure; with no flags: every variant, float32, "
                                    f"sizes {CLI_DEFAULT_SIZES}, eager+function, forward.")
-    r.add_argument("--variants", help="comma list, params as id:name=value "
+    r.add_argument("--variants", help="comma list, params as id:name=value or id(name=value) "
                                       "(e.g. nn_relu,leaky:alpha=0.2; default: all)")
     r.add_argument("--sizes", help=f"1-D element counts (default {CLI_DEFAULT_SIZES})")
     r.add_argument("--shapes", help="shapes such as 10000x10000,64x1024")

@@ -88,18 +88,37 @@ def variant_label(variant: str, params: Mapping[str, Any]) -> str:
     return f"{variant}(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
 
 
+def split_variants(text: str) -> list[str]:
+    """'nn_relu,leaky(alpha=0.2,),clipped:clip=6' -> items, splitting on commas outside ()."""
+    items, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    return [item.strip() for item in (*items, current) if item.strip()]
+
+
 def parse_variant(text: str) -> dict:
-    """'leaky:alpha=0.2' -> {"id": "leaky", "params": {"alpha": 0.2}}."""
-    vid, _, rest = text.partition(":")
+    """'leaky:alpha=0.2' or 'leaky(alpha=0.2)' -> {"id": "leaky", "params": {"alpha": 0.2}}."""
+    text = text.strip()
+    if text.endswith(")") and "(" in text:
+        vid, _, inner = text[:-1].partition("(")
+        items = inner.split(",")
+    else:
+        vid, _, inner = text.partition(":")
+        items = inner.split(":")
     params: dict[str, Any] = {}
-    for kv in filter(None, rest.split(":") if rest else []):
+    for kv in filter(None, (i.strip() for i in items)):
         key, eq, val = kv.partition("=")
         if not eq:
-            raise SpecError("variants", text, "id or id:param=value[:param=value]")
+            raise SpecError("variants", text, "id, id:name=value[:name=value] or id(name=value, ...)")
         try:
             params[key.strip()] = json.loads(val)
         except json.JSONDecodeError:
-            params[key.strip()] = val
+            params[key.strip()] = val.strip()
     return {"id": vid.strip(), "params": params}
 
 

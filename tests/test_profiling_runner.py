@@ -112,6 +112,12 @@ def test_validation_names_field_and_refuses_huge_shapes(tmp_path):
     cases = RunSpec(variants=["leaky:alpha=0.2"], shapes=[(10,)], threads=[1]).validate()
     assert cases[0].label == "leaky(alpha=0.2)" and cases[0].params == {"alpha": 0.2}
     assert json.dumps(cases[0].to_json())
+    from profiling.spec import parse_variant, split_variants
+
+    assert split_variants("nn_relu,clipped(clip=6),leaky:alpha=0.2") == [
+        "nn_relu", "clipped(clip=6)", "leaky:alpha=0.2"]
+    assert parse_variant("clipped(clip=6)") == parse_variant("clipped:clip=6") == {
+        "id": "clipped", "params": {"clip": 6}}
 
 
 def test_ctrl_c_midway_marks_interrupted_and_keeps_cases(tmp_path):
