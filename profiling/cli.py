@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -435,6 +436,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (SpecError, TraceError, BundleError, UsageError, UnknownRunError) as e:
         print(f"error: {e}", file=sys.stderr)
+    except BrokenPipeError:  # `… | head`: the reader left; nothing to report
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except FileNotFoundError as e:
         print(f"error: no such file: {e.filename}", file=sys.stderr)
     except OSError as e:
