@@ -82,3 +82,17 @@ def test_gzip_and_bare_array(tmp_path):
     p = tmp_path / "t.json.gz"
     p.write_bytes(gzip.compress(json.dumps(EVENTS).encode()))
     assert len(load_trace(p).events) == 6
+
+
+def test_profiler_range_lane_is_not_work(pytorch_trace):
+    """PyTorch's "PyTorch Profiler (0)" span covers the capture on a lane of its own."""
+    from profiling.analysis.breakdown import time_breakdown
+    from profiling.traces import load_trace
+
+    events = load_trace(pytorch_trace, pytorch_trace.name).events
+    b = time_breakdown(events)
+    assert b["other_us"] == 0.0
+    work = events[events.cat == "cpu_op"]
+    span = float((work.ts_us + work.dur_us).max() - work.ts_us.min())
+    busy = b["compute_us"] + b["memcpy_us"]
+    assert busy + b["idle_us"] == pytest.approx(span, rel=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from profiling.analysis.classify import classify_events
+from profiling.analysis.classify import classify_events, is_profiler_range
 
 
 def busy_union_us(ts: np.ndarray, end: np.ndarray) -> float:
@@ -42,8 +42,10 @@ def time_breakdown(events: pd.DataFrame) -> dict:
     compute/memcpy/collective/other: self time of events of that kind (nested time is counted
     once, for the innermost event); idle: per thread, the trace span minus the union of that
     thread's events. compute_comm_ratio = compute / (memcpy + collective), None when no
-    communication was recorded.
+    communication was recorded. The profiler's own capture range is left out: it covers the
+    other lanes' work rather than being work.
     """
+    events = events[~is_profiler_range(events)] if len(events) else events
     kind = classify_events(events) if len(events) else pd.Series(dtype=object)
     self_by_kind = events.self_us.groupby(kind).sum() if len(events) else pd.Series(dtype=float)
     out = {f"{k}_us": float(self_by_kind.get(k, 0.0)) for k in ("compute", "memcpy", "collective")}

@@ -17,6 +17,15 @@ MEMCPY_RE = re.compile(
     r"^aten::_to_copy$|^memory copy", re.I)
 COMPUTE_CATS = {"cpu_op", "kernel", "gpu_op", "tf_op", "operator", "xla ops", "xla_op", "op"}
 MEMCPY_CATS = {"gpu_memcpy", "gpu_memset", "memcpy", "memset"}
+# The profiler's own range (PyTorch writes "PyTorch Profiler (0)" on a lane of its own): it covers
+# the whole capture and is no work. User step annotations stay: time in them outside ops is host
+# overhead ("other").
+PROFILER_RANGE_CATS = {"trace"}
+
+
+def is_profiler_range(events: pd.DataFrame) -> pd.Series:
+    """True for the profiler's own capture-range events, which the time breakdown leaves out."""
+    return events["cat"].astype(str).str.lower().isin(PROFILER_RANGE_CATS)
 
 
 def classify_events(events: pd.DataFrame) -> pd.Series:
