@@ -89,7 +89,7 @@ def time_interleaved(
     samples: dict[str, list[float]] = {n: [] for n in names}
     faults = dict.fromkeys(names, 0)
     for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             fn = fns[name]
             before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -166,9 +166,11 @@ def _si(seconds: float) -> str:
 
 def format_table(rows: list[Row]) -> str:
     """Fixed-width text table; float16/bfloat16 rows add elements/s relative to float32."""
-    head = (f"{'dtype':<9}{'size':>11} {'custom median±IQR':>21} {'nn_relu median±IQR':>21}"
-            f" {'speedup':>7} {'custom GB/s':>11} {'nn_relu GB/s':>12} {'probe GB/s':>10}"
-            f" {'util':>5} {'minflt/call c|n':>16} {'Gelem/s':>8}")
+    head = (
+        f"{'dtype':<9}{'size':>11} {'custom median±IQR':>21} {'nn_relu median±IQR':>21}"
+        f" {'speedup':>7} {'custom GB/s':>11} {'nn_relu GB/s':>12} {'probe GB/s':>10}"
+        f" {'util':>5} {'minflt/call c|n':>16} {'Gelem/s':>8}"
+    )
     lines = [head, "-" * len(head)]
     f32 = {r.size: r.custom_elements_per_s for r in rows if r.dtype == "float32"}
     for r in rows:
@@ -187,13 +189,21 @@ def format_table(rows: list[Row]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relu_impls.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
-                        help="comma-separated element counts for float32 (default 1e3..1e8)")
-    parser.add_argument("--dtypes", default="float32,float16,bfloat16",
-                        help="float32 runs at every size, other dtypes at 1e7 (default: "
-                             "float32,float16,bfloat16)")
+    parser = argparse.ArgumentParser(
+        prog="python -m relu_impls.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--sizes",
+        default=",".join(str(s) for s in DEFAULT_SIZES),
+        help="comma-separated element counts for float32 (default 1e3..1e8)",
+    )
+    parser.add_argument(
+        "--dtypes",
+        default="float32,float16,bfloat16",
+        help="float32 runs at every size, other dtypes at 1e7 (default: float32,float16,bfloat16)",
+    )
     parser.add_argument("--repeats", type=int, default=21, help="samples per op (default 21)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
@@ -214,8 +224,11 @@ def main(argv: list[str] | None = None) -> int:
 
     custom_op.load()
     plan = [(d, s) for d in dtypes if d == "float32" for s in sizes]
-    plan += [(d, HALF_SIZE if d != "float64" or not sizes else sizes[-1])
-             for d in dtypes if d != "float32"]
+    plan += [
+        (d, HALF_SIZE if d != "float64" or not sizes else sizes[-1])
+        for d in dtypes
+        if d != "float32"
+    ]
     rows = []
     for dtype, size in plan:
         rows.append(bench_one(dtype, size, args.repeats))
@@ -232,9 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"environment": env, "rows": [asdict(r) for r in rows]}, indent=2))
     else:
-        print(f"allocator: {env['allocator']}; TF {env['tf_version']}; {env['cpu_count']} CPUs;"
-              " GB/s counts read+write (2 x itemsize bytes/element); speedup = nn_relu/custom"
-              " median time; util = custom GB/s / BandwidthProbe GB/s at the same size")
+        print(
+            f"allocator: {env['allocator']}; TF {env['tf_version']}; {env['cpu_count']} CPUs;"
+            " GB/s counts read+write (2 x itemsize bytes/element); speedup = nn_relu/custom"
+            " median time; util = custom GB/s / BandwidthProbe GB/s at the same size"
+        )
         print(format_table(rows))
     return 0
 

@@ -56,8 +56,17 @@ class BuildConfig:
 
     @property
     def key(self) -> str:
-        parts = [self.tf_version, self.source_hash, self.compiler_version, str(self.gpu),
-                 *self.cxxflags, "|", *self.ldflags, "|", *self.nvccflags]
+        parts = [
+            self.tf_version,
+            self.source_hash,
+            self.compiler_version,
+            str(self.gpu),
+            *self.cxxflags,
+            "|",
+            *self.ldflags,
+            "|",
+            *self.nvccflags,
+        ]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
     @property
@@ -122,8 +131,12 @@ def _isa_flags() -> list[str]:
 
 def _cuda_home(nvcc: str) -> Path:
     # nvcc may be a wrapper outside the toolkit (e.g. /usr/local/bin/nvcc).
-    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
-                  str(Path(nvcc).resolve().parent.parent), "/usr/local/cuda"]
+    candidates = [
+        os.environ.get("CUDA_HOME"),
+        os.environ.get("CUDA_PATH"),
+        str(Path(nvcc).resolve().parent.parent),
+        "/usr/local/cuda",
+    ]
     for candidate in filter(None, candidates):
         if (Path(candidate) / "include" / "cuda_runtime.h").is_file():
             return Path(candidate)
@@ -144,13 +157,25 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
 
     nvcc = os.environ.get("NVCC") or shutil.which("nvcc")
     gpu = bool(nvcc) and tf.test.is_built_with_cuda()
-    cxxflags = ["-O3", "-fPIC", "-Wno-deprecated-declarations", *_isa_flags(), *tf.sysconfig.get_compile_flags()]
+    cxxflags = [
+        "-O3",
+        "-fPIC",
+        "-Wno-deprecated-declarations",
+        *_isa_flags(),
+        *tf.sysconfig.get_compile_flags(),
+    ]
     ldflags = list(tf.sysconfig.get_link_flags())
     nvccflags: list[str] = []
     if gpu:
         # SASS for sm_80 plus PTX that newer GPUs compile at load time; override for others.
-        nvccflags = ["-O3", "-std=c++17", os.environ.get("RELU_LAB_NVCC_ARCH", "-arch=sm_80"),
-                     "-Xcompiler", "-fPIC", "-DGOOGLE_CUDA=1"]
+        nvccflags = [
+            "-O3",
+            "-std=c++17",
+            os.environ.get("RELU_LAB_NVCC_ARCH", "-arch=sm_80"),
+            "-Xcompiler",
+            "-fPIC",
+            "-DGOOGLE_CUDA=1",
+        ]
         cuda_home = _cuda_home(nvcc)
         cxxflags += ["-DGOOGLE_CUDA=1", f"-I{cuda_home / 'include'}"]
         ldflags += [f"-L{cuda_home / 'lib64'}", "-lcudart"]
@@ -205,7 +230,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _object_key(cfg: BuildConfig, source: Path, flags: tuple[str, ...]) -> str:
-    # An object depends on its own source, every header beside it, the compiler and its flags.
+    # An object depends on its own source, every header beside it, the compiler and its flags,
+    # not on where the sources live.
     digest = hashlib.sha256("\0".join([cfg.tf_version, cfg.compiler_version, *flags]).encode())
     digest.update(source.read_bytes())
     for header in sorted(Path(cfg.csrc).glob("*.h")):
@@ -213,21 +239,37 @@ def _object_key(cfg: BuildConfig, source: Path, flags: tuple[str, ...]) -> str:
     return digest.hexdigest()[:20]
 
 
-def _compile(cfg: BuildConfig, workdir: Path) -> Path:
-    """Compile (reusing cached objects of unchanged sources) and link into workdir."""
+def _units(cfg: BuildConfig) -> list[tuple[str, list[str], tuple[str, ...]]]:
+    """(source, command without -o, what its object depends on besides the sources)."""
     csrc = Path(cfg.csrc)
-    objects_dir = Path(cfg.cache_root) / "objects"
-    objects_dir.mkdir(parents=True, exist_ok=True)
-    units: list[tuple[str, list[str]]] = [
-        (name, [cfg.compiler, *cfg.cxxflags, "-I", str(csrc), "-c", str(csrc / name)])
+    units = [
+        (
+            name,
+            [cfg.compiler, *cfg.cxxflags, "-I", str(csrc), "-c", str(csrc / name)],
+            (cfg.compiler, *cfg.cxxflags),
+        )
         for name in CPU_SOURCES
     ]
     if cfg.gpu and cfg.nvcc:
-        units.append((GPU_SOURCE, [cfg.nvcc, *cfg.nvccflags, "-I", str(csrc), "-c", "-x", "cu",
-                                   str(csrc / GPU_SOURCE)]))
+        cmd = [cfg.nvcc, *cfg.nvccflags, "-I", str(csrc), "-c", "-x", "cu", str(csrc / GPU_SOURCE)]
+        units.append((GPU_SOURCE, cmd, (cfg.nvcc, *cfg.nvccflags)))
+    return units
+
+
+def object_path(cfg: BuildConfig, source: str) -> Path:
+    """Where the cache keeps the object of `source` (e.g. "relu_kernels.cc") for cfg."""
+    flags = next(flags for name, _, flags in _units(cfg) if name == source)
+    key = _object_key(cfg, Path(cfg.csrc) / source, flags)
+    return Path(cfg.cache_root) / "objects" / f"{source}-{key}.o"
+
+
+def _compile(cfg: BuildConfig, workdir: Path) -> Path:
+    """Compile (reusing cached objects of unchanged sources) and link into workdir."""
+    objects_dir = Path(cfg.cache_root) / "objects"
+    objects_dir.mkdir(parents=True, exist_ok=True)
     objects, jobs, fresh = [], [], []
-    for name, cmd in units:
-        cached = objects_dir / f"{name}-{_object_key(cfg, csrc / name, tuple(cmd))}.o"
+    for name, cmd, _ in _units(cfg):
+        cached = object_path(cfg, name)
         objects.append(cached)
         if not cached.is_file():
             tmp = workdir / (name + ".o")
@@ -269,8 +311,14 @@ def read_info(cfg: BuildConfig) -> dict:
         return json.loads((cfg.directory / INFO_NAME).read_text())
     except (OSError, ValueError):
         info = {k: v for k, v in asdict(cfg).items() if k not in ("csrc", "cache_root", "nvcc")}
-        info.update(path=str(cfg.library), built=False, key=cfg.key, built_at=None,
-                    cxxflags=list(cfg.cxxflags), ldflags=list(cfg.ldflags))
+        info.update(
+            path=str(cfg.library),
+            built=False,
+            key=cfg.key,
+            built_at=None,
+            cxxflags=list(cfg.cxxflags),
+            ldflags=list(cfg.ldflags),
+        )
         return info
 
 

@@ -39,8 +39,10 @@ def _in_xla_context() -> bool:
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
-_XLA_MESSAGE = ("{op} cannot be compiled by XLA (jit_compile=True): it is a custom C++ op with "
-                "no XLA kernel; call tf.nn.relu inside XLA-compiled functions instead")
+_XLA_MESSAGE = (
+    "{op} cannot be compiled by XLA (jit_compile=True): it is a custom C++ op with "
+    "no XLA kernel; call tf.nn.relu inside XLA-compiled functions instead"
+)
 
 
 class _Loader:
@@ -193,9 +195,14 @@ def check_xla() -> str | None:
 
     try:
         compiled(tf.zeros([4]))
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
-            tf.errors.UnimplementedError) as exc:
+    except (
+        tf.errors.InvalidArgumentError,
+        tf.errors.NotFoundError,
+        tf.errors.UnimplementedError,
+    ) as exc:
         first = str(exc.message).strip().splitlines()[0] if exc.message else type(exc).__name__
-        return ("CustomRelu cannot be compiled by XLA (jit_compile=True): it is a custom C++ "
-                f"op with no XLA kernel; use tf.nn.relu under XLA. TensorFlow said: {first}")
+        return (
+            "CustomRelu cannot be compiled by XLA (jit_compile=True): it is a custom C++ "
+            f"op with no XLA kernel; use tf.nn.relu under XLA. TensorFlow said: {first}"
+        )
     return None

@@ -19,12 +19,14 @@ class CustomReluLayer(keras.layers.Layer):
 
 def test_model_with_custom_relu_survives_save_and_load(tmp_path):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((6,)),
-        keras.layers.Dense(8),
-        CustomReluLayer(),
-        keras.layers.Dense(2),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8),
+            CustomReluLayer(),
+            keras.layers.Dense(2),
+        ]
+    )
     model.compile(optimizer="sgd", loss="mse")
     x = np.random.default_rng(0).normal(size=(16, 6)).astype("float32")
     y = np.random.default_rng(1).normal(size=(16, 2)).astype("float32")

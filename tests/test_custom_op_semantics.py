@@ -17,8 +17,12 @@ DTYPES = ("float16", "bfloat16", "float32", "float64")
 UINT = {"float16": tf.uint16, "bfloat16": tf.uint16, "float32": tf.uint32, "float64": tf.uint64}
 NP_UINT = {"float16": np.uint16, "bfloat16": np.uint16, "float32": np.uint32, "float64": np.uint64}
 # (sign bit, exponent mask, mantissa bits) per dtype
-LAYOUT = {"float16": (15, 0x7C00, 10), "bfloat16": (15, 0x7F80, 7),
-          "float32": (31, 0x7F800000, 23), "float64": (63, 0x7FF0000000000000, 52)}
+LAYOUT = {
+    "float16": (15, 0x7C00, 10),
+    "bfloat16": (15, 0x7F80, 7),
+    "float32": (31, 0x7F800000, 23),
+    "float64": (63, 0x7FF0000000000000, 52),
+}
 LENGTHS = [*range(0, 71), 1023, 1025, 100_003]
 
 
@@ -28,9 +32,19 @@ def special_bits(dtype: str) -> np.ndarray:
     sign = 1 << sign_bit
     quiet = 1 << (mantissa - 1)
     min_normal = 1 << mantissa
-    positive = [0, exponent | quiet, exponent | quiet | 5, exponent | 1, exponent,
-                (LAYOUT[dtype][1] >> 1) & exponent, 1, min_normal - 1, min_normal,
-                exponent - 1, min_normal * 3 + 7]
+    positive = [
+        0,
+        exponent | quiet,
+        exponent | quiet | 5,
+        exponent | 1,
+        exponent,
+        (LAYOUT[dtype][1] >> 1) & exponent,
+        1,
+        min_normal - 1,
+        min_normal,
+        exponent - 1,
+        min_normal * 3 + 7,
+    ]
     bits = positive + [p | sign for p in positive]
     return np.array(bits, dtype=NP_UINT[dtype])
 
@@ -54,7 +68,7 @@ def layouts(dtype: str, n: int, seed: int = 0):
         random = to_bits(tf.cast(tf.constant(rng.normal(size=n) * 3), getattr(tf, dtype)), dtype)
         for start in (0, n - 3 * len(specials)):
             bits = random.copy()
-            bits[start:start + 3 * len(specials)] = np.resize(specials, 3 * len(specials))
+            bits[start : start + 3 * len(specials)] = np.resize(specials, 3 * len(specials))
             yield bits
         yield random
 
@@ -72,8 +86,10 @@ def test_forward_is_bitwise_equal_to_nn_relu(dtype):
             got, want = to_bits(custom_op.custom_relu(x), dtype), to_bits(tf.nn.relu(x), dtype)
             if not np.array_equal(got, want):
                 i = int(np.nonzero(got != want)[0][0])
-                pytest.fail(f"{dtype} n={n} i={i}: input {bits[i]:#x} -> {got[i]:#x}, "
-                            f"tf.nn.relu gives {want[i]:#x}")
+                pytest.fail(
+                    f"{dtype} n={n} i={i}: input {bits[i]:#x} -> {got[i]:#x}, "
+                    f"tf.nn.relu gives {want[i]:#x}"
+                )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -102,8 +118,10 @@ def test_gradient_op_is_bitwise_equal_to_relu_grad(dtype):
             want = to_bits(tf.raw_ops.ReluGrad(gradients=g, features=f), dtype)
             if not np.array_equal(got, want):
                 i = int(np.nonzero(got != want)[0][0])
-                pytest.fail(f"{dtype} n={n} i={i}: g={chosen[i, 0]:#x} f={chosen[i, 1]:#x} -> "
-                            f"{got[i]:#x}, ReluGrad gives {want[i]:#x}")
+                pytest.fail(
+                    f"{dtype} n={n} i={i}: g={chosen[i, 0]:#x} f={chosen[i, 1]:#x} -> "
+                    f"{got[i]:#x}, ReluGrad gives {want[i]:#x}"
+                )
 
 
 def _first_and_second_derivatives(fn, x):
@@ -188,8 +206,11 @@ def test_grad_op_rejects_mismatched_shapes():
 @pytest.mark.parametrize("dtype", [tf.int32, tf.int8, tf.bool, tf.complex64, tf.string])
 def test_non_float_input_is_refused_with_a_clear_type_error(dtype):
     x = tf.zeros([3], dtype) if dtype != tf.string else tf.constant(["a"])
-    with pytest.raises(TypeError, match=rf"CustomRelu does not accept dtype {dtype.name}; "
-                                        r"accepted dtypes: float16, bfloat16, float32, float64"):
+    with pytest.raises(
+        TypeError,
+        match=rf"CustomRelu does not accept dtype {dtype.name}; "
+        r"accepted dtypes: float16, bfloat16, float32, float64",
+    ):
         custom_op.custom_relu(x)
 
 
@@ -219,14 +240,14 @@ def test_bandwidth_probe_copies_every_bit(dtype):
 def test_streaming_path_is_bitwise_equal(dtype):
     bits = np.resize(special_bits(dtype), streaming_length(dtype))
     x = from_bits(bits, dtype)
-    assert np.array_equal(to_bits(custom_op.custom_relu(x), dtype),
-                          to_bits(tf.nn.relu(x), dtype))
+    assert np.array_equal(to_bits(custom_op.custom_relu(x), dtype), to_bits(tf.nn.relu(x), dtype))
 
 
 def test_large_tensor_split_across_threads_matches():
     x = tf.random.stateless_normal([5_000_003], seed=(3, 4))
-    assert np.array_equal(to_bits(custom_op.custom_relu(x), "float32"),
-                          to_bits(tf.nn.relu(x), "float32"))
+    assert np.array_equal(
+        to_bits(custom_op.custom_relu(x), "float32"), to_bits(tf.nn.relu(x), "float32")
+    )
 
 
 def test_xla_refusal_is_clear():
