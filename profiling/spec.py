@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -11,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from profiling import test_variants
+from profiling import faulty_variants
 
 MODES = ("eager", "function", "xla")
 PASSES = ("forward", "backward")
@@ -34,8 +33,8 @@ def variant_registry() -> dict[str, Any]:
     import relu_impls
 
     reg = dict(relu_impls.VARIANTS)
-    if test_variants.enabled():
-        reg.update(test_variants.TEST_VARIANTS)
+    if faulty_variants.enabled():
+        reg.update(faulty_variants.TEST_VARIANTS)
     return reg
 
 
@@ -90,36 +89,20 @@ def variant_label(variant: str, params: Mapping[str, Any]) -> str:
 
 def split_variants(text: str) -> list[str]:
     """'nn_relu,leaky(alpha=0.2,),clipped:clip=6' -> items, splitting on commas outside ()."""
-    items, depth, current = [], 0, ""
-    for ch in text:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            items.append(current)
-            current = ""
-        else:
-            current += ch
-    return [item.strip() for item in (*items, current) if item.strip()]
+    from relu_impls import split_variant_list
+
+    return split_variant_list(text)
 
 
 def parse_variant(text: str) -> dict:
     """'leaky:alpha=0.2' or 'leaky(alpha=0.2)' -> {"id": "leaky", "params": {"alpha": 0.2}}."""
-    text = text.strip()
-    if text.endswith(")") and "(" in text:
-        vid, _, inner = text[:-1].partition("(")
-        items = inner.split(",")
-    else:
-        vid, _, inner = text.partition(":")
-        items = inner.split(":")
-    params: dict[str, Any] = {}
-    for kv in filter(None, (i.strip() for i in items)):
-        key, eq, val = kv.partition("=")
-        if not eq:
-            raise SpecError("variants", text, "id, id:name=value[:name=value] or id(name=value, ...)")
-        try:
-            params[key.strip()] = json.loads(val)
-        except json.JSONDecodeError:
-            params[key.strip()] = val.strip()
-    return {"id": vid.strip(), "params": params}
+    from relu_impls import parse_variant_text
+
+    try:
+        vid, params = parse_variant_text(text)
+    except ValueError:
+        raise SpecError("variants", text, "id, id:name=value[:name=value] or id(name=value, ...)") from None
+    return {"id": vid, "params": params}
 
 
 def available_devices() -> list[str]:

@@ -13,6 +13,7 @@ from relu_impls.variants import (
     check_dtype,
     get,
     parse_variant_spec,
+    parse_variant_text,
     split_variant_list,
     variant,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "check_dtype",
     "get",
     "parse_variant_spec",
+    "parse_variant_text",
     "split_variant_list",
     "variant",
 ]

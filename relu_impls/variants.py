@@ -362,10 +362,10 @@ def split_variant_list(text: str) -> list[str]:
     return [item.strip() for item in (*items, current) if item.strip()]
 
 
-def parse_variant_spec(text: str) -> tuple[str, dict[str, float | int]]:
-    """`"leaky"`, `"leaky:alpha=0.2"` or `"leaky(alpha=0.2)"` -> `("leaky", {"alpha": 0.2})`.
+def parse_variant_text(text: str) -> tuple[str, dict[str, float]]:
+    """Syntax only: `"leaky"`, `"leaky:alpha=0.2"` or `"leaky(alpha=0.2)"` -> `("leaky", {"alpha": 0.2})`.
 
-    Only the parameters given are returned, each validated; ValueError/TypeError otherwise.
+    ValueError when an item is not `name=number`; the id and values are not checked here.
     """
     text = text.strip()
     if text.endswith(")") and "(" in text:
@@ -374,25 +374,28 @@ def parse_variant_spec(text: str) -> tuple[str, dict[str, float | int]]:
     else:
         vid, _, inner = text.partition(":")
         items = inner.split(":")
-    spec = variant(vid.strip())
-    params: dict[str, float | int] = {}
+    params: dict[str, float] = {}
     for item in filter(None, (i.strip() for i in items)):
         name, eq, value = item.partition("=")
         try:
-            number = float(value)
+            params[name.strip()] = float(value) if eq else math.nan
         except ValueError:
-            number = None
-        if not eq or number is None:
+            eq = ""
+        if not eq:
             raise ValueError(
                 f"variant spec {text!r}: {item!r} is not name=number; "
                 "accepted: id, id:name=value[:name=value] or id(name=value, ...)"
             )
-        params[name.strip()] = (
-            int(number) if number.is_integer() and _is_integer(spec, name) else number
-        )
+    return vid.strip(), params
+
+
+def parse_variant_spec(text: str) -> tuple[str, dict[str, float | int]]:
+    """Parse (see `parse_variant_text`) and validate: only the parameters given are returned,
+    integers where the parameter is an integer; ValueError/TypeError otherwise."""
+    vid, raw = parse_variant_text(text)
+    spec = variant(vid)
+    params = {
+        name: int(v) if v.is_integer() and name in spec.params and spec.params[name].integer else v
+        for name, v in raw.items()
+    }
     return spec.id, {k: v for k, v in spec.validate_params(params).items() if k in params}
-
-
-def _is_integer(spec: Variant, name: str) -> bool:
-    param = spec.params.get(name.strip())
-    return bool(param and param.integer)
