@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <functional>
 #include <memory>
 #include <thread>
-#include <cstdlib>
-#include <cstring>
 
 #include "relu_functor.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -195,18 +195,19 @@ class BandwidthProbeOp : public OpKernel {
 
 }  // namespace
 
-// One line per dtype registers every kernel of that dtype.
-#define RELU_LAB_REGISTER_KERNELS(DEVICE, DeviceType, T)                                              \
-  REGISTER_KERNEL_BUILDER(                                                                      \
-      Name("CustomRelu").Device(tensorflow::DEVICE).TypeConstraint<T>("T"),                     \
-      CustomReluOp<DeviceType, T>);                                                                 \
-  REGISTER_KERNEL_BUILDER(                                                                      \
-      Name("CustomReluGrad").Device(tensorflow::DEVICE).TypeConstraint<T>("T"),                 \
-      CustomReluGradOp<DeviceType, T>);                                                             \
-  REGISTER_KERNEL_BUILDER(                                                                      \
-      Name("BandwidthProbe").Device(tensorflow::DEVICE).TypeConstraint<T>("T"),                 \
+// Registers the three kernels for one device and dtype.
+#define RELU_LAB_REGISTER_KERNELS(DEVICE, DeviceType, T)                          \
+  REGISTER_KERNEL_BUILDER(                                                        \
+      Name("CustomRelu").Device(tensorflow::DEVICE).TypeConstraint<T>("T"),       \
+      CustomReluOp<DeviceType, T>);                                               \
+  REGISTER_KERNEL_BUILDER(                                                        \
+      Name("CustomReluGrad").Device(tensorflow::DEVICE).TypeConstraint<T>("T"),   \
+      CustomReluGradOp<DeviceType, T>);                                           \
+  REGISTER_KERNEL_BUILDER(                                                        \
+      Name("BandwidthProbe").Device(tensorflow::DEVICE).TypeConstraint<T>("T"),   \
       BandwidthProbeOp<DeviceType, T>);
 
+// The dtype list, once: adding a dtype here registers all three ops for it.
 #define RELU_LAB_FOR_EACH_DTYPE(M, DEVICE, DeviceType) \
   M(DEVICE, DeviceType, Eigen::half)                   \
   M(DEVICE, DeviceType, Eigen::bfloat16)               \
