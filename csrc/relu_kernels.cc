@@ -34,14 +34,13 @@ using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 
-// Below this many input bytes one thread is faster: the input and output still fit in this
-// core's 4 MiB L2 plus L3, and waking a pool thread on a shared 2-core machine costs more than
-// it saves (relu_impls.bench: single-threaded 1.07-1.13x tf.nn.relu at 1e6-2e6 floats, split
-// 0.8-1.3x). RELU_LAB_PARALLEL_MIN_BYTES overrides it for tuning.
+// Below this many input bytes (256K floats) one thread is faster: waking a pool thread costs
+// more than it saves (relu_impls.bench, 2 cores: 1e5 floats single-threaded 2.6x tf.nn.relu;
+// 1e6 split 1.24x vs 0.99x single). RELU_LAB_PARALLEL_MIN_BYTES overrides it for tuning.
 int64_t ParallelMinBytes() {
   static const int64_t value = [] {
     const char* env = std::getenv("RELU_LAB_PARALLEL_MIN_BYTES");
-    return env != nullptr ? std::max<int64_t>(std::atoll(env), 1) : int64_t{8} << 20;
+    return env != nullptr ? std::max<int64_t>(std::atoll(env), 1) : int64_t{1} << 20;
   }();
   return value;
 }

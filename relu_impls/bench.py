@@ -178,7 +178,7 @@ def format_table(rows: list[Row]) -> str:
         if r.dtype != "float32" and r.size in f32:
             rel = f"  {r.custom_elements_per_s / f32[r.size]:.2f}x float32 elem/s"
         lines.append(
-            f"{r.dtype:<9}{r.size:>11.0e} {_si(r.custom_median_s)}±{_si(r.custom_iqr_s).strip():<9}"
+            f"{r.dtype:<9}{r.size:>11.3g} {_si(r.custom_median_s)}±{_si(r.custom_iqr_s).strip():<9}"
             f" {_si(r.nn_relu_median_s)}±{_si(r.nn_relu_iqr_s).strip():<9}"
             f" {r.speedup_vs_nn_relu:6.2f}x {r.custom_gbps:11.2f} {r.nn_relu_gbps:12.2f}"
             f" {r.probe_gbps:10.2f} {r.utilization:5.0%}"
