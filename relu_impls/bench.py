@@ -3,7 +3,7 @@
 `python -m relu_impls.bench [--sizes 1e3,1e6] [--dtypes float32,float16] [--repeats 21] [--json]`
 
 For each size the three ops run interleaved (round-robin, rotating which goes first), each
-sample timing `number` back-to-back eager calls; we report median and IQR seconds per call,
+sample timing `number` back-to-back eager calls after one untimed call of the same op; we report median and IQR seconds per call,
 GB/s counting one read and one write per element, CustomRelu's share of the probe's GB/s at
 the same size, and minor page faults per call. Run with TF_CPU_ALLOCATOR_USE_BFC=true to
 measure kernels instead of the default allocator's fresh pages.
@@ -84,7 +84,8 @@ def parse_sizes(text: str) -> list[int]:
 def time_interleaved(
     fns: dict[str, Callable[[], object]], repeats: int, number: int
 ) -> dict[str, Timing]:
-    """Round-robin `repeats` samples of `number` calls of each fn, rotating the order."""
+    """Round-robin `repeats` samples of `number` calls of each fn, rotating the order; each
+    sample follows one untimed call of the same fn."""
     names = list(fns)
     samples: dict[str, list[float]] = {n: [] for n in names}
     faults = dict.fromkeys(names, 0)
@@ -92,6 +93,9 @@ def time_interleaved(
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             fn = fns[name]
+            # One untimed call first: the previous op's dirty cache lines (tf.nn.relu leaves
+            # its whole output there) are written back on its time, not on the next op's.
+            fn()
             before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             for _ in range(number):
