@@ -174,15 +174,33 @@ def capture_page():
     return at
 
 
-def test_capture_page_draws_the_capture(targets, data_dir):
+@pytest.fixture(scope="module")
+def second_busy():
+    """A second busy worker, so the page captures two live processes at once."""
+    proc, address = start_target("busy")
+    try:
+        wait_ready(proc)
+        yield address
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_capture_page_draws_two_workers_and_stores_them(targets, second_busy, data_dir):
+    from profiling.store import Store
+
     busy, _ = targets
     at = capture_page()
-    at.text_input(key="cap_addresses").set_value(busy)
+    at.text_input(key="cap_addresses").set_value(f"{busy},{second_busy}")
     at.number_input(key="cap_duration").set_value(300)
     at.button(key="cap_run").click().run()
-    assert not at.exception and not at.error
+    assert not at.exception and not at.error and not at.warning
     assert len(at.get("plotly_chart")) == 2
-    assert any("Saved as run" in s.value for s in at.success)
+    (saved,) = [s.value for s in at.success if "Saved as run" in s.value]
+    run_id = saved.split("Saved as run ")[1].split(";")[0]
+    cases = Store().cases([run_id])
+    assert len(cases) == 2 and (cases.status == "ok").all()  # one stored trace per worker
+    assert all(Store().trace_path(c) is not None for c in cases.case_id)
 
 
 def test_capture_page_shows_one_line_for_a_refused_address(data_dir):
