@@ -26,7 +26,7 @@ def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT_S)
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         at.query_params.update(query or {})
         at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -54,14 +54,14 @@ def test_tiny_profile_runs_with_live_progress_and_shows_results(data_dir):
         "nn_relu", "where"}
     assert latency["data"][1]["x"] == [1000, 10000]
     # The run is then on the Compare page, linked by its id.
-    at.switch_page("pages/compare.py")
+    at.switch_page("views/compare.py")
     at.query_params["runs"] = job.run_id
     at.run()
     assert not at.exception
     assert at.multiselect(key="compare_runs").value == [job.run_id]
     assert "chart_speedup" in figures(at)
     # Its traces open on the Traces page (TensorFlow .xplane.pb through xprof).
-    at.switch_page("pages/traces.py").run()
+    at.switch_page("views/traces.py").run()
     at.radio(key="trace_source").set_value("A trace stored by a run").run()
     assert not at.exception and not at.error, texts(at.error)
     assert at.query_params["run"] == job.run_id

@@ -168,7 +168,7 @@ def test_cli_capture(targets, capsys):
 def capture_page():
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app" / "pages" / "capture.py"), default_timeout=90)
+    at = AppTest.from_file(str(ROOT / "app" / "views" / "capture.py"), default_timeout=90)
     at.run()
     assert not at.exception
     return at

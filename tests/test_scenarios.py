@@ -227,7 +227,7 @@ def scenarios_page():
 
     from streamlit.testing.v1 import AppTest
 
-    page = Path(__file__).resolve().parents[1] / "app" / "pages" / "scenarios.py"
+    page = Path(__file__).resolve().parents[1] / "app" / "views" / "scenarios.py"
     at = AppTest.from_file(str(page), default_timeout=120)
     at.run()
     assert not at.exception

@@ -136,7 +136,7 @@ def results(job: RunJob) -> None:
     status = run.get("status", "complete")
     message = f"Run `{job.run_id}` {status}: {job.done}/{job.total} cases in {job.elapsed_s:.1f} s"
     (st.warning if status != "complete" else st.success)(message)
-    st.page_link("pages/compare.py", label="Open the full comparison", icon=":material/bar_chart:",
+    st.page_link("views/compare.py", label="Open the full comparison", icon=":material/bar_chart:",
                  query_params={"runs": job.run_id})
     cases = resources.run_cases([job.run_id])
     failed = cases[cases["status"] != "ok"] if not cases.empty else cases

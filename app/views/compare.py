@@ -127,7 +127,7 @@ def render() -> None:
     runs = resources.list_runs()
     if runs.empty:
         st.info("No runs yet: start one on the Run page.")
-        st.page_link("pages/run.py", label="Go to Run", icon=":material/play_arrow:")
+        st.page_link("views/run.py", label="Go to Run", icon=":material/play_arrow:")
         return
     run_ids = pick_runs(runs)
     if not run_ids:
