@@ -64,7 +64,9 @@ class Variant:
     """One implementation of ReLU and its declared semantics.
 
     `factory(**params)` returns the raw implementation; use `make`/`relu_impls.get`, which
-    validate parameters and the input dtype.
+    validate parameters and the input dtype. `fuses_with_conv`: in a float32 `tf.function`,
+    Grappler folds the whole activation into the preceding Conv2D/MatMul + BiasAdd kernel
+    (checked against the profiler's fusion report by the tests).
     """
 
     id: str
@@ -272,6 +274,7 @@ _REGISTRY: tuple[Variant, ...] = (
         "Mixed precision",
         "cast to float32, tf.nn.relu, cast back to the input dtype",
         _mixed_precision,
+        fuses_with_conv=True,
         dtypes=("float16", "bfloat16", "float32"),
     ),
     Variant(

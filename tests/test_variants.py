@@ -224,3 +224,14 @@ def test_split_variant_list_respects_parentheses():
         "nn_relu",
         "int8:scale=1",
     ]
+
+
+def test_declared_conv_fusion_matches_what_grappler_does():
+    from profiling.fusion import fusion_report
+
+    ids = [v.id for v in relu_impls.VARIANTS.values() if "float32" in v.dtypes]
+    for vid in ids:
+        needs_op(vid)
+    report = fusion_report(ids, blocks=("conv",)).set_index("variant")
+    for vid in ids:
+        assert bool(report.loc[vid, "fused"]) == relu_impls.VARIANTS[vid].fuses_with_conv, vid
