@@ -184,21 +184,11 @@ def effective_bandwidth(cases: pd.DataFrame) -> go.Figure:
     """Effective GB/s (bytes read + written per call / median time) against element count,
     log x, with the calibrated peak drawn as a dashed roofline-style ceiling."""
     title = "Effective memory bandwidth"
+    figure = _metric_vs_size(cases, "gbps", title, "effective GB/s", unit=" GB/s")
+    if not figure.data:
+        return figure
     frame = ok_cases(cases)
-    frame = frame[pd.to_numeric(frame.get("gbps"), errors="coerce").notna()] if not frame.empty else frame
-    if frame.empty:
-        return _empty_figure(title)
-    frame["series"] = series_names(frame)
-    figure = go.Figure()
-    for index, (name, group) in enumerate(frame.groupby("series", sort=False)):
-        figure.add_trace(
-            go.Scatter(
-                x=group["numel"], y=group["gbps"], mode="lines+markers",
-                line=dict(color=_colour(index)), name=display_text(name),
-                customdata=group[["shape"]].astype(str),
-                hovertemplate="%{customdata[0]}<br>%{y:.3g} GB/s<extra>%{fullData.name}</extra>",
-            )
-        )
+    frame = frame[pd.to_numeric(frame["gbps"], errors="coerce").notna()]
     peak = calibrated_peak_gbps(frame)
     if peak is not None:
         figure.add_trace(
@@ -209,7 +199,7 @@ def effective_bandwidth(cases: pd.DataFrame) -> go.Figure:
                 hovertemplate="calibrated peak %{y:.3g} GB/s<extra></extra>",
             )
         )
-    return _layout(figure, title, "elements", "effective GB/s", xaxis_type="log")
+    return figure
 
 
 def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFrame:
@@ -313,7 +303,10 @@ def page_faults(cases: pd.DataFrame) -> go.Figure:
 
 def _metric_vs_size(
     cases: pd.DataFrame, column: str, title: str, y_title: str, scale: float = 1.0,
+    unit: str = "",
 ) -> go.Figure:
+    """One line per series of ``column`` (times ``scale``) against element count, log x; rows
+    where ``column`` is missing or not a number are left out. ``unit`` follows hover values."""
     frame = ok_cases(cases)
     if not frame.empty and column in frame.columns:
         frame = frame[pd.to_numeric(frame[column], errors="coerce").notna()]
@@ -327,7 +320,8 @@ def _metric_vs_size(
                 x=group["numel"], y=group[column].astype(float) * scale, mode="lines+markers",
                 line=dict(color=_colour(index)), name=display_text(name),
                 customdata=group[["shape"]].astype(str),
-                hovertemplate="%{customdata[0]}<br>%{y:.3g}<extra>%{fullData.name}</extra>",
+                hovertemplate="%{customdata[0]}<br>%{y:.3g}" + unit
+                              + "<extra>%{fullData.name}</extra>",
             )
         )
     return _layout(figure, title, "elements", y_title, xaxis_type="log")
