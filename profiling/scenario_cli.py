@@ -97,13 +97,13 @@ def _print_frame(df: pd.DataFrame, columns: list[str]) -> None:
 def cmd_scenario(args: argparse.Namespace) -> int:
     import relu_impls  # imports TensorFlow: keep it out of `--help`
     from profiling.distributed import DistributedConfig, DistributedError, run_distributed
-    from profiling.scenarios import ScenarioConfig, ScenarioError, run_scenario
+    from profiling.scenarios import ScenarioConfig, ScenarioError, parse_hidden, run_scenario
 
     variants = relu_impls.split_variant_list(args.variants)
     try:
-        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
-    except ValueError:
-        return _error(f"--hidden {args.hidden!r}; accepted: comma-separated integers", 2)
+        hidden = parse_hidden(args.hidden)
+    except ScenarioError as error:
+        return _error(f"--{error}", 2)
     try:
         if args.strategy != "none":
             if len(variants) != 1:

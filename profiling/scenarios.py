@@ -95,6 +95,15 @@ class ScenarioConfig:
         return [parse_variant(v) for v in self.variants] or _no_variants()
 
 
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'64, 32' -> (64, 32): the Wide & Deep tower widths; ScenarioError if not integers."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ScenarioError(f"hidden={text!r}; accepted: comma-separated integers such as 64,32"
+                            ) from None
+
+
 def _no_variants() -> list:
     raise ScenarioError("variants=[]; accepted: one or more relu_impls variant ids")
 
