@@ -18,113 +18,114 @@ from profiling import scenario_charts  # noqa: E402
 SINGLE, MIRRORED, MULTIWORKER = ("Variants, one process", "MirroredStrategy",
                                  "MultiWorkerMirroredStrategy (loopback)")
 
-st.title("Scenarios")
-st.caption("Small Keras models with the activation swapped: step time (median, IQR), which "
-           "activations Grappler fuses into the conv/matmul (read from a profiler trace), and "
-           "the loss each variant reaches on the same synthetic task from the same weights.")
 
-import relu_impls  # noqa: E402
+def render() -> None:
+    import relu_impls  # imports TensorFlow; a failure is one line under the guard
 
-mode = st.radio("What to run", (SINGLE, MIRRORED, MULTIWORKER), horizontal=True, key="sc_mode")
-model = st.selectbox("Model", ("resnet", "wide_deep"), key="sc_model",
-                     format_func={"resnet": "ResNet block stack", "wide_deep": "Wide & Deep"}.get)
-ids = list(relu_impls.VARIANTS)
-if mode == SINGLE:
-    variants = st.multiselect("Variants", ids, default=["nn_relu", "maximum", "where"],
-                              key="sc_variants")
-else:
-    variants = [st.selectbox("Variant", ids, index=ids.index("nn_relu"), key="sc_variant")]
-cols = st.columns(4)
-batch = cols[0].number_input("Batch", 1, 1024, 16, key="sc_batch")
-if model == "resnet":
-    image_size = cols[1].number_input("Image size", 4, 128, 8, key="sc_image")
-    channels = cols[2].number_input("Channels", 1, 256, 8, key="sc_channels")
-    blocks = cols[3].number_input("Blocks", 1, 8, 1, key="sc_blocks")
-else:
-    image_size, channels, blocks = 8, 8, 1
-    hidden = st.text_input("Deep tower widths", "64,32", key="sc_hidden")
-cols = st.columns(4)
-if mode == SINGLE:
-    repeats = cols[0].number_input("Repeats", 1, 100, 5, key="sc_repeats")
-    train_steps = cols[1].number_input("Training steps (loss check)", 1, 1000, 20,
-                                       key="sc_train_steps")
-    trace = cols[2].checkbox("Read fusion from a trace", True, key="sc_trace")
-else:
-    steps = cols[0].number_input("Timed steps", 1, 100, 5, key="sc_steps")
-    timeout = cols[1].number_input("Timeout (s)", 10, 1800, 180, key="sc_timeout")
-    if mode == MIRRORED:
-        devices = cols[2].text_input("Devices (blank: all GPUs, else logical CPUs)", "",
-                                     key="sc_devices")
-        logical_cpus = cols[3].number_input("Logical CPUs", 1, 8, 2, key="sc_logical_cpus")
+    st.title("Scenarios")
+    st.caption("Small Keras models with the activation swapped: step time (median, IQR), which "
+               "activations Grappler fuses into the conv/matmul (read from a profiler trace), and "
+               "the loss each variant reaches on the same synthetic task from the same weights.")
+
+    mode = st.radio("What to run", (SINGLE, MIRRORED, MULTIWORKER), horizontal=True, key="sc_mode")
+    model = st.selectbox("Model", ("resnet", "wide_deep"), key="sc_model",
+                         format_func={"resnet": "ResNet block stack",
+                                      "wide_deep": "Wide & Deep"}.get)
+    ids = list(relu_impls.VARIANTS)
+    if mode == SINGLE:
+        variants = st.multiselect("Variants", ids, default=["nn_relu", "maximum", "where"],
+                                  key="sc_variants")
     else:
-        workers = cols[2].number_input("Workers", 2, 8, 2, key="sc_workers")
-        communication = cols[3].selectbox("Communication", ("AUTO", "RING"), key="sc_comm")
-save = st.checkbox("Save the run to the store", True, key="sc_save")
-
-if st.button("Run", type="primary", key="sc_run"):
-    st.session_state.pop("sc_result", None)
-    with page_guard("Scenario run"), st.spinner("Running… (TensorFlow builds each model)"):
-        from app import resources
-
-        if mode == SINGLE:
-            from profiling.scenarios import ScenarioConfig, run_scenario
-
-            if not variants:
-                raise ValueError("choose at least one variant")
-            kwargs = {}
-            if model == "wide_deep":
-                try:
-                    kwargs["hidden"] = tuple(int(h) for h in hidden.split(",") if h.strip())
-                except ValueError:
-                    raise ValueError(f"deep tower widths {hidden!r}: comma-separated "
-                                     "integers") from None
-            cfg = ScenarioConfig(model=model, variants=variants, batch=int(batch),
-                                 image_size=int(image_size), channels=int(channels),
-                                 blocks=int(blocks), repeats=int(repeats),
-                                 train_steps=int(train_steps), trace=trace, **kwargs)
-            progress = st.progress(0.0)
-            result = run_scenario(
-                cfg, store=resources.store() if save else None,
-                on_progress=lambda done, total, what: progress.progress(
-                    done / max(total, 1), text=f"{done}/{total} {what}"),
-            )
-            st.session_state["sc_result"] = ("single", result)
+        variants = [st.selectbox("Variant", ids, index=ids.index("nn_relu"), key="sc_variant")]
+    cols = st.columns(4)
+    batch = cols[0].number_input("Batch", 1, 1024, 16, key="sc_batch")
+    if model == "resnet":
+        image_size = cols[1].number_input("Image size", 4, 128, 8, key="sc_image")
+        channels = cols[2].number_input("Channels", 1, 256, 8, key="sc_channels")
+        blocks = cols[3].number_input("Blocks", 1, 8, 1, key="sc_blocks")
+    else:
+        image_size, channels, blocks = 8, 8, 1
+        hidden = st.text_input("Deep tower widths", "64,32", key="sc_hidden")
+    cols = st.columns(4)
+    if mode == SINGLE:
+        repeats = cols[0].number_input("Repeats", 1, 100, 5, key="sc_repeats")
+        train_steps = cols[1].number_input("Training steps (loss check)", 1, 1000, 20,
+                                           key="sc_train_steps")
+        trace = cols[2].checkbox("Read fusion from a trace", True, key="sc_trace")
+    else:
+        steps = cols[0].number_input("Timed steps", 1, 100, 5, key="sc_steps")
+        timeout = cols[1].number_input("Timeout (s)", 10, 1800, 180, key="sc_timeout")
+        if mode == MIRRORED:
+            devices = cols[2].text_input("Devices (blank: all GPUs, else logical CPUs)", "",
+                                         key="sc_devices")
+            logical_cpus = cols[3].number_input("Logical CPUs", 1, 8, 2, key="sc_logical_cpus")
         else:
-            from profiling.distributed import DistributedConfig, run_distributed
+            workers = cols[2].number_input("Workers", 2, 8, 2, key="sc_workers")
+            communication = cols[3].selectbox("Communication", ("AUTO", "RING"), key="sc_comm")
+    save = st.checkbox("Save the run to the store", True, key="sc_save")
 
-            cfg = DistributedConfig(
-                strategy="mirrored" if mode == MIRRORED else "multiworker", model=model,
-                variant=variants[0], global_batch=int(batch), image_size=int(image_size),
-                channels=int(channels), blocks=int(blocks), steps=int(steps),
-                timeout_s=float(timeout),
-                devices=([d.strip() for d in devices.split(",") if d.strip()] or None)
-                if mode == MIRRORED else None,
-                logical_cpus=int(logical_cpus) if mode == MIRRORED else 2,
-                workers=int(workers) if mode == MULTIWORKER else 2,
-                communication=communication if mode == MULTIWORKER else "AUTO",
-            )
-            result = run_distributed(cfg, store=resources.store() if save else None)
-            st.session_state["sc_result"] = ("distributed", result)
+    if st.button("Run", type="primary", key="sc_run"):
+        st.session_state.pop("sc_result", None)
+        with page_guard("Scenario run"), st.spinner("Running… (TensorFlow builds each model)"):
+            from app import resources
 
-kind_result = st.session_state.get("sc_result")
-if kind_result:
-    kind, result = kind_result
-    with page_guard("Drawing the result"):
-        if result.run_id:
-            st.success(f"Saved as run {result.run_id} (its traces are on the Traces page).")
-        if kind == "single":
-            summary = result.summary
-            st.plotly_chart(scenario_charts.step_time_figure(summary), key="sc_fig_steps")
-            st.plotly_chart(scenario_charts.fusion_figure(result.fusion), key="sc_fig_fusion")
-            st.plotly_chart(scenario_charts.loss_figure(result.losses), key="sc_fig_loss")
-            st.dataframe(summary, hide_index=True)
-            skipped = summary[summary["status"] != "ok"]
-            for row in skipped.itertuples():
-                st.info(f"{row.label}: {row.status} — {row.reason}")
-        else:
-            st.plotly_chart(scenario_charts.compute_comm_figure(result.workers),
-                            key="sc_fig_comm")
-            st.dataframe(result.workers, hide_index=True)
-            collectives = result.op_stats[result.op_stats["category"] == "collective"]
-            if len(collectives):
-                st.dataframe(collectives, hide_index=True)
+            if mode == SINGLE:
+                from profiling.scenarios import ScenarioConfig, parse_hidden, run_scenario
+
+                if not variants:
+                    raise ValueError("choose at least one variant")
+                kwargs = {"hidden": parse_hidden(hidden)} if model == "wide_deep" else {}
+                cfg = ScenarioConfig(model=model, variants=variants, batch=int(batch),
+                                     image_size=int(image_size), channels=int(channels),
+                                     blocks=int(blocks), repeats=int(repeats),
+                                     train_steps=int(train_steps), trace=trace, **kwargs)
+                progress = st.progress(0.0)
+                result = run_scenario(
+                    cfg, store=resources.store() if save else None,
+                    on_progress=lambda done, total, what: progress.progress(
+                        done / max(total, 1), text=f"{done}/{total} {what}"),
+                )
+                st.session_state["sc_result"] = ("single", result)
+            else:
+                from profiling.distributed import DistributedConfig, run_distributed
+
+                cfg = DistributedConfig(
+                    strategy="mirrored" if mode == MIRRORED else "multiworker", model=model,
+                    variant=variants[0], global_batch=int(batch), image_size=int(image_size),
+                    channels=int(channels), blocks=int(blocks), steps=int(steps),
+                    timeout_s=float(timeout),
+                    devices=([d.strip() for d in devices.split(",") if d.strip()] or None)
+                    if mode == MIRRORED else None,
+                    logical_cpus=int(logical_cpus) if mode == MIRRORED else 2,
+                    workers=int(workers) if mode == MULTIWORKER else 2,
+                    communication=communication if mode == MULTIWORKER else "AUTO",
+                )
+                result = run_distributed(cfg, store=resources.store() if save else None)
+                st.session_state["sc_result"] = ("distributed", result)
+
+    kind_result = st.session_state.get("sc_result")
+    if kind_result:
+        kind, result = kind_result
+        with page_guard("Drawing the result"):
+            if result.run_id:
+                st.success(f"Saved as run {result.run_id} (its traces are on the Traces page).")
+            if kind == "single":
+                summary = result.summary
+                st.plotly_chart(scenario_charts.step_time_figure(summary), key="sc_fig_steps")
+                st.plotly_chart(scenario_charts.fusion_figure(result.fusion), key="sc_fig_fusion")
+                st.plotly_chart(scenario_charts.loss_figure(result.losses), key="sc_fig_loss")
+                st.dataframe(summary, hide_index=True)
+                skipped = summary[summary["status"] != "ok"]
+                for row in skipped.itertuples():
+                    st.info(f"{row.label}: {row.status} — {row.reason}")
+            else:
+                st.plotly_chart(scenario_charts.compute_comm_figure(result.workers),
+                                key="sc_fig_comm")
+                st.dataframe(result.workers, hide_index=True)
+                collectives = result.op_stats[result.op_stats["category"] == "collective"]
+                if len(collectives):
+                    st.dataframe(collectives, hide_index=True)
+
+
+with page_guard("The Scenarios page"):
+    render()
