@@ -231,7 +231,11 @@ class Store:
         stale = [r.run_id for r in rows.itertuples()
                  if r.host == host and not _pid_alive(r.pid, r.created_at)]
         for run_id in stale:
-            self.finish_run(run_id, "interrupted")
+            # only while still 'running': a run that finished between the read above and here
+            # (its process then exited) keeps the status it finished with
+            self._write(lambda c, run_id=run_id: c.execute(
+                "UPDATE runs SET status='interrupted', finished_at=? "
+                "WHERE run_id=? AND status='running'", (now_iso(), run_id)))
         return len(stale)
 
     # ---- reads -----------------------------------------------------------------------------
