@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -216,9 +217,16 @@ class Store:
         suffix = "".join(Path(filename).suffixes[-2:]) or ".bin"
         dest = self.traces_dir / f"{sha}{suffix}"
         if not dest.exists():
-            tmp = dest.with_name(f".{sha}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, dest)
+            # a temp name of its own: two threads of one process may store the same trace
+            fd, tmp = tempfile.mkstemp(prefix=f".{sha}.", suffix=".tmp", dir=self.traces_dir)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, dest)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
         self._write(lambda c: c.execute(
             "INSERT OR IGNORE INTO traces VALUES (?,?,?,?)", (sha, dest.name, len(data), now_iso())))
         return sha
