@@ -122,15 +122,19 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction; everything inside commits together or not at all."""
+        """One IMMEDIATE transaction; everything inside commits together or not at all.
+
+        A busy database waits busy_timeout_s; _write retries the whole transaction after that.
+        """
         with self._lock:
-            self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # also after a failed COMMIT: never left open
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._retry(lambda: self._conn.execute("COMMIT"))
 
     def _write(self, fn: Any) -> Any:
         """Run fn(conn) in its own transaction, retrying the whole transaction when busy."""
