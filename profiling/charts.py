@@ -86,7 +86,8 @@ def series_names(cases: pd.DataFrame) -> pd.Series:
     return names
 
 
-def _empty_figure(title: str, message: str = EMPTY_MESSAGE) -> go.Figure:
+def empty_figure(title: str, message: str = EMPTY_MESSAGE) -> go.Figure:
+    """A titled figure with no data, hidden axes and ``message`` in the middle."""
     figure = go.Figure()
     figure.update_layout(
         title=title,
@@ -129,7 +130,7 @@ def latency_vs_size(cases: pd.DataFrame) -> go.Figure:
     title = "Latency vs size"
     frame = ok_cases(cases)
     if frame.empty:
-        return _empty_figure(title)
+        return empty_figure(title)
     frame["series"] = series_names(frame)
     figure = go.Figure()
     for index, (name, group) in enumerate(frame.groupby("series", sort=False)):
@@ -246,7 +247,7 @@ def speedup_vs_baseline(cases: pd.DataFrame, baseline: str = "nn_relu") -> go.Fi
     title = f"Speedup vs {display_text(baseline)} (>1 is faster)"
     table = speedup_table(cases, baseline)
     if table.empty:
-        return _empty_figure(title, f"No cases to compare with baseline {display_text(baseline)}")
+        return empty_figure(title, f"No cases to compare with baseline {display_text(baseline)}")
     figure = go.Figure()
     for index, (name, group) in enumerate(table.groupby("series", sort=False)):
         symbols = np.where(group["significant"], "circle", "circle-open")
@@ -311,7 +312,7 @@ def _metric_vs_size(
     if not frame.empty and column in frame.columns:
         frame = frame[pd.to_numeric(frame[column], errors="coerce").notna()]
     if frame.empty or column not in frame.columns:
-        return _empty_figure(title)
+        return empty_figure(title)
     frame["series"] = series_names(frame)
     figure = go.Figure()
     for index, (name, group) in enumerate(frame.groupby("series", sort=False)):
@@ -332,13 +333,13 @@ def breakdown_bars(breakdown: pd.DataFrame, cases: pd.DataFrame) -> go.Figure:
     from the case's trace. ``breakdown`` has ``case_id`` + the five ``*_us`` columns."""
     title = "Time breakdown per case (from traces)"
     if breakdown.empty or cases.empty:
-        return _empty_figure(title, "No traces with a time breakdown in these runs")
+        return empty_figure(title, "No traces with a time breakdown in these runs")
     frame = cases.copy()
     frame["series"] = series_names(frame)
     frame["case"] = frame["series"] + " · " + frame["shape"].astype(str)
     merged = breakdown.merge(frame[["case_id", "case", "numel"]], on="case_id", how="inner")
     if merged.empty:
-        return _empty_figure(title, "No traces with a time breakdown in these runs")
+        return empty_figure(title, "No traces with a time breakdown in these runs")
     merged = merged.sort_values(["numel", "case"], kind="stable")
     figure = go.Figure()
     for part in BREAKDOWN_PARTS:
@@ -438,7 +439,7 @@ def semantics_matrix(table: pd.DataFrame, dtype: str | None = None,
     rows of ``dtype`` (default: float32 if present, else the first dtype per variant)."""
     title = "Edge-case semantics (highlighted: differs from " + display_text(reference) + ")"
     if table.empty:
-        return _empty_figure(title, "No semantics table")
+        return empty_figure(title, "No semantics table")
     frame = _one_dtype_per_variant(table, dtype)
     properties = [p for p in SEMANTICS_PROPERTIES if p in frame.columns]
     text = frame[properties].astype(str).to_numpy(dtype=object)
@@ -497,7 +498,7 @@ def trace_timeline(events: pd.DataFrame, max_events: int = 5000) -> go.Figure:
     first event drawn). Draws at most ``max_events`` events (the longest)."""
     title = "Timeline"
     if events.empty:
-        return _empty_figure(title, "No events in this window")
+        return empty_figure(title, "No events in this window")
     frame = events.nlargest(max_events, "dur_us") if len(events) > max_events else events
     origin = float(frame["ts_us"].min())
     frame = frame.assign(row=_timeline_rows(frame).map(display_text))
@@ -545,7 +546,7 @@ def op_breakdown(top_ops: pd.DataFrame) -> go.Figure:
     """Horizontal bars of self time (µs) per op, largest on top (``summarize()["top_ops"]``)."""
     title = "Ops by self time"
     if top_ops.empty:
-        return _empty_figure(title, "No ops")
+        return empty_figure(title, "No ops")
     frame = top_ops.sort_values("self_us", ascending=True)
     figure = go.Figure(
         go.Bar(

@@ -1,6 +1,7 @@
 """Pure Plotly figures for scenarios, distributed runs and remote captures.
 
-DataFrame in, Figure out.
+DataFrame in, Figure out; labels, addresses and op names are escaped with
+`charts.display_text` so Plotly shows them literally.
 
 Inputs are the DataFrames of `profiling.scenarios.ScenarioResult`,
 `profiling.distributed.DistributedResult` and `profiling.capture.CaptureResult`.
@@ -11,28 +12,23 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from profiling.charts import display_text, empty_figure
+
 STEP_COLORS = {"train": "#1f77b4", "inference": "#ff7f0e"}
 CATEGORY_COLORS = {"compute": "#2ca02c", "collective": "#d62728", "transfer": "#9467bd",
                    "memcpy": "#9467bd", "input": "#8c564b", "other": "#7f7f7f", "idle": "#c7c7c7"}
-
-
-def _empty(title: str, message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False},
-                      annotations=[{"text": message, "showarrow": False, "x": 0.5, "y": 0.5,
-                                    "xref": "paper", "yref": "paper"}])
-    return fig
 
 
 def step_time_figure(summary: pd.DataFrame, title: str = "Step time per variant") -> go.Figure:
     """Grouped bars: median training and inference step (ms) per variant, IQR as error bars."""
     ok = summary[summary["status"] == "ok"] if "status" in summary else summary
     if ok.empty:
-        return _empty(title, "no variant ran")
+        return empty_figure(title, "no variant ran")
     fig = go.Figure()
     for step, key in (("train", "train"), ("inference", "infer")):
         fig.add_bar(
-            name=step, x=list(ok["label"]), y=list(ok[f"{key}_median_s"] * 1e3),
+            name=step, x=[display_text(v) for v in ok["label"]],
+            y=list(ok[f"{key}_median_s"] * 1e3),
             error_y={"type": "data", "array": list(ok[f"{key}_iqr_s"] * 1e3), "visible": True},
             marker_color=STEP_COLORS[step],
             hovertemplate="%{x}<br>" + step + " median %{y:.3f} ms<extra></extra>",
@@ -46,7 +42,7 @@ def fusion_figure(fusion: pd.DataFrame, title: str = "Activation fused into conv
                   ) -> go.Figure:
     """Heatmap: activation site (rows) x variant (columns); 1 = fused, 0 = ran as its own ops."""
     if fusion.empty:
-        return _empty(title, "no trace read (tracing off or no variant ran)")
+        return empty_figure(title, "no trace read (tracing off or no variant ran)")
     labels = list(dict.fromkeys(fusion["label"]))
     sites = list(dict.fromkeys(fusion["site"]))
     table = fusion.set_index(["site", "label"])
@@ -67,7 +63,9 @@ def fusion_figure(fusion: pd.DataFrame, title: str = "Activation fused into conv
         text.append(t_row)
     kinds = fusion.drop_duplicates("site").set_index("site")["kind"]
     fig = go.Figure(go.Heatmap(
-        z=z, x=labels, y=[f"{s} ({kinds[s]})" for s in sites], text=text,
+        z=z, x=[display_text(v) for v in labels],
+        y=[display_text(f"{s} ({kinds[s]})") for s in sites],
+        text=[[display_text(t) for t in row] for row in text],
         texttemplate="%{text}", zmin=0, zmax=1, showscale=False,
         colorscale=[[0, "#f4cccc"], [1, "#b6d7a8"]],
         hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>",
@@ -81,10 +79,11 @@ def loss_figure(losses: pd.DataFrame, title: str = "Training loss (same data, sa
                 ) -> go.Figure:
     """One line per variant: loss per training step."""
     if losses.empty:
-        return _empty(title, "no variant trained")
+        return empty_figure(title, "no variant trained")
     fig = go.Figure()
     for label, part in losses.groupby("label", sort=False):
-        fig.add_scatter(x=list(part["step"]), y=list(part["loss"]), mode="lines", name=label)
+        fig.add_scatter(x=list(part["step"]), y=list(part["loss"]), mode="lines",
+                        name=display_text(label))
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", yaxis_type="log")
     return fig
 
@@ -93,9 +92,9 @@ def compute_comm_figure(workers: pd.DataFrame, title: str = "Compute vs communic
                         ) -> go.Figure:
     """Stacked bars per worker: op self time (ms) in compute, collective, transfer, input."""
     if workers.empty:
-        return _empty(title, "no worker result")
-    names = [f"worker {w} ({s})" for w, s in zip(workers["worker"], workers["strategy"],
-                                                 strict=True)]
+        return empty_figure(title, "no worker result")
+    names = [display_text(f"worker {w} ({s})")
+             for w, s in zip(workers["worker"], workers["strategy"], strict=True)]
     fig = go.Figure()
     for category in ("compute", "collective", "transfer", "input"):
         column = f"{category}_us"
@@ -112,10 +111,10 @@ def capture_breakdown_figure(traces: pd.DataFrame, title: str = "Captured time b
     """Stacked bars per captured worker: compute, memcpy, collective, other (ms)."""
     ok = traces[traces["status"] == "ok"] if "status" in traces else traces
     if ok.empty:
-        return _empty(title, "no worker returned events")
+        return empty_figure(title, "no worker returned events")
     fig = go.Figure()
     for category in ("compute", "collective", "memcpy", "other"):
-        fig.add_bar(name=category, x=list(ok["address"]),
+        fig.add_bar(name=category, x=[display_text(a) for a in ok["address"]],
                     y=list(ok[f"{category}_us"].fillna(0) / 1e3),
                     marker_color=CATEGORY_COLORS[category])
     fig.update_layout(title=title, barmode="stack", xaxis_title="worker",
@@ -127,12 +126,12 @@ def top_ops_figure(top_ops: pd.DataFrame, top: int = 15, title: str = "Top ops b
                    ) -> go.Figure:
     """Horizontal bars: the `top` ops by self time (ms), one trace per worker address."""
     if top_ops.empty:
-        return _empty(title, "no ops")
+        return empty_figure(title, "no ops")
     fig = go.Figure()
     for address, part in top_ops.groupby("address", sort=False):
         part = part.nlargest(top, "self_us")
-        fig.add_bar(name=address, y=list(part["name"]), x=list(part["self_us"] / 1e3),
-                    orientation="h")
+        fig.add_bar(name=display_text(address), y=[display_text(n) for n in part["name"]],
+                    x=list(part["self_us"] / 1e3), orientation="h")
     fig.update_layout(title=title, barmode="group", xaxis_title="self time (ms)",
                       yaxis={"autorange": "reversed"})
     return fig

@@ -262,3 +262,12 @@ def test_scenarios_page_shows_one_line_for_bad_input(data_dir):
     at.button(key="sc_run").click().run()
     assert not at.exception
     assert len(at.error) == 1 and "at least one variant" in at.error[0].value
+
+
+def test_capture_charts_show_op_names_and_addresses_literally():
+    top_ops = pd.DataFrame({"address": ["grpc://<w0>:6009"], "name": ["<built-in method relu>"],
+                            "self_us": [1500.0]})
+    figure = scenario_charts.top_ops_figure(top_ops)
+    assert list(figure.data[0].y) == ["&lt;built-in method relu&gt;"]
+    assert figure.data[0].name == "grpc://&lt;w0&gt;:6009"
+    assert list(figure.data[0].x) == [1.5]  # ms
