@@ -313,9 +313,11 @@ def cmd_trace_summary(args: argparse.Namespace) -> int:
 # ---- calibrate ---------------------------------------------------------------------------
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from profiling.runner import INIT_TIMEOUT_S, Worker, WorkerLost
+    from profiling.spec import check_threads
 
     device = args.device
     threads = args.threads or os.cpu_count() or 1
+    check_threads([threads])
     worker = Worker(device, threads, args.allocator)
     try:
         reply = worker.request({"cmd": "init", "device": device, "allocator": args.allocator,
@@ -324,6 +326,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     finally:
         worker.close()
+    if reply.get("type") != "ready":  # e.g. a device this machine does not have
+        raise UsageError(reply.get("reason") or f"calibration failed: {reply}")
     calib = {"device": device, "threads": threads, "allocator": args.allocator,
              **(reply.get("calibration") or {})}
     if args.json:

@@ -235,11 +235,8 @@ class RunSpec:
             for d in devices:
                 if d not in seen:
                     raise SpecError("devices", d, ", ".join(seen))
-        max_threads = 4 * (os.cpu_count() or 1)
         threads = self.threads or [os.cpu_count() or 1]
-        for t in threads:
-            if not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= max_threads:
-                raise SpecError("threads", t, f"integers 1..{max_threads}")
+        check_threads(threads)
         if not isinstance(self.repeats, int) or not 5 <= self.repeats <= 1000:
             raise SpecError("repeats", self.repeats, "integers 5..1000")
         if not (isinstance(self.min_time, (int, float)) and 0 < self.min_time <= 10):
@@ -261,6 +258,14 @@ class RunSpec:
                                         cases.append(Case(len(cases), v["id"], v["params"], shape,
                                                           dtype, device, t, alloc, mode, p, reason))
         return cases
+
+
+def check_threads(threads: Iterable) -> None:
+    """Intra-op thread counts: integers 1..4x the cores; SpecError otherwise."""
+    max_threads = 4 * (os.cpu_count() or 1)
+    for t in threads:
+        if not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= max_threads:
+            raise SpecError("threads", t, f"integers 1..{max_threads}")
 
 
 def _check_params(variant: Any, params: Mapping[str, Any]) -> None:

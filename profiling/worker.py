@@ -158,7 +158,12 @@ def main() -> int:
             if cmd == "init":
                 from profiling.calibrate import calibrate
                 from profiling.env import tf_environment
+                from profiling.spec import available_devices
 
+                if req["device"] not in (seen := available_devices()):
+                    send({"type": "error", "reason": f"invalid device: {req['device']!r}; "
+                                                     f"accepted: {', '.join(seen)}"})
+                    continue
                 calib = calibrate(req["device"]) if req.get("calibrate") else None
                 send({"type": "ready", "pid": os.getpid(), "calibration": calib,
                       "environment": tf_environment(int(os.environ.get(THREADS_ENV, 0)) or None,

@@ -197,7 +197,8 @@ def test_bad_input_in_process(data, tmp_path, capsys, monkeypatch):
         ("compare", "no-such-run", "latest"), ("export", "nope", "-o", str(tmp_path / "o")),
         ("run", "--variants", "nope"), ("run", "--sizes", "ten"), ("run", "--threads", "x"),
         ("run", "--shapes", "1000000x1000000x100"), ("run", "--variants", "leaky:alpha=5"),
-        ("import", str(tmp_path / "missing.json"))]
+        ("import", str(tmp_path / "missing.json")), ("calibrate", "--threads", "-2"),
+        ("calibrate", "--device", "TPU:7", "--threads", "1")]
     for argv in cases:
         code, out = _main(capsys, *argv)
         lines = [ln for ln in out.err.splitlines() if ln.strip()]
