@@ -209,3 +209,13 @@ def test_a_large_trace_is_drawn_capped(data_dir):
     drawn = sum(len(t["x"]) for t in decode(json.loads(timeline.proto.spec))["data"])
     assert drawn == 3000
     assert len(timeline.proto.spec) < len(data) / 10
+
+
+@pytest.mark.parametrize("content", [b'"/etc/hostname"', b"[1, 2]"])
+def test_compare_page_refuses_a_bundle_that_is_not_an_object(data_dir, content):
+    at = open_page("compare")
+    at.get("file_uploader")[0].set_value(("odd.json", content, "application/json"))
+    at.run()
+    assert not at.exception
+    assert texts(at.error) == [
+        "Could not import odd.json: not a ReLU Lab bundle (the top level is not a JSON object)"]

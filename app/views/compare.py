@@ -111,7 +111,11 @@ def import_runs() -> None:
         from profiling.traces.chrome import decode_json
 
         try:
-            run_ids = import_bundle(resources.store(), decode_json(upload.getvalue()))
+            decoded = decode_json(upload.getvalue())
+            # import_bundle reads a str as a path on this machine: only an object is a bundle.
+            if not isinstance(decoded, dict):
+                raise BundleError("not a ReLU Lab bundle (the top level is not a JSON object)")
+            run_ids = import_bundle(resources.store(), decoded)
         except (BundleError, TraceError) as error:
             st.error(f"Could not import {upload.name}: {one_line(error)}")
             return
