@@ -283,39 +283,18 @@ def test_fusion_table_converts_time_to_us():
     assert table.loc[0, "fused_into"] == "_FusedConv2D"
 
 
+def semantics_row(variant: str, dtype: str, nan: str, bitwise: bool) -> dict:
+    """A semantics_table row that matches nn_relu everywhere except, maybe, NaN and bitwise."""
+    return dict(variant=variant, dtype=dtype, nan=nan, neg_zero="0.0", pos_inf="inf",
+                neg_inf="0.0", grad_at_zero="0.0", bitwise_equal_nn_relu=bitwise)
+
+
 def test_semantics_matrix_highlights_differences_from_nn_relu():
     table = pd.DataFrame(
         [
-            dict(
-                variant="nn_relu",
-                dtype="float32",
-                nan="nan",
-                neg_zero="0.0",
-                pos_inf="inf",
-                neg_inf="0.0",
-                grad_at_zero="0.0",
-                bitwise_equal_nn_relu=True,
-            ),
-            dict(
-                variant="where",
-                dtype="float32",
-                nan="0.0",
-                neg_zero="0.0",
-                pos_inf="inf",
-                neg_inf="0.0",
-                grad_at_zero="0.0",
-                bitwise_equal_nn_relu=False,
-            ),
-            dict(
-                variant="where",
-                dtype="float64",
-                nan="nan",
-                neg_zero="0.0",
-                pos_inf="inf",
-                neg_inf="0.0",
-                grad_at_zero="0.0",
-                bitwise_equal_nn_relu=False,
-            ),
+            semantics_row("nn_relu", "float32", nan="nan", bitwise=True),
+            semantics_row("where", "float32", nan="0.0", bitwise=False),
+            semantics_row("where", "float64", nan="nan", bitwise=False),
         ]
     )
     fig = as_json(charts.semantics_matrix(table))
