@@ -32,3 +32,16 @@ def keep_known(wanted: list[str], known: Iterable[str]) -> list[str]:
     """The wanted values that exist, in order (a stale link must not break the page)."""
     known = list(known)
     return [value for value in wanted if value in known]
+
+
+def seed_widget(key: str, options: list, wanted: str | list[str]) -> None:
+    """Seed a widget's state from the URL (first visit) and drop choices that no longer exist;
+    the widget is then created without a default so Streamlit has one source of truth.
+    ``wanted`` is a list for a multiselect, one value for a selectbox."""
+    current = st.session_state.get(key)
+    if isinstance(wanted, list):
+        valid = current is not None and all(value in options for value in current)
+    else:
+        valid = current in options
+    if not valid:
+        st.session_state[key] = wanted

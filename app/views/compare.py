@@ -19,25 +19,13 @@ def run_title(runs, run_id: str) -> str:
     return f"{run_id}{label} · {row['created_at']} · {row['n_cases']} cases · {row['status']}"
 
 
-def keep_choice(key: str, options: list, wanted, multi: bool) -> None:
-    """Seed a widget's state from the URL (first visit) and drop choices that no longer exist;
-    the widget is then created without a default so Streamlit has one source of truth."""
-    current = st.session_state.get(key)
-    if multi:
-        valid = current is not None and all(value in options for value in current)
-    else:
-        valid = current in options
-    if not valid:
-        st.session_state[key] = wanted
-
-
 def pick_runs(runs) -> list[str]:
     known = list(runs["run_id"])
     wanted = share.keep_known(share.read_list("runs"), known)
     if not wanted:
         complete = runs[runs["status"] == "complete"]["run_id"]
         wanted = list(complete[:1]) or known[:1]
-    keep_choice("compare_runs", known, wanted, multi=True)
+    share.seed_widget("compare_runs", known, wanted)
     return st.multiselect("Runs", known, key="compare_runs",
                           format_func=lambda rid: run_title(runs, rid))
 
@@ -46,7 +34,7 @@ def pick_baseline(variants: list[str]) -> str:
     wanted = share.read("baseline", "nn_relu")
     if wanted not in variants:
         wanted = "nn_relu" if "nn_relu" in variants else variants[0]
-    keep_choice("compare_baseline", variants, wanted, multi=False)
+    share.seed_widget("compare_baseline", variants, wanted)
     return st.selectbox("Baseline variant", variants, key="compare_baseline")
 
 
@@ -60,7 +48,7 @@ def pick_filters(cases) -> dict[str, list[str]]:
     for column, name in zip(columns, varying, strict=True):
         options = sorted(cases[name].astype(str).unique())
         wanted = share.keep_known(share.read_list(name), options) or options
-        keep_choice(f"filter_{name}", options, wanted, multi=True)
+        share.seed_widget(f"filter_{name}", options, wanted)
         filters[name] = column.multiselect(name, options, key=f"filter_{name}")
     return filters
 

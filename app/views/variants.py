@@ -36,8 +36,7 @@ def render() -> None:
     dtypes = sorted(table["dtype"].astype(str).unique())
     wanted = share.read("dtype", "float32")
     wanted = wanted if wanted in dtypes else dtypes[0]
-    if st.session_state.get("semantics_dtype") not in dtypes:
-        st.session_state["semantics_dtype"] = wanted
+    share.seed_widget("semantics_dtype", dtypes, wanted)
     dtype = st.selectbox("Dtype", dtypes, key="semantics_dtype")
     share.write(dtype=dtype)
     st.plotly_chart(charts.semantics_matrix(table, dtype=dtype), key="chart_semantics")
