@@ -149,3 +149,38 @@ def test_ctrl_c_midway_marks_interrupted_and_keeps_cases(tmp_path):
     assert runs.status.tolist() == ["interrupted"]
     kept = store.cases(runs.run_id.tolist())
     assert 1 <= len(kept) < 12 and (kept.status == "ok").all()
+
+
+def test_worker_exits_when_the_runner_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import psutil
+
+    repo = Path(__file__).resolve().parents[1]
+    code = ("from profiling.runner import run_profile; from profiling.spec import RunSpec; "
+            "from profiling.store import Store; "
+            f"run_profile(RunSpec(variants=['_test_hang'], shapes=[(10,)], modes=['eager'], "
+            f"threads=[1], trace=False, timeout_s=600, repeats=5), Store({str(tmp_path)!r}))")
+    env = {**os.environ, "PYTHONPATH": str(repo), "RELU_LAB_TEST_VARIANTS": "1"}
+    runner = subprocess.Popen([sys.executable, "-c", code], cwd=repo, env=env)
+    store = Store(tmp_path)
+    deadline = time.monotonic() + 120
+    workers: list = []
+    while time.monotonic() < deadline and not workers:
+        runs = store.list_runs()
+        if len(runs) and len(store.calibration(runs.run_id.iloc[0])):  # worker is in the case
+            workers = psutil.Process(runner.pid).children()
+        time.sleep(0.1)
+    assert workers, "the worker never started its case"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=15)
+    for p in alive:
+        p.kill()
+    assert not alive, "the worker outlived its runner"
+    assert Store(tmp_path).list_runs().status.tolist() == ["interrupted"]
