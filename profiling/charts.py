@@ -57,6 +57,17 @@ def ok_cases(cases: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("numel", kind="stable")
 
 
+FAILED_CASE_COLUMNS = ("label", "shape", "dtype", "mode", "pass", "status", "reason")
+
+
+def failed_cases(cases: pd.DataFrame) -> pd.DataFrame:
+    """The cases that were skipped or failed (status other than ``ok``), with why."""
+    if cases.empty:
+        return pd.DataFrame(columns=list(FAILED_CASE_COLUMNS))
+    failed = cases[cases["status"] != "ok"]
+    return failed[[c for c in FAILED_CASE_COLUMNS if c in failed.columns]]
+
+
 def varying_settings(cases: pd.DataFrame) -> list[str]:
     """The setting columns that take more than one value in ``cases`` (order kept)."""
     columns = [c for c in SETTING_COLUMNS if c in cases.columns]

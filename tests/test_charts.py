@@ -365,3 +365,12 @@ def test_timeline_rows_fall_back_to_pid_and_tid_without_names():
     fig = as_json(charts.trace_timeline(events))
     rows = {y for t in fig["data"] for y in t["y"]}
     assert rows <= {f"{pid} / {tid}" for pid in (1, 2) for tid in range(10, 14)}
+
+
+def test_failed_cases_lists_the_skipped_with_their_reason():
+    cases = synthetic_cases()
+    cases.loc[cases["variant"] == "maximum", ["status", "reason"]] = ["skipped", "no float64"]
+    failed = charts.failed_cases(cases)
+    assert list(failed.columns) == list(charts.FAILED_CASE_COLUMNS)
+    assert set(failed["label"]) == {"maximum"} and set(failed["reason"]) == {"no float64"}
+    assert charts.failed_cases(cases.iloc[0:0]).empty

@@ -171,11 +171,10 @@ def render() -> None:
             ("best", "green"), ("within 10%", "green"), ("slower", "gray"),
             ("2x worse", "orange"), ("5x worse", "red")))
         st.caption(f"Median µs per call; colour = ratio to the best at that shape: {legend}")
-        failed = cases[cases["status"] != "ok"]
+        failed = charts.failed_cases(cases)
         if not failed.empty:
             with st.expander(f"{len(failed)} cases skipped or failed"):
-                st.dataframe(failed[["label", "shape", "dtype", "mode", "pass", "status",
-                                     "reason"]], hide_index=True)
+                st.dataframe(failed, hide_index=True)
     with st.expander("Environment of each run"):
         for run_id in run_ids:
             st.caption(run_id)

@@ -139,11 +139,10 @@ def results(job: RunJob) -> None:
     st.page_link("views/compare.py", label="Open the full comparison", icon=":material/bar_chart:",
                  query_params={"runs": job.run_id})
     cases = resources.run_cases([job.run_id])
-    failed = cases[cases["status"] != "ok"] if not cases.empty else cases
+    failed = charts.failed_cases(cases)
     if not failed.empty:
         with st.expander(f"{len(failed)} cases skipped or failed"):
-            st.dataframe(failed[["label", "shape", "dtype", "mode", "pass", "status", "reason"]],
-                         hide_index=True)
+            st.dataframe(failed, hide_index=True)
     st.plotly_chart(charts.latency_vs_size(cases), key="run_latency")
     st.dataframe(charts.compare_styler(cases), key="run_table")
 
