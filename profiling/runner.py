@@ -188,7 +188,8 @@ class _Run:
             ready = worker.request({"cmd": "init", "device": config[0], "allocator": config[2],
                                     "calibrate": config not in self.calibration},
                                    INIT_TIMEOUT_S, self.cancel)
-        except BaseException:
+        except BaseException:  # cancelled or Ctrl-C mid start-up: no 10 s wait for a polite exit
+            worker.kill()
             worker.close()
             raise
         if ready.get("type") != "ready":
