@@ -18,12 +18,35 @@ from typing import Any
 class Timing:
     """samples: seconds per call, one per repeat; number: calls per repeat;
     page_faults_per_call: minor faults (ru_minflt) per call over the repeats;
-    peak_rss_mb: the worker's peak resident set so far (MiB)."""
+    peak_rss_mb: the process's peak resident set (MiB) since reset_peak_rss() (Linux), else
+    since it started."""
 
     samples: list[float]
     number: int
     page_faults_per_call: float
     peak_rss_mb: float
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: clears VmHWM); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set in MiB since reset_peak_rss() (VmHWM), else since the process started."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 def _batch(call: Callable[[], Any], sync: Callable[[], None], number: int) -> float:
@@ -57,6 +80,5 @@ def measure(call: Callable[[], Any], sync: Callable[[], None] = lambda: None, re
     number = autorange(call, sync, min_time)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     samples = [_batch(call, sync, number) / number for _ in range(repeats)]
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return Timing(samples, number, (usage.ru_minflt - before) / (repeats * number),
-                  usage.ru_maxrss / 1024)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    return Timing(samples, number, faults / (repeats * number), peak_rss_mb())

@@ -99,8 +99,9 @@ def analyze_trace(path: str) -> dict:
 def run_case(tf: Any, req: dict) -> dict:
     from profiling.spec import Case, variant_registry
     from profiling.stats import effective_bytes
-    from profiling.timing import measure
+    from profiling.timing import measure, reset_peak_rss
 
+    reset_peak_rss()  # peak_rss_mb is this case's, not the largest earlier case's
     case = Case.from_json(req["case"])
     variant = variant_registry()[case.variant]
     if getattr(variant, "needs_build", False):

@@ -59,3 +59,17 @@ def test_compare_runs_flags_only_clear_regressions():
     assert t.loc["1000", "ratio_low"] == pytest.approx(1.8 / 1.1)
     assert t.loc["10", "ratio"] == pytest.approx(1.2) and not t.loc["10", "regression"]  # CIs overlap
     assert not compare_runs(a, b, 1.5).regression.any()
+
+
+def test_peak_rss_is_per_window_after_reset():
+    import numpy as np
+
+    from profiling.timing import measure, peak_rss_mb, reset_peak_rss
+
+    big = np.ones(100 << 20, dtype=np.uint8)  # 100 MiB resident
+    before = peak_rss_mb()
+    del big
+    if not reset_peak_rss():
+        pytest.skip("no /proc/self/clear_refs here")
+    timing = measure(lambda: None, repeats=5, min_time=0.001, warmup=1)
+    assert timing.peak_rss_mb < before - 50  # the freed 100 MiB no longer counts
