@@ -11,7 +11,6 @@ HLO instructions in the entry computation before (stage "hlo") and after optimiz
 
 from __future__ import annotations
 
-import glob
 import re
 import tempfile
 from collections.abc import Sequence
@@ -27,7 +26,6 @@ FUSION_COLUMNS = ["variant", "block", "fused", "fused_into", "kernels", "time_s"
                   "time_vs_fused", "hlo_fusions", "instructions_before", "instructions_after",
                   "compiled", "reason", "ops"]
 BASELINE = "nn_relu"
-TRACE_STEPS = 3
 BOOKKEEPING_OPS = {"_Arg", "_Retval", "Identity", "NoOp", "Const", "IDLE", ""}
 NON_KERNEL_HLO = {"parameter", "tuple", "get-tuple-element", "bitcast", "constant", "reshape"}
 _INSTR = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+ = \S+(?:\{[^}]*\})? ([\w\-]+)\(")
@@ -56,17 +54,10 @@ def _ops_that_ran(fn: Any, x: Any) -> pd.DataFrame:
     import tensorflow as tf
 
     from profiling.traces.xplane import framework_op_stats
+    from profiling.worker import capture_trace
 
-    with tempfile.TemporaryDirectory() as logdir:
-        tf.profiler.experimental.start(logdir)
-        try:
-            for i in range(TRACE_STEPS):
-                with tf.profiler.experimental.Trace("step", step_num=i, _r=1):
-                    fn(x)
-        finally:
-            tf.profiler.experimental.stop()
-        path = glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]
-        ops = framework_op_stats(path)
+    with tempfile.TemporaryDirectory() as trace_dir:
+        ops = framework_op_stats(capture_trace(tf, lambda: fn(x), lambda: None, trace_dir))
     return ops[~ops.op_type.isin(BOOKKEEPING_OPS) & (ops.occurrences > 0)]
 
 
