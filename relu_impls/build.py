@@ -47,6 +47,7 @@ class BuildConfig:
     compiler: str
     compiler_version: str
     nvcc: str | None
+    nvcc_version: str | None
     gpu: bool
     cxxflags: tuple[str, ...]
     ldflags: tuple[str, ...]
@@ -60,6 +61,7 @@ class BuildConfig:
             self.tf_version,
             self.source_hash,
             self.compiler_version,
+            str(self.nvcc_version),
             str(self.gpu),
             *self.cxxflags,
             "|",
@@ -91,26 +93,32 @@ def default_csrc() -> Path:
 
 
 def source_files(csrc: Path) -> list[Path]:
-    """Files whose content goes into the library: headers and .cc files (not gpu_check.*)."""
-    return sorted(p for p in csrc.iterdir() if p.is_file() and p.suffix in (".h", ".cc"))
+    """Every file under csrc/. Any of them may be #included, and a missed input would leave a
+    stale library in the cache; the price is a rebuild when gpu_check.* changes."""
+    return sorted(p for p in csrc.rglob("*") if p.is_file())
+
+
+def _hash_files(paths: list[Path], root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def hash_sources(csrc: Path) -> str:
-    """sha256 over the names and contents of `source_files(csrc)`."""
-    digest = hashlib.sha256()
-    for path in source_files(csrc):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    """sha256 over the relative paths and contents of `source_files(csrc)`."""
+    return _hash_files(source_files(csrc), csrc)[:16]
 
 
-def _compiler_version(compiler: str) -> str:
+def _tool_version(tool: str, what: str, fix: str) -> str:
+    """`tool --version`'s output; BuildError naming `what` and the fix if it cannot run."""
     try:
-        out = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=60)
     except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-        raise BuildError(f"C++ compiler {compiler!r} not found ({exc}); {FIX}") from None
+        raise BuildError(f"{what} {tool!r} not found ({exc}); {fix}") from None
     if out.returncode != 0:
-        raise BuildError(f"C++ compiler {compiler!r} --version failed:\n{out.stderr}\n{FIX}")
-    return out.stdout.splitlines()[0].strip() if out.stdout else compiler
+        raise BuildError(f"{what} {tool!r} --version failed:\n{out.stdout}{out.stderr}\n{fix}")
+    return out.stdout.strip() or tool
 
 
 def _cpu_flags() -> set[str]:
@@ -152,7 +160,7 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
     resolved = shutil.which(compiler)
     if resolved is None:
         raise BuildError(f"C++ compiler {compiler!r} not found on PATH; {FIX}")
-    version = _compiler_version(resolved)
+    version = _tool_version(resolved, "C++ compiler", FIX).splitlines()[0]
     import tensorflow as tf  # after the compiler check: a missing compiler fails fast
 
     nvcc = os.environ.get("NVCC") or shutil.which("nvcc")
@@ -166,7 +174,11 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
     ]
     ldflags = list(tf.sysconfig.get_link_flags())
     nvccflags: list[str] = []
+    nvcc_version = None
     if gpu:
+        # nvcc is often a wrapper script whose path outlives a CUDA upgrade: key on its whole
+        # --version, whose last lines name the release and build.
+        nvcc_version = _tool_version(nvcc, "CUDA compiler", "install the CUDA toolkit or set NVCC")
         # SASS for sm_80 plus PTX that newer GPUs compile at load time; override for others.
         nvccflags = [
             "-O3",
@@ -185,6 +197,7 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
         compiler=resolved,
         compiler_version=version,
         nvcc=nvcc if gpu else None,
+        nvcc_version=nvcc_version,
         gpu=gpu,
         cxxflags=tuple(cxxflags),
         ldflags=tuple(ldflags),
@@ -230,13 +243,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _object_key(cfg: BuildConfig, source: Path, flags: tuple[str, ...]) -> str:
-    # An object depends on its own source, every header beside it, the compiler and its flags,
-    # not on where the sources live.
-    digest = hashlib.sha256("\0".join([cfg.tf_version, cfg.compiler_version, *flags]).encode())
-    digest.update(source.read_bytes())
-    for header in sorted(Path(cfg.csrc).glob("*.h")):
-        digest.update(header.name.encode() + header.read_bytes())
-    return digest.hexdigest()[:20]
+    # An object depends on every csrc file but the other compilation units (so editing one unit
+    # recompiles only that one), the compiler and its flags, not on where the sources live.
+    csrc = Path(cfg.csrc)
+    others = {csrc / name for name in (*CPU_SOURCES, GPU_SOURCE)} - {source}
+    inputs = [p for p in source_files(csrc) if p not in others]
+    identity = "\0".join([cfg.tf_version, cfg.compiler_version, *flags, _hash_files(inputs, csrc)])
+    return hashlib.sha256(identity.encode()).hexdigest()[:20]
 
 
 def _units(cfg: BuildConfig) -> list[tuple[str, list[str], tuple[str, ...]]]:
@@ -252,7 +265,7 @@ def _units(cfg: BuildConfig) -> list[tuple[str, list[str], tuple[str, ...]]]:
     ]
     if cfg.gpu and cfg.nvcc:
         cmd = [cfg.nvcc, *cfg.nvccflags, "-I", str(csrc), "-c", "-x", "cu", str(csrc / GPU_SOURCE)]
-        units.append((GPU_SOURCE, cmd, (cfg.nvcc, *cfg.nvccflags)))
+        units.append((GPU_SOURCE, cmd, (cfg.nvcc, str(cfg.nvcc_version), *cfg.nvccflags)))
     return units
 
 

@@ -38,6 +38,21 @@ def test_cache_key_covers_flags_tf_version_and_sources(built):
     assert built["key"] == cfg.key == Path(built["path"]).parent.name
     with_other_flags = build.BuildConfig(**{**cfg.__dict__, "cxxflags": (*cfg.cxxflags, "-g")})
     assert with_other_flags.key != cfg.key
+    with_other_nvcc = build.BuildConfig(**{**cfg.__dict__, "nvcc_version": "release 99.0"})
+    assert with_other_nvcc.key != cfg.key
+
+
+def test_any_new_csrc_file_changes_the_keys(tmp_path):
+    # An #included file need not end in .h: every file in csrc/ is an input.
+    csrc = tmp_path / "csrc"
+    shutil.copytree(build.REPO_CSRC, csrc)
+    before = build.config(csrc=csrc, cache_root=tmp_path / "cache")
+    objects_before = [build.object_path(before, unit) for unit in build.CPU_SOURCES]
+    (csrc / "tables.inc").write_text("// included by a kernel\n")
+    after = build.config(csrc=csrc, cache_root=tmp_path / "cache")
+    assert after.key != before.key
+    for unit, object_before in zip(build.CPU_SOURCES, objects_before, strict=True):
+        assert build.object_path(after, unit) != object_before
 
 
 def test_rebuilds_into_a_new_key_when_a_source_changes(built, tmp_path, monkeypatch):
