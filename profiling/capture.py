@@ -166,10 +166,9 @@ def _trace_file(logdir: str, host: str, port: int) -> str | None:
 
 
 def _run_client(service: str, logdir: str, duration_ms: int, timeout_s: float) -> None:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
+    from profiling.distributed import child_env
+
+    env = child_env(TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "profiling.capture", "--client", service, logdir,
            str(duration_ms)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -253,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", nargs=3, metavar=("SERVICE", "LOGDIR", "DURATION_MS"),
                         required=True)
     args = parser.parse_args(argv)
+    from profiling.distributed import exit_with_parent
+
+    exit_with_parent()
     service, logdir, duration = args.client
     return _client_main(service, logdir, int(duration))
 

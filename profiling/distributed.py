@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,6 +101,39 @@ class DistributedResult:
     run_id: str | None = None
 
 
+PARENT_PID_ENV = "RELU_LAB_PARENT_PID"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a `python -m profiling...` child: the repository on PYTHONPATH and this
+    process's pid, which `exit_with_parent` in the child watches."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
+    ).rstrip(os.pathsep)
+    env[PARENT_PID_ENV] = str(os.getpid())
+    return env
+
+
+def exit_with_parent(poll_s: float = 0.5) -> None:
+    """In a child started with `child_env`: exit as soon as the parent is gone. The parent kills
+    its children on timeout, but a parent that is itself killed (a stopped dashboard, a SIGKILLed
+    CLI) runs no cleanup, and a worker waiting on its peers would otherwise wait forever."""
+    expected = os.environ.get(PARENT_PID_ENV)
+    if not expected:
+        return
+    if os.getppid() != int(expected):  # the parent died before this process got here
+        os._exit(3)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != int(expected):
+                os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -121,10 +155,7 @@ def run_distributed(cfg: DistributedConfig, out_dir: str | None = None,
     logs = []
     try:
         for index in range(n):
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-            env["PYTHONPATH"] = os.pathsep.join(
-                [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
-            ).rstrip(os.pathsep)
+            env = child_env(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
             if cfg.strategy == "multiworker":
                 env["TF_CONFIG"] = json.dumps({
                     "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
@@ -334,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    exit_with_parent()
     _worker(DistributedConfig(**json.loads(args.worker)), args.index, Path(args.out))
     return 0
 

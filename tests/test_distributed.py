@@ -3,6 +3,13 @@ and two MultiWorkerMirroredStrategy workers on 127.0.0.1, each bounded by a time
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from profiling import scenario_charts
@@ -62,3 +69,33 @@ def test_a_run_past_its_timeout_is_killed_with_a_one_line_error(tmp_path):
 def test_bad_distributed_config_is_rejected_before_any_process_starts(kwargs, fragment):
     with pytest.raises(ScenarioError, match=fragment):
         run_distributed(DistributedConfig(**kwargs))
+
+
+def _alive(pid: int) -> bool:
+    """Running or sleeping (a zombie has exited; it only waits to be reaped)."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def test_a_worker_whose_parent_is_killed_exits():
+    """A SIGKILLed parent runs no cleanup: the child must notice and leave by itself."""
+    child = ("from profiling.distributed import exit_with_parent; import time; "
+             "exit_with_parent(poll_s=0.1); time.sleep(60)")
+    parent = ("import subprocess, sys; from profiling.distributed import child_env; "
+              f"p = subprocess.Popen([sys.executable, '-c', {child!r}], env=child_env()); "
+              "print(p.pid, flush=True); p.wait()")
+    root = Path(__file__).resolve().parents[1]
+    with subprocess.Popen([sys.executable, "-c", parent], cwd=root, stdout=subprocess.PIPE,
+                          text=True) as proc:
+        child_pid = int(proc.stdout.readline())
+        time.sleep(2)  # the child has imported profiling.distributed and is watching
+        proc.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    gone = not _alive(child_pid)
+    if not gone:
+        os.kill(child_pid, signal.SIGKILL)
+    assert gone
