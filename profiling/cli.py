@@ -285,9 +285,21 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_trace_summary(args: argparse.Namespace) -> int:
     from profiling.traces import load_trace, summarize
 
-    if args.max_bytes:
-        os.environ["RELU_LAB_MAX_TRACE_BYTES"] = str(args.max_bytes)
-    s = summarize(load_trace(args.file), top=args.top)
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}; accepted: integers >= 1")
+    if args.max_bytes is not None and not 0 < args.max_bytes < math.inf:
+        raise UsageError(f"--max-bytes {args.max_bytes:g}; accepted: a positive number of bytes")
+    limit_env = "RELU_LAB_MAX_TRACE_BYTES"
+    saved = os.environ.get(limit_env)
+    if args.max_bytes:  # the parsers read the cap from the environment; restored below
+        os.environ[limit_env] = str(int(args.max_bytes))
+    try:
+        s = summarize(load_trace(args.file), top=args.top)
+    finally:
+        if saved is None:
+            os.environ.pop(limit_env, None)
+        else:
+            os.environ[limit_env] = saved
     if args.json:
         _print_json({**s, "top_ops": _records(s["top_ops"])})
         return 0

@@ -198,11 +198,19 @@ def test_bad_input_in_process(data, tmp_path, capsys, monkeypatch):
         ("run", "--variants", "nope"), ("run", "--sizes", "ten"), ("run", "--threads", "x"),
         ("run", "--shapes", "1000000x1000000x100"), ("run", "--variants", "leaky:alpha=5"),
         ("import", str(tmp_path / "missing.json")), ("calibrate", "--threads", "-2"),
-        ("calibrate", "--device", "TPU:7", "--threads", "1")]
+        ("calibrate", "--device", "TPU:7", "--threads", "1"),
+        ("trace-summary", str(tmp_path / "f.json"), "--top", "0"),
+        ("trace-summary", str(tmp_path / "f.json"), "--max-bytes", "-1")]
     for argv in cases:
         code, out = _main(capsys, *argv)
         lines = [ln for ln in out.err.splitlines() if ln.strip()]
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (argv, out.err)
+    gz = tmp_path / "small.json.gz"
+    gz.write_bytes(gzip.compress(b'{"traceEvents": []}' + b" " * 4096))
+    monkeypatch.delenv("RELU_LAB_MAX_TRACE_BYTES", raising=False)
+    assert _main(capsys, "trace-summary", str(gz), "--max-bytes", "1000")[0] == 2
+    assert "RELU_LAB_MAX_TRACE_BYTES" not in os.environ  # the cap was for that command only
+    assert _main(capsys, "trace-summary", str(gz))[0] == 0
 
 
 @pytest.mark.parametrize("cmd", ["", "run", "list", "show", "compare", "export", "import",
