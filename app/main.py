@@ -11,9 +11,8 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-# Not "pages/": Streamlit would also list that folder as old-style pages beside st.navigation.
-PAGES_DIR = Path(__file__).parent / "views"
-
+# Pages live in views/, not pages/: Streamlit would also list a pages/ folder as old-style pages
+# beside st.navigation.
 st.set_page_config(page_title="ReLU Lab", page_icon=":material/monitoring:", layout="wide")
 
 pages = [
@@ -21,10 +20,7 @@ pages = [
     st.Page("views/compare.py", title="Compare", icon=":material/bar_chart:"),
     st.Page("views/traces.py", title="Traces", icon=":material/timeline:"),
     st.Page("views/variants.py", title="Variants", icon=":material/function:"),
+    st.Page("views/scenarios.py", title="Scenarios", icon=":material/science:"),
+    st.Page("views/capture.py", title="Capture", icon=":material/radio_button_checked:"),
 ]
-# Owned by the scenarios engineer; shown when present.
-for name, title, icon in (("scenarios", "Scenarios", ":material/science:"), ("capture", "Capture", ":material/radio_button_checked:")):
-    if (PAGES_DIR / f"{name}.py").exists():
-        pages.append(st.Page(f"views/{name}.py", title=title, icon=icon))
-
 st.navigation(pages).run()
