@@ -266,8 +266,11 @@ class Store:
         if run_id == "latest":
             df = self._query("SELECT run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1")
         else:
-            df = self._query("SELECT run_id FROM runs WHERE run_id = ? OR run_id LIKE ?",
-                             (run_id, run_id.replace("%", "") + "%"))
+            # a literal prefix: LIKE would read '_' and '%' in it as wildcards
+            df = self._query("SELECT run_id FROM runs WHERE substr(run_id, 1, length(?)) = ?",
+                             (run_id, run_id))
+            if run_id in set(df.run_id):  # a full id wins over longer ids it is a prefix of
+                return run_id
         if len(df) != 1:
             raise UnknownRunError(run_id)
         return str(df.run_id.iloc[0])

@@ -61,6 +61,8 @@ def test_round_trip(tmp_path):
     assert again.resolve_run(run_id[:10]) == run_id
     with pytest.raises(UnknownRunError, match="unknown run id"):
         again.resolve_run("nope")
+    with pytest.raises(UnknownRunError):
+        again.resolve_run("_" * 8)  # not a LIKE pattern
 
 
 def test_migrates_an_old_database(tmp_path):
