@@ -12,11 +12,12 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from profiling.charts import display_text, empty_figure
+from profiling.charts import BREAKDOWN_COLOURS, display_text, empty_figure
 
 STEP_COLORS = {"train": "#1f77b4", "inference": "#ff7f0e"}
-CATEGORY_COLORS = {"compute": "#2ca02c", "collective": "#d62728", "transfer": "#9467bd",
-                   "memcpy": "#9467bd", "input": "#8c564b", "other": "#7f7f7f", "idle": "#c7c7c7"}
+# The Compare page's breakdown colours, so a category looks the same on every page.
+CATEGORY_COLORS = {part.removesuffix("_us"): colour for part, colour in BREAKDOWN_COLOURS.items()}
+CATEGORY_COLORS.update(transfer=CATEGORY_COLORS["memcpy"], input="#8c564b")
 
 
 def step_time_figure(summary: pd.DataFrame, title: str = "Step time per variant") -> go.Figure:
