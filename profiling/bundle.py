@@ -75,6 +75,12 @@ def _check(obj: Any) -> dict:
     for r in tables.get("cases", []):
         if not isinstance(r.get("case_id"), str) or r.get("run_id") not in run_ids:
             raise BundleError("bundle case without a case_id or with a run not in the bundle")
+    case_ids = {r["case_id"] for r in tables.get("cases", [])}
+    for name, key, owners in (("samples", "case_id", case_ids), ("op_stats", "case_id", case_ids),
+                              ("breakdown", "case_id", case_ids), ("fusion", "run_id", run_ids),
+                              ("calibration", "run_id", run_ids)):
+        if any(r.get(key) not in owners for r in tables.get(name, [])):  # would touch other runs
+            raise BundleError(f"bundle {name} row whose {key} is not in the bundle")
     for r in tables.get("traces", []):
         sha, name = str(r.get("sha256", "")), str(r.get("filename", ""))
         if not name.startswith(sha) or len(sha) != 64 or "/" in name or "\\" in name:

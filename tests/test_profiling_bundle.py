@@ -33,7 +33,7 @@ def test_round_trip_keeps_full_precision(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("corrupt", ["traversal", "bad_sha", "bad_b64", "orphan_case",
-                                     "version", "dup_sample"])
+                                     "version", "dup_sample", "foreign_sample"])
 def test_bad_bundles_write_nothing(bundle, tmp_path, corrupt):
     obj, _ = bundle
     obj = copy.deepcopy(obj)
@@ -47,6 +47,8 @@ def test_bad_bundles_write_nothing(bundle, tmp_path, corrupt):
         obj["trace_files"][sha]["data_b64"] = "!!!"
     elif corrupt == "orphan_case":
         t["cases"][0]["run_id"] = "elsewhere"
+    elif corrupt == "foreign_sample":  # would add a sample to a case of another run
+        t["samples"][0]["case_id"] = "20200101-000000-aaaaaa-0000"
     elif corrupt == "version":
         obj["version"] = 99
     else:
