@@ -9,6 +9,9 @@ import streamlit as st
 from app import resources, share
 from app.guard import one_line, page_guard
 from profiling import charts, report
+from profiling.bundle import BundleError, export_bundle, import_bundle
+from profiling.traces import TraceError
+from profiling.traces.chrome import decode_json
 
 FILTER_COLUMNS = ("dtype", "device", "threads", "mode", "pass")
 
@@ -61,16 +64,11 @@ def exports(run_ids: list[str], baseline: str, filters: dict, cases) -> None:
         file_name="relu_lab_report.html", mime="text/html", key="download_html",
         on_click="ignore", icon=":material/description:",
     )
-    try:
-        from profiling import bundle
-    except ImportError:
-        json_col.caption("JSON bundles need profiling.bundle (not installed yet).")
-    else:
-        json_col.download_button(
-            "Download JSON bundle", data=lambda: _bundle_bytes(bundle, store, run_ids),
-            file_name="relu_lab_bundle.json", mime="application/json", key="download_json",
-            on_click="ignore", icon=":material/data_object:",
-        )
+    json_col.download_button(
+        "Download JSON bundle", data=lambda: _bundle_bytes(store, run_ids),
+        file_name="relu_lab_bundle.json", mime="application/json", key="download_json",
+        on_click="ignore", icon=":material/data_object:",
+    )
     csv_col.download_button(
         "Download CSV", data=charts.compare_categories(cases).to_csv(index=False),
         file_name="relu_lab_results.csv", mime="text/csv", key="download_csv",
@@ -78,9 +76,9 @@ def exports(run_ids: list[str], baseline: str, filters: dict, cases) -> None:
     )
 
 
-def _bundle_bytes(bundle, store, run_ids: list[str]) -> bytes:
+def _bundle_bytes(store, run_ids: list[str]) -> bytes:
     """profiling.bundle's export (runs, cases, samples, traces) as JSON bytes."""
-    return json.dumps(bundle.export_bundle(store, run_ids), default=str).encode()
+    return json.dumps(export_bundle(store, run_ids), default=str).encode()
 
 
 def import_runs() -> None:
@@ -94,10 +92,6 @@ def import_runs() -> None:
         if upload.file_id in done:
             st.success(f"Imported {', '.join(done[upload.file_id])}")
             return
-        from profiling.bundle import BundleError, import_bundle
-        from profiling.traces import TraceError
-        from profiling.traces.chrome import decode_json
-
         try:
             decoded = decode_json(upload.getvalue())
             # import_bundle reads a str as a path on this machine: only an object is a bundle.
