@@ -203,12 +203,15 @@ class _Run:
         env = ready.get("environment") or {}
         if not self.environment:
             self.environment = {**env, "configs": []}
-        self.environment["configs"].append(
-            {"device": config[0], "threads": config[1], "allocator": config[2],
-             "intra_op_threads": env.get("intra_op_threads"),
-             "TF_CPU_ALLOCATOR_USE_BFC": env.get("TF_CPU_ALLOCATOR_USE_BFC"),
-             "calibration": self.calibration.get(config)})
-        self.store.set_environment(self.run_id, self.environment)
+        configs = self.environment["configs"]
+        if list(config) not in ([c["device"], c["threads"], c["allocator"]] for c in configs):
+            # once per config: a fresh worker after a crash is the same configuration
+            configs.append(
+                {"device": config[0], "threads": config[1], "allocator": config[2],
+                 "intra_op_threads": env.get("intra_op_threads"),
+                 "TF_CPU_ALLOCATOR_USE_BFC": env.get("TF_CPU_ALLOCATOR_USE_BFC"),
+                 "calibration": self.calibration.get(config)})
+            self.store.set_environment(self.run_id, self.environment)
         self.worker = worker
         return worker
 

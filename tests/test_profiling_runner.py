@@ -76,6 +76,7 @@ def test_crash_hang_and_raise_are_isolated(tmp_path, monkeypatch):
     assert "raised on purpose" in cases.loc["_test_raise", "reason"]
     assert cases.loc["nn_relu", "status"] == "ok" and cases.loc["where", "status"] == "ok"
     assert store.run(run_id)["status"] == "complete"
+    assert len(store.environment(run_id)["configs"]) == 1  # restarts are the same config
 
 
 def test_cancel_keeps_finished_cases(tmp_path):
