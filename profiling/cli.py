@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -26,6 +27,10 @@ JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "n
 
 class UsageError(Exception):
     """Bad input from the command line; exit 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during `run`: stopped like Ctrl-C (finished cases kept, run marked interrupted)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,7 +149,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec.validate()  # SpecError before the store is touched
     store = _store()
     cancel = threading.Event()
-    run_id = run_profile(spec, store, _progress_printer(not args.quiet), cancel)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
+    try:
+        run_id = run_profile(spec, store, _progress_printer(not args.quiet), cancel)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     run = store.run(run_id)
     cases = store.cases([run_id])
     if args.json:
@@ -460,10 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no such file: {e.filename}", file=sys.stderr)
     except OSError as e:
         print(f"error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}", file=sys.stderr)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted (finished cases are kept; the run is marked interrupted)",
               file=sys.stderr)
-        return 130
+        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
     except Exception as e:  # last resort: still one line, never a traceback
         from profiling.errors import one_line
 

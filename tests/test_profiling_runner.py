@@ -121,7 +121,8 @@ def test_validation_names_field_and_refuses_huge_shapes(tmp_path):
         "id": "clipped", "params": {"clip": 6}}
 
 
-def test_ctrl_c_midway_marks_interrupted_and_keeps_cases(tmp_path):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_midway_marks_interrupted_and_keeps_cases(tmp_path, sig):
     import os
     import signal
     import subprocess
@@ -142,9 +143,9 @@ def test_ctrl_c_midway_marks_interrupted_and_keeps_cases(tmp_path):
         if int(store._query("SELECT COUNT(*) n FROM cases").n.iloc[0]) >= 1:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + getattr(signal, sig), err
     assert "interrupted" in err and "Traceback" not in err
     runs = store.list_runs()
     assert runs.status.tolist() == ["interrupted"]
