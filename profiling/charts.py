@@ -559,11 +559,13 @@ def op_breakdown(top_ops: pd.DataFrame) -> go.Figure:
     if top_ops.empty:
         return empty_figure(title, "No ops")
     frame = top_ops.sort_values("self_us", ascending=True)
+    counted = "occurrences" in frame.columns
     figure = go.Figure(
         go.Bar(
             x=frame["self_us"], y=[display_text(n) for n in frame["name"]], orientation="h",
-            customdata=frame[["occurrences"]] if "occurrences" in frame.columns else None,
-            hovertemplate="%{y}<br>%{x:.4g} µs self<extra></extra>",
+            customdata=frame[["occurrences"]] if counted else None,
+            hovertemplate="%{y}<br>%{x:.4g} µs self"
+                          + ("<br>%{customdata[0]} calls" if counted else "") + "<extra></extra>",
             name="self µs",
         )
     )
