@@ -79,7 +79,3 @@ def throughput(numel: int, bytes_per_call: int, median_s: float, peak_gbps: floa
     gbps = bytes_per_call / median_s / 1e9
     return {"elements_per_s": numel / median_s, "gbps": gbps,
             "utilization": gbps / peak_gbps if peak_gbps else None}
-
-
-def ci_overlap(a_low: float, a_high: float, b_low: float, b_high: float) -> bool:
-    return a_low <= b_high and b_low <= a_high
