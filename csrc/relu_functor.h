@@ -211,26 +211,7 @@ inline void ReluRange(const typename F::Bits* features, typename F::Bits* activa
   }
 }
 
-constexpr int64_t kStreamChunkBytes = 2048;  // computed in L1, then streamed out
-
-// Copies `bytes` (a multiple of 32) from L1-resident src to 32-byte aligned dst, bypassing cache.
-inline void StreamOut(void* dst, const void* src, int64_t bytes) {
 #ifdef RELU_LAB_STREAMING_STORES
-  auto* d = static_cast<__m256i*>(dst);
-  const auto* s = static_cast<const __m256i*>(src);
-  for (int64_t k = 0; k < bytes / 32; ++k) _mm256_stream_si256(d + k, _mm256_loadu_si256(s + k));
-#else
-  std::memcpy(dst, src, bytes);
-#endif
-}
-
-// Makes this thread's non-temporal stores visible before it reports its block done.
-inline void StreamFence() {
-#ifdef RELU_LAB_STREAMING_STORES
-  _mm_sfence();
-#endif
-}
-
 // Elements before the first 32-byte aligned output address, at most end - begin.
 template <typename B>
 inline int64_t UnalignedHead(const B* out, int64_t begin, int64_t end) {
@@ -239,7 +220,23 @@ inline int64_t UnalignedHead(const B* out, int64_t begin, int64_t end) {
   return head < end - begin ? head : end - begin;
 }
 
-#ifdef RELU_LAB_STREAMING_STORES
+// out[i] = element(in[i]) over [begin, end), with non-temporal stores of vector(32 bytes) from
+// the first 32-byte aligned output address on; element-wise before it and in the last < 32
+// bytes. CustomRelu and BandwidthProbe both run this loop, so the probe is a fair ceiling.
+template <typename B, typename Element, typename Vector>
+inline void StreamRange(const B* in, B* out, int64_t begin, int64_t end, Element element,
+                        Vector vector) {
+  constexpr int64_t kLanes = 32 / sizeof(B);
+  int64_t i = begin + UnalignedHead(out, begin, end);
+  for (int64_t j = begin; j < i; ++j) out[j] = element(in[j]);
+  for (; i + kLanes <= end; i += kLanes) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + i));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(out + i), vector(x));
+  }
+  for (; i < end; ++i) out[i] = element(in[i]);
+  _mm_sfence();  // this thread's streamed stores are visible before it reports its block done
+}
+
 // The body-lane rules of ReluBits on 32 bytes of lanes at once (GCC vector extensions on
 // signed lanes: a compare gives an all-ones / all-zeros mask per lane). Same results as
 // ReluFlushToPositive, ReluFlushKeepSign and ReluWidened; the tests compare every dtype.
@@ -248,20 +245,21 @@ struct BodyVec {
   using S = std::make_signed_t<typename F::Bits>;
   typedef S V __attribute__((vector_size(32)));
 
-  static V Apply(V u) {
+  static __m256i Apply(__m256i bits) {
+    const V u = (V)bits;
     const S abs = static_cast<S>(F::kAbs), exponent = static_cast<S>(F::kExponent);
     const V magnitude = u & abs;
     const V nan = magnitude > exponent;
     if (!F::kFlush) {  // float16: negative, nonzero and not NaN -> +0
-      return u & ~((u < S(0)) & (magnitude != S(0)) & ~nan);
+      return (__m256i)(u & ~((u < S(0)) & (magnitude != S(0)) & ~nan));
     }
     if (F::kPeel) {  // float, double: only NaN and positive normals/inf pass
-      return u & ((u > static_cast<S>(F::kMinNormal - 1)) | nan);
+      return (__m256i)(u & ((u > static_cast<S>(F::kMinNormal - 1)) | nan));
     }
     // bfloat16: zeros and subnormals -> zero of their sign, negative normals -> +0
     const V exponent_zero = (u & exponent) == S(0);
     const V keep = nan | (~(u < S(0)) & ~exponent_zero);
-    return (u & keep) | (u & static_cast<S>(F::kSign) & exponent_zero);
+    return (__m256i)((u & keep) | (u & static_cast<S>(F::kSign) & exponent_zero));
   }
 };
 #endif
@@ -272,17 +270,8 @@ inline void ReluBodyStreaming(const typename F::Bits* features, typename F::Bits
                               int64_t begin, int64_t end) {
 #ifdef RELU_LAB_STREAMING_STORES
   using B = typename F::Bits;
-  using V = typename BodyVec<F>::V;
-  constexpr int64_t kLanes = 32 / sizeof(B);
-  int64_t i = begin + UnalignedHead(activations, begin, end);
-  for (int64_t j = begin; j < i; ++j) activations[j] = ReluBits<F>(features[j], Lane::kBody);
-  for (; i + kLanes <= end; i += kLanes) {
-    V u;
-    std::memcpy(&u, features + i, sizeof(u));
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(activations + i), (__m256i)BodyVec<F>::Apply(u));
-  }
-  for (; i < end; ++i) activations[i] = ReluBits<F>(features[i], Lane::kBody);
-  StreamFence();
+  StreamRange(features, activations, begin, end,
+              [](B u) { return ReluBits<F>(u, Lane::kBody); }, BodyVec<F>::Apply);
 #else
   ReluRange<F>(features, activations, begin, end, Lane::kBody);
 #endif
@@ -291,16 +280,13 @@ inline void ReluBodyStreaming(const typename F::Bits* features, typename F::Bits
 // Plain copy over [begin, end), with non-temporal stores when `stream`.
 template <typename B>
 inline void CopyRange(const B* input, B* output, int64_t begin, int64_t end, bool stream) {
-  if (!stream) {
-    std::memcpy(output + begin, input + begin, (end - begin) * sizeof(B));
+#ifdef RELU_LAB_STREAMING_STORES
+  if (stream) {
+    StreamRange(input, output, begin, end, [](B u) { return u; }, [](__m256i x) { return x; });
     return;
   }
-  constexpr int64_t kChunk = kStreamChunkBytes / sizeof(B);
-  int64_t i = begin + UnalignedHead(output, begin, end);
-  std::memcpy(output + begin, input + begin, (i - begin) * sizeof(B));
-  for (; i + kChunk <= end; i += kChunk) StreamOut(output + i, input + i, kStreamChunkBytes);
-  std::memcpy(output + i, input + i, (end - i) * sizeof(B));
-  StreamFence();
+#endif
+  std::memcpy(output + begin, input + begin, (end - begin) * sizeof(B));
 }
 
 template <typename F>
