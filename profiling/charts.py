@@ -504,14 +504,16 @@ def select_events(
     return frame.sort_values("ts_us", kind="stable")
 
 
-def trace_timeline(events: pd.DataFrame, max_events: int = 5000) -> go.Figure:
-    """Zoomable timeline: one row per process/thread, one horizontal bar per event (ms from the
-    first event drawn). Draws at most ``max_events`` events (the longest)."""
+def trace_timeline(events: pd.DataFrame, max_events: int = 5000,
+                   origin_us: float | None = None) -> go.Figure:
+    """Zoomable timeline: one row per process/thread, one horizontal bar per event, in ms from
+    ``origin_us`` (the trace's start, so the axis matches a window chosen in trace time) or,
+    without it, from the first event drawn. Draws at most ``max_events`` events (the longest)."""
     title = "Timeline"
     if events.empty:
         return empty_figure(title, "No events in this window")
     frame = events.nlargest(max_events, "dur_us") if len(events) > max_events else events
-    origin = float(frame["ts_us"].min())
+    origin = float(frame["ts_us"].min()) if origin_us is None else float(origin_us)
     frame = frame.assign(row=_timeline_rows(frame).map(display_text))
     row_order = list(dict.fromkeys(frame.sort_values(["pid", "tid"], kind="stable")["row"]))
     figure = go.Figure()
@@ -540,7 +542,8 @@ def trace_timeline(events: pd.DataFrame, max_events: int = 5000) -> go.Figure:
     figure.update_layout(barmode="overlay", bargap=0.3)
     figure.update_yaxes(categoryorder="array", categoryarray=row_order[::-1])
     figure.update_layout(height=max(300, 60 * len(row_order) + 120))
-    return _layout(figure, title, "ms from first event shown", "process / thread")
+    x_title = "ms from first event shown" if origin_us is None else "ms from trace start"
+    return _layout(figure, title, x_title, "process / thread")
 
 
 def _timeline_rows(events: pd.DataFrame) -> pd.Series:

@@ -374,3 +374,13 @@ def test_failed_cases_lists_the_skipped_with_their_reason():
     assert list(failed.columns) == list(charts.FAILED_CASE_COLUMNS)
     assert set(failed["label"]) == {"maximum"} and set(failed["reason"]) == {"no float64"}
     assert charts.failed_cases(cases.iloc[0:0]).empty
+
+
+def test_trace_timeline_measures_from_the_given_origin():
+    events = synthetic_events(50)
+    late = events[events["ts_us"] >= events["ts_us"].median()]
+    origin = float(events["ts_us"].min())
+    fig = as_json(charts.trace_timeline(late, origin_us=origin))
+    first = min(min(t["base"]) for t in fig["data"])
+    assert first == pytest.approx((late["ts_us"].min() - origin) / 1e3)
+    assert fig["layout"]["xaxis"]["title"]["text"] == "ms from trace start"

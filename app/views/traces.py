@@ -87,7 +87,8 @@ def explore(events: pd.DataFrame, summary: dict) -> None:
                                  top_ops=int(top_n), max_events=int(cap))
     st.caption(f"Drawing {len(shown):,} of {len(events):,} events (zoom with the window and "
                "the top-ops count; the longest events are kept when capped).")
-    st.plotly_chart(charts.trace_timeline(shown, max_events=int(cap)), key="chart_timeline")
+    st.plotly_chart(charts.trace_timeline(shown, max_events=int(cap), origin_us=origin),
+                    key="chart_timeline")
     top_ops = summary["top_ops"]
     left, right = st.columns(2)
     with left:
