@@ -136,6 +136,16 @@ class Store:
                     self._conn.execute("ROLLBACK")
                 raise
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the database, whatever writers commit meanwhile."""
+        with self._lock:
+            self._conn.execute("BEGIN")  # deferred: a read transaction from the first SELECT
+            try:
+                yield
+            finally:
+                self._conn.execute("COMMIT")
+
     def _write(self, fn: Any) -> Any:
         """Run fn(conn) in its own transaction, retrying the whole transaction when busy."""
         for i in range(20):
@@ -371,9 +381,10 @@ def export_rows(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict]]:
              "calibration": f"run_id IN ({q})",
              "traces": f"sha256 IN (SELECT trace_sha256 FROM cases WHERE run_id IN ({q}))"}
     out = {}
-    for table in BUNDLE_TABLES:
-        df = store._query(f"SELECT * FROM {table} WHERE {where[table]}", ids)
-        out[table] = [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
+    with store.snapshot():  # a run still writing cases must not add samples of unexported cases
+        for table in BUNDLE_TABLES:
+            df = store._query(f"SELECT * FROM {table} WHERE {where[table]}", ids)
+            out[table] = [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
     return out
 
 

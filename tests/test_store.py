@@ -129,3 +129,22 @@ def test_run_from_a_reused_pid_is_stale(tmp_path):
     assert Store(tmp_path).list_runs().status.tolist() == ["interrupted"]
     live = store.create_run({}, "", 1)
     assert Store(tmp_path).list_runs().set_index("run_id").status[live] == "running"
+
+
+def test_export_reads_one_snapshot_while_a_run_writes(tmp_path):
+    from profiling.store import export_rows
+
+    reader, writer = Store(tmp_path), Store(tmp_path)
+    run_id = reader.create_run({}, "", 2)
+    reader.add_case(_case(run_id, 0), [1e-3])
+    query, calls = reader._query, []
+
+    def query_while_writing(sql, params=()):
+        calls.append(sql)
+        if len(calls) == 3:  # runs and cases read; the run stores another case
+            writer.add_case(_case(run_id, 1), [2e-3])
+        return query(sql, params)
+
+    reader._query = query_while_writing
+    rows = export_rows(reader, [run_id])
+    assert len(rows["cases"]) == 1 and len(rows["samples"]) == 1  # no orphan sample
