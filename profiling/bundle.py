@@ -133,9 +133,8 @@ def import_bundle(store: Store, path_or_obj: str | os.PathLike | Mapping) -> lis
     except Exception as e:  # sqlite type/constraint errors from a hand-edited bundle
         raise BundleError(f"bundle rows rejected by the store: {e}") from None
     for sha, (name, data) in traces.items():
-        dest = store.traces_dir / name
-        if not dest.exists() and name.startswith(sha):
-            dest.write_bytes(data)
+        if name.startswith(sha):
+            store.write_trace_file(name, data)
     return [r["run_id"] for r in obj["tables"]["runs"]]
 
 

@@ -229,10 +229,17 @@ class Store:
         """Store trace bytes content-addressed; returns the sha256 hex digest."""
         sha = hashlib.sha256(data).hexdigest()
         suffix = "".join(Path(filename).suffixes[-2:]) or ".bin"
-        dest = self.traces_dir / f"{sha}{suffix}"
+        dest = self.write_trace_file(f"{sha}{suffix}", data)
+        self._write(lambda c: c.execute(
+            "INSERT OR IGNORE INTO traces VALUES (?,?,?,?)", (sha, dest.name, len(data), now_iso())))
+        return sha
+
+    def write_trace_file(self, name: str, data: bytes) -> Path:
+        """traces/<name>, written whole or not at all (content-addressed: kept if present)."""
+        dest = self.traces_dir / name
         if not dest.exists():
             # a temp name of its own: two threads of one process may store the same trace
-            fd, tmp = tempfile.mkstemp(prefix=f".{sha}.", suffix=".tmp", dir=self.traces_dir)
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.traces_dir)
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -241,9 +248,7 @@ class Store:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
-        self._write(lambda c: c.execute(
-            "INSERT OR IGNORE INTO traces VALUES (?,?,?,?)", (sha, dest.name, len(data), now_iso())))
-        return sha
+        return dest
 
     def mark_stale_runs(self) -> int:
         """Runs left 'running' by a process on this host that no longer exists -> interrupted."""
