@@ -62,8 +62,10 @@ def list_runs() -> pd.DataFrame:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def cases(run_ids: tuple[str, ...], _data_dir: str) -> pd.DataFrame:
-    return store().cases(list(run_ids))
+def cases(run_ids: tuple[str, ...], store_dir: str) -> pd.DataFrame:
+    """store.cases of the store in ``store_dir`` (part of the cache key: a leading underscore
+    would leave it out, and another data dir's cases could be served)."""
+    return _store_for(store_dir).cases(list(run_ids))
 
 
 def run_cases(run_ids: list[str]) -> pd.DataFrame:
