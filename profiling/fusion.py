@@ -167,7 +167,8 @@ def fusion_report(variants: Sequence[str | dict] | None = None,
                 row = {"block": block, "fused": False, "reason": one_line(e)}
             rows.append({**base, **row})
     df = pd.DataFrame(rows).reindex(columns=FUSION_COLUMNS)
-    base_times = df[df.variant == BASELINE].set_index("block").time_s
+    # first(): the baseline may be listed twice
+    base_times = df[df.variant == BASELINE].groupby("block").time_s.first()
     df["time_vs_fused"] = [t / base_times.get(b) if pd.notna(t) and base_times.get(b) else None
                            for t, b in zip(df.time_s, df.block, strict=True)]
     for col in ("fused", "fused_into", "compiled", "reason", "ops"):  # None, not NaN, when absent

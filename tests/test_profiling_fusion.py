@@ -67,3 +67,8 @@ ENTRY %main (a: f32[4]) -> f32[4] {
     c = hlo_counts(before, after)
     assert (c["instructions_before"], c["instructions_after"], c["hlo_fusions"]) == (4, 2, 1)
     assert c["fused"] and c["fused_into"] == "relu_fusion" and c["kernels"] == 1
+
+
+def test_baseline_listed_twice():
+    df = fusion_report(["nn_relu", "nn_relu"], blocks=("dense",))
+    assert len(df) == 2 and df.time_vs_fused.iloc[0] == 1.0
