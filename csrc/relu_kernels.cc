@@ -95,8 +95,10 @@ CpuDevice MakeCpuDevice(OpKernelContext* context) {
       return;
     }
     auto shared = std::make_shared<SharedBlocks>();
-    const int64_t align = 4096 / bytes_per_element;  // whole pages: no false sharing
-    shared->block = std::max<int64_t>(align, kBlockBytes / bytes_per_element / align * align);
+    // A multiple of 4096 elements is whole pages whatever the element size (bytes_per_element
+    // is a cost weight, 1.5x the element size for the gradient): no cache line is shared.
+    constexpr int64_t kAlign = 4096;
+    shared->block = std::max<int64_t>(kAlign, kBlockBytes / bytes_per_element / kAlign * kAlign);
     shared->blocks = (n + shared->block - 1) / shared->block;
     shared->n = n;
     shared->work = &work;
