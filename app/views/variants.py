@@ -13,11 +13,9 @@ from profiling import charts
 def variant_rows(registry: dict) -> pd.DataFrame:
     rows = []
     for variant in registry.values():
-        params = ", ".join(
-            f"{p.name}={p.default:g} [{'' if p.minimum is None else f'{p.minimum:g}'}.."
-            f"{'' if p.maximum is None else f'{p.maximum:g}'}]"
-            for p in (variant.params or {}).values()
-        )
+        # Param.accepted() also says whether the minimum is exclusive (clip > 0, not >= 0).
+        params = "; ".join(f"{p.name}={p.default:g}, {p.accepted()}"
+                           for p in (variant.params or {}).values())
         rows.append(dict(
             id=variant.id, name=variant.name, description=variant.description,
             dtypes=", ".join(variant.dtypes), params=params,
