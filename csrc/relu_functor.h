@@ -85,7 +85,7 @@ RELU_LAB_HOST_DEVICE bool IsNan(typename F::Bits u) {
   return (u & F::kAbs) > F::kExponent;
 }
 
-// Elements from `first` on use the scalar tail; the tail's first one may be peeled.
+// The index where TF's scalar tail starts; elements before it are in whole packets.
 template <typename F>
 RELU_LAB_HOST_DEVICE int64_t TailStart(int64_t n) {
   return n - n % F::kPacket;
@@ -154,18 +154,14 @@ RELU_LAB_HOST_DEVICE typename F::Bits ReluGradBits(typename F::Bits g, typename 
   const bool passes = !(f & F::kSign) && (f & F::kAbs) && !IsNan<F>(f) && !(F::kFlush && f_subnormal);
   const bool g_nan = IsNan<F>(g);
   const bool g_inf = (g & F::kAbs) == F::kExponent;
-  B nan = B(0);
-  bool nan_result = g_nan || (!passes && g_inf);
-  if (nan_result) {
-    nan = g_nan ? B(g | F::kQuiet) : F::kDefaultNan;
-    if (F::kCanonicalNanInBody) {  // bfloat16 rounds NaN to its canonical payload
-      nan = lane == Lane::kBody ? F::kCanonicalNan : B((nan & F::kSign) | F::kCanonicalNan);
-    }
-    return nan;
+  if (g_nan || (!passes && g_inf)) {
+    const B nan = g_nan ? B(g | F::kQuiet) : F::kDefaultNan;
+    if (!F::kCanonicalNanInBody) return nan;
+    // bfloat16 rounds NaN to its canonical payload
+    return lane == Lane::kBody ? F::kCanonicalNan : B((nan & F::kSign) | F::kCanonicalNan);
   }
-  if (!passes) return B(g & F::kSign);
-  if (F::kFlush && (g & F::kExponent) == 0) return B(g & F::kSign);
-  return g;
+  const bool g_flushed = F::kFlush && (g & F::kExponent) == 0;
+  return (!passes || g_flushed) ? B(g & F::kSign) : g;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ constexpr int64_t kMaxBlocks = 1 << 16;
 template <typename F>
 struct alignas(16) Vec {
   static constexpr int kSize = 16 / sizeof(typename F::Bits);
+  // The body [0, TailStart(n)) must be whole vectors, or the kernels would skip elements.
+  static_assert(F::kPacket % kSize == 0, "a TF packet is a whole number of 16-byte vectors");
   typename F::Bits v[kSize];
 };
 
