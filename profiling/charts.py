@@ -25,9 +25,10 @@ BREAKDOWN_COLOURS = {
     "idle_us": "#bcbcbc",
     "other_us": "#8d99ae",
 }
-# Ratio-to-best thresholds (upper bound inclusive) in the spirit of torch.utils.benchmark.Compare.
+# Ratio-to-best thresholds (upper bound inclusive) in the spirit of torch.utils.benchmark.Compare,
+# which also marks as best anything within 1% of the fastest (a tie within the noise).
 COMPARE_CATEGORIES = (
-    ("best", 1.0 + 1e-9),
+    ("best", 1.01),
     ("within 10%", 1.10),
     ("slower", 2.0),
     ("2x worse", 5.0),

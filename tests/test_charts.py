@@ -232,7 +232,8 @@ def test_compare_categories_follow_ratio_to_best():
 
 
 def test_compare_category_thresholds():
-    assert [charts.compare_category(r) for r in (1.0, 1.05, 1.5, 2.5, 6.0)] == [
+    assert [charts.compare_category(r) for r in (1.0, 1.005, 1.05, 1.5, 2.5, 6.0)] == [
+        "best",
         "best",
         "within 10%",
         "slower",

@@ -162,7 +162,7 @@ def render() -> None:
     with tabs[8]:
         st.dataframe(charts.compare_styler(cases), key="results_table")
         legend = " · ".join(f":{c}[{name}]" for name, c in (
-            ("best", "green"), ("within 10%", "green"), ("slower", "gray"),
+            ("best (within 1%)", "green"), ("within 10%", "green"), ("slower", "gray"),
             ("2x worse", "orange"), ("5x worse", "red")))
         st.caption(f"Median µs per call; colour = ratio to the best at that shape: {legend}")
         failed = charts.failed_cases(cases)
