@@ -128,8 +128,6 @@ def _run(op: str, wrapper: str, name: str | None, *inputs):
                 raise _core._status_to_exception(exc) from None
             except _core._FallbackException:
                 pass
-    elif tf.executing_eagerly():
-        return getattr(module, wrapper)(*inputs, name=name)
     if _in_xla_context():
         raise XlaUnsupportedError(_XLA_MESSAGE.format(op=op))
     return getattr(module, wrapper)(*inputs, name=name)
