@@ -3,9 +3,9 @@
 `python -m relu_impls.bench [--sizes 1e3,1e6] [--dtypes float32,float16] [--repeats 21] [--json]`
 
 For each size the three ops run interleaved (round-robin, rotating which goes first), each
-sample timing `number` back-to-back eager calls after one untimed call of the same op; we report median and IQR seconds per call,
-GB/s counting one read and one write per element, CustomRelu's share of the probe's GB/s at
-the same size, and minor page faults per call. Run with TF_CPU_ALLOCATOR_USE_BFC=true to
+sample timing `number` back-to-back eager calls after one untimed call of the same op. We
+report median and IQR seconds per call, GB/s counting one read and one write per element,
+CustomRelu's share of the probe's GB/s at the same size, and minor page faults per call. Run with TF_CPU_ALLOCATOR_USE_BFC=true to
 measure kernels instead of the default allocator's fresh pages.
 """
 
