@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.guard import one_line
+
 
 @dataclass
 class RunJob:
@@ -57,7 +59,7 @@ def start_job(spec: Any, store: Any, total: int) -> RunJob:
             job.run_id = run_profile(spec, store=store, on_progress=job.on_progress,
                                      cancel=job.cancel)
         except Exception as error:  # noqa: BLE001 - reported on the page as one line
-            job.error = " ".join(str(error).split()) or type(error).__name__
+            job.error = one_line(error)
         finally:
             job.finished_at = time.monotonic()
             job.finished = True
