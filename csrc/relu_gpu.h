@@ -14,41 +14,45 @@ struct GpuDevice {
   void* stream;
 };
 
-// Enqueue the kernels on device.stream; explicitly instantiated for the four formats.
+// Enqueue the kernels on device.stream; explicitly instantiated for the four formats. Each
+// returns CUDA's error text, or nullptr when the kernel was enqueued, so the op can fail
+// instead of handing back an output that was never written.
 template <typename F>
-void LaunchRelu(const GpuDevice& device, const typename F::Bits* features,
-                typename F::Bits* activations, int64_t n);
+const char* LaunchRelu(const GpuDevice& device, const typename F::Bits* features,
+                       typename F::Bits* activations, int64_t n);
 template <typename F>
-void LaunchReluGrad(const GpuDevice& device, const typename F::Bits* gradients,
-                    const typename F::Bits* features, typename F::Bits* backprops, int64_t n);
+const char* LaunchReluGrad(const GpuDevice& device, const typename F::Bits* gradients,
+                           const typename F::Bits* features, typename F::Bits* backprops,
+                           int64_t n);
 template <typename F>
-void LaunchCopy(const GpuDevice& device, const typename F::Bits* input, typename F::Bits* output,
-                int64_t n);
+const char* LaunchCopy(const GpuDevice& device, const typename F::Bits* input,
+                       typename F::Bits* output, int64_t n);
 
 template <typename T>
 struct Relu<GpuDevice, T> {
   using F = typename FloatFormat<T>::Format;
-  void operator()(const GpuDevice& d, const typename F::Bits* features,
-                  typename F::Bits* activations, int64_t n) const {
-    LaunchRelu<F>(d, features, activations, n);
+  const char* operator()(const GpuDevice& d, const typename F::Bits* features,
+                         typename F::Bits* activations, int64_t n) const {
+    return LaunchRelu<F>(d, features, activations, n);
   }
 };
 
 template <typename T>
 struct ReluGrad<GpuDevice, T> {
   using F = typename FloatFormat<T>::Format;
-  void operator()(const GpuDevice& d, const typename F::Bits* gradients,
-                  const typename F::Bits* features, typename F::Bits* backprops, int64_t n) const {
-    LaunchReluGrad<F>(d, gradients, features, backprops, n);
+  const char* operator()(const GpuDevice& d, const typename F::Bits* gradients,
+                         const typename F::Bits* features, typename F::Bits* backprops,
+                         int64_t n) const {
+    return LaunchReluGrad<F>(d, gradients, features, backprops, n);
   }
 };
 
 template <typename T>
 struct Copy<GpuDevice, T> {
   using F = typename FloatFormat<T>::Format;
-  void operator()(const GpuDevice& d, const typename F::Bits* input, typename F::Bits* output,
-                  int64_t n) const {
-    LaunchCopy<F>(d, input, output, n);
+  const char* operator()(const GpuDevice& d, const typename F::Bits* input,
+                         typename F::Bits* output, int64_t n) const {
+    return LaunchCopy<F>(d, input, output, n);
   }
 };
 

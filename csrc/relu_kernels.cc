@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <type_traits>
 
 #include "relu_functor.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -139,6 +140,23 @@ BitsOf<T>* BitsOut(Tensor* t) {
   return reinterpret_cast<BitsOf<T>*>(const_cast<char*>(t->tensor_data().data()));
 }
 
+// Calls a functor. CPU functors cannot fail; GPU functors return CUDA's error text (nullptr
+// when the kernel was enqueued), which becomes the op's error, with the likely fix.
+template <typename Call>
+absl::Status Run(const char* op, Call call) {
+  if constexpr (std::is_void_v<decltype(call())>) {
+    call();
+    return absl::OkStatus();
+  } else {
+    const char* cuda_error = call();
+    if (cuda_error == nullptr) return absl::OkStatus();
+    return tensorflow::errors::Internal(
+        op, ": CUDA kernel launch failed: ", cuda_error,
+        ". If there is no kernel image for this GPU, rebuild for its architecture "
+        "(RELU_LAB_NVCC_ARCH=-arch=sm_XY python -m relu_impls.build) and restart.");
+  }
+}
+
 template <typename Device, typename T>
 class CustomReluOp : public OpKernel {
  public:
@@ -151,7 +169,10 @@ class CustomReluOp : public OpKernel {
                                 {0}, 0, features.shape(), &activations));
     const int64_t n = features.NumElements();
     if (n == 0) return;
-    Relu<Device, T>()(DeviceFor<Device>(context), BitsIn<T>(features), BitsOut<T>(activations), n);
+    OP_REQUIRES_OK(context, Run("CustomRelu", [&] {
+                     return Relu<Device, T>()(DeviceFor<Device>(context), BitsIn<T>(features),
+                                              BitsOut<T>(activations), n);
+                   }));
   }
 };
 
@@ -172,8 +193,10 @@ class CustomReluGradOp : public OpKernel {
                                 {0, 1}, 0, gradients.shape(), &backprops));
     const int64_t n = gradients.NumElements();
     if (n == 0) return;
-    ReluGrad<Device, T>()(DeviceFor<Device>(context), BitsIn<T>(gradients),
-                          BitsIn<T>(features), BitsOut<T>(backprops), n);
+    OP_REQUIRES_OK(context, Run("CustomReluGrad", [&] {
+                     return ReluGrad<Device, T>()(DeviceFor<Device>(context), BitsIn<T>(gradients),
+                                                  BitsIn<T>(features), BitsOut<T>(backprops), n);
+                   }));
   }
 };
 
@@ -189,7 +212,10 @@ class BandwidthProbeOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(0, input.shape(), &output));
     const int64_t n = input.NumElements();
     if (n == 0) return;
-    Copy<Device, T>()(DeviceFor<Device>(context), BitsIn<T>(input), BitsOut<T>(output), n);
+    OP_REQUIRES_OK(context, Run("BandwidthProbe", [&] {
+                     return Copy<Device, T>()(DeviceFor<Device>(context), BitsIn<T>(input),
+                                              BitsOut<T>(output), n);
+                   }));
   }
 };
 

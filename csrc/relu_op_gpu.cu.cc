@@ -4,47 +4,44 @@
 
 #include <cuda_runtime.h>
 
-#include <cstdio>
-
 #include "relu_gpu.h"
 #include "relu_kernel.cu.h"
 
 namespace relu_lab {
 
 namespace {
-void Report(const char* what, cudaError_t error) {
-  // TF's kernel has no status to return from the functor; a launch error shows up on the next
-  // synchronising call, and this line says which op caused it.
-  if (error != cudaSuccess) std::fprintf(stderr, "relu_lab %s: %s\n", what, cudaGetErrorString(error));
+const char* ErrorText(cudaError_t error) {
+  return error == cudaSuccess ? nullptr : cudaGetErrorString(error);
 }
 }  // namespace
 
 template <typename F>
-void LaunchRelu(const GpuDevice& device, const typename F::Bits* features,
-                typename F::Bits* activations, int64_t n) {
-  Report("CustomRelu", gpu::LaunchReluKernel<F>(features, activations, n,
+const char* LaunchRelu(const GpuDevice& device, const typename F::Bits* features,
+                       typename F::Bits* activations, int64_t n) {
+  return ErrorText(gpu::LaunchReluKernel<F>(features, activations, n,
+                                            static_cast<cudaStream_t>(device.stream)));
+}
+
+template <typename F>
+const char* LaunchReluGrad(const GpuDevice& device, const typename F::Bits* gradients,
+                           const typename F::Bits* features, typename F::Bits* backprops,
+                           int64_t n) {
+  return ErrorText(gpu::LaunchReluGradKernel<F>(gradients, features, backprops, n,
                                                 static_cast<cudaStream_t>(device.stream)));
 }
 
 template <typename F>
-void LaunchReluGrad(const GpuDevice& device, const typename F::Bits* gradients,
-                    const typename F::Bits* features, typename F::Bits* backprops, int64_t n) {
-  Report("CustomReluGrad", gpu::LaunchReluGradKernel<F>(gradients, features, backprops, n,
-                                                        static_cast<cudaStream_t>(device.stream)));
+const char* LaunchCopy(const GpuDevice& device, const typename F::Bits* input,
+                       typename F::Bits* output, int64_t n) {
+  return ErrorText(
+      gpu::LaunchCopyKernel<F>(input, output, n, static_cast<cudaStream_t>(device.stream)));
 }
 
-template <typename F>
-void LaunchCopy(const GpuDevice& device, const typename F::Bits* input, typename F::Bits* output,
-                int64_t n) {
-  Report("BandwidthProbe",
-         gpu::LaunchCopyKernel<F>(input, output, n, static_cast<cudaStream_t>(device.stream)));
-}
-
-#define RELU_LAB_INSTANTIATE(F)                                                              \
-  template void LaunchRelu<F>(const GpuDevice&, const F::Bits*, F::Bits*, int64_t);          \
-  template void LaunchReluGrad<F>(const GpuDevice&, const F::Bits*, const F::Bits*, F::Bits*, \
-                                  int64_t);                                                  \
-  template void LaunchCopy<F>(const GpuDevice&, const F::Bits*, F::Bits*, int64_t);
+#define RELU_LAB_INSTANTIATE(F)                                                                 \
+  template const char* LaunchRelu<F>(const GpuDevice&, const F::Bits*, F::Bits*, int64_t);     \
+  template const char* LaunchReluGrad<F>(const GpuDevice&, const F::Bits*, const F::Bits*,      \
+                                         F::Bits*, int64_t);                                    \
+  template const char* LaunchCopy<F>(const GpuDevice&, const F::Bits*, F::Bits*, int64_t);
 
 RELU_LAB_INSTANTIATE(Binary16Format)
 RELU_LAB_INSTANTIATE(BFloat16Format)
