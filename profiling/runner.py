@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from profiling.distributed import child_env
 from profiling.env import host_environment
 from profiling.spec import Case, RunSpec, shape_str
 from profiling.stats import summarize_samples, throughput
 from profiling.store import Store
 from profiling.worker import THREADS_ENV
 
-REPO = Path(__file__).resolve().parents[1]
 INIT_TIMEOUT_S = 180.0  # TF import + calibration on a busy machine
 FUSION_TIMEOUT_S = 600.0
 
@@ -56,10 +56,8 @@ class Worker:
 
     def __init__(self, device: str, threads: int, allocator: str):
         self.config = (device, threads, allocator)
-        env = dict(os.environ)
-        env["TF_CPU_ALLOCATOR_USE_BFC"] = "true" if allocator == "bfc" else "false"
-        env[THREADS_ENV] = str(threads)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        env = child_env(TF_CPU_ALLOCATOR_USE_BFC="true" if allocator == "bfc" else "false",
+                        **{THREADS_ENV: str(threads)})  # and our pid, which the worker watches
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         self.proc = subprocess.Popen([sys.executable, "-m", "profiling.worker"], env=env,

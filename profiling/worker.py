@@ -18,8 +18,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
-import time
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -139,21 +137,12 @@ def run_case(tf: Any, req: dict) -> dict:
     return result
 
 
-def _exit_with_parent(poll_s: float = 1.0) -> None:
-    """Exit when the runner is gone (killed with SIGKILL, say): a worker stuck in a hanging
-    case would otherwise never read the EOF on its stdin and outlive the run."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 def main() -> int:
-    _exit_with_parent()
+    from profiling.distributed import exit_with_parent
+
+    # a runner killed with SIGKILL closes our stdin, but a worker stuck in a hanging case
+    # would never read that EOF and outlive the run
+    exit_with_parent()
     reply_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints (TF, user code) go to stderr, never into the protocol
     sys.stdout = sys.stderr
