@@ -77,7 +77,7 @@ def choose() -> tuple[dict, dict]:
         passes = st.multiselect("Passes", list(PASSES), default=["forward"], key="passes")
         slots["passes"] = st.empty()
         repeats_col, time_col = st.columns(2)
-        repeats = repeats_col.number_input("Repeats", value=5, step=1, key="repeats")
+        repeats = repeats_col.number_input("Repeats", value=7, step=1, key="repeats")
         slots["repeats"] = repeats_col.empty()
         min_time = time_col.number_input("Min time per repeat (s)", value=0.05, step=0.01,
                                          format="%g", key="min_time")
