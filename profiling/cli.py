@@ -270,11 +270,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _store()
     run_ids = [store.resolve_run(r) for r in args.runs]
     if args.format == "html":
-        try:
-            from profiling.report import render_html
-        except ImportError as e:
-            raise UsageError(f"html export is unavailable: {e}") from None
-        html = render_html(store, run_ids, baseline=args.baseline)
+        from profiling.report import render_html
+        from relu_impls import VARIANTS
+        from relu_impls.semantics import semantics_table
+
+        variants = [v for v in VARIANTS if v in set(store.cases(run_ids)["variant"])]
+        html = render_html(store, run_ids, baseline=args.baseline,
+                           semantics=semantics_table(variants) if variants else None)
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(html)
     elif args.format == "json":

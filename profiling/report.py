@@ -38,9 +38,12 @@ def filter_cases(cases: pd.DataFrame, filters: Mapping[str, Sequence] | None) ->
 
 
 def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
-                filters: Mapping[str, Sequence] | None = None) -> str:
-    """The comparison of ``run_ids`` (charts, coloured results table, fusion, environment) as
-    one HTML document string. ``filters`` maps case columns (dtype, mode, …) to kept values."""
+                filters: Mapping[str, Sequence] | None = None,
+                semantics: pd.DataFrame | None = None) -> str:
+    """The comparison of ``run_ids`` (charts, coloured results table, fusion, semantics,
+    environment) as one HTML document string. ``filters`` maps case columns (dtype, mode, …) to
+    kept values; ``semantics`` is ``relu_impls.semantics.semantics_table()`` (section left out
+    when None)."""
     run_ids = list(run_ids)
     runs = store.list_runs()
     runs = runs[runs["run_id"].isin(run_ids)]
@@ -56,6 +59,8 @@ def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
         _charts_section(cases, breakdown, baseline),
         _section("Fusion", _table(charts.fusion_table(fusion)) if not fusion.empty
                  else "<p>No fusion checks in these runs.</p>"),
+        *([_section("Semantics (NaN, ±0, inf, subnormal, gradient at 0)",
+                    _figure(charts.semantics_matrix(semantics)))] if semantics is not None else []),
         _section("All cases", _table(cases, CASE_TABLE_COLUMNS)),
         _section("Environment", "".join(
             _environment(run_id, store.environment(run_id)) for run_id in run_ids)),

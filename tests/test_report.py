@@ -75,3 +75,13 @@ def test_report_of_two_runs_tells_them_apart(store):
     document = render_html(store, [first, second])
     assert f"nn_relu · run {first[:8]}" in document
     assert f"nn_relu · run {second[:8]}" in document
+
+
+def test_report_carries_the_semantics_matrix_when_given(store):
+    from relu_impls.semantics import semantics_table
+
+    run_id = fill(store, synthetic_cases(variants={"nn_relu": 1.0, "where": 2.0}))
+    without = render_html(store, [run_id])
+    with_semantics = render_html(store, [run_id], semantics=semantics_table(["nn_relu", "where"]))
+    assert chart_count(with_semantics) == chart_count(without) + 1
+    assert "Semantics (NaN" in with_semantics and "Semantics (NaN" not in without

@@ -60,7 +60,8 @@ def exports(run_ids: list[str], baseline: str, filters: dict, cases) -> None:
     store = resources.store()
     html_col, json_col, csv_col = st.columns(3)
     html_col.download_button(
-        "Download HTML report", data=lambda: report.render_html(store, run_ids, baseline, filters),
+        "Download HTML report", data=lambda: report.render_html(store, run_ids, baseline, filters,
+                                        resources.semantics_table()),
         file_name="relu_lab_report.html", mime="text/html", key="download_html",
         on_click="ignore", icon=":material/description:",
     )
