@@ -47,6 +47,9 @@ class TestVariant:
     def make(self, **params: Any) -> Any:
         return self.fn
 
+    def label(self, params: Any = None) -> str:
+        return self.id
+
 
 TEST_VARIANTS = {
     v.id: v

@@ -144,7 +144,7 @@ def fusion_report(variants: Sequence[str | dict] | None = None,
     rows = []
     for v in wanted:
         variant = registry.get(v["id"])
-        label = variant.label(v["params"]) if hasattr(variant, "label") else v["id"]
+        label = variant.label(v["params"]) if variant is not None else v["id"]
         for block in blocks:
             base = {"variant": label}
             if variant is None:

@@ -136,12 +136,6 @@ def parse_variant(spec: Any) -> tuple[str, dict[str, Any]]:
     return vid, params
 
 
-def variant_label(vid: str, params: dict[str, Any]) -> str:
-    import relu_impls
-
-    return relu_impls.VARIANTS[vid].label(params)
-
-
 def unsupported_reason(vid: str) -> str | None:
     """Why variant `vid` cannot run in a float32 Keras model here, or None if it can."""
     import relu_impls
@@ -417,11 +411,13 @@ def run_scenario(
     one that fails gets status "failed" and the one-line error. With a `profiling.store.Store`
     the result is also saved as a run (see `save_scenario`).
     """
+    import relu_impls
+
     variants = cfg.validate()
     trace_dir = trace_dir or tempfile.mkdtemp(prefix="relu_lab_scenario_")
     summary, samples, fusion, losses, traces, stats = [], [], [], [], {}, {}
     for done, (vid, params) in enumerate(variants):
-        label = variant_label(vid, params)
+        label = relu_impls.VARIANTS[vid].label(params)
         if on_progress:
             on_progress(done, len(variants), label)
         row = dict.fromkeys(SUMMARY_COLUMNS)

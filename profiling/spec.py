@@ -81,12 +81,6 @@ def shape_str(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def variant_label(variant: str, params: Mapping[str, Any]) -> str:
-    if not params:
-        return variant
-    return f"{variant}(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
-
-
 def split_variants(text: str) -> list[str]:
     """'nn_relu,leaky(alpha=0.2,),clipped:clip=6' -> items, splitting on commas outside ()."""
     from relu_impls import split_variant_list
@@ -131,10 +125,7 @@ class Case:
 
     @property
     def label(self) -> str:
-        v = variant_registry().get(self.variant)
-        if v is not None and hasattr(v, "label"):
-            return v.label(self.params)
-        return variant_label(self.variant, self.params)
+        return variant_registry()[self.variant].label(self.params)
 
     @property
     def numel(self) -> int:
