@@ -78,7 +78,8 @@ def _check(obj: Any) -> dict:
     case_ids = {r["case_id"] for r in tables.get("cases", [])}
     for name, key, owners in (("samples", "case_id", case_ids), ("op_stats", "case_id", case_ids),
                               ("breakdown", "case_id", case_ids), ("fusion", "run_id", run_ids),
-                              ("calibration", "run_id", run_ids)):
+                              ("calibration", "run_id", run_ids),
+                              ("roof", "run_id", run_ids)):
         if any(r.get(key) not in owners for r in tables.get(name, [])):  # would touch other runs
             raise BundleError(f"bundle {name} row whose {key} is not in the bundle")
     for r in tables.get("traces", []):

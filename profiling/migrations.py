@@ -56,6 +56,26 @@ MIGRATIONS: list[str] = [
         method TEXT, size_bytes INTEGER, seconds REAL
     );
     """,
+    # 4: measurement core: the kind of case, paired ratios to the baseline, the harness floor,
+    # utilization against the roof at the case's working set, the roof curve, machine noise
+    """
+    ALTER TABLE cases ADD COLUMN kind TEXT NOT NULL DEFAULT 'profile';
+    ALTER TABLE cases ADD COLUMN baseline_case_id TEXT;
+    ALTER TABLE cases ADD COLUMN ratio_to_baseline REAL;
+    ALTER TABLE cases ADD COLUMN ratio_ci95_low REAL;
+    ALTER TABLE cases ADD COLUMN ratio_ci95_high REAL;
+    ALTER TABLE cases ADD COLUMN floor_s REAL;
+    ALTER TABLE cases ADD COLUMN working_set_bytes INTEGER;
+    ALTER TABLE cases ADD COLUMN roof_gbps REAL;
+    ALTER TABLE runs ADD COLUMN noise_verdict TEXT;
+    ALTER TABLE runs ADD COLUMN noise_json TEXT;
+    CREATE TABLE roof (
+        run_id TEXT NOT NULL, device TEXT, threads INTEGER, allocator TEXT,
+        working_set_bytes INTEGER, gbps REAL, gbps_median REAL, gbps_iqr REAL, n INTEGER,
+        method TEXT
+    );
+    CREATE INDEX roof_run ON roof(run_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

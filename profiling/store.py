@@ -34,6 +34,8 @@ CASE_COLUMNS = [
     "threads", "allocator", "mode", "pass", "status", "reason", "median_s", "min_s", "iqr_s",
     "ci95_low_s", "ci95_high_s", "ci95_s", "n_samples", "number", "elements_per_s",
     "bytes_per_call", "gbps", "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb",
+    "kind", "baseline_case_id", "ratio_to_baseline", "ratio_ci95_low", "ratio_ci95_high",
+    "floor_s", "working_set_bytes", "roof_gbps",
 ]
 OP_STATS_COLUMNS = ["op_name", "op_type", "occurrences", "self_time_us", "total_time_us", "device"]
 BREAKDOWN_COLUMNS = ["case_id", "compute_us", "memcpy_us", "collective_us", "idle_us", "other_us"]
@@ -369,7 +371,7 @@ def _plain(v: Any) -> Any:
 
 
 BUNDLE_TABLES = ("runs", "cases", "samples", "op_stats", "breakdown", "fusion", "calibration",
-                 "traces")
+                 "roof", "traces")
 
 
 def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
@@ -383,7 +385,7 @@ def export_rows(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict]]:
     by_case = f"case_id IN (SELECT case_id FROM cases WHERE run_id IN ({q}))"
     where = {"runs": f"run_id IN ({q})", "cases": f"run_id IN ({q})", "samples": by_case,
              "op_stats": by_case, "breakdown": by_case, "fusion": f"run_id IN ({q})",
-             "calibration": f"run_id IN ({q})",
+             "calibration": f"run_id IN ({q})", "roof": f"run_id IN ({q})",
              "traces": f"sha256 IN (SELECT trace_sha256 FROM cases WHERE run_id IN ({q}))"}
     out = {}
     with store.snapshot():  # a run still writing cases must not add samples of unexported cases
