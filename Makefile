@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build browser run test lint bench readme clean
+.PHONY: setup build browser run test lint bench bench-timeit readme clean
 
 setup: $(STAMP)
 
@@ -42,7 +42,11 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 bench: build
-	TF_CPU_ALLOCATOR_USE_BFC=true $(PY) -m relu_impls.bench
+	TF_CPU_ALLOCATOR_USE_BFC=true $(PY) -m profiling.op_bench
+
+# The tool's medians against a plain timeit of the same calls, alternating (README table).
+bench-timeit: build
+	$(PY) -m profiling.timeit_check
 
 # Regenerates the README's tables from the code.
 readme: build

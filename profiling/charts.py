@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from profiling.stats import unpaired_ratio
+
 # Dimensions that, besides the variant label, tell two measured series apart.
 SETTING_COLUMNS = ("dtype", "device", "threads", "allocator", "mode", "pass")
 BREAKDOWN_PARTS = ("compute_us", "memcpy_us", "collective_us", "idle_us", "other_us")
@@ -70,11 +72,13 @@ def failed_cases(cases: pd.DataFrame) -> pd.DataFrame:
 
 
 def varying_settings(cases: pd.DataFrame) -> list[str]:
-    """The setting columns that take more than one value in ``cases`` (order kept)."""
+    """The setting columns that take more than one value in ``cases`` (order kept); "run"
+    when the same variant label appears in more than one run."""
     columns = [c for c in SETTING_COLUMNS if c in cases.columns]
+    varying = [c for c in columns if cases[c].astype(str).nunique() > 1]
     if "run_id" in cases.columns and _label_repeats_across_runs(cases):
-        columns.append("run_id")
-    return [c for c in columns if cases[c].astype(str).nunique() > 1]
+        varying.append("run")
+    return varying
 
 
 def _label_repeats_across_runs(cases: pd.DataFrame) -> bool:
@@ -83,17 +87,43 @@ def _label_repeats_across_runs(cases: pd.DataFrame) -> bool:
     return bool((cases.groupby("label")["run_id"].nunique() > 1).any())
 
 
+def run_names(runs: pd.DataFrame) -> dict[str, str]:
+    """A short unique name per run: its label (``--label``) when that is unique among these
+    runs, else the part of its id that differs: the time and random suffix when all runs are
+    of one day (ids read YYYYMMDD-HHMMSS-xxxxxx), the whole id otherwise; a label shared by
+    several runs gets that id part appended."""
+    frame = runs.drop_duplicates("run_id")
+    ids = [str(r) for r in frame["run_id"]]
+    labels = ([str(v) if isinstance(v, str) else "" for v in frame["run_label"]]
+              if "run_label" in frame.columns else [""] * len(ids))
+    days = {i.split("-", 1)[0] for i in ids}
+    short = {i: (i.split("-", 1)[1] if len(days) == 1 and "-" in i else i) for i in ids}
+    counts = pd.Series([lbl for lbl in labels if lbl]).value_counts()
+    names = {}
+    for run_id, label in zip(ids, labels, strict=True):
+        if label and counts.get(label, 0) == 1:
+            names[run_id] = label
+        elif label:
+            names[run_id] = f"{label} ({short[run_id]})"
+        else:
+            names[run_id] = short[run_id]
+    return names
+
+
 def series_names(cases: pd.DataFrame) -> pd.Series:
     """One legend name per row: the variant label plus the settings that vary, e.g.
-    ``leaky(alpha=0.2) · function · float32``."""
+    ``leaky(alpha=0.2) · function · float32``; with several runs of the same variant, the
+    run's short unique name (``run_names``) too, so two runs never merge into one series."""
     extra = varying_settings(cases)
     names = cases["label"].astype(str)
     for column in extra:
+        if column == "run":
+            values = cases["run_id"].astype(str).map(run_names(cases))
+            names = names + " · run " + values
+            continue
         values = cases[column].astype(str)
         if column == "threads":
             values = values + " threads"
-        elif column == "run_id":
-            values = "run " + values.str.slice(0, 8)
         names = names + " · " + values
     return names
 
@@ -195,7 +225,7 @@ def calibrated_peak_gbps(cases: pd.DataFrame) -> float | None:
 
 def effective_bandwidth(cases: pd.DataFrame) -> go.Figure:
     """Effective GB/s (bytes read + written per call / median time) against element count,
-    log x, with the calibrated peak drawn as a dashed roofline-style ceiling."""
+    log x, with the best point of the roof (the highest copy GB/s measured) as a dashed ceiling."""
     title = "Effective memory bandwidth"
     figure = _metric_vs_size(cases, "gbps", title, "effective GB/s", unit=" GB/s")
     if not figure.data:
@@ -208,8 +238,8 @@ def effective_bandwidth(cases: pd.DataFrame) -> go.Figure:
             go.Scatter(
                 x=[frame["numel"].min(), frame["numel"].max()], y=[peak, peak],
                 mode="lines", line=dict(color="black", dash="dash"),
-                name=f"calibrated peak {peak:.3g} GB/s",
-                hovertemplate="calibrated peak %{y:.3g} GB/s<extra></extra>",
+                name=f"roof peak {peak:.3g} GB/s",
+                hovertemplate="roof peak %{y:.3g} GB/s<extra></extra>",
             )
         )
     return figure
@@ -218,14 +248,17 @@ def effective_bandwidth(cases: pd.DataFrame) -> go.Figure:
 def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFrame:
     """Speedup of each series over the baseline variant at the same shape and settings.
 
-    ``speedup = baseline median / variant median`` (>1 means faster than the baseline);
-    ``speedup_low``/``speedup_high`` combine both 95% CIs (worst/best case ratio);
-    ``significant`` is False where the two CIs overlap. Columns: the case keys, ``series``,
-    ``speedup``, ``speedup_low``, ``speedup_high``, ``significant``.
+    ``speedup = baseline time / variant time`` (>1 means faster than the baseline). Where the
+    two cases were timed interleaved in one run (the stored ``ratio_to_baseline`` refers to this
+    baseline) the speedup and its 95% CI come from the paired samples (``paired`` True);
+    otherwise from the two medians' CIs (``stats.unpaired_ratio``). A case without a CI gets
+    none (NaN bounds) and is never called significant. ``significant``: the CI excludes 1.
+    Columns: ``series``, ``label``, ``variant``, ``shape``, ``numel``, ``speedup``,
+    ``speedup_low``, ``speedup_high``, ``paired``, ``significant`` and the setting keys.
     """
     frame = ok_cases(cases)
     columns = ["series", "label", "variant", "shape", "numel", "speedup", "speedup_low",
-               "speedup_high", "significant"]
+               "speedup_high", "paired", "significant"]
     if frame.empty or baseline not in set(frame["variant"]):
         return pd.DataFrame(columns=columns)
     frame["series"] = series_names(frame)
@@ -234,23 +267,35 @@ def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFram
         keys.append("run_id")
     base = frame[frame["variant"] == baseline]
     base = base.groupby(keys, dropna=False, as_index=False).first()
-    base = base[keys + ["median_s", "ci95_low_s", "ci95_high_s"]].rename(
-        columns={"median_s": "base_s", "ci95_low_s": "base_low_s", "ci95_high_s": "base_high_s"}
-    )
+    stat_cols = ["case_id", "median_s", "ci95_low_s", "ci95_high_s", "n_samples"]
+    base = base[keys + [c for c in stat_cols if c in base.columns]].rename(
+        columns={c: f"base_{c}" for c in stat_cols})
     others = frame[frame["variant"] != baseline]
     merged = others.merge(base, on=keys, how="inner")
     if merged.empty:
         return pd.DataFrame(columns=columns)
-    low = merged["ci95_low_s"].fillna(merged["median_s"])
-    high = merged["ci95_high_s"].fillna(merged["median_s"])
-    base_low = merged["base_low_s"].fillna(merged["base_s"])
-    base_high = merged["base_high_s"].fillna(merged["base_s"])
-    merged["speedup"] = merged["base_s"] / merged["median_s"]
-    merged["speedup_low"] = base_low / high
-    merged["speedup_high"] = base_high / low
-    overlap = (low <= base_high) & (base_low <= high)
-    merged["significant"] = ~overlap
+    rows = [_speedup(r) for r in merged.to_dict("records")]
+    merged["speedup"] = [r[0] for r in rows]
+    merged["speedup_low"] = [r[1] for r in rows]
+    merged["speedup_high"] = [r[2] for r in rows]
+    merged["paired"] = [r[3] for r in rows]
+    merged["significant"] = (merged["speedup_low"] > 1) | (merged["speedup_high"] < 1)
     return merged[columns + keys[1:]].sort_values(["series", "numel"], kind="stable")
+
+
+def _speedup(row: dict) -> tuple[float, float, float, bool]:
+    """(speedup, low, high, paired) of one merged row: baseline time / this case's time."""
+    paired = row.get("ratio_to_baseline")
+    if (row.get("baseline_case_id") is not None and row.get("baseline_case_id") ==
+            row.get("base_case_id") and paired is not None and not pd.isna(paired)):
+        return (1 / paired, 1 / row["ratio_ci95_high"], 1 / row["ratio_ci95_low"], True)
+    ratio = unpaired_ratio(
+        {k: row.get(f"base_{k}") for k in ("median_s", "ci95_low_s", "ci95_high_s", "n_samples")},
+        {k: row.get(k) for k in ("median_s", "ci95_low_s", "ci95_high_s", "n_samples")})
+    speedup = row["base_median_s"] / row["median_s"]
+    if ratio is None:
+        return (speedup, float("nan"), float("nan"), False)
+    return (speedup, 1 / ratio.ci95_high, 1 / ratio.ci95_low, False)
 
 
 def speedup_vs_baseline(cases: pd.DataFrame, baseline: str = "nn_relu") -> go.Figure:
@@ -275,18 +320,19 @@ def speedup_vs_baseline(cases: pd.DataFrame, baseline: str = "nn_relu") -> go.Fi
                 ),
                 customdata=np.stack(
                     [group["shape"].astype(str),
-                     np.where(group["significant"], "significant", "not significant (CIs overlap)")],
+                     np.where(group["significant"], "significant", "not significant"),
+                     np.where(group["paired"], "paired CI", "CI from two medians")],
                     axis=-1,
                 ),
-                hovertemplate="%{customdata[0]}<br>%{y:.3g}x — %{customdata[1]}"
-                              "<extra>%{fullData.name}</extra>",
+                hovertemplate="%{customdata[0]}<br>%{y:.3g}x — %{customdata[1]} "
+                              "(%{customdata[2]})<extra>%{fullData.name}</extra>",
             )
         )
     if not table["significant"].all():
         # A legend entry explaining the open markers.
         figure.add_trace(
             go.Scatter(
-                x=[None], y=[None], mode="markers", name="not significant (CIs overlap)",
+                x=[None], y=[None], mode="markers", name="not significant (CI includes 1)",
                 marker=dict(symbol="circle-open", size=10, color="black"),
             )
         )
@@ -296,16 +342,57 @@ def speedup_vs_baseline(cases: pd.DataFrame, baseline: str = "nn_relu") -> go.Fi
                    xaxis_type="log", yaxis_type="log")
 
 
+def roofline(cases: pd.DataFrame, roof: pd.DataFrame) -> go.Figure:
+    """Effective GB/s against working-set bytes (read + written per call), log-log: each
+    configuration's measured roof (best copy GB/s per working set) as a line, the cases as
+    markers under it. A case's utilization is its height over the roof at its x."""
+    title = "Roofline: effective bandwidth against working set"
+    frame = ok_cases(cases)
+    if "working_set_bytes" in frame.columns:
+        frame = frame[pd.to_numeric(frame["working_set_bytes"], errors="coerce") > 0]
+    else:
+        frame = frame.iloc[0:0]
+    if frame.empty and roof.empty:
+        return empty_figure(title)
+    figure = go.Figure()
+    keys = [k for k in ("run_id", "device", "threads", "allocator") if k in roof.columns]
+    groups = list(roof.groupby(keys, sort=False)) if not roof.empty else []
+    names = run_names(roof) if "run_id" in roof.columns and len(groups) > 1 else {}
+    for index, (key, group) in enumerate(groups):
+        key = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        name = f"roof {key.get('device', '')} t{key.get('threads', '')} {key.get('allocator', '')}"
+        if names:
+            name += f" · run {names.get(key.get('run_id'), key.get('run_id'))}"
+        y = group["roof_gbps"].fillna(group["gbps"]) if "roof_gbps" in group else group["gbps"]
+        figure.add_trace(go.Scatter(
+            x=group["working_set_bytes"], y=y, mode="lines", name=display_text(name),
+            line=dict(color="black", dash=["dash", "dot", "dashdot"][index % 3]),
+            hovertemplate="%{x:.3s}B working set: %{y:.3g} GB/s<extra>roof</extra>"))
+    if not frame.empty:
+        frame["series"] = series_names(frame)
+        for index, (name, group) in enumerate(frame.groupby("series", sort=False)):
+            util = pd.to_numeric(group.get("utilization"), errors="coerce") * 100
+            figure.add_trace(go.Scatter(
+                x=group["working_set_bytes"], y=group["gbps"], mode="markers",
+                name=display_text(name), marker=dict(color=_colour(index), size=9),
+                customdata=np.stack([group["shape"].astype(str), util.round(0)], axis=-1),
+                hovertemplate="%{customdata[0]}: %{y:.3g} GB/s, %{customdata[1]}% of the roof"
+                              "<extra>%{fullData.name}</extra>"))
+    return _layout(figure, title, "working set (bytes read + written per call)", "GB/s",
+                   xaxis_type="log", yaxis_type="log")
+
+
 def utilization(cases: pd.DataFrame) -> go.Figure:
-    """Fraction of the calibrated peak bandwidth reached (%), against element count (log x)."""
+    """Share of the roof reached at each case's own working set (%), against element count
+    (log x)."""
     figure = _metric_vs_size(
-        cases, "utilization", "Bandwidth utilization", "% of calibrated peak", scale=100.0)
+        cases, "utilization", "Bandwidth utilization", "% of the roof at its working set", scale=100.0)
     if figure.data:
         # Above 100% happens honestly when the tensors fit in cache and the peak was calibrated
         # on DRAM-sized buffers, so the axis is not clipped at 100.
         figure.update_yaxes(rangemode="tozero")
         figure.add_hline(y=100.0, line=dict(color="black", dash="dash"),
-                         annotation_text="calibrated peak", annotation_position="top left")
+                         annotation_text="the roof", annotation_position="top left")
     return figure
 
 
@@ -367,15 +454,20 @@ def breakdown_bars(breakdown: pd.DataFrame, cases: pd.DataFrame) -> go.Figure:
     return _layout(figure, title, "case", "µs in trace", barmode="stack")
 
 
+RANKING_RULE = ("colour = ratio to the fastest case with the same shape, dtype, device, threads, "
+                "allocator, mode and pass")
+
+
 def compare_categories(cases: pd.DataFrame) -> pd.DataFrame:
-    """Long table of every ok case with its ratio to the fastest series at the same shape and
-    settings, and its category (best, within 10%, slower, 2x worse, 5x worse)."""
+    """Long table of every ok case with its ratio to the fastest case of the same shape and
+    settings (RANKING_RULE), and its category (best, within 10%, slower, 2x worse, 5x worse).
+    Every case of every run is a row: series names carry the run where runs repeat a label."""
     frame = ok_cases(cases)
     columns = ["series", "label", "shape", "numel", *SETTING_COLUMNS, "median_us", "ci95_us",
-               "ratio_to_best", "category"]
+               "ratio_to_best", "category", "run_id", "case_id"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    frame["series"] = series_names(frame)
+    frame["series"] = _unique(series_names(frame), frame["shape"].astype(str))
     frame["median_us"] = frame["median_s"] * 1e6
     frame["ci95_us"] = frame.get("ci95_s", pd.Series(np.nan, index=frame.index)) * 1e6
     group_keys = ["shape"] + [c for c in SETTING_COLUMNS if c in frame.columns]
@@ -384,6 +476,12 @@ def compare_categories(cases: pd.DataFrame) -> pd.DataFrame:
     frame["category"] = frame["ratio_to_best"].map(compare_category)
     present = [c for c in columns if c in frame.columns]
     return frame[present].reset_index(drop=True)
+
+
+def _unique(names: pd.Series, shapes: pd.Series) -> pd.Series:
+    """Series names made unique per shape ("#2", "#3" for repeats), so a pivot loses no case."""
+    count = pd.Series(0, index=names.index).groupby([names, shapes]).cumcount()
+    return names.where(count == 0, names + " #" + (count + 1).astype(str))
 
 
 def compare_category(ratio: float) -> str:
@@ -402,9 +500,8 @@ def compare_table(cases: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if long.empty:
         return pd.DataFrame(), pd.DataFrame()
     shapes = list(dict.fromkeys(long.sort_values("numel", kind="stable")["shape"]))
-    values = long.pivot_table(index="series", columns="shape", values="median_us", aggfunc="first")
-    categories = long.pivot_table(index="series", columns="shape", values="category",
-                                  aggfunc="first")
+    values = long.pivot(index="series", columns="shape", values="median_us")
+    categories = long.pivot(index="series", columns="shape", values="category")
     order = list(dict.fromkeys(long["series"]))
     values = values.reindex(index=order, columns=shapes)
     categories = categories.reindex(index=order, columns=shapes)

@@ -16,13 +16,16 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
+from profiling.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
+
 CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
-CLI_DEFAULT_MIN_TIME = 0.02  # s per repeat: the no-flag run covers every variant in < 1 min
 JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "numel", "dtype",
                     "device", "threads", "allocator", "mode", "pass", "status", "reason",
                     "median_s", "min_s", "iqr_s", "ci95_low_s", "ci95_high_s", "ci95_s",
                     "n_samples", "number", "elements_per_s", "bytes_per_call", "gbps",
-                    "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb"]
+                    "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb",
+                    "working_set_bytes", "roof_gbps", "floor_s", "baseline_case_id",
+                    "ratio_to_baseline", "ratio_ci95_low", "ratio_ci95_high"]
 
 
 class UsageError(Exception):
@@ -138,7 +141,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
                    threads=threads, modes=_csv(args.modes) or ["eager", "function"],
                    passes=_csv(args.passes) or ["forward"], repeats=args.repeats,
                    allocator=args.allocator, trace=not args.no_trace, fusion=args.fusion,
-                   timeout_s=args.timeout, min_time=args.min_time, label=args.label or "")
+                   timeout_s=args.timeout, min_time=args.min_time, label=args.label or "",
+                   baseline=args.baseline)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -162,8 +166,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, previous)
     run = store.run(run_id)
     cases = store.cases([run_id])
+    noise = _noise(run)
+    _warn_noise(run_id, noise)
     if args.json:
-        out = {"run_id": run_id, "status": run["status"], "cases": _records(cases, JSON_CASE_FIELDS)}
+        out = {"run_id": run_id, "status": run["status"], "noise": noise,
+               "cases": _records(cases, JSON_CASE_FIELDS)}
         if spec.fusion:
             out["fusion"] = _records(store.fusion([run_id]))
         _print_json(out)
@@ -177,6 +184,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if run["status"] == "complete" else 1
 
 
+def _noise(run: dict) -> dict:
+    from profiling.noise import stored
+
+    return stored(run.get("noise_json"))
+
+
+def _warn_noise(run_id: str, noise: dict) -> None:
+    if noise.get("verdict") == "noisy":
+        reasons = "; ".join(noise.get("reasons") or [])
+        print(f"warning: run {run_id} was measured on a noisy machine: {reasons}",
+              file=sys.stderr)
+
+
+def _fmt_ratio(row: Any) -> str:
+    if pd.isna(row.ratio_to_baseline):
+        return "-"
+    return f"{row.ratio_to_baseline:.3f} [{row.ratio_ci95_low:.3f}, {row.ratio_ci95_high:.3f}]"
+
+
 def _print_cases(cases: pd.DataFrame) -> None:
     view = pd.DataFrame({
         "variant": cases.label, "shape": cases["shape"], "dtype": cases.dtype,
@@ -186,6 +212,8 @@ def _print_cases(cases: pd.DataFrame) -> None:
         "GB/s": cases.gbps.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}"),
         "util": cases.utilization.map(lambda v: "-" if pd.isna(v) else f"{100 * v:.0f}%"),
         "faults/call": cases.page_faults_per_call.map(lambda v: "-" if pd.isna(v) else f"{v:.2g}"),
+        "vs baseline [CI95]": [_fmt_ratio(r) for r in cases.itertuples()],
+        "floor": cases.floor_s.map(_fmt_time),
         "reason": cases.reason.fillna("").str.slice(0, 60)})
     _print_table(view)
 
@@ -206,8 +234,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     run, cases, env = store.run(run_id), store.cases([run_id]), store.environment(run_id)
     if args.json:
         _print_json({"run_id": run_id, "status": run["status"], "label": run["label"],
-                     "created_at": run["created_at"], "environment": env,
+                     "created_at": run["created_at"], "environment": env, "noise": _noise(run),
                      "calibration": _records(store.calibration(run_id)),
+                     "roof": _records(store.roof(run_id)),
                      "cases": _records(cases, JSON_CASE_FIELDS),
                      "fusion": _records(store.fusion([run_id]))})
         return 0
@@ -216,6 +245,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     keys = ("tf_version", "cpu_model", "cores_logical", "intra_op_threads", "allocator",
             "git_commit", "hostname", "python")
     print("  " + "  ".join(f"{k}={env.get(k)}" for k in keys if k in env))
+    noise = _noise(run)
+    print(f"  machine: {noise['verdict']}" + (f" ({'; '.join(noise['reasons'])})"
+                                             if noise.get("reasons") else ""))
     for c in _records(store.calibration(run_id)):
         print(f"  peak {c['device']} t{c['threads']} {c['allocator']}: "
               f"{c['peak_gbps']:.1f} GB/s ({c['method']})")
@@ -244,9 +276,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a, b = store.resolve_run(args.run_a), store.resolve_run(args.run_b)
     threshold = _parse_pct(args.max_regression)
     table = compare_runs(store.cases([a]), store.cases([b]), threshold)
+    noise = {a: _noise(store.run(a)), b: _noise(store.run(b))}
+    noisy = [r for r in (a, b) if noise[r]["verdict"] == "noisy"]
+    for r in noisy:
+        _warn_noise(r, noise[r])
     if args.json:
         _print_json({"run_a": a, "run_b": b, "max_regression": threshold,
-                     "regressions": int(table.regression.sum()), "cases": _records(table)})
+                     "regressions": int(table.regression.sum()), "noisy_runs": noisy,
+                     "cases": _records(table)})
     else:
         view = pd.DataFrame({
             "variant": table.label, "shape": table["shape"], "dtype": table.dtype,
@@ -258,8 +295,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "verdict": ["REGRESSION" if r else ("faster" if i else "") for r, i in
                         zip(table.regression, table.improvement, strict=True)]})
         _print_table(view)
-        print(f"{int(table.regression.sum())} regression(s) beyond {threshold:.1%} "
-              f"with non-overlapping CIs ({len(table)} matched cases)")
+        print(f"{int(table.regression.sum())} regression(s): slowdown CI wholly beyond "
+              f"{threshold:.1%} ({len(table)} matched cases)"
+              + (f"; noisy machine during {', '.join(noisy)}" if noisy else ""))
     return 1 if table.regression.any() else 0
 
 
@@ -359,12 +397,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise UsageError(reply.get("reason") or f"calibration failed: {reply}")
     calib = {"device": device, "threads": threads, "allocator": args.allocator,
              **(reply.get("calibration") or {})}
+    calib["harness_floor_s"] = reply.get("floor_s")
     if args.json:
         _print_json(calib)
     else:
-        print(f"{device} threads={threads} allocator={args.allocator}: "
-              f"{calib.get('peak_gbps', float('nan')):.2f} GB/s peak copy bandwidth "
-              f"({calib.get('method')}, {calib.get('size_bytes', 0) / 1e6:.0f} MB per copy)")
+        print(f"{device} threads={threads} allocator={args.allocator}: best "
+              f"{calib.get('peak_gbps', float('nan')):.2f} GB/s copy bandwidth "
+              f"({calib.get('method')}, at a {calib.get('size_bytes', 0) / 2**20:.3g} MiB "
+              f"working set); harness floor {_fmt_time(reply.get('floor_s'))} per call")
+        print("roof (working set = bytes read + written; best, median and IQR of the passes):")
+        _print_table(pd.DataFrame([{
+            "working set": f"{p['working_set_bytes'] / 2**10:,.0f} KiB",
+            "best GB/s": f"{p['gbps']:.1f}", "median GB/s": f"{p['gbps_median']:.1f}",
+            "IQR": f"{p['gbps_iqr']:.1f}"} for p in calib.get("curve") or []]))
     return 0
 
 
@@ -386,10 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", help="intra-op thread counts, e.g. 1,2 (default: all cores)")
     r.add_argument("--modes", help="eager,function,xla (default eager,function)")
     r.add_argument("--passes", help="forward,backward (default forward)")
-    r.add_argument("--repeats", type=int, default=7,
-                   help="timed repeats, >= 5 (default 7; from 6 on the CI95 truly covers 95%%)")
-    r.add_argument("--min-time", type=float, default=CLI_DEFAULT_MIN_TIME,
+    r.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
+                   help="timed repeats, >= 5 (default %(default)s; from 6 on the CI95 truly "
+                        "covers 95%%)")
+    r.add_argument("--min-time", type=float, default=DEFAULT_MIN_TIME,
                    help="target seconds per repeat (default %(default)s)")
+    r.add_argument("--baseline", default="nn_relu",
+                   help="variant the paired ratios refer to (default %(default)s; the first "
+                        "variant when the run lacks it)")
     r.add_argument("--timeout", type=float, default=120.0, help="seconds per case (default 120)")
     r.add_argument("--allocator", choices=("bfc", "default"), default="bfc")
     r.add_argument("--no-trace", action="store_true", help="skip the per-case profiler trace")

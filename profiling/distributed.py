@@ -28,7 +28,8 @@ import pandas as pd
 STRATEGIES = ("mirrored", "multiworker")
 COMMUNICATIONS = ("AUTO", "RING", "NCCL")
 WORKER_COLUMNS = [
-    "worker", "strategy", "replicas", "devices", "step_median_s", "step_iqr_s", "compute_us",
+    "worker", "strategy", "replicas", "devices", "step_median_s", "step_iqr_s",
+    "step_ci95_low_s", "step_ci95_high_s", "step_ci95_s", "step_samples", "compute_us",
     "collective_us", "transfer_us", "input_us", "collective_fraction", "final_loss",
     "xplane_path",
 ]
@@ -233,10 +234,13 @@ def save_distributed(result: DistributedResult, store: Any) -> str:
                  "shape": f"{cfg['global_batch']}x{cfg['image_size']}x{cfg['image_size']}x3"
                  if cfg["model"] == "resnet" else str(cfg["global_batch"]),
                  "dtype": "float32", "device": row["devices"], "mode": cfg["strategy"],
-                 "pass": "train", "status": "ok", "reason": "",
+                 "pass": "train", "status": "ok", "reason": "", "kind": "distributed",
                  "median_s": row["step_median_s"], "iqr_s": row["step_iqr_s"],
-                 "n_samples": cfg["steps"], "number": 1,
+                 "ci95_low_s": row["step_ci95_low_s"], "ci95_high_s": row["step_ci95_high_s"],
+                 "ci95_s": row["step_ci95_s"], "min_s": min(row["step_samples"]),
+                 "n_samples": len(row["step_samples"]), "number": 1,
                  "trace_sha256": store.put_trace(path.read_bytes(), path.name)},
+                samples=row["step_samples"],
                 op_stats=framework_op_stats(path),
                 breakdown={"compute_us": row["compute_us"], "memcpy_us": row["transfer_us"],
                            "collective_us": row["collective_us"], "idle_us": None,
@@ -282,14 +286,14 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
         ScenarioConfig,
         build_model,
         compute_comm_breakdown,
-        median_iqr,
         op_category,
         op_stats,
         parse_variant,
         profile_calls,
         synthetic_data,
-        time_calls,
     )
+    from profiling.stats import summarize_samples
+    from profiling.timing import measure
 
     if cfg.strategy == "mirrored":
         devices = cfg.devices or (
@@ -334,8 +338,10 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
         per_replica = strategy.run(replica_step, args=(inputs, labels))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-    samples = time_calls(train_step, (), cfg.steps, 1, cfg.warmup)
-    median, iqr = median_iqr(samples)
+    # one step per sample, fixed: every worker must run the same steps or the collectives hang
+    timing = measure(lambda: train_step().numpy(), repeats=cfg.steps, warmup=cfg.warmup,
+                     number=1)
+    step = summarize_samples(timing.samples)
     xplane = profile_calls(train_step, (), cfg.trace_steps, str(out / f"trace_worker{index}"))
     stats = op_stats(xplane)
     breakdown = compute_comm_breakdown(stats)
@@ -345,8 +351,12 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
         "strategy": cfg.strategy,
         "replicas": int(strategy.num_replicas_in_sync),
         "devices": ",".join(devices),
-        "step_median_s": median,
-        "step_iqr_s": iqr,
+        "step_median_s": step.median_s,
+        "step_iqr_s": step.iqr_s,
+        "step_ci95_low_s": step.ci95_low_s,
+        "step_ci95_high_s": step.ci95_high_s,
+        "step_ci95_s": step.ci95_s,
+        "step_samples": timing.samples,
         **breakdown,
         "final_loss": final_loss,
         "xplane_path": xplane,

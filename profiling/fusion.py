@@ -11,6 +11,7 @@ HLO instructions in the entry computation before (stage "hlo") and after optimiz
 
 from __future__ import annotations
 
+import functools
 import re
 import tempfile
 from collections.abc import Sequence
@@ -19,13 +20,15 @@ from typing import Any
 import pandas as pd
 
 from profiling.errors import one_line
-from profiling.stats import summarize_samples
-from profiling.timing import measure
+from profiling.stats import paired_ratio, summarize_samples
+from profiling.timing import measure_interleaved
 
 FUSION_COLUMNS = ["variant", "block", "fused", "fused_into", "kernels", "time_s",
-                  "time_vs_fused", "hlo_fusions", "instructions_before", "instructions_after",
+                  "time_ci95_low_s", "time_ci95_high_s", "time_vs_fused", "ratio_ci95_low",
+                  "ratio_ci95_high", "hlo_fusions", "instructions_before", "instructions_after",
                   "compiled", "reason", "ops"]
 BASELINE = "nn_relu"
+FUSION_MIN_TIME = 0.02  # the blocks are small; the report compares them, it is no benchmark
 BOOKKEEPING_OPS = {"_Arg", "_Retval", "Identity", "NoOp", "Const", "IDLE", ""}
 NON_KERNEL_HLO = {"parameter", "tuple", "get-tuple-element", "bitcast", "constant", "reshape"}
 _INSTR = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+ = \S+(?:\{[^}]*\})? ([\w\-]+)\(")
@@ -45,16 +48,11 @@ def _blocks() -> dict[str, tuple[Any, Any, str]]:
     }
 
 
-def _time(fn: Any, x: Any) -> float:
-    return summarize_samples(measure(lambda: fn(x), repeats=5, min_time=0.02, warmup=2).samples
-                             ).median_s
-
-
 def _ops_that_ran(fn: Any, x: Any) -> pd.DataFrame:
     import tensorflow as tf
 
     from profiling.traces.xplane import framework_op_stats
-    from profiling.worker import capture_trace
+    from profiling.tracing import capture_trace
 
     with tempfile.TemporaryDirectory() as trace_dir:
         ops = framework_op_stats(capture_trace(tf, lambda: fn(x), lambda: None, trace_dir))
@@ -76,7 +74,7 @@ def graph_fusion(act: Any, block: str) -> dict:
             "fused_into": fused_ops.op_type.iloc[0] if fused else None,
             # each op of these straight-line blocks runs once per step; xprof's occurrence
             # counts vary with the allocator, so count the distinct ops that ran
-            "kernels": float(len(ops)), "time_s": _time(fn, x),
+            "kernels": float(len(ops)), "call": functools.partial(fn, x),
             "compiled": None, "reason": None,
             "ops": [f"{r.op_name}:{r.op_type}" for r in ops.itertuples()]}
 
@@ -118,7 +116,7 @@ def xla_fusion(act: Any, block: str = "conv") -> dict:
         ir = fn.experimental_get_compiler_ir(x)
         row.update(hlo_counts(ir(stage="hlo"), ir(stage="optimized_hlo")))
         fn(x)
-        row["time_s"] = _time(fn, x)
+        row["call"] = functools.partial(fn, x)
         row["compiled"] = True
     except Exception as e:  # not compilable (e.g. a custom op XLA has no kernel for)
         row["reason"] = f"XLA could not compile: {one_line(e)}"
@@ -126,13 +124,31 @@ def xla_fusion(act: Any, block: str = "conv") -> dict:
     return row
 
 
+def _time_blocks(rows: list[dict]) -> None:
+    """Time every variant's block of one kind interleaved (paired samples) and fill time_s,
+    its CI, and time_vs_fused: the paired ratio to the baseline's block with its CI."""
+    for block in dict.fromkeys(r["block"] for r in rows):
+        calls = {i: (r.pop("call"), lambda: None) for i, r in enumerate(rows)
+                 if r["block"] == block and r.get("call") is not None}
+        timings = measure_interleaved(calls, min_time=FUSION_MIN_TIME)
+        base = next((i for i in timings if rows[i]["variant"] == BASELINE), None)
+        for i, timing in timings.items():
+            stats = summarize_samples(timing.samples)
+            rows[i].update(time_s=stats.median_s, time_ci95_low_s=stats.ci95_low_s,
+                           time_ci95_high_s=stats.ci95_high_s)
+            if base is not None:
+                ratio = paired_ratio(timings[base].samples, timing.samples)
+                rows[i].update(time_vs_fused=ratio.ratio, ratio_ci95_low=ratio.ci95_low,
+                               ratio_ci95_high=ratio.ci95_high)
+
+
 def fusion_report(variants: Sequence[str | dict] | None = None,
                   blocks: Sequence[str] = ("conv", "dense", "xla")) -> pd.DataFrame:
     """Fusion rows per variant and block (runs in this process; needs no stored run).
 
     Columns: variant, block (conv|dense|xla), fused, fused_into, kernels (ops or launches per
-    step), time_s (median seconds per call of the block), time_vs_fused (time / nn_relu's time
-    in the same block), hlo_fusions, instructions_before, instructions_after, compiled, reason,
+    step), time_s (median seconds per call of the block) and its 95% CI, time_vs_fused (paired
+    ratio to nn_relu's block, every variant's block timed interleaved) and its CI, hlo_fusions, instructions_before, instructions_after, compiled, reason,
     ops (what ran).
     """
     from profiling.spec import RunSpec, variant_registry
@@ -166,11 +182,8 @@ def fusion_report(variants: Sequence[str | dict] | None = None,
             except Exception as e:  # e.g. the custom op cannot be built here
                 row = {"block": block, "fused": False, "reason": one_line(e)}
             rows.append({**base, **row})
+    _time_blocks(rows)
     df = pd.DataFrame(rows).reindex(columns=FUSION_COLUMNS)
-    # first(): the baseline may be listed twice
-    base_times = df[df.variant == BASELINE].groupby("block").time_s.first()
-    df["time_vs_fused"] = [t / base_times.get(b) if pd.notna(t) and base_times.get(b) else None
-                           for t, b in zip(df.time_s, df.block, strict=True)]
     for col in ("fused", "fused_into", "compiled", "reason", "ops"):  # None, not NaN, when absent
         df[col] = df[col].astype(object).where(df[col].notna(), None)
     return df

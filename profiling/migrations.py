@@ -67,12 +67,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE cases ADD COLUMN floor_s REAL;
     ALTER TABLE cases ADD COLUMN working_set_bytes INTEGER;
     ALTER TABLE cases ADD COLUMN roof_gbps REAL;
+    ALTER TABLE fusion ADD COLUMN time_ci95_low_s REAL;
+    ALTER TABLE fusion ADD COLUMN time_ci95_high_s REAL;
+    ALTER TABLE fusion ADD COLUMN ratio_ci95_low REAL;
+    ALTER TABLE fusion ADD COLUMN ratio_ci95_high REAL;
     ALTER TABLE runs ADD COLUMN noise_verdict TEXT;
     ALTER TABLE runs ADD COLUMN noise_json TEXT;
     CREATE TABLE roof (
         run_id TEXT NOT NULL, device TEXT, threads INTEGER, allocator TEXT,
         working_set_bytes INTEGER, gbps REAL, gbps_median REAL, gbps_iqr REAL, n INTEGER,
-        method TEXT
+        method TEXT, roof_gbps REAL
     );
     CREATE INDEX roof_run ON roof(run_id);
     """,

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from profiling import charts
+from profiling import charts, noise
 
 CASE_TABLE_COLUMNS = ("run_id", "label", "shape", "dtype", "device", "threads", "mode", "pass",
                       "status", "reason", "median_s", "ci95_s", "gbps", "utilization",
@@ -24,7 +24,8 @@ h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid 
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: right; }
 th { background: #f4f4f4; } td.name, th.name { text-align: left; }
-.meta { color: #666; } .legend span { padding: 0.1rem 0.5rem; margin-right: 0.3rem; }
+.meta { color: #666; } .warning { color: #8a5300; background: #fff4e0; padding: 0.4rem; }
+.legend span { padding: 0.1rem 0.5rem; margin-right: 0.3rem; }
 .chart { margin: 1rem 0; }
 """
 
@@ -52,11 +53,14 @@ def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
     breakdown = store.breakdown(run_ids)
     breakdown = breakdown[breakdown["case_id"].isin(kept)]
     fusion = store.fusion(run_ids)
+    warnings = noise.warnings(runs, charts.run_names(runs.rename(columns={"label": "run_label"})))
     sections = [
-        _section("Runs", _table(runs, ("run_id", "created_at", "status", "n_cases", "label"))),
+        _section("Runs", _table(runs, ("run_id", "created_at", "status", "n_cases", "label",
+                                       "noise_verdict"))
+                 + "".join(f"<p class=\"warning\">⚠ {_e(w)}</p>" for w in warnings)),
         _section("Results (median µs per call, coloured by ratio to the best)",
                  _compare_table(cases)),
-        _charts_section(cases, breakdown, baseline),
+        _charts_section(cases, breakdown, baseline, store.roof(run_ids)),
         _section("Fusion", _table(charts.fusion_table(fusion)) if not fusion.empty
                  else "<p>No fusion checks in these runs.</p>"),
         *([_section("Semantics (NaN, ±0, inf, subnormal, gradient at 0)",
@@ -95,11 +99,13 @@ def _figure(figure: go.Figure) -> str:
     ) + "</div>"
 
 
-def _charts_section(cases: pd.DataFrame, breakdown: pd.DataFrame, baseline: str) -> str:
+def _charts_section(cases: pd.DataFrame, breakdown: pd.DataFrame, baseline: str,
+                    roof: pd.DataFrame) -> str:
     figures = [
         charts.latency_vs_size(cases),
         charts.effective_bandwidth(cases),
         charts.speedup_vs_baseline(cases, baseline),
+        charts.roofline(cases, roof),
         charts.utilization(cases),
         charts.page_faults(cases),
     ]
@@ -144,7 +150,8 @@ def _compare_table(cases: pd.DataFrame) -> str:
             for shape in values.columns
         )
         rows.append(f"<tr><td class=\"name\">{_e(series)}</td>{cells}</tr>")
-    return (f"<p class=\"legend\">{legend}</p><table><thead><tr>{head}</tr></thead>"
+    return (f"<p class=\"legend\">Median µs per call; {_e(charts.RANKING_RULE)}: {legend}</p>"
+            f"<table><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 

@@ -10,6 +10,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,14 +22,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from profiling import noise
 from profiling.distributed import child_env
 from profiling.env import host_environment
+from profiling.roof import best_of, roof_at
 from profiling.spec import Case, RunSpec, shape_str
-from profiling.stats import summarize_samples, throughput
+from profiling.stats import paired_ratio, summarize_samples, throughput
 from profiling.store import Store
 from profiling.worker import THREADS_ENV
 
-INIT_TIMEOUT_S = 180.0  # TF import + calibration on a busy machine
+INIT_TIMEOUT_S = 240.0  # TF import + the roof curve on a busy machine
 FUSION_TIMEOUT_S = 600.0
 
 
@@ -143,23 +146,56 @@ def case_id(run_id: str, case: Case) -> str:
 
 def case_row(run_id: str, case: Case, status: str, reason: str | None = None) -> dict:
     return {"run_id": run_id, "case_id": case_id(run_id, case), "idx": case.index,
-            "variant": case.variant, "variant_params": json.dumps(case.params, sort_keys=True),
+            "kind": "profile", "variant": case.variant,
+            "variant_params": json.dumps(case.params, sort_keys=True),
             "label": case.label, "shape": shape_str(case.shape), "numel": case.numel,
             "dtype": case.dtype, "device": case.device, "threads": case.threads,
             "allocator": case.allocator, "mode": case.mode, "pass": case.pass_,
             "status": status, "reason": reason}
 
 
-def result_row(run_id: str, case: Case, result: dict, peak_gbps: float | None) -> dict:
-    """Store row of a measured case: stats over samples, throughput, utilization."""
+def result_row(run_id: str, case: Case, result: dict, roof: list[dict] | None = None,
+               floor_s: float | None = None) -> dict:
+    """Store row of a measured case: stats over samples, throughput, utilization against the
+    roof at the case's own working set (bytes read + written per call)."""
     row = case_row(run_id, case, "ok", result.get("reason"))
     stats = summarize_samples(result["samples"])
     row.update({k: v for k, v in stats.to_dict().items() if k != "ci_coverage"})
-    row.update(number=result["number"], bytes_per_call=result["bytes_per_call"],
-               peak_gbps=peak_gbps, page_faults_per_call=result["page_faults_per_call"],
-               peak_rss_mb=result["peak_rss_mb"],
-               **throughput(case.numel, result["bytes_per_call"], stats.median_s, peak_gbps))
+    working_set = result["bytes_per_call"]
+    roof_gbps = roof_at(roof or [], working_set)
+    peak = max((p["gbps"] for p in roof or []), default=None)
+    tp = throughput(case.numel, working_set, stats.median_s, roof_gbps)
+    row.update(number=result["number"], bytes_per_call=working_set,
+               working_set_bytes=working_set, roof_gbps=roof_gbps, peak_gbps=peak,
+               page_faults_per_call=result["page_faults_per_call"],
+               peak_rss_mb=result["peak_rss_mb"], floor_s=floor_s, **tp)
     return row
+
+
+def group_key(case: Case) -> tuple:
+    """Cases with the same key differ only in variant: they are timed together, interleaved."""
+    return (case.config, case.shape, case.dtype, case.mode, case.pass_)
+
+
+def group_cases(cases: list[Case]) -> list[list[Case]]:
+    """Runnable cases grouped by group_key, groups ordered by worker config, then first index."""
+    groups: dict[tuple, list[Case]] = {}
+    for case in sorted(cases, key=lambda c: (c.config, c.index)):
+        groups.setdefault(group_key(case), []).append(case)
+    return list(groups.values())
+
+
+def pair_with_baseline(rows: list[dict], results: list[dict], baseline: str) -> None:
+    """Each ok row of one group gets its paired ratio to the group's baseline case, in place:
+    ratio_to_baseline (> 1: slower than the baseline) with its 95% CI."""
+    ok = [i for i, r in enumerate(rows) if r["status"] == "ok" and results[i].get("paired")]
+    base = next((i for i in ok if rows[i]["variant"] == baseline), None)
+    if base is None:
+        return
+    for i in ok:
+        ratio = paired_ratio(results[base]["samples"], results[i]["samples"])
+        rows[i].update(baseline_case_id=rows[base]["case_id"], ratio_to_baseline=ratio.ratio,
+                       ratio_ci95_low=ratio.ci95_low, ratio_ci95_high=ratio.ci95_high)
 
 
 class _Run:
@@ -170,7 +206,12 @@ class _Run:
         self.done = 0
         self.worker: Worker | None = None
         self.calibration: dict[tuple, dict] = {}
+        self.roofs: dict[tuple, list[dict]] = {}
+        self.floors: dict[tuple, float] = {}
         self.environment: dict = {}
+        self.noise_groups: list[dict] = []
+        self.spreads: list[tuple[str, float]] = []
+        self.baseline = spec.baseline_variant()
         self.trace_dir = tempfile.mkdtemp(prefix="relu_lab_trace_")
 
     def progress(self, current: str, status: str) -> None:
@@ -193,11 +234,10 @@ class _Run:
         if ready.get("type") != "ready":
             worker.close()
             raise WorkerLost(f"worker failed to start: {ready.get('reason')}")
+        if ready.get("floor_s") is not None:
+            self.floors.setdefault(config, ready["floor_s"])
         if config not in self.calibration and ready.get("calibration"):
-            calib = {"device": config[0], "threads": config[1], "allocator": config[2],
-                     **ready["calibration"]}
-            self.calibration[config] = calib
-            self.store.add_calibration(self.run_id, calib)
+            self._store_roof(config, ready["calibration"])
         env = ready.get("environment") or {}
         if not self.environment:
             self.environment = {**env, "configs": []}
@@ -208,43 +248,91 @@ class _Run:
                 {"device": config[0], "threads": config[1], "allocator": config[2],
                  "intra_op_threads": env.get("intra_op_threads"),
                  "TF_CPU_ALLOCATOR_USE_BFC": env.get("TF_CPU_ALLOCATOR_USE_BFC"),
-                 "calibration": self.calibration.get(config)})
+                 "calibration": self.calibration.get(config),
+                 "harness_floor_s": self.floors.get(config)})
             self.store.set_environment(self.run_id, self.environment)
         self.worker = worker
         return worker
+
+    def _store_roof(self, config: tuple, measured: dict) -> None:
+        """This run's roof points, and the effective roof: point-wise best of them and of the
+        earlier runs of this host and configuration (a busy moment cannot lower the roof)."""
+        device, threads, allocator = config
+        curve = measured.get("curve") or []
+        method = measured.get("method") or ""
+        history = self.store.roof_history(socket.gethostname(), device, threads, allocator, method)
+        roof = best_of(curve, history)
+        self.roofs[config] = roof
+        self.store.add_roof(self.run_id, [
+            {**p, "device": device, "threads": threads, "allocator": allocator,
+             "roof_gbps": roof_at(roof, p["working_set_bytes"])} for p in curve])
+        peak = max((p["gbps"] for p in roof), default=None)
+        calib = {"device": device, "threads": threads, "allocator": allocator,
+                 "peak_gbps": peak, "method": method, "size_bytes": measured.get("size_bytes"),
+                 "seconds": measured.get("seconds")}
+        self.calibration[config] = calib
+        self.store.add_calibration(self.run_id, calib)
 
     def stop_worker(self) -> None:
         if self.worker is not None:
             self.worker.close()
             self.worker = None
 
-    def run_case(self, case: Case) -> str:
-        if case.skip_reason:
-            self.store.add_case(case_row(self.run_id, case, "skipped", case.skip_reason))
-            return "skipped"
+    def request_group(self, cases: list[Case]) -> list[dict]:
+        """One worker request for these cases; WorkerLost when the worker dies or hangs."""
+        worker = self.ensure_worker(cases[0].config)
+        before = noise.snapshot([worker.proc.pid])
+        reply = worker.request(
+            {"cmd": "group", "cases": [c.to_json() for c in cases], "repeats": self.spec.repeats,
+             "min_time": self.spec.min_time, "warmup": self.spec.warmup,
+             "trace": self.spec.trace, "trace_dir": self.trace_dir},
+            self.spec.timeout_s * len(cases), self.cancel)
+        self.noise_groups.append({"group": describe_group(cases[0]),
+                                  **noise.between(before, noise.snapshot([worker.proc.pid]))})
+        if reply.get("type") != "group":
+            reason = reply.get("reason") or f"unexpected reply {reply.get('type')!r}"
+            return [{"status": "failed", "reason": reason} for _ in cases]
+        return reply["results"]
+
+    def run_group(self, cases: list[Case]) -> None:
+        for case in cases:
+            self.progress(case.describe(), "running")
         try:
-            worker = self.ensure_worker(case.config)
-            result = worker.request(
-                {"cmd": "case", "case": case.to_json(), "repeats": self.spec.repeats,
-                 "min_time": self.spec.min_time, "warmup": self.spec.warmup,
-                 "trace": self.spec.trace, "trace_dir": self.trace_dir},
-                self.spec.timeout_s, self.cancel)
+            results = self.request_group(cases)
         except WorkerLost as e:
             self.stop_worker()  # a fresh worker takes the remaining cases
-            self.store.add_case(case_row(self.run_id, case, "failed", str(e)))
-            return "failed"
-        if result.get("status") != "ok":
-            status = result.get("status") if result.get("status") == "skipped" else "failed"
-            self.store.add_case(case_row(self.run_id, case, status, result.get("reason")))
-            return status
-        calib = self.calibration.get(case.config) or {}
-        row = result_row(self.run_id, case, result, calib.get("peak_gbps"))
+            if len(cases) > 1:  # find the case that took the worker down: each alone
+                for case in cases:
+                    self.run_group([case])
+                return
+            results = [{"status": "failed", "reason": str(e)}]
+        rows = [self._row(case, result) for case, result in zip(cases, results, strict=True)]
+        pair_with_baseline(rows, results, self.baseline)
+        for case, row, result in zip(cases, rows, results, strict=True):
+            self._store_case(row, result)
+            self.done += 1
+            self.progress(case.describe(), row["status"])
+
+    def _row(self, case: Case, result: dict) -> dict:
+        status = result.get("status")
+        if status != "ok":
+            return case_row(self.run_id, case, "skipped" if status == "skipped" else "failed",
+                            result.get("reason"))
+        row = result_row(self.run_id, case, result, self.roofs.get(case.config),
+                         self.floors.get(case.config))
+        self.spreads.append((case.describe(), row["iqr_s"] / row["median_s"]
+                             if row["median_s"] else 0.0))
+        return row
+
+    def _store_case(self, row: dict, result: dict) -> None:
+        if row["status"] != "ok":
+            self.store.add_case(row)
+            return
         if result.get("trace_path"):
             path = Path(result["trace_path"])
             row["trace_sha256"] = self.store.put_trace(path.read_bytes(), path.name)
         self.store.add_case(row, result["samples"], pd.DataFrame(result.get("op_stats") or []),
                             result.get("breakdown"))
-        return "ok"
 
     def run_fusion(self) -> None:
         variants = self.spec.normalized_variants()
@@ -265,13 +353,15 @@ class _Run:
     def execute(self) -> str:
         status = "failed"
         try:
-            for case in sorted(self.cases, key=lambda c: (c.config, c.index)):
+            for case in self.cases:
+                if case.skip_reason:
+                    self.store.add_case(case_row(self.run_id, case, "skipped", case.skip_reason))
+                    self.done += 1
+                    self.progress(case.describe(), "skipped")
+            for group in group_cases([c for c in self.cases if not c.skip_reason]):
                 if self.cancel is not None and self.cancel.is_set():
                     raise Cancelled()
-                self.progress(case.describe(), "running")
-                case_status = self.run_case(case)
-                self.done += 1
-                self.progress(case.describe(), case_status)
+                self.run_group(group)
             if self.spec.fusion:
                 self.run_fusion()
             status = "complete"
@@ -284,9 +374,16 @@ class _Run:
         finally:
             self.stop_worker()
             shutil.rmtree(self.trace_dir, ignore_errors=True)
+            self.store.set_noise(self.run_id, noise.verdict(self.noise_groups, self.spreads))
             self.store.finish_run(self.run_id, status)
             self.progress("", status)
         return status
+
+
+def describe_group(case: Case) -> str:
+    """The settings a group's cases share, e.g. '1000 float32 CPU:0 t2 eager forward'."""
+    return (f"{shape_str(case.shape)} {case.dtype} {case.device} t{case.threads} {case.mode} "
+            f"{case.pass_}")
 
 
 def run_profile(spec: RunSpec, store: Store | None = None,

@@ -11,6 +11,7 @@ from typing import Any
 import psutil
 
 from profiling import faulty_variants
+from profiling.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS, DEFAULT_WARMUP
 
 MODES = ("eager", "function", "xla")
 PASSES = ("forward", "backward")
@@ -157,7 +158,8 @@ class RunSpec:
     """What to run. Sizes are element counts; times in seconds.
 
     variants: ids or {"id": ..., "params": {...}}; shapes: tuples; threads: intra-op thread counts;
-    min_time: target seconds per repeat (autorange); timeout_s: per case, in the worker.
+    min_time: target seconds per repeat (autorange); timeout_s: per case, in the worker;
+    baseline: the variant whose paired samples each case's ratio_to_baseline refers to.
     """
 
     variants: list = field(default_factory=lambda: ["nn_relu"])
@@ -167,14 +169,20 @@ class RunSpec:
     threads: list | None = None
     modes: list = field(default_factory=lambda: ["eager", "function"])
     passes: list = field(default_factory=lambda: ["forward"])
-    repeats: int = 7  # from n = 6 on the order-statistic CI of the median covers >= 95% (n = 5: 93.75%)
+    repeats: int = DEFAULT_REPEATS  # n >= 6: the order-statistic CI of the median covers >= 95%
     allocator: str | list = "bfc"
     trace: bool = True
     fusion: bool = False
     timeout_s: float = 120.0
-    min_time: float = 0.2
-    warmup: int = 2
+    min_time: float = DEFAULT_MIN_TIME
+    warmup: int = DEFAULT_WARMUP
     label: str = ""
+    baseline: str = "nn_relu"
+
+    def baseline_variant(self) -> str:
+        """The variant id ratios refer to: `baseline` when the run has it, else its first."""
+        ids = [v["id"] for v in self.normalized_variants()]
+        return self.baseline if self.baseline in ids else ids[0]
 
     def to_json(self) -> dict:
         d = asdict(self)

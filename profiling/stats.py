@@ -58,6 +58,60 @@ def summarize_samples(samples: list[float] | np.ndarray) -> SampleStats:
                        low, high, (high - low) / 2, coverage)
 
 
+@dataclass(frozen=True)
+class RatioStats:
+    """A ratio B / A (> 1: B takes longer) with a 95% CI; paired says how it was obtained."""
+
+    ratio: float
+    ci95_low: float
+    ci95_high: float
+    n_pairs: int
+    paired: bool
+
+    def significant(self, threshold: float = 0.0) -> bool:
+        """The CI lies wholly beyond 1 +- threshold (a fraction, 0.05 = 5%)."""
+        return self.ci95_low > 1 + threshold or self.ci95_high < 1 - threshold
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_ratio(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> RatioStats:
+    """Median of the per-repeat ratios b_i / a_i with the order-statistic 95% CI of that median.
+
+    a and b are samples taken interleaved, repeat by repeat (measure_interleaved), so pair i
+    shared the machine's state; the ratios are then far steadier than a ratio of two medians.
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size != y.size or x.size == 0:
+        raise ValueError(f"paired samples must have the same, non-zero length ({x.size}, {y.size})")
+    ratios = summarize_samples(y / x)
+    return RatioStats(ratios.median_s, ratios.ci95_low_s, ratios.ci95_high_s, int(x.size), True)
+
+
+def unpaired_ratio(a: SampleStats | dict, b: SampleStats | dict) -> RatioStats | None:
+    """B / A from two independent measurements: the ratio of medians, bounded by the ratio of
+    the far ends of the two medians' CIs (conservative: both errors at once). None when either
+    side has no CI."""
+    get = (lambda s, k: s[k]) if isinstance(a, dict) else getattr  # noqa: E731
+    try:
+        values = [float(get(s, k)) for s in (a, b)
+                  for k in ("median_s", "ci95_low_s", "ci95_high_s")]
+    except (KeyError, TypeError, ValueError):
+        return None
+    a_med, a_low, a_high, b_med, b_low, b_high = values
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        return None
+    return RatioStats(b_med / a_med, b_low / a_high, b_high / a_low,
+                      int(min(get(a, "n_samples"), get(b, "n_samples"))), False)
+
+
+def relative_spread(samples: list[float] | np.ndarray) -> float:
+    """IQR / median of the samples (0.1 = 10%): pyperf and torch.utils.benchmark warn past 10%."""
+    s = summarize_samples(samples)
+    return s.iqr_s / s.median_s if s.median_s > 0 else math.inf
+
+
 def effective_bytes(numel: int, in_itemsize: int, out_itemsize: int, pass_: str) -> int:
     """Bytes moved per call, counting each tensor once.
 

@@ -42,7 +42,10 @@ BREAKDOWN_COLUMNS = ["case_id", "compute_us", "memcpy_us", "collective_us", "idl
 FUSION_COLUMNS = [
     "case_id", "variant", "block", "fused", "fused_into", "kernels", "time_s", "time_vs_fused",
     "hlo_fusions", "instructions_before", "instructions_after", "compiled", "reason",
+    "time_ci95_low_s", "time_ci95_high_s", "ratio_ci95_low", "ratio_ci95_high",
 ]
+ROOF_COLUMNS = ["device", "threads", "allocator", "working_set_bytes", "gbps", "gbps_median",
+                "gbps_iqr", "n", "method", "roof_gbps"]
 CALIBRATION_COLUMNS = ["device", "threads", "allocator", "peak_gbps", "method", "size_bytes",
                        "seconds"]
 
@@ -194,6 +197,7 @@ class Store:
                  op_stats: pd.DataFrame | None = None, breakdown: Mapping | None = None) -> None:
         """Insert one case with its samples, op stats and breakdown, atomically."""
         row = dict(row)
+        row.pop("run_label", None)  # derived by cases() from the run, not a column of cases
         case_id = row["case_id"]
 
         def write(conn: sqlite3.Connection) -> None:
@@ -226,6 +230,21 @@ class Store:
     def add_calibration(self, run_id: str, row: Mapping[str, Any]) -> None:
         self._write(lambda c: self._insert(c, "calibration", {
             "run_id": run_id, **{k: row.get(k) for k in CALIBRATION_COLUMNS}}))
+
+    def add_roof(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The roof curve measured for one (device, threads, allocator) of a run (ROOF_COLUMNS)."""
+        def write(conn: sqlite3.Connection) -> None:
+            for r in rows:
+                self._insert(conn, "roof", {"run_id": run_id,
+                                            **{k: _plain(r.get(k)) for k in ROOF_COLUMNS}})
+
+        self._write(write)
+
+    def set_noise(self, run_id: str, noise: Mapping[str, Any]) -> None:
+        """The run's noise verdict (quiet|noisy|unknown) and what it rests on."""
+        self._write(lambda c: c.execute(
+            "UPDATE runs SET noise_verdict=?, noise_json=? WHERE run_id=?",
+            (noise.get("verdict"), json.dumps(noise, default=str), run_id)))
 
     def put_trace(self, data: bytes, filename: str = "trace.xplane.pb") -> str:
         """Store trace bytes content-addressed; returns the sha256 hex digest."""
@@ -270,12 +289,14 @@ class Store:
     # ---- reads -----------------------------------------------------------------------------
     def list_runs(self) -> pd.DataFrame:
         """run_id, created_at, status (running|complete|interrupted|failed), n_cases (stored so
-        far), label, spec_json, finished_at, n_planned (cases in the spec)."""
+        far), label, spec_json, finished_at, n_planned (cases in the spec), noise_verdict
+        (quiet|noisy|unknown, None before it is known) and noise_json."""
         self.mark_stale_runs()
         return self._query(
             "SELECT r.run_id, r.created_at, r.status, "
             "(SELECT COUNT(*) FROM cases c WHERE c.run_id = r.run_id) AS n_cases, r.label, "
-            "r.spec_json, r.finished_at, r.n_cases AS n_planned FROM runs r "
+            "r.spec_json, r.finished_at, r.n_cases AS n_planned, r.noise_verdict, r.noise_json "
+            "FROM runs r "
             "ORDER BY r.created_at DESC, r.run_id DESC")
 
     def resolve_run(self, run_id: str) -> str:
@@ -299,13 +320,15 @@ class Store:
         return df.iloc[0].to_dict()
 
     def cases(self, run_ids: Sequence[str] | str) -> pd.DataFrame:
-        """One row per case with the columns in CASE_COLUMNS (times s, bandwidth GB/s)."""
+        """One row per case with the columns in CASE_COLUMNS (times s, bandwidth GB/s) and its
+        run's label as run_label."""
         ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
         if not ids:
-            return pd.DataFrame(columns=CASE_COLUMNS)
+            return pd.DataFrame(columns=[*CASE_COLUMNS, "run_label"])
         q = ",".join("?" * len(ids))
-        return self._query(f"SELECT {','.join(CASE_COLUMNS)} FROM cases WHERE run_id IN ({q}) "
-                           "ORDER BY run_id, idx", ids)
+        cols = ",".join(f"c.{c}" for c in CASE_COLUMNS)
+        return self._query(f"SELECT {cols}, r.label AS run_label FROM cases c JOIN runs r "
+                           f"USING (run_id) WHERE c.run_id IN ({q}) ORDER BY c.run_id, c.idx", ids)
 
     def samples(self, case_id: str) -> pd.DataFrame:
         """repeat, seconds_per_call."""
@@ -333,6 +356,24 @@ class Store:
         for col in ("fused", "compiled"):
             df[col] = df[col].map(lambda v: None if v is None or pd.isna(v) else bool(v))
         return df
+
+    def roof(self, run_ids: Sequence[str] | str) -> pd.DataFrame:
+        """run_id plus ROOF_COLUMNS, by run, device/threads/allocator and working set."""
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        q = ",".join("?" * len(ids)) or "NULL"
+        return self._query(f"SELECT run_id, {','.join(ROOF_COLUMNS)} FROM roof "
+                           f"WHERE run_id IN ({q}) ORDER BY run_id, device, threads, allocator, "
+                           "working_set_bytes", ids)
+
+    def roof_history(self, host: str, device: str, threads: int, allocator: str,
+                     method: str) -> list[dict]:
+        """The best copy GB/s each working set has shown in earlier runs of this host and
+        configuration: [{"working_set_bytes", "gbps"}]."""
+        df = self._query(
+            "SELECT r.working_set_bytes, MAX(r.gbps) AS gbps FROM roof r JOIN runs USING (run_id) "
+            "WHERE runs.host=? AND r.device=? AND r.threads=? AND r.allocator=? AND r.method=? "
+            "AND r.gbps > 0 GROUP BY r.working_set_bytes", (host, device, threads, allocator, method))
+        return df.to_dict("records")
 
     def calibration(self, run_id: str) -> pd.DataFrame:
         return self._query(f"SELECT {','.join(CALIBRATION_COLUMNS)} FROM calibration "

@@ -1,25 +1,42 @@
-"""The measurement loop (runs inside a worker): warm-up, autorange, repeats, page faults.
+"""The one timing loop: every path that times anything (profile cases, scenarios, fusion blocks,
+distributed steps, `make bench`, the roof) calls `measure` or `measure_interleaved`.
 
-Per-call times are wall-clock (time.perf_counter) over `number` back-to-back calls whose
-results stay referenced; on a GPU each batch ends with a device sync.
+A batch is `timeit`'s own loop: `number` back-to-back calls through `itertools.repeat` with the
+garbage collector off and each result dropped at once, then one device sync (GPU); seconds per
+call = batch time / number. `number` is calibrated per callable (autorange) so that a batch lasts
+about `min_time`. Nothing else runs inside a batch: validation, input building and wrappers stay
+outside, and `harness_floor` measures what the loop itself costs around a call that does nothing.
 """
 
 from __future__ import annotations
 
+import gc
+import itertools
 import math
+import random
 import resource
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+DEFAULT_MIN_TIME = 0.05  # seconds per batch, for the CLI, the dashboard, RunSpec and scenarios
+DEFAULT_REPEATS = 7  # from n = 6 on the order-statistic CI of the median covers >= 95%
+DEFAULT_WARMUP = 2
+MAX_NUMBER = 10**7
+
+
+def _no_sync() -> None:
+    return None
 
 
 @dataclass
 class Timing:
-    """samples: seconds per call, one per repeat; number: calls per repeat;
-    page_faults_per_call: minor faults (ru_minflt) per call over the repeats;
-    peak_rss_mb: the process's peak resident set (MiB) since reset_peak_rss() (Linux), else
-    since it started."""
+    """samples: seconds per call, one per repeat (in repeat order); number: calls per repeat;
+    page_faults_per_call: minor faults (ru_minflt) per call over the timed repeats;
+    peak_rss_mb: the process's peak resident set (MiB) while this callable was warmed up and
+    calibrated (Linux), else since the process started."""
 
     samples: list[float]
     number: int
@@ -49,36 +66,104 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def _batch(call: Callable[[], Any], sync: Callable[[], None], number: int) -> float:
-    t0 = time.perf_counter()
-    out = None
-    for _ in range(number):
-        out = call()
-    sync()
-    elapsed = time.perf_counter() - t0
-    del out
-    return elapsed
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def autorange(call: Callable[[], Any], sync: Callable[[], None], min_time: float) -> int:
-    """Calls per repeat so that one repeat lasts about `min_time` seconds (at least 1)."""
+def time_batch(call: Callable[[], Any], number: int, sync: Callable[[], None] = _no_sync) -> float:
+    """Seconds for `number` calls, timed like timeit.Timer.timeit (GC off, results dropped)."""
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in itertools.repeat(None, number):
+            call()
+        sync()
+        return time.perf_counter() - start
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def autorange(call: Callable[[], Any], sync: Callable[[], None] = _no_sync,
+              min_time: float = DEFAULT_MIN_TIME) -> int:
+    """Calls per batch so that one batch lasts about `min_time` seconds (at least 1).
+
+    Like timeit's autorange it grows the count by 10x until a batch lasts a tenth of min_time,
+    then scales the count to the per-call time it saw.
+    """
     number = 1
     while True:
-        elapsed = _batch(call, sync, number)
-        if elapsed >= min_time / 10 or number >= 10**7:
+        elapsed = time_batch(call, number, sync)
+        if elapsed >= min_time / 10 or number >= MAX_NUMBER:
             break
         number *= 10
     per_call = max(elapsed / number, 1e-9)
-    return max(1, math.ceil(min_time / per_call))
+    return max(1, min(MAX_NUMBER, math.ceil(min_time / per_call)))
 
 
-def measure(call: Callable[[], Any], sync: Callable[[], None] = lambda: None, repeats: int = 5,
-            min_time: float = 0.2, warmup: int = 2) -> Timing:
-    """Warm up, pick `number` by autorange, then time `repeats` batches."""
-    for _ in range(max(1, warmup)):
-        _batch(call, sync, 1)
-    number = autorange(call, sync, min_time)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    samples = [_batch(call, sync, number) / number for _ in range(repeats)]
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    return Timing(samples, number, faults / (repeats * number), peak_rss_mb())
+@dataclass
+class _Prepared:
+    call: Callable[[], Any]
+    sync: Callable[[], None]
+    number: int
+    peak_rss_mb: float
+    samples: list[float]
+    faults: int = 0
+
+
+def _prepare(call: Callable[[], Any], sync: Callable[[], None], min_time: float,
+             warmup: int, number: int | None) -> _Prepared:
+    reset_peak_rss()
+    for _ in range(warmup):
+        time_batch(call, 1, sync)
+    number = number or autorange(call, sync, min_time)
+    return _Prepared(call, sync, number, peak_rss_mb(), [])
+
+
+def _timed_repeat(p: _Prepared) -> None:
+    before = _minor_faults()
+    p.samples.append(time_batch(p.call, p.number, p.sync) / p.number)
+    p.faults += _minor_faults() - before
+
+
+def _timing(p: _Prepared) -> Timing:
+    return Timing(p.samples, p.number, p.faults / (len(p.samples) * p.number), p.peak_rss_mb)
+
+
+def measure(call: Callable[[], Any], sync: Callable[[], None] = _no_sync,
+            repeats: int = DEFAULT_REPEATS, min_time: float = DEFAULT_MIN_TIME,
+            warmup: int = DEFAULT_WARMUP, number: int | None = None) -> Timing:
+    """Warm up, calibrate `number` (autorange) unless given, then time `repeats` batches of one
+    callable. A fixed `number` is for callables that must run in lockstep (collective steps)."""
+    return measure_interleaved({0: (call, sync)}, repeats, min_time, warmup, number=number)[0]
+
+
+def measure_interleaved(calls: Mapping[Hashable, tuple[Callable[[], Any], Callable[[], None]]],
+                        repeats: int = DEFAULT_REPEATS, min_time: float = DEFAULT_MIN_TIME,
+                        warmup: int = DEFAULT_WARMUP, seed: int | None = 0,
+                        number: int | None = None) -> dict[Hashable, Timing]:
+    """Time several callables repeat by repeat, in a fresh random order each repeat.
+
+    Each callable is warmed up and calibrated on its own first; then repeat i of every callable
+    runs before repeat i + 1 of any, so drift of a shared machine hits them alike and sample i
+    of two callables forms a pair (Google Benchmark's random interleaving; asv's interleaved
+    sampling). `calls` maps a key to (call, sync); the result has the same keys.
+    """
+    if not calls:
+        return {}
+    prepared = {key: _prepare(call, sync, min_time, warmup, number)
+                for key, (call, sync) in calls.items()}
+    order = list(prepared)
+    rng = random.Random(seed)
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for key in order:
+            _timed_repeat(prepared[key])
+    return {key: _timing(p) for key, p in prepared.items()}
+
+
+def harness_floor(repeats: int = DEFAULT_REPEATS, min_time: float = DEFAULT_MIN_TIME) -> float:
+    """Median seconds per call of the timing loop around a call that does nothing: what the
+    harness itself adds to every per-call time (tens of ns; shown beside small cases)."""
+    return statistics.median(measure(_no_sync, repeats=repeats, min_time=min_time).samples)

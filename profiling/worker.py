@@ -6,23 +6,24 @@ JSON lines on stdin; replies go as JSON lines to the original stdout, which is m
 private descriptor so that anything else printing to stdout lands on stderr instead.
 
 Requests: {"cmd": "init", "device", "calibrate"} -> {"type": "ready", "environment",
-"calibration"}; {"cmd": "case", "case", "repeats", "min_time", "warmup", "trace", "trace_dir"}
--> {"type": "result", ...}; {"cmd": "fusion", "variants"} -> {"type": "fusion", "rows"};
+"calibration" (the roof curve), "floor_s"}; {"cmd": "group", "cases", "repeats", "min_time",
+"warmup", "trace", "trace_dir"} -> {"type": "group", "results"} (cases that differ only in
+variant, timed interleaved); {"cmd": "fusion", "variants"} -> {"type": "fusion", "rows"};
 {"cmd": "exit"}.
 """
 
 from __future__ import annotations
 
-import glob
+import functools
 import json
 import os
 import sys
-import tempfile
 from typing import Any
+
+from profiling.tracing import capture_trace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 THREADS_ENV = "RELU_LAB_WORKER_THREADS"
-TRACE_STEPS = 3
 
 
 def _setup_tf() -> Any:
@@ -43,6 +44,8 @@ def make_input(tf: Any, shape: tuple[int, ...], dtype: str) -> Any:
 
 def build_call(tf: Any, fn: Any, mode: str, pass_: str, x: Any) -> Any:
     """A zero-argument callable running one forward (or forward + gradient) pass."""
+    if pass_ == "forward" and mode == "eager":
+        return functools.partial(fn, x)  # a call of the function itself, as timeit would make
     if pass_ == "forward":
         step = fn
         args: tuple = (x,)
@@ -61,23 +64,6 @@ def build_call(tf: Any, fn: Any, mode: str, pass_: str, x: Any) -> Any:
     return lambda: step(*args)
 
 
-def capture_trace(tf: Any, call: Any, sync: Any, trace_dir: str) -> str:
-    """Profile TRACE_STEPS steps; returns the path of the .xplane.pb written under trace_dir."""
-    logdir = tempfile.mkdtemp(dir=trace_dir)
-    tf.profiler.experimental.start(logdir)
-    try:
-        for i in range(TRACE_STEPS):
-            with tf.profiler.experimental.Trace("step", step_num=i, _r=1):
-                call()
-                sync()
-    finally:
-        tf.profiler.experimental.stop()
-    paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
-    if not paths:
-        raise RuntimeError("the profiler wrote no .xplane.pb")
-    return paths[0]
-
-
 def analyze_trace(path: str) -> dict:
     """op_stats records and the breakdown of one captured trace (offline, via xprof)."""
     from profiling.analysis.breakdown import time_breakdown
@@ -94,47 +80,91 @@ def analyze_trace(path: str) -> dict:
     return {"op_stats": ops.to_dict("records"), "breakdown": time_breakdown(trace.events)}
 
 
-def run_case(tf: Any, req: dict) -> dict:
-    from profiling.spec import Case, variant_registry
-    from profiling.stats import effective_bytes
-    from profiling.timing import measure, reset_peak_rss
+def prepare_case(tf: Any, case: Any, x: Any) -> tuple[Any, int]:
+    """Validate the case once and build what will be timed: (call, bytes moved per call).
 
-    reset_peak_rss()  # peak_rss_mb is this case's, not the largest earlier case's
-    case = Case.from_json(req["case"])
+    Parameters and the input dtype are checked here, outside any timed loop; the call runs the
+    variant's own callable (VariantFn.impl), not the checking wrapper that relu_impls.get
+    returns, so the timing is the variant's and nothing else.
+    """
+    from profiling.spec import variant_registry
+    from profiling.stats import effective_bytes
+
     variant = variant_registry()[case.variant]
     if getattr(variant, "needs_build", False):
-        try:
-            from relu_impls import custom_op
+        from relu_impls import custom_op
 
-            custom_op.load()
-        except Exception as e:  # BuildError: compiler missing etc. -> a clear skip
-            from profiling.errors import one_line
-
-            return {"status": "skipped", "reason": f"custom op unavailable: {one_line(e)}"}
+        custom_op.load()  # BuildError -> the case is skipped with the compiler's reason
     fn = variant.make(**case.params)
-    on_gpu = case.device.startswith("GPU")
-    sync = tf.test.experimental.sync_devices if on_gpu else (lambda: None)
-    with tf.device(f"/{case.device}"):
-        x = make_input(tf, case.shape, case.dtype)
-        call = build_call(tf, fn, case.mode, case.pass_, x)
-        out = call()
-        y = out[0] if isinstance(out, tuple) else out
-        bytes_per_call = effective_bytes(case.numel, x.dtype.size, y.dtype.size, case.pass_)
-        del out, y
-        timing = measure(call, sync, req["repeats"], req["min_time"], req.get("warmup", 2))
-        result = {"status": "ok", "samples": timing.samples, "number": timing.number,
-                  "bytes_per_call": bytes_per_call,
-                  "page_faults_per_call": timing.page_faults_per_call,
-                  "peak_rss_mb": timing.peak_rss_mb}
-        if req.get("trace"):
-            try:
-                path = capture_trace(tf, call, sync, req["trace_dir"])
-                result.update(trace_path=path, **analyze_trace(path))
-            except Exception as e:  # the timing stands; say why the trace is missing
-                from profiling.errors import one_line
+    check = getattr(variant, "check_dtype", None)
+    if check is not None:
+        check(x.dtype)
+    call = build_call(tf, getattr(fn, "impl", fn), case.mode, case.pass_, x)
+    out = call()
+    y = out[0] if isinstance(out, tuple) else out
+    nbytes = effective_bytes(case.numel, x.dtype.size, y.dtype.size, case.pass_)
+    del out, y
+    return call, nbytes
 
-                result["reason"] = f"trace failed: {one_line(e)}"
-    return result
+
+def run_group(tf: Any, req: dict) -> dict:
+    """Time cases that differ only in variant, interleaved repeat by repeat, on one shared input.
+
+    Reply: {"type": "group", "results": [one dict per case, in request order]}; a case that
+    cannot be prepared is "skipped" (op unavailable) or "failed" with its reason, the others go
+    on. When the interleaved timing raises, each case is timed alone to find the culprit.
+    """
+    from profiling.errors import one_line
+    from profiling.spec import Case
+    from profiling.timing import measure, measure_interleaved
+
+    cases = [Case.from_json(c) for c in req["cases"]]
+    first = cases[0]
+    on_gpu = first.device.startswith("GPU")
+    sync = tf.test.experimental.sync_devices if on_gpu else _no_sync
+    results: list[dict] = [{} for _ in cases]
+    calls: dict[int, tuple] = {}
+    with tf.device(f"/{first.device}"):
+        x = make_input(tf, first.shape, first.dtype)
+        for i, case in enumerate(cases):
+            try:
+                call, nbytes = prepare_case(tf, case, x)
+            except Exception as e:
+                skipped = type(e).__name__ == "BuildError"
+                results[i] = {"status": "skipped" if skipped else "failed",
+                              "reason": (f"custom op unavailable: {one_line(e)}" if skipped
+                                         else one_line(e))}
+                continue
+            calls[i] = (call, sync)
+            results[i] = {"status": "ok", "bytes_per_call": nbytes,
+                          "paired": len(cases) > 1}
+        args = (req["repeats"], req["min_time"], req.get("warmup", 2))
+        try:
+            timings = measure_interleaved(calls, *args, seed=req.get("seed", 0))
+        except Exception:  # one callable raised mid-run: time each alone
+            timings = {}
+            for i, (call, sync_) in calls.items():
+                try:
+                    timings[i] = measure(call, sync_, *args)
+                except Exception as e:
+                    results[i] = {"status": "failed", "reason": one_line(e)}
+                results[i]["paired"] = False
+        for i, timing in timings.items():
+            results[i].update(samples=timing.samples, number=timing.number,
+                              page_faults_per_call=timing.page_faults_per_call,
+                              peak_rss_mb=timing.peak_rss_mb)
+        if req.get("trace"):
+            for i in timings:
+                try:
+                    path = capture_trace(tf, calls[i][0], sync, req["trace_dir"])
+                    results[i].update(trace_path=path, **analyze_trace(path))
+                except Exception as e:  # the timing stands; say why the trace is missing
+                    results[i]["reason"] = f"trace failed: {one_line(e)}"
+    return {"type": "group", "results": results}
+
+
+def _no_sync() -> None:
+    return None
 
 
 def main() -> int:
@@ -162,9 +192,10 @@ def main() -> int:
             break
         try:
             if cmd == "init":
-                from profiling.calibrate import calibrate
                 from profiling.env import tf_environment
+                from profiling.roof import calibrate
                 from profiling.spec import available_devices
+                from profiling.timing import harness_floor
 
                 if req["device"] not in (seen := available_devices()):
                     send({"type": "error", "reason": f"invalid device: {req['device']!r}; "
@@ -172,10 +203,11 @@ def main() -> int:
                     continue
                 calib = calibrate(req["device"]) if req.get("calibrate") else None
                 send({"type": "ready", "pid": os.getpid(), "calibration": calib,
+                      "floor_s": harness_floor(),
                       "environment": tf_environment(int(os.environ.get(THREADS_ENV, 0)) or None,
                                                     req.get("allocator"))})
-            elif cmd == "case":
-                send({"type": "result", **run_case(tf, req)})
+            elif cmd == "group":
+                send(run_group(tf, req))
             elif cmd == "fusion":
                 from profiling.fusion import fusion_report
 
@@ -186,7 +218,7 @@ def main() -> int:
         except Exception as e:  # a case that raises is reported, the worker lives on
             from profiling.errors import one_line
 
-            send({"type": "result", "status": "failed", "reason": one_line(e)})
+            send({"type": "failed", "reason": one_line(e)})
     return 0
 
 

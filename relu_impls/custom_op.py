@@ -133,24 +133,36 @@ def _run(op: str, wrapper: str, name: str | None, *inputs):
     return getattr(module, wrapper)(*inputs, name=name)
 
 
+_NOT_EAGER = object()
+
+
+def _fast(op: str, name: str | None, x):
+    """The op through TF's eager fast path, as TF's generated wrappers run it (eager, library
+    loaded), or _NOT_EAGER. The op's type attribute rejects other dtypes in C++; the TypeError
+    naming the accepted dtypes is raised on that rare path."""
+    if pywrap_tfe is not None and _LOADER._module is not None:
+        ctx = _context._context or _context.context()
+        if ctx._thread_local_data.is_eager:
+            try:
+                return pywrap_tfe.TFE_Py_FastPathExecute(ctx, op, name, x)
+            except _core._NotOkStatusException as exc:
+                _checked(op, x)
+                raise _core._status_to_exception(exc) from None
+            except _core._FallbackException:
+                pass
+    return _NOT_EAGER
+
+
 def custom_relu(x, name: str | None = None) -> tf.Tensor:
     """max(x, 0) with tf.nn.relu's exact bits (NaN propagates); same shape and dtype as x.
 
     x: a float16, bfloat16, float32 or float64 tensor of any shape. TypeError for other dtypes.
     """
-    # Hot path inlined, as in TF's generated wrappers (eager, library loaded): it must cost no
-    # more than tf.nn.relu's own Python layers, or CustomRelu loses on small tensors. The op's
-    # type attribute rejects other dtypes in C++; the TypeError is raised on that rare path.
-    if pywrap_tfe is not None and _LOADER._module is not None:
-        ctx = _context._context or _context.context()
-        if ctx._thread_local_data.is_eager:
-            try:
-                return pywrap_tfe.TFE_Py_FastPathExecute(ctx, "CustomRelu", name, x)
-            except _core._NotOkStatusException as exc:
-                _checked("CustomRelu", x)
-                raise _core._status_to_exception(exc) from None
-            except _core._FallbackException:
-                pass
+    # The fast path must cost no more than tf.nn.relu's own Python layers, or CustomRelu loses
+    # on small tensors.
+    y = _fast("CustomRelu", name, x)
+    if y is not _NOT_EAGER:
+        return y
     return _run("CustomRelu", "custom_relu", name, _checked("CustomRelu", x))
 
 
@@ -162,7 +174,11 @@ def custom_relu_grad(gradients, features, name: str | None = None) -> tf.Tensor:
 
 
 def bandwidth_probe(x, name: str | None = None) -> tf.Tensor:
-    """A copy of x made through the same thread pool and split as CustomRelu (for peak GB/s)."""
+    """A copy of x made through the same thread pool and split as CustomRelu (for peak GB/s).
+    Same Python path as custom_relu, so at small sizes the roof pays the same dispatch."""
+    y = _fast("BandwidthProbe", name, x)
+    if y is not _NOT_EAGER:
+        return y
     return _run("BandwidthProbe", "bandwidth_probe", name, _checked("BandwidthProbe", x))
 
 

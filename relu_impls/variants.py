@@ -7,12 +7,14 @@ validates everything up front and returns a callable taking one tensor.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import tensorflow as tf
+from tensorflow.python.framework.ops import EagerTensor  # the concrete type of eager tensors
 
 FLOAT_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 
@@ -121,23 +123,40 @@ class Variant:
         return f"{self.id}({', '.join(f'{k}={v:g}' for k, v in shown.items())})"
 
 
-class VariantFn:
-    """Callable returned by `relu_impls.get`: checks the dtype, then applies the variant."""
+def _call_checked(impl: Callable, accepted: frozenset, variant: Variant, x: Any) -> tf.Tensor:
+    # The hot path (an eager tensor) checks the dtype's enum against a set, ~0.2 µs, where
+    # convert_to_tensor + as_dtype cost ~4 µs and tensor.dtype alone ~0.3 µs.
+    if type(x) is EagerTensor and x._datatype_enum() in accepted:
+        return impl(x)
+    x = tf.convert_to_tensor(x)
+    variant.check_dtype(x.dtype)
+    return impl(x)
 
-    def __init__(self, variant: Variant, params: dict[str, float | int], impl: Callable):
+
+class VariantFn(functools.partial):
+    """Callable returned by `relu_impls.get`: checks the dtype, then applies the variant.
+
+    A functools.partial underneath, so a call costs one C-level dispatch and the check, not a
+    Python method call on top (the wrapper adds well under a microsecond).
+    """
+
+    def __new__(cls, variant: Variant, params: dict[str, float | int], impl: Callable
+                ) -> VariantFn:
+        accepted = frozenset(tf.as_dtype(name).as_datatype_enum for name in variant.dtypes)
+        self = super().__new__(cls, _call_checked, impl, accepted, variant)
         self.variant = variant
         self.params = params
-        self._impl = impl
         self.__name__ = variant.id
+        return self
 
-    def __call__(self, x: Any) -> tf.Tensor:
-        x = tf.convert_to_tensor(x)
-        self.variant.check_dtype(x.dtype)
-        return self._impl(x)
+    @property
+    def impl(self) -> Callable:
+        """The variant's own callable, without the dtype check (what the profiler times)."""
+        return self.args[0]
 
     @property
     def trainable_variables(self) -> tuple[tf.Variable, ...]:
-        return tuple(getattr(self._impl, "trainable_variables", ()))
+        return tuple(getattr(self.impl, "trainable_variables", ()))
 
     def __repr__(self) -> str:
         return f"<relu_impls {self.variant.label(self.params)}>"
@@ -174,12 +193,9 @@ def _keras() -> Callable:
 
 
 def _custom_op() -> Callable:
-    def apply(x: tf.Tensor) -> tf.Tensor:
-        from relu_impls import custom_op
+    from relu_impls import custom_op  # imports only the loader; the library loads on first call
 
-        return custom_op.custom_relu(x)
-
-    return apply
+    return custom_op.custom_relu
 
 
 def _mixed_precision() -> Callable:

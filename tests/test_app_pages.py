@@ -126,7 +126,7 @@ def test_compare_page_draws_every_chart_and_writes_the_url(data_dir):
             "chart_faults", "chart_breakdown", "chart_semantics"} <= set(charts)
     assert charts["chart_latency"]["layout"]["xaxis"]["type"] == "log"
     assert charts["chart_latency"]["layout"]["yaxis"]["type"] == "log"
-    assert any(t["name"].startswith("calibrated peak") for t in charts["chart_bandwidth"]["data"])
+    assert any(t["name"].startswith("roof peak") for t in charts["chart_bandwidth"]["data"])
     assert at.selectbox(key="compare_baseline").value == "nn_relu"
     assert at.query_params["runs"] == run_id and at.query_params["baseline"] == "nn_relu"
     tables = [d.value for d in at.dataframe]

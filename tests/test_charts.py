@@ -137,7 +137,7 @@ def test_empty_input_gives_an_annotated_empty_figure():
 def test_bandwidth_has_calibrated_peak_as_ceiling_line():
     fig = as_json(charts.effective_bandwidth(synthetic_cases(peak_gbps=20.0)))
     assert fig["layout"]["xaxis"]["type"] == "log"
-    ceiling = [t for t in fig["data"] if t["name"].startswith("calibrated peak")]
+    ceiling = [t for t in fig["data"] if t["name"].startswith("roof peak")]
     assert len(ceiling) == 1
     assert ceiling[0]["y"] == [20.0, 20.0]
     assert ceiling[0]["x"] == [1000, 1_000_000]
@@ -146,7 +146,7 @@ def test_bandwidth_has_calibrated_peak_as_ceiling_line():
 
 def test_bandwidth_without_calibration_has_no_ceiling():
     fig = as_json(charts.effective_bandwidth(synthetic_cases(peak_gbps=None)))
-    assert not [t for t in fig["data"] if t["name"].startswith("calibrated peak")]
+    assert not [t for t in fig["data"] if t["name"].startswith("roof peak")]
     assert len(fig["data"]) == 3
 
 
@@ -174,7 +174,7 @@ def test_speedup_chart_marks_overlapping_cis_and_has_whiskers():
     assert set(maximum["marker"]["symbol"]) == {"circle"}
     assert where["error_y"]["symmetric"] is False
     assert all(v > 0 for v in where["error_y"]["array"])
-    assert traces_named(fig, "not significant (CIs overlap)")
+    assert traces_named(fig, "not significant (CI includes 1)")
     assert any(s.get("y0") == 1.0 for s in fig["layout"]["shapes"])
 
 

@@ -34,7 +34,23 @@ def test_cases_stats_skips_and_traces(tmp_path):
     assert ok.ci95_low_s <= ok.median_s <= ok.ci95_high_s
     assert ok.bytes_per_call == 8000
     assert ok.gbps == pytest.approx(8000 / ok.median_s / 1e9)
-    assert ok.utilization == pytest.approx(ok.gbps / ok.peak_gbps)
+    assert ok.working_set_bytes == 8000 and ok.roof_gbps > 0
+    assert ok.utilization == pytest.approx(ok.gbps / ok.roof_gbps)
+    assert ok.peak_gbps >= ok.roof_gbps
+    assert 0 < ok.floor_s < 1e-6  # the timing loop around a no-op: tens of ns
+    # nn_relu is the baseline; custom_op ran interleaved with it, paired repeat by repeat
+    assert ok.ratio_to_baseline == 1.0 and ok.baseline_case_id == ok.case_id
+    co = cases.loc[("custom_op", "eager", "forward")]
+    assert co.baseline_case_id == ok.case_id
+    assert co.ratio_ci95_low <= co.ratio_to_baseline <= co.ratio_ci95_high
+    own = store.samples(co.case_id).seconds_per_call.to_numpy()
+    assert co.ratio_to_baseline == pytest.approx(np.median(own / samples))
+    roof = store.roof(run_id)
+    assert len(roof) >= 6 and roof.working_set_bytes.is_monotonic_increasing
+    assert (roof.gbps >= roof.gbps_median).all() and (roof.roof_gbps >= roof.gbps - 1e-9).all()
+    noise = json.loads(store.run(run_id)["noise_json"])
+    assert noise["verdict"] in ("quiet", "noisy") and len(noise["groups"]) == 6
+    assert {"load1", "other_cpu_frac", "steal_frac"} <= set(noise["groups"][0])
     assert ok.elements_per_s == pytest.approx(1000 / ok.median_s)
     assert ok.page_faults_per_call >= 0 and ok.peak_rss_mb > 50
     assert cases.loc[("nn_relu", "xla", "backward")].bytes_per_call == 20000
@@ -87,12 +103,12 @@ def test_cancel_keeps_finished_cases(tmp_path):
         if p.done >= 1:
             cancel.set()
 
-    spec = RunSpec(variants=["nn_relu", "maximum", "where"], shapes=[(100,)], modes=["eager"],
-                   threads=[1], trace=False, **FAST)
+    spec = RunSpec(variants=["nn_relu", "maximum", "where"], shapes=[(100,), (200,)],
+                   modes=["eager"], threads=[1], trace=False, **FAST)
     run_id = run_profile(spec, store, on_progress=on_progress, cancel=cancel)
     assert store.run(run_id)["status"] == "interrupted"
-    cases = store.cases([run_id])
-    assert 1 <= len(cases) < 3 and (cases.status == "ok").all()
+    cases = store.cases([run_id])  # the first group (the three variants at 100) is kept whole
+    assert len(cases) == 3 and (cases.status == "ok").all() and set(cases["shape"]) == {"100"}
 
 
 def test_validation_names_field_and_refuses_huge_shapes(tmp_path):

@@ -43,9 +43,10 @@ def test_report_is_self_contained_with_every_chart(store):
     # plotly.js inlined exactly once, nothing fetched from a CDN.
     assert document.count("* plotly.js v") == 1
     assert not re.search(r"<(script|link)[^>]+(src|href)=", document)
-    assert chart_count(document) == 6  # latency, bandwidth, speedup, utilization, faults, breakdown
+    assert chart_count(document) == 7  # latency, bandwidth, speedup, roofline, utilization,
+    # faults, breakdown
     assert "Speedup vs nn_relu" in document
-    assert "calibrated peak 20 GB" in document
+    assert "roof peak 20 GB" in document and "Roofline" in document
     # Results table coloured like torch's Compare: the best cell is green.
     assert "#1b7f3b" in document and "5x worse" in document
 
@@ -73,8 +74,18 @@ def test_report_of_two_runs_tells_them_apart(store):
     first = fill(store, synthetic_cases(run_id="a"), label="first")
     second = fill(store, synthetic_cases(run_id="b"), label="second")
     document = render_html(store, [first, second])
-    assert f"nn_relu · run {first[:8]}" in document
-    assert f"nn_relu · run {second[:8]}" in document
+    for name in ("first", "second"):
+        for variant in ("nn_relu", "where", "maximum"):  # every case of both runs, as a row
+            assert f'<td class="name">{variant} · run {name}</td>' in document
+
+
+def test_report_of_two_unlabelled_runs_of_one_day(store):
+    first = fill(store, synthetic_cases(run_id="a"), label="")
+    second = fill(store, synthetic_cases(run_id="b"), label="")
+    assert first[:8] == second[:8]  # the same day: the date alone cannot tell them apart
+    document = render_html(store, [first, second])
+    for run_id in (first, second):
+        assert f"nn_relu · run {run_id[9:]}" in document
 
 
 def test_report_carries_the_semantics_matrix_when_given(store):

@@ -46,7 +46,7 @@ def test_round_trip(tmp_path):
                                       "spec_json"]
     assert runs.status.tolist() == ["complete"] and runs.label.tolist() == ["label-x"]
     cases = again.cases([run_id])
-    assert list(cases.columns) == CASE_COLUMNS
+    assert list(cases.columns) == [*CASE_COLUMNS, "run_label"]
     assert cases.median_s.iloc[0] == 1e-3
     cid = cases.case_id.iloc[0]
     assert again.samples(cid).seconds_per_call.tolist() == [1e-3, 2e-3, 3e-3]

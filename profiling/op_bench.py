@@ -1,12 +1,15 @@
 """Benchmark CustomRelu against tf.nn.relu and the BandwidthProbe copy, in one process.
 
-`python -m relu_impls.bench [--sizes 1e3,1e6] [--dtypes float32,float16] [--repeats 21] [--json]`
+`python -m profiling.op_bench [--sizes 1e3,1e6] [--dtypes float32,float16] [--repeats 21] [--json]`
 
-For each size the three ops run interleaved (round-robin, rotating which goes first), each
-sample timing `number` back-to-back eager calls after one untimed call of the same op. We
-report median and IQR seconds per call, GB/s counting one read and one write per element,
-CustomRelu's share of the probe's GB/s at the same size, and minor page faults per call. Run with TF_CPU_ALLOCATOR_USE_BFC=true to
-measure kernels instead of the default allocator's fresh pages.
+For each size four callables run interleaved by the measurement core (`measure_interleaved`:
+each calibrated on its own, then repeat by repeat in a fresh random order): the public
+`relu_impls.get("custom_op")` (what a user calls, dtype check included), the raw
+`custom_op.custom_relu`, `tf.nn.relu` and `custom_op.bandwidth_probe`. We report median and IQR
+seconds per call, the paired speedup of `relu_impls.get("custom_op")` over `tf.nn.relu` with
+its 95% CI, GB/s counting one read and one write per element, CustomRelu's share of the probe's
+GB/s at the same size, and minor page faults per call. Run with TF_CPU_ALLOCATOR_USE_BFC=true
+to measure kernels instead of the default allocator's fresh pages.
 """
 
 from __future__ import annotations
@@ -15,50 +18,32 @@ import argparse
 import json
 import os
 import platform
-import resource
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
+
+from profiling import spec
+from profiling.stats import paired_ratio, summarize_samples
+from profiling.timing import measure_interleaved
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
 HALF_SIZE = 10_000_000  # where float16/bfloat16 are compared with float32
-TARGET_SAMPLE_S = 0.004  # each sample long enough that the timer's resolution does not matter
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Seconds per call of one op at one size, from all samples."""
-
-    samples: tuple[float, ...]
-    number: int
-    minflt_per_call: float
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def iqr_s(self) -> float:
-        if len(self.samples) < 4:
-            return max(self.samples) - min(self.samples)
-        q = statistics.quantiles(self.samples, n=4)
-        return q[2] - q[0]
 
 
 @dataclass(frozen=True)
 class Row:
-    """One size and dtype: CustomRelu, tf.nn.relu and the probe, interleaved."""
+    """One size and dtype: relu_impls.get("custom_op"), tf.nn.relu and the probe, interleaved."""
 
     dtype: str
     size: int
-    custom_median_s: float
+    custom_median_s: float  # relu_impls.get("custom_op")(x)
     custom_iqr_s: float
+    raw_custom_median_s: float  # custom_op.custom_relu(x)
     nn_relu_median_s: float
     nn_relu_iqr_s: float
     probe_median_s: float
-    speedup_vs_nn_relu: float  # nn_relu median / custom median; >= 1 means CustomRelu is faster
+    speedup_vs_nn_relu: float  # paired: median of nn_relu_i / custom_i; >= 1: custom is faster
+    speedup_ci95_low: float
+    speedup_ci95_high: float
     custom_gbps: float
     nn_relu_gbps: float
     probe_gbps: float
@@ -71,85 +56,52 @@ class Row:
 
 
 def parse_sizes(text: str) -> list[int]:
-    """'1e3,10000' -> [1000, 10000]; ValueError on anything not a positive integer."""
-    sizes = []
-    for part in text.split(","):
-        value = float(part.strip())
-        if value < 1 or value != int(value):
-            raise ValueError(f"--sizes: {part!r} is not a positive whole number")
-        sizes.append(int(value))
-    return sizes
-
-
-def time_interleaved(
-    fns: dict[str, Callable[[], object]], repeats: int, number: int
-) -> dict[str, Timing]:
-    """Round-robin `repeats` samples of `number` calls of each fn, rotating the order; each
-    sample follows one untimed call of the same fn."""
-    names = list(fns)
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    faults = dict.fromkeys(names, 0)
-    for r in range(repeats):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            fn = fns[name]
-            # One untimed call first: the previous op's dirty cache lines (tf.nn.relu leaves
-            # its whole output there) are written back on its time, not on the next op's.
-            fn()
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            elapsed = time.perf_counter() - start
-            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-            samples[name].append(elapsed / number)
-    return {n: Timing(tuple(samples[n]), number, faults[n] / (repeats * number)) for n in names}
-
-
-def calls_per_sample(fn: Callable[[], object]) -> int:
-    """Back-to-back calls needed for a sample of about TARGET_SAMPLE_S (after a warm-up)."""
-    for _ in range(3):
-        fn()
-    start = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - start, 1e-7)
-    return max(1, min(2000, round(TARGET_SAMPLE_S / one)))
+    """'1e3,10000' -> [1000, 10000]; SpecError (a ValueError) on anything else."""
+    return [shape[0] for shape in spec.parse_sizes(text)]
 
 
 def bench_one(dtype: str, size: int, repeats: int) -> Row:
-    """Measure CustomRelu, tf.nn.relu and BandwidthProbe on a random tensor of `size` elements."""
+    """Measure the four callables on a random tensor of `size` elements."""
     import tensorflow as tf
 
+    import relu_impls
     from relu_impls import custom_op
 
     x = tf.cast(tf.random.stateless_normal([size], seed=(1, 2)), getattr(tf, dtype))
+    public = relu_impls.get("custom_op")
     fns = {
-        "custom": lambda: custom_op.custom_relu(x),
+        "custom": lambda: public(x),
+        "raw_custom": lambda: custom_op.custom_relu(x),
         "nn_relu": lambda: tf.nn.relu(x),
         "probe": lambda: custom_op.bandwidth_probe(x),
     }
-    number = max(calls_per_sample(f) for f in fns.values())
-    t = time_interleaved(fns, repeats, number)
+    t = measure_interleaved({k: (f, lambda: None) for k, f in fns.items()}, repeats=repeats)
+    stats = {k: summarize_samples(v.samples) for k, v in t.items()}
+    # nn_relu / custom per pair: > 1 means custom is faster
+    speedup = paired_ratio(t["custom"].samples, t["nn_relu"].samples)
     bytes_per_call = 2 * x.dtype.size * size
-    gbps = {k: bytes_per_call / v.median_s / 1e9 for k, v in t.items()}
+    gbps = {k: bytes_per_call / v.median_s / 1e9 for k, v in stats.items()}
     return Row(
         dtype=dtype,
         size=size,
-        custom_median_s=t["custom"].median_s,
-        custom_iqr_s=t["custom"].iqr_s,
-        nn_relu_median_s=t["nn_relu"].median_s,
-        nn_relu_iqr_s=t["nn_relu"].iqr_s,
-        probe_median_s=t["probe"].median_s,
-        speedup_vs_nn_relu=t["nn_relu"].median_s / t["custom"].median_s,
+        custom_median_s=stats["custom"].median_s,
+        custom_iqr_s=stats["custom"].iqr_s,
+        raw_custom_median_s=stats["raw_custom"].median_s,
+        nn_relu_median_s=stats["nn_relu"].median_s,
+        nn_relu_iqr_s=stats["nn_relu"].iqr_s,
+        probe_median_s=stats["probe"].median_s,
+        speedup_vs_nn_relu=speedup.ratio,
+        speedup_ci95_low=speedup.ci95_low,
+        speedup_ci95_high=speedup.ci95_high,
         custom_gbps=gbps["custom"],
         nn_relu_gbps=gbps["nn_relu"],
         probe_gbps=gbps["probe"],
         utilization=gbps["custom"] / gbps["probe"],
-        custom_elements_per_s=size / t["custom"].median_s,
-        custom_minflt_per_call=t["custom"].minflt_per_call,
-        nn_relu_minflt_per_call=t["nn_relu"].minflt_per_call,
+        custom_elements_per_s=size / stats["custom"].median_s,
+        custom_minflt_per_call=t["custom"].page_faults_per_call,
+        nn_relu_minflt_per_call=t["nn_relu"].page_faults_per_call,
         samples=repeats,
-        number=number,
+        number=t["custom"].number,
     )
 
 
@@ -171,8 +123,8 @@ def _si(seconds: float) -> str:
 def format_table(rows: list[Row]) -> str:
     """Fixed-width text table; float16/bfloat16 rows add elements/s relative to float32."""
     head = (
-        f"{'dtype':<9}{'size':>11} {'custom median±IQR':>21} {'nn_relu median±IQR':>21}"
-        f" {'speedup':>7} {'custom GB/s':>11} {'nn_relu GB/s':>12} {'probe GB/s':>10}"
+        f"{'dtype':<9}{'size':>11} {'get(custom_op) median±IQR':>25} {'raw':>10}"
+        f" {'nn_relu median±IQR':>21} {'speedup [CI95]':>21} {'custom GB/s':>11} {'nn_relu GB/s':>12} {'probe GB/s':>10}"
         f" {'util':>5} {'minflt/call c|n':>16} {'Gelem/s':>8}"
     )
     lines = [head, "-" * len(head)]
@@ -182,9 +134,11 @@ def format_table(rows: list[Row]) -> str:
         if r.dtype != "float32" and r.size in f32:
             rel = f"  {r.custom_elements_per_s / f32[r.size]:.2f}x float32 elem/s"
         lines.append(
-            f"{r.dtype:<9}{r.size:>11.3g} {_si(r.custom_median_s)}±{_si(r.custom_iqr_s).strip():<9}"
+            f"{r.dtype:<9}{r.size:>11.3g}     {_si(r.custom_median_s)}±"
+            f"{_si(r.custom_iqr_s).strip():<9} {_si(r.raw_custom_median_s)}"
             f" {_si(r.nn_relu_median_s)}±{_si(r.nn_relu_iqr_s).strip():<9}"
-            f" {r.speedup_vs_nn_relu:6.2f}x {r.custom_gbps:11.2f} {r.nn_relu_gbps:12.2f}"
+            f" {r.speedup_vs_nn_relu:5.2f}x [{r.speedup_ci95_low:.2f}, {r.speedup_ci95_high:.2f}]"
+            f" {r.custom_gbps:11.2f} {r.nn_relu_gbps:12.2f}"
             f" {r.probe_gbps:10.2f} {r.utilization:5.0%}"
             f" {r.custom_minflt_per_call:7.1f}|{r.nn_relu_minflt_per_call:<8.1f}"
             f" {r.custom_elements_per_s / 1e9:8.3f}{rel}"
@@ -194,7 +148,7 @@ def format_table(rows: list[Row]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m relu_impls.bench",
+        prog="python -m profiling.op_bench",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -247,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"allocator: {env['allocator']}; TF {env['tf_version']}; {env['cpu_count']} CPUs;"
-            " GB/s counts read+write (2 x itemsize bytes/element); speedup = nn_relu/custom"
-            " median time; util = custom GB/s / BandwidthProbe GB/s at the same size"
+            " GB/s counts read+write (2 x itemsize bytes/element); speedup = paired"
+            " nn_relu / relu_impls.get('custom_op') time with its 95% CI; raw ="
+            " custom_op.custom_relu; util = custom GB/s / BandwidthProbe GB/s at the same size"
         )
         print(format_table(rows))
     return 0

@@ -1,0 +1,131 @@
+"""Was the machine quiet? What the OS tells about other work while a group of cases ran.
+
+Around each group the runner takes a `Snapshot`: the load average, the machine's CPU time by
+state from /proc/stat (steal included) and the CPU time of our own processes (the runner and
+its worker). Other processes' CPU time is the machine's busy time minus ours. A group is noisy
+when others used more than OTHER_CPU_LIMIT of the machine, or the hypervisor stole more than
+STEAL_LIMIT; a run is noisy when any group was, or when any case's spread (IQR / median)
+exceeds SPREAD_LIMIT, as pyperf warns past 10% ("the benchmark seems unstable").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import psutil
+
+OTHER_CPU_LIMIT = 0.10  # of the machine's CPU capacity over the group's wall time
+STEAL_LIMIT = 0.05
+SPREAD_LIMIT = 0.10
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    wall_s: float
+    load1: float
+    busy_s: float  # all CPUs, every non-idle state (user..steal), seconds
+    steal_s: float
+    total_s: float
+    own_cpu_s: float  # user + system of our processes
+
+
+def _proc_stat() -> tuple[float, float, float]:
+    """(busy, steal, total) CPU seconds of the whole machine since boot."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0, 0.0
+    # user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
+    fields = (fields + [0] * 10)[:10]
+    idle = fields[3] + fields[4]
+    total = sum(fields[:8])
+    return (total - idle) / tick, fields[7] / tick, total / tick
+
+
+def _cpu_seconds(pids: Iterable[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+def snapshot(own_pids: Sequence[int] = ()) -> Snapshot:
+    """The machine's counters now; own_pids are our processes (this one is always included)."""
+    busy, steal, total = _proc_stat()
+    try:
+        load1 = os.getloadavg()[0]
+    except OSError:
+        load1 = float("nan")
+    return Snapshot(time.monotonic(), load1, busy, steal, total,
+                    _cpu_seconds({os.getpid(), *own_pids}))
+
+
+def between(before: Snapshot, after: Snapshot) -> dict:
+    """What happened between two snapshots: wall_s, load1 (at the end), other_cpu_frac (other
+    processes' CPU time / (wall x CPUs)), steal_frac, and noisy + reasons for this interval."""
+    wall = max(after.wall_s - before.wall_s, 1e-9)
+    cpus = psutil.cpu_count(logical=True) or 1
+    busy = after.busy_s - before.busy_s
+    total = max(after.total_s - before.total_s, 1e-9)
+    other = max(0.0, busy - (after.own_cpu_s - before.own_cpu_s))
+    other_frac = min(1.0, other / (wall * cpus))
+    steal_frac = (after.steal_s - before.steal_s) / total
+    reasons = []
+    if other_frac > OTHER_CPU_LIMIT:
+        reasons.append(f"other processes used {other_frac:.0%} of the CPUs")
+    if steal_frac > STEAL_LIMIT:
+        reasons.append(f"the hypervisor stole {steal_frac:.0%} of CPU time")
+    return {"wall_s": wall, "load1": after.load1, "other_cpu_frac": other_frac,
+            "steal_frac": steal_frac, "noisy": bool(reasons), "reasons": reasons}
+
+
+def verdict(groups: Sequence[dict], spreads: Sequence[tuple[str, float]] = ()) -> dict:
+    """The run's verdict from its groups (`between` dicts, each with a "group" name) and the
+    (case description, IQR/median) of its ok cases:
+    {"verdict": quiet|noisy|unknown, "reasons": [...], "groups": [...], "max_spread"}."""
+    reasons = [f"{g.get('group', 'group')}: {r}" for g in groups for r in g.get("reasons", [])]
+    wide = [(name, s) for name, s in spreads if s > SPREAD_LIMIT]
+    if wide:
+        worst = max(wide, key=lambda t: t[1])
+        reasons.append(f"{len(wide)} case(s) with spread (IQR/median) over {SPREAD_LIMIT:.0%}, "
+                       f"widest {worst[1]:.0%} ({worst[0]})")
+    state = "noisy" if reasons else "quiet"
+    if not groups and not spreads:
+        state = "unknown"
+    return {"verdict": state, "reasons": reasons, "groups": list(groups),
+            "max_spread": max((s for _, s in spreads), default=None)}
+
+
+def stored(noise_json: str | None) -> dict:
+    """A run's stored verdict ({"verdict", "reasons", ...}); verdict unknown when absent or
+    unreadable."""
+    try:
+        noise = json.loads(noise_json or "{}")
+    except (TypeError, ValueError):
+        noise = {}
+    if not isinstance(noise, dict) or noise.get("verdict") not in ("quiet", "noisy", "unknown"):
+        return {"verdict": "unknown", "reasons": []}
+    return noise
+
+
+def warnings(runs: pd.DataFrame, names: Mapping[str, str] | None = None) -> list[str]:
+    """One line per noisy run of a store.list_runs() frame: 'run NAME: machine busy: ...'."""
+    out = []
+    for row in runs.to_dict("records"):
+        noise = stored(row.get("noise_json"))
+        if noise["verdict"] == "noisy":
+            name = (names or {}).get(row["run_id"], row["run_id"])
+            out.append(f"run {name} was measured on a noisy machine: "
+                       + "; ".join(noise.get("reasons") or ["no reason recorded"]))
+    return out
