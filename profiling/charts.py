@@ -526,14 +526,23 @@ def compare_styler(cases: pd.DataFrame):
 
 def fusion_table(fusion: pd.DataFrame) -> pd.DataFrame:
     """Fusion results for display: did the ReLU fuse into Grappler's ``_FusedConv2D``/
-    ``_FusedMatMul`` or into an XLA fusion, and what that costs in time."""
-    columns = ["variant", "block", "fused", "fused_into", "kernels", "time_us", "time_vs_fused",
-               "hlo_fusions", "instructions_before", "instructions_after", "compiled", "reason"]
+    ``_FusedMatMul`` or into an XLA fusion, and what that costs in time: the block's median
+    µs with its 95% CI half-width, and its paired ratio to the fused baseline with that
+    ratio's 95% CI (blank where none was measured: none is made up)."""
+    columns = ["variant", "block", "fused", "fused_into", "kernels", "time_us", "time_ci95_us",
+               "time_vs_fused", "time_vs_fused_ci95", "hlo_fusions", "instructions_before",
+               "instructions_after", "compiled", "reason"]
     if fusion.empty:
         return pd.DataFrame(columns=columns)
     frame = fusion.copy()
     if "time_s" in frame.columns:
         frame["time_us"] = frame["time_s"] * 1e6
+    if {"time_ci95_low_s", "time_ci95_high_s"} <= set(frame.columns):
+        frame["time_ci95_us"] = (frame["time_ci95_high_s"] - frame["time_ci95_low_s"]) / 2 * 1e6
+    if {"ratio_ci95_low", "ratio_ci95_high"} <= set(frame.columns):
+        frame["time_vs_fused_ci95"] = [
+            f"[{lo:.3g}, {hi:.3g}]" if pd.notna(lo) and pd.notna(hi) else None
+            for lo, hi in zip(frame["ratio_ci95_low"], frame["ratio_ci95_high"], strict=True)]
     return frame[[c for c in columns if c in frame.columns]].reset_index(drop=True)
 
 

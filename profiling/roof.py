@@ -77,12 +77,13 @@ def working_sets(caches: dict[int, int], memory_bytes: int) -> list[int]:
     points = {MIN_WORKING_SET << (2 * i) for i in range(32) if MIN_WORKING_SET << (2 * i) <= top}
     for size in caches.values():
         points.update(p for p in (size // 2, 2 * size) if MIN_WORKING_SET <= p <= top)
-    points.add(top)
     out: list[int] = []
     for p in sorted(points):  # drop points within 25% of the previous one
         if not out or p > out[-1] * 1.25:
             out.append(p)
-    return out
+    if out and top < out[-1] * 1.25:  # the largest point is always `top` itself
+        out.pop()
+    return [*out, top]
 
 
 def _copy_fn(device: str) -> tuple[str, Callable[[int], tuple[Callable, Callable]]]:

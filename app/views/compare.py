@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import resources, share
 from app.guard import one_line, page_guard
-from profiling import charts, report
+from profiling import charts, noise, report
 from profiling.bundle import BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json
@@ -132,8 +132,13 @@ def render() -> None:
                    for name, chosen in filters.items()})
     cases = report.filter_cases(all_cases, filters)
     st.caption("The address bar now reproduces this view: copy it to share.")
+    chosen = runs[runs["run_id"].isin(run_ids)]
+    for warning in noise.warnings(chosen, charts.run_names(
+            chosen.rename(columns={"label": "run_label"}))):
+        st.warning(warning + ". Differences smaller than this noise are not to be trusted.",
+                   icon=":material/warning:")
 
-    tabs = st.tabs(["Latency", "Bandwidth", "Speedup", "Utilization", "Page faults",
+    tabs = st.tabs(["Latency", "Bandwidth", "Speedup", "Roofline", "Utilization", "Page faults",
                     "Breakdown", "Fusion", "Semantics", "Table"])
     with tabs[0]:
         st.plotly_chart(charts.latency_vs_size(cases), key="chart_latency")
@@ -141,31 +146,38 @@ def render() -> None:
         st.plotly_chart(charts.effective_bandwidth(cases), key="chart_bandwidth")
     with tabs[2]:
         st.plotly_chart(charts.speedup_vs_baseline(cases, baseline), key="chart_speedup")
-        st.caption("Open markers: the 95% CIs overlap the baseline's, so the difference is not "
-                   "significant.")
+        st.caption("Whiskers: 95% CI of the speedup, from the paired samples where the case ran "
+                   "interleaved with the baseline in one run, else from the two medians' CIs. "
+                   "Open markers: the CI includes 1, so the difference is not significant.")
     with tabs[3]:
-        st.plotly_chart(charts.utilization(cases), key="chart_utilization")
+        st.plotly_chart(charts.roofline(cases, resources.store().roof(run_ids)),
+                        key="chart_roofline")
+        st.caption("The roof is the best copy bandwidth measured at each working set (bytes "
+                   "read + written), from L1 to beyond the last-level cache; utilization is a "
+                   "case's GB/s over the roof at its own working set.")
     with tabs[4]:
-        st.plotly_chart(charts.page_faults(cases), key="chart_faults")
+        st.plotly_chart(charts.utilization(cases), key="chart_utilization")
     with tabs[5]:
+        st.plotly_chart(charts.page_faults(cases), key="chart_faults")
+    with tabs[6]:
         breakdown = resources.store().breakdown(run_ids)
         breakdown = breakdown[breakdown["case_id"].isin(set(cases["case_id"]))]
         st.plotly_chart(charts.breakdown_bars(breakdown, cases), key="chart_breakdown")
-    with tabs[6]:
+    with tabs[7]:
         fusion = charts.fusion_table(resources.store().fusion(run_ids))
         if fusion.empty:
             st.info("No fusion checks in these runs (tick “Check conv/dense fusion” on Run).")
         else:
             st.dataframe(fusion, hide_index=True, key="fusion_table")
-    with tabs[7], page_guard("The semantics matrix"):
+    with tabs[8], page_guard("The semantics matrix"):
         st.plotly_chart(charts.semantics_matrix(resources.semantics_table()),
                         key="chart_semantics")
-    with tabs[8]:
+    with tabs[9]:
         st.dataframe(charts.compare_styler(cases), key="results_table")
         legend = " · ".join(f":{c}[{name}]" for name, c in (
             ("best (within 1%)", "green"), ("within 10%", "green"), ("slower", "gray"),
             ("2x worse", "orange"), ("5x worse", "red")))
-        st.caption(f"Median µs per call; colour = ratio to the best at that shape: {legend}")
+        st.caption(f"Median µs per call; {charts.RANKING_RULE}: {legend}")
         failed = charts.failed_cases(cases)
         if not failed.empty:
             with st.expander(f"{len(failed)} cases skipped or failed"):

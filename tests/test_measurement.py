@@ -1,0 +1,209 @@
+"""The measurement core against hand-computed values: paired and unpaired ratio CIs, the
+interleaved order, what is (not) inside the timed loop, the roof, noise verdicts, run names."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from profiling import noise, roof
+from profiling.charts import run_names, speedup_table
+from profiling.compare import compare_runs
+from profiling.stats import paired_ratio, relative_spread, unpaired_ratio
+from profiling.timing import harness_floor, measure, measure_interleaved
+
+
+def test_paired_ratio_by_hand():
+    a = [2.0] * 10
+    b = [2.2, 1.8, 2.4, 2.0, 2.6, 2.1, 1.9, 2.3, 2.5, 2.7]
+    # ratios sorted: .90 .95 1.0 1.05 1.1 1.15 1.2 1.25 1.3 1.35; median (1.1 + 1.15) / 2;
+    # n = 10: the order statistics 2 and 9 bound the median with >= 95% (97.85%)
+    r = paired_ratio(a, b)
+    assert r.ratio == pytest.approx(1.125)
+    assert (r.ci95_low, r.ci95_high) == (pytest.approx(0.95), pytest.approx(1.3))
+    assert r.paired and r.n_pairs == 10 and not r.significant()
+
+
+def test_pairing_cancels_drift_that_an_unpaired_ratio_cannot():
+    drift = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])  # the machine slows down 7x
+    a, b = drift, 1.1 * drift
+    paired = paired_ratio(a, b)
+    assert paired.ratio == pytest.approx(1.1)
+    assert (paired.ci95_low, paired.ci95_high) == (pytest.approx(1.1), pytest.approx(1.1))
+    assert paired.significant(0.05)
+    stats = {"median_s": 4.0, "ci95_low_s": 1.0, "ci95_high_s": 7.0, "n_samples": 7}
+    unpaired = unpaired_ratio(stats, {**stats, "median_s": 4.4, "ci95_low_s": 1.1,
+                                      "ci95_high_s": 7.7})
+    assert unpaired.ratio == pytest.approx(1.1) and not unpaired.paired
+    assert (unpaired.ci95_low, unpaired.ci95_high) == (pytest.approx(1.1 / 7), pytest.approx(7.7))
+    assert not unpaired.significant(0.05)
+
+
+def test_ratio_inputs_are_checked():
+    with pytest.raises(ValueError, match="same, non-zero length"):
+        paired_ratio([1.0, 2.0], [1.0])
+    assert unpaired_ratio({"median_s": 1.0, "ci95_low_s": None, "ci95_high_s": 1.0,
+                           "n_samples": 5},
+                          {"median_s": 1.0, "ci95_low_s": 1.0, "ci95_high_s": 1.0,
+                           "n_samples": 5}) is None
+    assert relative_spread([1.0, 1.0, 2.0, 3.0, 3.0]) == pytest.approx(2.0 / 2.0)
+
+
+def test_interleaving_runs_each_callable_once_per_repeat_in_shuffled_orders():
+    seen: list[str] = []
+    calls = {k: ((lambda k=k: seen.append(k)), lambda: None) for k in "abc"}
+    timings = measure_interleaved(calls, repeats=20, warmup=0, number=1)
+    assert len(seen) == 60 and all(len(t.samples) == 20 for t in timings.values())
+    rounds = [seen[i:i + 3] for i in range(0, 60, 3)]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)  # repeat i before repeat i + 1
+    assert len({tuple(r) for r in rounds}) > 1  # the order is shuffled, not fixed
+
+
+def test_measure_keeps_every_sample_and_calibrates_number():
+    timing = measure(lambda: sum(range(100)), repeats=6, min_time=0.005)
+    assert len(timing.samples) == 6 and timing.number > 1
+    assert all(s > 0 for s in timing.samples)
+    assert 0 < harness_floor(repeats=5, min_time=0.005) < 1e-6
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+def test_no_validation_runs_inside_the_timed_loop(mode, monkeypatch):
+    import tensorflow as tf
+
+    import relu_impls
+    from profiling.spec import Case
+    from profiling.worker import make_input, prepare_case
+
+    checks = []
+    original = relu_impls.Variant.check_dtype
+
+    def counted(self, dtype):
+        checks.append(dtype)
+        return original(self, dtype)
+
+    monkeypatch.setattr(relu_impls.Variant, "check_dtype", counted)
+    case = Case(0, "nn_relu", {}, (1000,), "float32", "CPU:0", 1, "bfc", mode, "forward")
+    x = make_input(tf, case.shape, case.dtype)
+    call, nbytes = prepare_case(tf, case, x)
+    assert len(checks) == 1 and nbytes == 8000  # validated once, when the case is prepared
+    if mode == "eager":  # what is timed is the variant's own function, not relu_impls' wrapper
+        assert isinstance(call, functools.partial) and call.func is tf.nn.relu
+    measure(call, repeats=3, min_time=0.002)
+    assert len(checks) == 1
+
+
+def test_the_public_callable_wraps_the_raw_function():
+    import tensorflow as tf
+
+    import relu_impls
+    from relu_impls import custom_op
+
+    assert relu_impls.get("custom_op").impl is custom_op.custom_relu
+    assert relu_impls.get("nn_relu").impl is tf.nn.relu
+    with pytest.raises(TypeError, match="does not support dtype int32"):
+        relu_impls.get("nn_relu")(tf.constant([1, -1]))
+
+
+def test_roof_interpolates_in_log_log_and_clamps():
+    curve = [{"working_set_bytes": 1_000, "gbps": 10.0},
+             {"working_set_bytes": 100_000, "gbps": 1_000.0}]
+    assert roof.roof_at(curve, 10_000) == pytest.approx(100.0)
+    assert roof.roof_at(curve, 10) == 10.0 and roof.roof_at(curve, 10**9) == 1_000.0
+    assert roof.roof_at([], 1000) is None
+    best = roof.best_of(curve, [{"working_set_bytes": 1_000, "gbps": 12.0}])
+    assert [p["gbps"] for p in best] == [12.0, 1_000.0]
+
+
+def test_working_sets_cover_every_cache_level(tmp_path):
+    for i, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"),
+                                             (2, "Unified", "2048K"), (3, "Unified", "300M")]):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        (d / "level").write_text(f"{level}\n")
+        (d / "type").write_text(f"{kind}\n")
+        (d / "size").write_text(f"{size}\n")
+    caches = roof.cache_sizes(tmp_path)
+    assert caches == {1: 48 << 10, 2: 2 << 20, 3: 300 << 20}
+    sizes = roof.working_sets(caches, 24 << 30)
+    assert sizes == sorted(sizes) and sizes[0] == 4 << 10
+    assert sizes[-1] == 4 * (300 << 20)  # several times the last-level cache
+    for size in caches.values():  # points inside and beyond every level
+        assert any(s < size for s in sizes) and any(s > size for s in sizes)
+    assert roof.working_sets(caches, 1 << 30)[-1] <= (1 << 30) // 8  # memory bounds it
+
+
+def test_noise_between_counts_only_other_processes():
+    before = noise.Snapshot(wall_s=0.0, load1=1.0, busy_s=100.0, steal_s=0.0, total_s=200.0,
+                            own_cpu_s=10.0)
+    quiet = noise.Snapshot(wall_s=1.0, load1=1.0, busy_s=101.0, steal_s=0.0, total_s=202.0,
+                           own_cpu_s=11.0)  # all the busy time was ours
+    assert not noise.between(before, quiet)["noisy"]
+    busy = noise.Snapshot(wall_s=1.0, load1=3.0, busy_s=102.0, steal_s=0.2, total_s=202.0,
+                          own_cpu_s=11.0)
+    g = noise.between(before, busy)
+    assert g["noisy"] and g["steal_frac"] == pytest.approx(0.1)
+    assert g["other_cpu_frac"] == pytest.approx(1.0 / (1.0 * noise.psutil.cpu_count()))
+    verdict = noise.verdict([{"group": "1000 eager", **g}], [("a", 0.02), ("b", 0.3)])
+    assert verdict["verdict"] == "noisy" and len(verdict["reasons"]) == 3
+    assert "widest 30% (b)" in verdict["reasons"][-1]
+    assert noise.verdict([], [])["verdict"] == "unknown"
+    assert noise.verdict([{"group": "g", **noise.between(before, quiet)}],
+                         [("a", 0.02)])["verdict"] == "quiet"
+    assert noise.stored("not json")["verdict"] == "unknown"
+
+
+def test_run_names_are_short_and_unique():
+    same_day = pd.DataFrame({"run_id": ["20261127-101500-aaaaaa", "20261127-101501-bbbbbb"],
+                             "run_label": ["", ""]})
+    assert run_names(same_day) == {"20261127-101500-aaaaaa": "101500-aaaaaa",
+                                   "20261127-101501-bbbbbb": "101501-bbbbbb"}
+    labelled = same_day.assign(run_label=["laptop", "laptop"])
+    assert set(run_names(labelled).values()) == {"laptop (101500-aaaaaa)",
+                                                 "laptop (101501-bbbbbb)"}
+    unique = same_day.assign(run_label=["before", "after"])
+    assert run_names(unique) == {"20261127-101500-aaaaaa": "before",
+                                 "20261127-101501-bbbbbb": "after"}
+    days = pd.DataFrame({"run_id": ["20261126-1-a", "20261127-1-b"], "run_label": ["", ""]})
+    assert run_names(days) == {"20261126-1-a": "20261126-1-a", "20261127-1-b": "20261127-1-b"}
+
+
+def _case(variant: str, median: float, **extra) -> dict:
+    return {"run_id": "r", "case_id": f"r-{variant}", "variant": variant, "label": variant,
+            "shape": "1000", "numel": 1000, "dtype": "float32", "device": "CPU:0", "threads": 2,
+            "allocator": "bfc", "mode": "eager", "pass": "forward", "status": "ok",
+            "median_s": median, "ci95_low_s": median * 0.9, "ci95_high_s": median * 1.1,
+            "ci95_s": median * 0.1, "n_samples": 7, **extra}
+
+
+def test_speedup_uses_the_paired_ratio_and_never_invents_a_ci():
+    cases = pd.DataFrame([
+        _case("nn_relu", 1.0, baseline_case_id="r-nn_relu", ratio_to_baseline=1.0,
+              ratio_ci95_low=1.0, ratio_ci95_high=1.0),
+        _case("custom_op", 0.8, baseline_case_id="r-nn_relu", ratio_to_baseline=0.8,
+              ratio_ci95_low=0.78, ratio_ci95_high=0.82),
+        _case("maximum", 2.0, ci95_low_s=None, ci95_high_s=None),  # e.g. an old row, no CI
+    ])
+    table = speedup_table(cases, "nn_relu").set_index("variant")
+    custom = table.loc["custom_op"]
+    assert custom.paired and custom.speedup == pytest.approx(1.25)
+    assert (custom.speedup_low, custom.speedup_high) == (pytest.approx(1 / 0.82),
+                                                         pytest.approx(1 / 0.78))
+    assert custom.significant
+    maximum = table.loc["maximum"]
+    assert maximum.speedup == pytest.approx(0.5) and not maximum.paired
+    assert np.isnan(maximum.speedup_low) and not maximum.significant
+
+
+def test_compare_calls_only_a_ci_beyond_the_threshold_a_regression():
+    a = pd.DataFrame([_case("nn_relu", 1.0)])
+    same = compare_runs(a, a.copy(), 0.05)
+    assert not same.regression.any() and not same.improvement.any()
+    slightly = pd.DataFrame([_case("nn_relu", 1.06)])  # 6% slower, CIs overlap widely
+    assert not compare_runs(a, slightly, 0.05).regression.any()
+    much = pd.DataFrame([_case("nn_relu", 1.5, ci95_low_s=1.45, ci95_high_s=1.55)])
+    table = compare_runs(pd.DataFrame([_case("nn_relu", 1.0, ci95_low_s=0.98,
+                                             ci95_high_s=1.02)]), much, 0.05)
+    assert table.regression.all() and table.ratio_low.iloc[0] == pytest.approx(1.45 / 1.02)
