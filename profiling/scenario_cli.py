@@ -124,7 +124,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
             else:
                 _print_frame(result.workers, [c for c in result.workers.columns
                                               if c != "xplane_path"])
-                print(f"traces: {', '.join(result.workers['xplane_path'])}")
+                print(f"traces: {', '.join(p for p in result.workers['xplane_path'] if p)}")
                 if result.run_id:
                     print(f"run {result.run_id} saved")
             return 0
