@@ -55,7 +55,8 @@ class Column:
 
 
 def _show(value: Any) -> str:
-    return repr(value)[:60]
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _number(value: Any, integer: bool) -> str | None:
