@@ -328,8 +328,9 @@ class Store:
 
     # ---- reads -----------------------------------------------------------------------------
     def list_runs(self) -> pd.DataFrame:
-        """run_id, created_at, status (running|complete|interrupted|failed), n_cases (stored so
-        far), label, spec_json, finished_at, n_planned (cases in the spec)."""
+        """run_id, created_at, status (running|complete|interrupted|failed|incomplete: imported
+        while running), n_cases (stored so far), label, spec_json, finished_at, n_planned (cases
+        in the spec)."""
         self.mark_stale_runs()
         return self._query(
             "SELECT r.run_id, r.created_at, r.status, "
