@@ -477,8 +477,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from profiling.traces import TraceError
 
     args = build_parser().parse_args(argv)
-    if args.command == "scenario":  # it imports TensorFlow, whose start-up chatter goes to fd 2
-        _quiet_tensorflow()
     try:
         return int(args.func(args) or 0)
     except (SpecError, TraceError, BundleError, UsageError, UnknownRunError) as e:

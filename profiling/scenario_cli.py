@@ -95,7 +95,10 @@ def _print_frame(df: pd.DataFrame, columns: list[str]) -> None:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
-    import relu_impls  # imports TensorFlow: keep it out of `--help`
+    from profiling.traces.xplane import quiet_stderr
+
+    with quiet_stderr():  # TensorFlow's start-up log lines would bury our one-line errors
+        import relu_impls  # imports TensorFlow: keep it out of `--help`
     from profiling.distributed import DistributedConfig, DistributedError, run_distributed
     from profiling.scenarios import ScenarioConfig, ScenarioError, parse_hidden, run_scenario
 
