@@ -221,5 +221,4 @@ def delete_runs_section() -> None:
 
 with page_guard("The Compare page"):
     render()
-with page_guard("Deleting runs"):
     delete_runs_section()
