@@ -305,7 +305,8 @@ class Store:
                 if "case_id" in columns[t] and "run_id" not in columns[t]:
                     conn.execute(f"DELETE FROM {t} WHERE case_id IN "
                                  f"(SELECT case_id FROM cases WHERE run_id IN ({q}))", ids)
-            for t in sorted((t for t in tables if "run_id" in columns[t]), key=lambda t: t == "runs"):
+            by_run = [t for t in tables if "run_id" in columns[t]]
+            for t in sorted(by_run, key=lambda t: t == "runs"):  # the runs rows last
                 conn.execute(f"DELETE FROM {t} WHERE run_id IN ({q})", ids)
             names = []
             for sha in shas:
@@ -418,7 +419,8 @@ class Store:
 
     def trace_file(self, name: str) -> Path | None:
         """traces/<name> when it is a regular file directly inside the traces dir, else None:
-        a stored name such as ../../x, an absolute path or a symlink out of the dir opens nothing."""
+        a stored name such as ../../x, an absolute path or a symlink out of the dir opens
+        nothing."""
         try:
             root = self.traces_dir.resolve()
             path = (self.traces_dir / name).resolve()
