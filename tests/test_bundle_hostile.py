@@ -267,3 +267,20 @@ def test_a_bundle_over_the_size_limit_is_refused_before_reading(bundle, dest, tm
     path.write_bytes(json.dumps(bundle).encode())
     monkeypatch.setattr(profiling.bundle, "MAX_BUNDLE_BYTES", 100)
     assert "size limit" in assert_refused(capsys, dest, path)
+
+
+@pytest.mark.parametrize("kind", ["nul_filename", "traversal_sha", "median_fast", "huge_1e309",
+                                  "duplicate_sample"])
+def test_compare_page_refuses_a_crafted_bundle_and_changes_nothing(kind, bundle, dest):
+    from test_app_pages import open_page, texts
+
+    before = store_state(dest)
+    at = open_page("compare")
+    at.get("file_uploader")[0].set_value((f"{kind}.json", craft(kind, bundle), "application/json"))
+    at.run()
+    assert not at.exception
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith(f"Could not import {kind}.json: bundle"), \
+        errors
+    assert "\n" not in errors[0]
+    assert store_state(dest) == before
