@@ -30,7 +30,6 @@ FORMAT = "relu_lab_bundle"
 VERSION = 1
 MAX_EMBEDDED_TRACE_BYTES = 64 << 20
 MAX_BUNDLE_BYTES = 256 << 20  # the file as given (gzip or not): 64 MiB of traces in base64 + rows
-__all__ = ["BundleError", "MAX_BUNDLE_BYTES", "export_bundle", "import_bundle", "read_bundle"]
 
 
 def export_bundle(store: Store, run_ids: Sequence[str], include_traces: bool = True,
