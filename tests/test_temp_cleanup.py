@@ -21,6 +21,7 @@ import psutil
 import pytest
 from test_capture import start_target, wait_ready
 
+from profiling.bundle import export_bundle, import_bundle
 from profiling.store import Store
 from profiling.tempdirs import make_temp_dir, remove_dead_temp_dirs
 
@@ -77,6 +78,15 @@ def test_run_scenario_and_capture_leave_no_temp_entries(env, tmp_path, monkeypat
     assert row["status"] == "ok" and Path(row["path"]).parent == Path(captured["logdir"])
     assert Path(row["path"]).is_relative_to(Path(env["RELU_LAB_DATA"]))
     assert entries(env) == []
+    # real runs of every kind pass the import checks: exported and imported elsewhere, whole
+    with Store(env["RELU_LAB_DATA"]) as store:
+        runs = sorted(store.list_runs().run_id)
+        bundle = json.loads(json.dumps(export_bundle(store, runs)))
+    assert len(runs) == 3 and len(bundle["trace_files"]) >= 3
+    with Store(tmp_path / "elsewhere") as other:
+        assert sorted(import_bundle(other, bundle)) == runs
+        assert all(other.trace_path(c) for c in other.cases(runs).query("status == 'ok'")
+                   .case_id if other.trace_sha(c))
 
 
 def stored_cases(env: dict[str, str]) -> int:
@@ -88,6 +98,28 @@ def stored_cases(env: dict[str, str]) -> int:
             return conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
         except sqlite3.OperationalError:  # not migrated yet
             return 0
+
+
+def autograph_files(env: dict[str, str]) -> list[Path]:
+    return list(Path(env["TMPDIR"]).glob("relu_lab_worker_*/__autograph_generated_file*"))
+
+
+def test_a_terminated_run_leaves_no_autograph_file(env):
+    """SIGTERM: the CLI stops the run and kills its worker mid-case; TensorFlow in the worker
+    never removes its generated files, so they must be in a dir the CLI removes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "profiling", "run", "--variants", "nn_relu,maximum,where",
+         "--sizes", "1e5,1e6", "--modes", "function", "--threads", "1", "--min-time", "0.3",
+         "--quiet"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not autograph_files(env):
+        time.sleep(0.2)
+    assert proc.poll() is None and autograph_files(env), "no autograph file to clean up"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert entries(env) == []
 
 
 def test_a_killed_run_leaves_nothing_once_a_store_opens(env):
