@@ -181,6 +181,9 @@ def render() -> None:
             ("best (within 1%)", "green"), ("within 10%", "green"), ("slower", "gray"),
             ("2x worse", "orange"), ("5x worse", "red")))
         st.caption(f"Median µs per call; {charts.RANKING_RULE}: {legend}")
+        floor = charts.harness_floor_text(cases)
+        if floor:
+            st.caption(floor)
         failed = charts.failed_cases(cases)
         if not failed.empty:
             with st.expander(f"{len(failed)} cases skipped or failed"):
