@@ -278,6 +278,14 @@ class Store:
             "r.spec_json, r.finished_at, r.n_cases AS n_planned FROM runs r "
             "ORDER BY r.created_at DESC, r.run_id DESC")
 
+    def data_version(self) -> tuple:
+        """Changes whenever a run or a case is added or a run changes status: a cache key."""
+        row = self._query(
+            "SELECT (SELECT COUNT(*) FROM cases) AS cases, COUNT(*) AS runs, "
+            "COUNT(finished_at) AS finished, MAX(finished_at) AS last, "
+            "COUNT(noise_verdict) AS judged FROM runs").iloc[0]
+        return tuple(None if pd.isna(v) else v for v in row)
+
     def resolve_run(self, run_id: str) -> str:
         """Full run id from an id or unique prefix; 'latest' is the newest run. UnknownRunError."""
         if run_id == "latest":
