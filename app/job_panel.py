@@ -15,8 +15,11 @@ def running(state_key: str) -> bool:
     return job is not None and not job.finished
 
 
-def progress_panel(state_key: str, what: str, unit: str, cancel_key: str) -> None:
-    """Poll every POLL_S while ``st.session_state[state_key]`` runs: '<what>… 3/10 <unit>'."""
+def progress_panel(state_key: str, what: str, unit: str, cancel_key: str) -> Job | None:
+    """While ``st.session_state[state_key]`` runs, poll it every POLL_S ('<what>… 3/10 <unit>',
+    a Cancel button) and rerun the page once it ends. Returns the job (None: none started)."""
+    if not running(state_key):
+        return st.session_state.get(state_key)
 
     @st.fragment(run_every=POLL_S)
     def poll() -> None:
@@ -38,3 +41,4 @@ def progress_panel(state_key: str, what: str, unit: str, cancel_key: str) -> Non
             st.rerun(scope="app")
 
     poll()
+    return st.session_state.get(state_key)

@@ -14,6 +14,13 @@ import streamlit as st  # noqa: E402
 # Pages live in views/, not pages/: Streamlit would also list a pages/ folder as old-style pages
 # beside st.navigation.
 st.set_page_config(page_title="ReLU Lab", page_icon=":material/monitoring:", layout="wide")
+# Multiselect chips show their whole label, wrapping onto a second line if they must, instead of
+# "ustom_op…"; BaseWeb caps a tag's width and clips its text.
+st.html("""<style>
+.stMultiSelect [data-baseweb="tag"] { max-width: 100%; height: auto; }
+.stMultiSelect [data-baseweb="tag"] span { max-width: none; overflow: visible;
+  text-overflow: clip; white-space: normal; word-break: break-word; }
+</style>""")
 
 pages = [
     st.Page("views/run.py", title="Run", icon=":material/play_arrow:", default=True),

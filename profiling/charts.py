@@ -120,7 +120,30 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, **axes) -
         margin=dict(l=60, r=20, t=50, b=50),
         **axes,
     )
+    # Long tick labels (the breakdown's case names) push the axis title out instead of over it.
+    figure.update_xaxes(automargin=True, title_standoff=12)
+    figure.update_yaxes(automargin=True)
+    _readable_log_ticks(figure)
     return figure
+
+
+def _readable_log_ticks(figure: go.Figure) -> None:
+    """Log axes: over two decades or more, labels only at powers of ten (minor ticks unlabelled);
+    over less, at 1, 2 and 5 of each decade, so the labels never crowd."""
+    for axis, letter in (("xaxis", "x"), ("yaxis", "y")):
+        if getattr(figure.layout, axis).type != "log":
+            continue
+        values = []
+        for trace in figure.data:
+            data = getattr(trace, letter, None)
+            if data is not None:
+                values.extend(v for v in np.asarray(data, dtype=object).ravel() if v is not None)
+        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        numbers = numbers[np.isfinite(numbers) & (numbers > 0)]
+        decades = math.log10(numbers.max() / numbers.min()) if len(numbers) else 0.0
+        ticks = (dict(dtick=1, minor=dict(dtick="D1", ticks="outside", showgrid=True))
+                 if decades >= 2 else dict(dtick="D2"))
+        getattr(figure.layout, axis).update(exponentformat="power", **ticks)
 
 
 def _colour(index: int) -> str:

@@ -6,9 +6,9 @@ import json
 
 import streamlit as st
 
-from app import resources, share
+from app import case_links, resources, run_again, share
 from app.guard import one_line, page_guard
-from profiling import charts, report
+from profiling import charts, report, units
 from profiling.bundle import BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json
@@ -121,6 +121,7 @@ def render() -> None:
         st.info("Pick at least one run.")
         share.write(runs=None)
         return
+    run_again.buttons(run_ids)
     all_cases = resources.run_cases(run_ids)
     if all_cases.empty:
         st.warning("These runs have no cases yet.")
@@ -156,7 +157,7 @@ def render() -> None:
         if fusion.empty:
             st.info("No fusion checks in these runs (tick “Check conv/dense fusion” on Run).")
         else:
-            st.dataframe(fusion, hide_index=True, key="fusion_table")
+            st.dataframe(units.readable(fusion), hide_index=True, key="fusion_table")
     with tabs[7], page_guard("The semantics matrix"):
         st.plotly_chart(charts.semantics_matrix(resources.semantics_table()),
                         key="chart_semantics")
@@ -166,6 +167,7 @@ def render() -> None:
             ("best (within 1%)", "green"), ("within 10%", "green"), ("slower", "gray"),
             ("2x worse", "orange"), ("5x worse", "red")))
         st.caption(f"Median µs per call; colour = ratio to the best at that shape: {legend}")
+        case_links.show(cases, key="compare_cases")
         failed = charts.failed_cases(cases)
         if not failed.empty:
             with st.expander(f"{len(failed)} cases skipped or failed"):

@@ -8,15 +8,13 @@ import streamlit as st
 
 from app import case_links, job_panel, resources, run_form, share
 from app.guard import one_line, page_guard
+from app.run_again import FORM_STATE, RESEED  # the form's values beside the widgets' own
 from app.run_form import SHAPE_PRESETS, build_spec, chosen_shapes, param_key, variant_entry
 from app.run_job import RunJob, start_job
 from profiling import charts
 from profiling.spec import DTYPES, MODES, PASSES, SpecError
 
 FIELD_WIDGET = {"sizes": "shapes"}  # spec fields shown under another widget
-# The form's values outside the widgets' own state, which Streamlit drops when another page is
-# shown; RESEED asks for the widgets to be overwritten from it ("Run again" elsewhere).
-FORM_STATE, RESEED = "run_form", "run_form_reseed"
 
 
 def variant_params(variant) -> dict:
