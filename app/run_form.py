@@ -95,7 +95,7 @@ def form_from_query(query: dict[str, str], defaults: dict[str, Any],
         raw = str(query[name])
         try:
             if key in LIST_FIELDS:
-                wanted = [part for part in raw.split(",") if part]
+                wanted = [part for part in raw.split(",") if part and part != "-"]
                 if key == "threads":
                     wanted = [int(part) for part in wanted]
                 form[key] = [value for value in wanted if value in options.get(key, wanted)]
