@@ -21,8 +21,8 @@ def trace_url(run_id: str, case_id: str) -> str:
 
 
 def case_rows(cases: pd.DataFrame, traced: frozenset[str], unit: str = "µs") -> pd.DataFrame:
-    """One row per ok case: label, shape, the settings that vary, median and CI in ``unit``,
-    GB/s, utilization, faults per call and the trace link (None without a stored trace)."""
+    """One row per ok case: the trace link (None without a stored trace), label, shape, the settings that vary, median and CI in ``unit``,
+    GB/s, utilization and faults per call."""
     frame = charts.ok_cases(cases)
     settings = [c for c in charts.varying_settings(frame) if c != "run_id"]
     multi_run = "run_id" in frame.columns and frame["run_id"].nunique() > 1
@@ -34,8 +34,9 @@ def case_rows(cases: pd.DataFrame, traced: frozenset[str], unit: str = "µs") ->
     rows["gbps"] = pd.to_numeric(frame["gbps"], errors="coerce")
     rows["utilization"] = pd.to_numeric(frame["utilization"], errors="coerce")
     rows["faults/call"] = pd.to_numeric(frame["page_faults_per_call"], errors="coerce")
-    rows[TRACE_COLUMN] = [trace_url(r, c) if c in traced else None
-                          for r, c in zip(frame["run_id"], frame["case_id"], strict=True)]
+    # First: where a click lands whatever the table's width.
+    rows.insert(0, TRACE_COLUMN, [trace_url(r, c) if c in traced else None
+                                  for r, c in zip(frame["run_id"], frame["case_id"], strict=True)])
     return rows.reset_index(drop=True)
 
 
