@@ -7,8 +7,9 @@ import json
 import streamlit as st
 
 from app import case_links, resources, run_again, share
+from app.figure_cache import charts
 from app.guard import one_line, page_guard
-from profiling import charts, report, units
+from profiling import report, units
 from profiling.bundle import BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json

@@ -7,11 +7,11 @@ import json
 import streamlit as st
 
 from app import case_links, job_panel, resources, run_form, share
+from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from app.run_again import FORM_STATE, RESEED  # the form's values beside the widgets' own
 from app.run_form import SHAPE_PRESETS, build_spec, chosen_shapes, param_key, variant_entry
 from app.run_job import RunJob, start_job
-from profiling import charts
 from profiling.spec import DTYPES, MODES, PASSES, SpecError
 
 FIELD_WIDGET = {"sizes": "shapes"}  # spec fields shown under another widget
