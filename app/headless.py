@@ -88,13 +88,14 @@ def chromium() -> Iterator[object]:
             browser.close()
 
 
-def screenshot(page, path: Path, settle_ms: int = 1500) -> None:
-    """Whole page: Streamlit scrolls inside its own container, so grow the viewport first."""
+def screenshot(page, path: Path, settle_ms: int = 1500, max_height: int = 6000) -> None:
+    """Whole page (up to ``max_height`` px): Streamlit scrolls inside its own container, so grow
+    the viewport first."""
     height = page.evaluate(
         "() => { const main = document.querySelector('[data-testid=stMainBlockContainer]');"
         " return main ? main.scrollHeight + 120 : document.body.scrollHeight; }")
     size = page.viewport_size
-    page.set_viewport_size({"width": size["width"], "height": min(max(height, 800), 6000)})
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, 800), max_height)})
     page.wait_for_timeout(settle_ms)
     page.screenshot(path=path)
     page.set_viewport_size(size)

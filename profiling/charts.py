@@ -129,7 +129,8 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, **axes) -
 
 def _readable_log_ticks(figure: go.Figure) -> None:
     """Log axes: over two decades or more, labels only at powers of ten (minor ticks unlabelled);
-    over less, at 1, 2 and 5 of each decade, so the labels never crowd."""
+    over less, plain labels at 1, 2 and 5 of each decade (finer when that leaves fewer than
+    three), so labels neither crowd nor shrink to a lone "5"."""
     for axis, letter in (("xaxis", "x"), ("yaxis", "y")):
         if getattr(figure.layout, axis).type != "log":
             continue
@@ -140,10 +141,22 @@ def _readable_log_ticks(figure: go.Figure) -> None:
                 values.extend(v for v in np.asarray(data, dtype=object).ravel() if v is not None)
         numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
         numbers = numbers[np.isfinite(numbers) & (numbers > 0)]
-        decades = math.log10(numbers.max() / numbers.min()) if len(numbers) else 0.0
-        ticks = (dict(dtick=1, minor=dict(dtick="D1", ticks="outside", showgrid=True))
-                 if decades >= 2 else dict(dtick="D2"))
-        getattr(figure.layout, axis).update(exponentformat="power", **ticks)
+        if numbers.empty:
+            continue
+        low, high = float(numbers.min()), float(numbers.max())
+        if math.log10(high / low) >= 2:
+            getattr(figure.layout, axis).update(
+                dtick=1, exponentformat="power",
+                minor=dict(dtick="D1", ticks="outside", showgrid=False))
+            continue
+        decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+        for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 8)):
+            ticks = [m * 10.0**e for e in decades for m in mantissas
+                     if low / 1.5 <= m * 10.0**e <= high * 1.5]
+            if len(ticks) >= 3:
+                break
+        getattr(figure.layout, axis).update(
+            tickmode="array", tickvals=ticks, ticktext=[f"{t:.3g}" for t in ticks])
 
 
 def _colour(index: int) -> str:
