@@ -183,8 +183,9 @@ def results(job: RunJob, spec) -> None:
             st.dataframe(failed, hide_index=True)
     st.plotly_chart(charts.latency_vs_size(cases), key="run_latency")
     st.dataframe(charts.compare_styler(cases), key="run_table")
-    st.caption("Median µs per call. Every case and its trace (µs; CI95 = half-width of the 95% "
-               "confidence interval of the median):")
+    st.caption("Median µs per call; colour = ratio to the fastest row with the same shape and "
+               "settings (dtype, device, threads, allocator, mode, pass). Below, every case with "
+               "its trace (CI95 = half-width of the 95% confidence interval of the median):")
     case_links.show(cases, key="run_cases")
 
 
