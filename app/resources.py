@@ -111,9 +111,7 @@ def run(run_id: str) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _traced(run_ids: tuple[str, ...], store_dir: str, version: tuple) -> frozenset[str]:
-    current = _store_for(store_dir)
-    return frozenset(case_id for case_id in current.cases(list(run_ids))["case_id"]
-                     if current.trace_path(case_id) is not None)
+    return frozenset(_store_for(store_dir).trace_paths(list(run_ids)))
 
 
 def traced_cases(run_ids: list[str]) -> frozenset[str]:

@@ -364,6 +364,20 @@ class Store:
         path = self.traces_dir / (df.iloc[0, 0] if len(df) else f"{sha}.xplane.pb")
         return path if path.exists() else None
 
+    def trace_paths(self, run_ids: Sequence[str]) -> dict[str, Path]:
+        """case_id -> its captured trace file, for the cases of these runs that have one (one
+        query for all, where ``trace_path`` asks per case)."""
+        ids = list(run_ids)
+        if not ids:
+            return {}
+        df = self._query(
+            "SELECT c.case_id, c.trace_sha256, t.filename FROM cases c LEFT JOIN traces t "
+            f"ON t.sha256 = c.trace_sha256 WHERE c.trace_sha256 IS NOT NULL AND c.run_id IN "
+            f"({','.join('?' * len(ids))})", ids)
+        paths = {row.case_id: self.traces_dir / (row.filename or f"{row.trace_sha256}.xplane.pb")
+                 for row in df.itertuples()}
+        return {case_id: path for case_id, path in paths.items() if path.exists()}
+
 
 def _plain(v: Any) -> Any:
     """numpy scalars / NaN -> plain Python for sqlite."""

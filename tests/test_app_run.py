@@ -58,6 +58,10 @@ def test_tiny_profile_runs_with_live_progress_and_shows_results(data_dir):
     link = parse_qs(urlsplit(links["trace"].iloc[-1]).query)
     assert urlsplit(links["trace"].iloc[-1]).path == "./traces"
     assert link["run"] == [job.run_id]
+    from app.resources import store  # the page's own handle on the same data dir
+
+    by_case = {c: store().trace_path(c) for c in store().cases(job.run_id)["case_id"]}
+    assert store().trace_paths([job.run_id]) == by_case and None not in by_case.values()
     latency = figures(at)["run_latency"]
     assert {t["name"] for t in latency["data"] if t.get("mode") == "lines+markers"} == {
         "nn_relu", "where"}
