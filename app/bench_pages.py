@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stored {args.runs} runs × {len(variants) * len(SIZES) * len(MODES)} cases "
               f"in {time.perf_counter() - start:.1f} s")
         results = measure(run_ids, args.repeats)
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average {load}; medians of {args.repeats}")
     print(f"{'page':<24}{'cold (s)':>10}{'warm (s)':>10}{'target':>9}")
     missed = False
     for name, (cold, warm) in results.items():
