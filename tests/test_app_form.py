@@ -43,7 +43,7 @@ def shown_numbers(at) -> list[str]:
         shown = (convert_arrow_bytes_to_pandas_df(arrow.styler.display_values)
                  if arrow.HasField("styler") else data.astype(str))
         for position, column in enumerate(data.columns):
-            values = shown.iloc[:, position].astype(str)
+            values = [str(v) for v in shown.iloc[:, position]]
             if pd.api.types.is_float_dtype(data[column]):
                 cells.extend(values)
             else:
@@ -184,3 +184,9 @@ def test_compare_page_tables_show_short_numbers_and_link_cases(data_dir, store):
     table = next(d for d in at.dataframe if "trace" in d.value.columns)
     assert {"label", "shape", "mode", "median (µs)", "CI95"} <= set(table.value.columns)
     assert table.value["trace"].isna().all()  # fill() stores no trace files
+
+
+def test_variants_page_tables_show_short_numbers(data_dir):
+    at = open_page("variants")
+    assert at.dataframe and not at.exception
+    assert_short_numbers(at)

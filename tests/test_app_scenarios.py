@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from test_app_form import assert_short_numbers
 from test_scenarios import click_run, scenarios_page
 
 from profiling.store import Store
@@ -49,5 +50,8 @@ def test_a_finished_scenario_is_stored_and_the_page_can_run_again(data_dir):
     assert not at.exception and not at.error
     assert any("Saved as run" in s.value for s in at.success)
     assert not at.button(key="sc_run").disabled
+    table = at.dataframe[0].value  # in the chart's unit (ms), short numbers
+    assert "train_median (ms)" in table.columns
+    assert_short_numbers(at)
     with Store(data_dir) as store:
         assert len(store.list_runs()) == 1
