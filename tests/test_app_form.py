@@ -190,3 +190,15 @@ def test_variants_page_tables_show_short_numbers(data_dir):
     at = open_page("variants")
     assert at.dataframe and not at.exception
     assert_short_numbers(at)
+
+
+def test_a_link_with_impossible_parameters_falls_back_to_defaults(data_dir):
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT_S)
+    at.query_params.update({"variants": "clipped,leaky", "clipped.clip": "-5",
+                            "leaky.alpha": "abc", "repeats": "x"})
+    at.run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert at.multiselect(key="variants").value == ["clipped", "leaky"]
+    assert at.number_input(key="param_clipped_clip").value == 5.0
+    assert at.number_input(key="param_leaky_alpha").value == 0.01
+    assert at.number_input(key="repeats").value == 7

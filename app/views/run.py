@@ -29,9 +29,13 @@ def variant_params(variant) -> dict:
             cast = int if integer else float
             key = param_key(variant.id, name)
             try:  # a link or a stored spec may hold 6 for an integer 6.0, or garbage
-                st.session_state[key] = cast(st.session_state.get(key, param.default))
+                value = cast(st.session_state.get(key, param.default))
             except (TypeError, ValueError):
-                st.session_state[key] = cast(param.default)
+                value = cast(param.default)
+            if ((param.minimum is not None and value < param.minimum)
+                    or (param.maximum is not None and value > param.maximum)):
+                value = cast(param.default)  # the widget would refuse to draw
+            st.session_state[key] = value
             values[name] = st.number_input(
                 f"{variant.id}.{name}",
                 min_value=None if param.minimum is None else cast(param.minimum),
