@@ -234,13 +234,26 @@ def scenarios_page():
     return at
 
 
+def click_run(at, limit_s: float = 300.0) -> None:
+    """Press Run and poll the page until its background job has finished."""
+    import time
+
+    at.button(key="sc_run").click().run()
+    deadline = time.monotonic() + limit_s
+    while not at.session_state["sc_job"].finished:
+        assert time.monotonic() < deadline, "the scenario did not finish"
+        time.sleep(0.5)
+        at.run()
+    at.run()
+
+
 def test_scenarios_page_runs_variants_and_draws_charts(data_dir):
     at = scenarios_page()
     at.multiselect(key="sc_variants").set_value(["nn_relu", "maximum"])
     at.number_input(key="sc_channels").set_value(4)
     at.number_input(key="sc_repeats").set_value(1)
     at.number_input(key="sc_train_steps").set_value(3)
-    at.button(key="sc_run").click().run()
+    click_run(at)
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 3  # step time, fusion, loss
     assert any("Saved as run" in s.value for s in at.success)
@@ -251,7 +264,7 @@ def test_scenarios_page_runs_mirrored_and_draws_compute_vs_communication(data_di
     at.radio(key="sc_mode").set_value("MirroredStrategy").run()
     at.number_input(key="sc_channels").set_value(4)
     at.number_input(key="sc_steps").set_value(1)
-    at.button(key="sc_run").click().run()
+    click_run(at)
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 1
 
@@ -259,7 +272,7 @@ def test_scenarios_page_runs_mirrored_and_draws_compute_vs_communication(data_di
 def test_scenarios_page_shows_one_line_for_bad_input(data_dir):
     at = scenarios_page()
     at.multiselect(key="sc_variants").set_value([])
-    at.button(key="sc_run").click().run()
+    click_run(at)
     assert not at.exception
     assert len(at.error) == 1 and "at least one variant" in at.error[0].value
 
