@@ -29,6 +29,8 @@ REFERENCES: dict[str, Callable[[np.ndarray, Mapping[str, float]], np.ndarray]] =
     "clipped": lambda x, p: np.minimum(_relu(x), x.dtype.type(p["clip"])),
     "leaky": lambda x, p: np.where(x > 0, x, x.dtype.type(p["alpha"]) * x),
     "adaptive": lambda x, p: _relu(x) - x.dtype.type(p["alpha_init"]) * _relu(-x),
+    "adaptive_stats": lambda x, p: _relu(x) - x.dtype.type(
+        np.float32(p["alpha_max"]) * np.float32(np.mean(x < 0))) * _relu(-x),
     "int8": lambda q, p: fake_quant_relu(q, p["scale"], p["zero_point"]),
 }
 
