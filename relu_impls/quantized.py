@@ -82,10 +82,11 @@ class FakeQuantActivation(keras.layers.Layer):
 
     def build(self, input_shape: tuple) -> None:
         def pair(name: str, lo: float, hi: float):
+            # float32 even under a mixed policy: fake_quant takes float32 min/max
             return (self.add_weight(name=f"{name}_min", shape=(), trainable=False,
-                                    initializer=keras.initializers.Constant(lo)),
+                                    initializer=keras.initializers.Constant(lo), autocast=False),
                     self.add_weight(name=f"{name}_max", shape=(), trainable=False,
-                                    initializer=keras.initializers.Constant(hi)))
+                                    initializer=keras.initializers.Constant(hi), autocast=False))
 
         self.in_min, self.in_max = pair("in", -6.0, 6.0)
         self.out_min, self.out_max = pair("out", 0.0, 6.0)
