@@ -1,4 +1,4 @@
-"""What activations hold: exact zeros, storage dense vs sparse, dead units, largest norms.
+"""What activations hold: exact zeros, storage dense vs sparse, dead units.
 
 Pure NumPy functions over activation arrays (last axis = units/channels), used by the guide
 scenarios (profiling.guide_scenarios) and tested on hand-built tensors.
@@ -51,10 +51,3 @@ def dead_units(peaks: np.ndarray) -> int:
     """Units whose output was exactly 0 for every sample seen (peak |output| == 0)."""
     return int(np.count_nonzero(np.asarray(peaks) == 0))
 
-
-def max_sample_norm(activation: np.ndarray) -> float:
-    """Largest L2 norm of one sample's activation (first axis = samples)."""
-    a = np.asarray(activation, dtype=np.float64)
-    if a.ndim < 2:
-        return float(np.linalg.norm(a))
-    return float(np.linalg.norm(a.reshape(a.shape[0], -1), axis=1).max())

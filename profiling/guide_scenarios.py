@@ -523,7 +523,7 @@ def save_guide(result: GuideResult, store: Any, label: str = "") -> str:
     summary (without samples), layers and extra tables}; a kind="scenario" case per summary row
     (mode = policy / float|qat / batch=N / sparsity / int8_path; pass = train|inference|forward)
     with its samples and CI. Returns the run id; the run is "failed" if a write fails."""
-    spec = {"kind": "scenario", "scenario": result.kind, **result.config,
+    spec = {**result.config, "kind": "scenario", "scenario": result.kind,
             "results": {"summary": _records(result.shown()), "layers": _records(result.layers),
                         **{k: _records(v) for k, v in result.extra.items()}}}
     run_id = store.create_run(json.loads(json.dumps(spec, default=_plain_json)),

@@ -561,6 +561,17 @@ def input_numel(cfg: ScenarioConfig) -> int:
     return cfg.batch * (cfg.dense_features + cfg.categorical_features)
 
 
+def process_settings() -> tuple[int, str]:
+    """(intra-op threads, allocator) this process runs with: TensorFlow's intra-op setting (its
+    default 0 means one per CPU, so the CPU count), and "bfc" or "default" as the runner sets
+    them through TF_CPU_ALLOCATOR_USE_BFC."""
+    import tensorflow as tf
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1
+    bfc = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("true", "1")
+    return int(threads), "bfc" if bfc else "default"
+
+
 def scenario_case(run_id: str, case_id: str, idx: int, *, variant: str, variant_params: str,
                   label: str, shape: str, numel: int | None, dtype: str, device: str, mode: str,
                   pass_: str, samples: Sequence[float], number: int | None, status: str = "ok",
@@ -569,8 +580,10 @@ def scenario_case(run_id: str, case_id: str, idx: int, *, variant: str, variant_
     (seconds per call, profiling.stats.summarize_samples); empty samples leave them None."""
     from profiling.stats import summarize_samples
 
+    threads, allocator = process_settings()
     row: dict[str, Any] = {
         "run_id": run_id, "case_id": case_id, "idx": idx, "variant": variant,
+        "threads": threads, "allocator": allocator,
         "variant_params": variant_params, "label": label, "shape": shape, "numel": numel,
         "dtype": dtype, "device": device, "mode": mode, "pass": pass_, "status": status,
         "reason": reason, "n_samples": len(samples), "number": number,
