@@ -92,9 +92,14 @@ def test_qat_runs_int8_through_fake_quant_and_times_the_int8_path(store):
     assert set(cases[cases["mode"] == "int8_path"]["dtype"]) == {"float32", "int8"}
 
 
-def test_batch_sweep_gives_samples_per_second_with_a_ci(store):
-    result = run_guide(GuideConfig(kind="batch_sweep", base=base("wide_deep", ["nn_relu"]),
-                                   batches=(8, 64)), store=store)
+@pytest.fixture(scope="module")
+def sweep(store):
+    return run_guide(GuideConfig(kind="batch_sweep", base=base("wide_deep", ["nn_relu"]),
+                                 batches=(8, 64)), store=store)
+
+
+def test_batch_sweep_gives_samples_per_second_with_a_ci(store, sweep):
+    result = sweep
     s = result.summary.set_index("batch")
     for batch in (8, 64):
         r = s.loc[batch]
@@ -105,6 +110,21 @@ def test_batch_sweep_gives_samples_per_second_with_a_ci(store):
     assert list(cases["numel"]) == [8 * 12, 64 * 12]  # dense 8 + 4 ids per sample
     row = claims.batch_claim(result.summary, "test")
     assert row["verdict"] in (claims.HOLDS, claims.PARTLY, claims.NOT_HOLD)
+
+
+def test_a_guide_run_appears_in_compare_and_the_html_report(store, sweep, monkeypatch):
+    from test_app_pages import open_page
+
+    from profiling.report import render_html
+
+    document = render_html(store, [sweep.run_id])
+    assert f"batch_sweep · run {sweep.run_id}" in document and "batch=64" in document
+    monkeypatch.setenv("RELU_LAB_DATA", str(store.data_dir))
+    at = open_page("compare", {"runs": sweep.run_id})
+    assert at.multiselect(key="compare_runs").value == [sweep.run_id]
+    assert not at.error
+    # The results table has a column per input shape: batch 8 and batch 64.
+    assert any({"8x8+8x4", "64x8+64x4"} <= set(map(str, d.value.columns)) for d in at.dataframe)
 
 
 def test_sparsity_counts_zeros_and_bytes_per_layer_and_dead_units(store):
