@@ -473,6 +473,8 @@ def _batch_sweep(gcfg: GuideConfig, variants, progress, trace_dir):
 
 
 def _sparsity(gcfg: GuideConfig, variants, progress, trace_dir):
+    import tensorflow as tf
+
     cfg = gcfg.base
     rows, layers, losses = [], [], []
     for vid, params in variants:
@@ -493,7 +495,7 @@ def _sparsity(gcfg: GuideConfig, variants, progress, trace_dir):
             row["zero_fraction"] = float((per_layer["zero_fraction"] * weights).sum()
                                          / weights.sum())
             x, _ = watch["batch"]
-            _timed(row, lambda x: model(x, training=False), (x,), cfg)
+            _timed(row, tf.function(lambda x: model(x, training=False)), (x,), cfg)
 
         _skip_or_fail(row, vid, work)
         rows.append(row)
