@@ -27,6 +27,7 @@ def add_command(subparsers: Any) -> None:
                    help="do not run a missing guide scenario; report it as not measured")
     c.add_argument("--no-store", action="store_true", help="do not save the claims run")
     c.add_argument("--json", action="store_true", help="print the table as JSON")
+    c.add_argument("--markdown", action="store_true", help="print a Markdown table")
     c.set_defaults(func=cmd_claims)
 
 
@@ -48,6 +49,10 @@ def cmd_claims(args: argparse.Namespace) -> int:
                          run_missing=not args.no_run_missing)
     if args.json:
         print(json.dumps(json.loads(table.to_json(orient="records")), indent=1))
+    elif args.markdown:
+        from relu_impls.semantics import to_markdown
+
+        print(to_markdown(table[["claim", "verdict", "measured", "source"]]))
     else:
         for r in table.itertuples():
             print(f"[{r.verdict}] {r.claim}\n    {r.measured}  ({r.source})")
