@@ -53,18 +53,21 @@ def paired_ratio(call_a: Callable[[], Any], call_b: Callable[[], Any], rounds: i
                  min_time: float = 0.05) -> dict[str, Any]:
     """t_a / t_b from `rounds` interleaved rounds (a then b, one measure() sample each).
 
-    Returns samples_a, samples_b (seconds per call), and the ratio's median and 95% CI over the
-    per-round ratios (profiling.stats.summarize_samples)."""
+    Returns samples_a, samples_b (seconds per call), number_a/number_b (calls per sample, last
+    round), and the ratio's median and 95% CI over the per-round ratios
+    (profiling.stats.summarize_samples)."""
     from profiling.stats import summarize_samples
     from profiling.timing import measure
 
-    a, b = [], []
+    a, b, numbers = [], [], {}
     for _ in range(rounds):
-        a += measure(call_a, repeats=1, min_time=min_time, warmup=1).samples
-        b += measure(call_b, repeats=1, min_time=min_time, warmup=1).samples
+        for key, call, out in (("a", call_a, a), ("b", call_b, b)):
+            timing = measure(call, repeats=1, min_time=min_time, warmup=1)
+            out += timing.samples
+            numbers[key] = timing.number
     ratio = summarize_samples([x / y for x, y in zip(a, b, strict=True)])
-    return {"samples_a": a, "samples_b": b, "ratio": ratio.median_s,
-            "low": ratio.ci95_low_s, "high": ratio.ci95_high_s}
+    return {"samples_a": a, "samples_b": b, "number_a": numbers["a"], "number_b": numbers["b"],
+            "ratio": ratio.median_s, "low": ratio.ci95_low_s, "high": ratio.ci95_high_s}
 
 
 def _forward(variant_id: str, x) -> Callable[[], Any]:
@@ -256,11 +259,13 @@ def save_claims(store: Any, table: pd.DataFrame, numel: int,
         idx = 0
         for vid, base, m in measured:
             base_id = f"{run_id}-{idx + 1:03d}"
-            for variant, samples in ((vid, m["samples_a"]), (base, m["samples_b"])):
+            for variant, key in ((vid, "a"), (base, "b")):
+                samples = m[f"samples_{key}"]
                 row = scenario_case(run_id, f"{run_id}-{idx:03d}", idx, variant=variant,
                                     variant_params="{}", label=variant, shape=str(numel),
                                     numel=numel, dtype="float32", device=step_device(),
-                                    mode="claims", pass_="forward", samples=samples, number=None)
+                                    mode="claims", pass_="forward", samples=samples,
+                                    number=m[f"number_{key}"])
                 if variant == vid:
                     row.update(baseline_case_id=base_id, ratio_to_baseline=m["ratio"],
                                ratio_ci95_low=m["low"], ratio_ci95_high=m["high"])
