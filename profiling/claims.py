@@ -178,8 +178,9 @@ def mixed_precision_claim(summary: pd.DataFrame, source: str) -> dict[str, Any]:
              for r in half.itertuples()]
     noscale = ok[ok["mode"] == "mixed_float16_noscale"]
     if len(noscale):
-        parts.append("without loss scaling: zero-gradient fraction "
-                     f"{noscale['zero_grad_fraction'].max():.3f}, loss ×"
+        parts.append("float16 without loss scaling: gradients exactly 0 "
+                     f"{noscale['zero_grad_fraction'].max():.3f} (float32 "
+                     f"{ref['zero_grad_fraction'].max():.3f}), loss ×"
                      f"{noscale['loss_vs_float32'].max():.3f}")
     text = ("final loss vs float32 after the same steps — " + "; ".join(parts)
             + f"; accuracy within {float(acc_dev.max()):.3f}")
@@ -205,14 +206,16 @@ def quick_guide_config(kind: str):
     return GuideConfig(kind=kind, base=base, batches=(8, 16, 32, 64, 128, 256, 512))
 
 
-def scenario_claim(claim_id: str, store: Any, run_missing: bool) -> dict[str, Any]:
-    """The claim from the newest stored guide run of its kind (running a small one if asked)."""
+def scenario_claim(claim_id: str, store: Any, run_missing: bool, save: bool = True
+                   ) -> dict[str, Any]:
+    """The claim from the newest stored guide run of its kind (running a small one if asked,
+    stored when `save`)."""
     from profiling.guide_scenarios import run_guide, stored_results
 
     kind, judge = FROM_SCENARIOS[claim_id]
     found = stored_results(store, kind) if store is not None else None
     if found is None and run_missing:
-        result = run_guide(quick_guide_config(kind), store=store)
+        result = run_guide(quick_guide_config(kind), store=store if save else None)
         found = (result.run_id or "not stored", {"results": {"summary": json.loads(
             result.shown().to_json(orient="records"))}})
     if found is None:
@@ -228,16 +231,18 @@ def scenario_claim(claim_id: str, store: Any, run_missing: bool) -> dict[str, An
 
 
 def claims_table(store: Any = None, numel: int = 1 << 22, rounds: int = 9,
-                 min_time: float = 0.05, run_missing: bool = True) -> pd.DataFrame:
-    """Every claim: the two timing claims measured now, the others from stored guide scenarios
-    (run small ones when missing and `run_missing`). Saved as a run when `store` is given."""
+                 min_time: float = 0.05, run_missing: bool = True, save: bool = True
+                 ) -> pd.DataFrame:
+    """Every claim: the two timing claims measured now, the others from the stored guide
+    scenarios of `store` (small ones run, and stored when `save`, if missing and `run_missing`).
+    Saved as a run when `store` is given and `save`."""
     max_row, max_m = maximum_vs_where(numel, rounds, min_time)
     op_row, op_m = custom_op_fast(numel, rounds, min_time)
     rows = [max_row,
-            *(scenario_claim(c, store, run_missing) for c in FROM_SCENARIOS),
+            *(scenario_claim(c, store, run_missing, save) for c in FROM_SCENARIOS),
             op_row]
     table = pd.DataFrame(rows, columns=COLUMNS)
-    if store is not None:
+    if store is not None and save:
         run_id = save_claims(store, table, numel, [("where", "maximum", max_m),
                                                    ("custom_op", "nn_relu", op_m)])
         table.loc[table["source"] == "measured now", "source"] = f"run {run_id}"

@@ -26,6 +26,8 @@ def add_command(subparsers: Any) -> None:
     c.add_argument("--no-run-missing", action="store_true",
                    help="do not run a missing guide scenario; report it as not measured")
     c.add_argument("--no-store", action="store_true", help="do not save the claims run")
+    c.add_argument("--stored", action="store_true",
+                   help="print the newest stored claims run instead of measuring")
     c.add_argument("--json", action="store_true", help="print the table as JSON")
     c.add_argument("--markdown", action="store_true", help="print a Markdown table")
     c.set_defaults(func=cmd_claims)
@@ -38,15 +40,19 @@ def cmd_claims(args: argparse.Namespace) -> int:
         return _error(f"--rounds {args.rounds}; accepted: 6..1000 (a 95% CI needs 6)")
     if not 0 <= args.min_time <= 10:
         return _error(f"--min-time {args.min_time}; accepted: seconds in [0, 10]")
-    from profiling.claims import claims_table
+    from profiling.claims import claims_table, stored_claims
+    from profiling.store import Store
 
-    store = None
-    if not args.no_store:
-        from profiling.store import Store
-
-        store = Store()
-    table = claims_table(store, numel=args.numel, rounds=args.rounds, min_time=args.min_time,
-                         run_missing=not args.no_run_missing)
+    store = Store()
+    if args.stored:
+        found = stored_claims(store)
+        if found is None:
+            return _error("no stored claims run; run `python -m profiling claims` first")
+        table = found[1]
+    else:
+        table = claims_table(store, numel=args.numel, rounds=args.rounds,
+                             min_time=args.min_time, run_missing=not args.no_run_missing,
+                             save=not args.no_store)
     if args.json:
         print(json.dumps(json.loads(table.to_json(orient="records")), indent=1))
     elif args.markdown:

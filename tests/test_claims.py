@@ -67,7 +67,7 @@ def mixed(loss_ratio: float, accuracy_drop: float) -> pd.DataFrame:
 def test_mixed_precision_verdict(ratio, drop, verdict):
     row = claims.mixed_precision_claim(mixed(ratio, drop), "r")
     assert row["verdict"] == verdict
-    assert "without loss scaling" in row["measured"]
+    assert "without loss scaling" in row["measured"] and "(float32 0.000)" in row["measured"]
 
 
 def test_paired_ratio_of_the_same_call_is_near_one():
@@ -81,6 +81,8 @@ def test_paired_ratio_of_the_same_call_is_near_one():
 def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
     from profiling.cli import main
 
+    assert main(["claims", "--stored"]) == 2  # nothing stored yet: one line, exit 2
+    assert "no stored claims run" in capsys.readouterr().err
     assert main(["claims", "--json", "--numel", "4096", "--rounds", "6", "--min-time", "0.002",
                  "--no-run-missing"]) == 0
     table = json.loads(capsys.readouterr().out)
@@ -91,6 +93,10 @@ def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
     assert timing["verdict"] in (claims.HOLDS, claims.PARTLY, claims.NOT_HOLD)
     assert by_id["batch_64"]["verdict"] == claims.NOT_MEASURED  # nothing stored, not run
     assert "--kind batch_sweep" in by_id["batch_64"]["measured"]
+    assert main(["claims", "--stored", "--markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("| claim | verdict | measured | source |")
+    assert f"{timing['value']:.2f}×" in markdown
     with Store(data_dir) as store:
         run_id, stored = claims.stored_claims(store)
         cases = store.cases([run_id])
