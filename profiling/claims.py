@@ -243,14 +243,17 @@ def claims_table(store: Any = None, numel: int = 1 << 22, rounds: int = 9,
             op_row]
     table = pd.DataFrame(rows, columns=COLUMNS)
     if store is not None and save:
-        run_id = save_claims(store, table, numel, [("where", "maximum", max_m),
-                                                   ("custom_op", "nn_relu", op_m)])
+        from profiling.store import new_run_id
+
+        run_id = new_run_id()
         table.loc[table["source"] == "measured now", "source"] = f"run {run_id}"
+        save_claims(store, table, numel, [("where", "maximum", max_m),
+                                          ("custom_op", "nn_relu", op_m)], run_id=run_id)
     return table
 
 
 def save_claims(store: Any, table: pd.DataFrame, numel: int,
-                pairs: list[tuple[str, str, dict | None]]) -> str:
+                pairs: list[tuple[str, str, dict | None]], run_id: str | None = None) -> str:
     """A run (spec kind "claims", the table in spec_json) with a kind="scenario" case per timed
     variant (mode "claims", pass "forward"); the first of each pair carries its paired ratio to
     the second (ratio_to_baseline and its CI). Returns the run id."""
@@ -259,7 +262,8 @@ def save_claims(store: Any, table: pd.DataFrame, numel: int,
     spec = {"kind": "claims", "numel": numel,
             "claims": json.loads(table.to_json(orient="records"))}
     measured = [p for p in pairs if p[2] is not None]
-    run_id = store.create_run(spec, label="guide claims", n_cases=2 * len(measured))
+    run_id = store.create_run(spec, label="guide claims", n_cases=2 * len(measured),
+                              run_id=run_id)
     try:
         idx = 0
         for vid, base, m in measured:

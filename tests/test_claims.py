@@ -99,6 +99,7 @@ def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
     assert f"{timing['value']:.2f}×" in markdown
     with Store(data_dir) as store:
         run_id, stored = claims.stored_claims(store)
+        assert stored.loc[0, "source"] == f"run {run_id}"
         cases = store.cases([run_id])
         where = cases[cases["variant"] == "where"].iloc[0]
         assert where["ratio_to_baseline"] == pytest.approx(timing["value"])
