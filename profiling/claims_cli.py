@@ -21,7 +21,7 @@ def add_command(subparsers: Any) -> None:
     )
     c.add_argument("--numel", type=int, default=1 << 22,
                    help="elements for the timing claims (default: %(default)s)")
-    c.add_argument("--rounds", type=int, default=9, help="paired rounds (default: %(default)s)")
+    c.add_argument("--rounds", type=int, default=15, help="paired rounds (default: %(default)s)")
     c.add_argument("--min-time", type=float, default=0.05, help="seconds per timed sample")
     c.add_argument("--no-run-missing", action="store_true",
                    help="do not run a missing guide scenario; report it as not measured")

@@ -70,6 +70,20 @@ def test_mixed_precision_verdict(ratio, drop, verdict):
     assert "without loss scaling" in row["measured"] and "(float32 0.000)" in row["measured"]
 
 
+@pytest.mark.parametrize("low, high, verdict", [
+    (3.1, 4.0, claims.HOLDS), (2.0, 2.9, claims.NOT_HOLD), (2.5, 3.5, claims.PARTLY),
+    (0.8, 6.0, claims.PARTLY),
+])
+def test_at_least_verdict_reads_the_ci_against_the_claimed_factor(low, high, verdict):
+    assert claims.at_least_verdict(low, high, 3.0) == verdict
+
+
+def test_at_least_verdict_strict_for_faster_than():
+    assert claims.at_least_verdict(1.0, 1.2, 1.0, strict=True) == claims.PARTLY
+    assert claims.at_least_verdict(1.01, 1.2, 1.0, strict=True) == claims.HOLDS
+    assert claims.at_least_verdict(0.5, 0.9, 1.0, strict=True) == claims.NOT_HOLD
+
+
 def test_paired_ratio_of_the_same_call_is_near_one():
     m = claims.paired_ratio(lambda: sum(range(2000)), lambda: sum(range(2000)), rounds=6,
                             min_time=0.005)
