@@ -9,13 +9,8 @@ import pandas as pd
 import pytest
 
 from profiling import claims, scenario_charts
-from profiling.guide_scenarios import (
-    GuideConfig,
-    half_summary,
-    parse_int_list,
-    precision_of_ops,
-    run_guide,
-)
+from profiling.guide_scenarios import GuideConfig, parse_int_list, run_guide
+from profiling.half_precision import half_summary, precision_of_ops
 from profiling.scenarios import ScenarioConfig, ScenarioError
 
 TINY = {"batch": 8, "image_size": 8, "channels": 4, "blocks": 1, "hidden": (16, 8),
