@@ -125,6 +125,9 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         return _error(f"--{error}", 2)
     try:
         if args.strategy != "none":
+            if args.kind != "variants":
+                raise ScenarioError(f"--kind {args.kind} with --strategy {args.strategy}; a "
+                                    "distributed run takes --kind variants")
             if len(variants) != 1:
                 raise ScenarioError(f"--variants {args.variants!r}: a distributed run takes "
                                     "exactly one variant")

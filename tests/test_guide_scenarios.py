@@ -184,3 +184,6 @@ def test_cli_guide_kind_json_and_bad_input(capsys):
                  "--no-store"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: policies=['fp8']") and "\n" not in err
+    assert main(["scenario", "resnet", "--kind", "qat", "--strategy", "mirrored",
+                 "--variants", "nn_relu", "--no-store"]) == 2
+    assert "--kind qat with --strategy mirrored" in capsys.readouterr().err
