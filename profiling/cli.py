@@ -515,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
         scenario_cli.add_commands(sub)
     except ImportError:
         pass
+    from profiling import claims_cli  # `claims`: the guide's claims with verdicts
+
+    claims_cli.add_command(sub)
     return p
 
 

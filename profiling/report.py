@@ -65,6 +65,7 @@ def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
                  else "<p>No fusion checks in these runs.</p>"),
         *([_section("Semantics (NaN, ±0, inf, subnormal, gradient at 0)",
                     _figure(charts.semantics_matrix(semantics)))] if semantics is not None else []),
+        _guide_section(store, runs),
         _section("All cases", _table(cases, CASE_TABLE_COLUMNS)),
         _section("Environment", "".join(
             _environment(run_id, store.environment(run_id)) for run_id in run_ids)),
@@ -112,6 +113,42 @@ def _charts_section(cases: pd.DataFrame, breakdown: pd.DataFrame, baseline: str,
     if not breakdown.empty:
         figures.append(charts.breakdown_bars(breakdown, cases))
     return _section("Charts", "".join(_figure(f) for f in figures))
+
+
+GUIDE_COLUMNS = ("label", "mode", "status", "median_s", "ci95_low_s", "ci95_high_s",
+                 "samples_per_s", "final_loss", "loss_vs_float32", "loss_vs_float", "accuracy",
+                 "half_ops", "zero_fraction", "dense_bytes", "coo_bytes", "bitmask_bytes",
+                 "dead_fraction", "max_activation_norm", "max_grad_norm", "max_abs_error",
+                 "error_in_scales", "reason")
+
+
+def _guide_section(store: Any, runs: pd.DataFrame) -> str:
+    """The guide's claims (from a selected claims run, else the newest stored one) and each
+    selected guide scenario's results (profiling.guide_scenarios, read from the run's spec)."""
+    import json
+
+    from profiling import claims, scenario_charts
+
+    found = claims.stored_claims(store, list(runs["run_id"])) or claims.stored_claims(store)
+    body = (f"<p class=\"meta\">From run {_e(found[0])}.</p>"
+            + _table(found[1], ("claim", "verdict", "measured", "source"))) if found else (
+        "<p>No claims measured yet: <code>python -m profiling claims</code>.</p>")
+    for run in runs.itertuples():
+        try:
+            spec = json.loads(run.spec_json or "{}")
+            if spec.get("kind") != "scenario" or "scenario" not in spec:
+                continue
+            results = {k: pd.DataFrame(v) for k, v in spec.get("results", {}).items()}
+            summary = results.pop("summary", pd.DataFrame())
+            layers = results.pop("layers", pd.DataFrame())
+            figures = "".join(_figure(f) for f in scenario_charts.guide_figures(
+                spec["scenario"], summary, layers, results)) if len(summary) else ""
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a hostile bundle
+            body += f"<p>Run {_e(run.run_id)}: results unreadable ({_e(exc)}).</p>"
+            continue
+        body += (f"<h3>{_e(spec['scenario'])} · run {_e(run.run_id)}</h3>" + figures
+                 + _table(summary, GUIDE_COLUMNS) + (_table(layers) if len(layers) else ""))
+    return _section("Guide claims and scenarios", body)
 
 
 def _format(value: Any, column: str = "") -> str:

@@ -136,3 +136,105 @@ def top_ops_figure(top_ops: pd.DataFrame, top: int = 15, title: str = "Top ops b
     fig.update_layout(title=title, barmode="group", xaxis_title="self time (ms)",
                       yaxis={"autorange": "reversed"})
     return fig
+
+
+# --- the guide's scenarios (profiling.guide_scenarios.GuideResult) ---------------------------
+
+
+def _ci_bars(part: pd.DataFrame, scale: float = 1e3) -> dict:
+    med = part["median_s"] * scale
+    return {"type": "data", "symmetric": False, "visible": True,
+            "array": list(part["ci95_high_s"] * scale - med),
+            "arrayminus": list(med - part["ci95_low_s"] * scale)}
+
+
+def mode_step_time_figure(summary: pd.DataFrame, title: str = "Training step time by mode"
+                          ) -> go.Figure:
+    """Grouped bars: median step (ms) per variant label, one bar group per mode (policy,
+    float/qat...), asymmetric 95% CI error bars."""
+    ok = summary[(summary["status"] == "ok") & summary["median_s"].notna()] \
+        if "median_s" in summary else summary.iloc[0:0]
+    if ok.empty:
+        return empty_figure(title, "no case ran")
+    fig = go.Figure()
+    for mode, part in ok.groupby("mode", sort=False):
+        fig.add_bar(name=display_text(mode), x=[display_text(v) for v in part["label"]],
+                    y=list(part["median_s"] * 1e3), error_y=_ci_bars(part),
+                    hovertemplate="%{x}<br>median %{y:.3f} ms<extra>" + display_text(mode)
+                    + "</extra>")
+    fig.update_layout(title=title, barmode="group", xaxis_title="variant",
+                      yaxis_title="median step time (ms; error bar = 95% CI)")
+    return fig
+
+
+def batch_sweep_figure(summary: pd.DataFrame, title: str = "Training throughput by batch size"
+                       ) -> go.Figure:
+    """Lines: samples/s against batch size (log x) per variant, 95% CI error bars."""
+    ok = summary[(summary["status"] == "ok")] if "samples_per_s" in summary else summary.iloc[0:0]
+    if ok.empty:
+        return empty_figure(title, "no batch size ran")
+    fig = go.Figure()
+    for label, part in ok.groupby("label", sort=False):
+        part = part.sort_values("batch")
+        fig.add_scatter(x=list(part["batch"]), y=list(part["samples_per_s"]), mode="lines+markers",
+                        name=display_text(label),
+                        error_y={"type": "data", "symmetric": False, "visible": True,
+                                 "array": list(part["samples_per_s_high"] - part["samples_per_s"]),
+                                 "arrayminus": list(part["samples_per_s"]
+                                                    - part["samples_per_s_low"])})
+    fig.add_vline(x=64, line_dash="dot", annotation_text="guide: batch ≥ 64")
+    fig.update_layout(title=title, xaxis_type="log", xaxis_title="batch size",
+                      yaxis_title="samples/s (error bar = 95% CI)")
+    return fig
+
+
+def sparsity_figure(layers: pd.DataFrame, title: str = "Exact zeros per activation layer"
+                    ) -> go.Figure:
+    """Grouped bars: fraction of exact zeros (0..1) per layer, one bar series per variant."""
+    if layers.empty:
+        return empty_figure(title, "no activation was read")
+    fig = go.Figure()
+    for label, part in layers.groupby("label", sort=False):
+        fig.add_bar(name=display_text(label), x=[display_text(v) for v in part["layer"]],
+                    y=list(part["zero_fraction"]))
+    fig.update_layout(title=title, barmode="group", xaxis_title="activation layer",
+                      yaxis_title="fraction of outputs exactly 0", yaxis_range=[0, 1])
+    return fig
+
+
+STORAGE_FORMATS = {"dense_bytes": "dense", "coo_bytes": "COO (tf.sparse)", "csr_bytes": "CSR",
+                   "bitmask_bytes": "bitmask + values"}
+
+
+def storage_figure(summary: pd.DataFrame, title: str = "Bytes to store the activations"
+                   ) -> go.Figure:
+    """Grouped bars per variant: bytes of every activation of one pass, dense vs sparse formats."""
+    ok = summary[summary["status"] == "ok"] if "dense_bytes" in summary else summary.iloc[0:0]
+    if ok.empty:
+        return empty_figure(title, "no variant ran")
+    fig = go.Figure()
+    for column, name in STORAGE_FORMATS.items():
+        fig.add_bar(name=name, x=[display_text(v) for v in ok["label"]],
+                    y=list(ok[column] / 2**10))
+    fig.update_layout(title=title, barmode="group", xaxis_title="variant",
+                      yaxis_title="KiB for one pass over the training data")
+    return fig
+
+
+def guide_figures(kind: str, summary: pd.DataFrame, layers: pd.DataFrame,
+                  extra: dict[str, pd.DataFrame]) -> list[go.Figure]:
+    """The figures of one guide scenario result, in display order."""
+    if kind == "batch_sweep":
+        return [batch_sweep_figure(summary)]
+    if kind == "sparsity":
+        return [sparsity_figure(layers), storage_figure(summary)]
+    losses = extra.get("losses", pd.DataFrame())
+    timed = summary[summary["mode"] != "int8_path"] if "mode" in summary else summary
+    figures = [mode_step_time_figure(timed)]
+    if len(losses):
+        labelled = losses.assign(label=losses["label"] + " · " + losses["mode"])
+        figures.append(loss_figure(labelled, "Training loss by mode (same data, same init)"))
+    if kind == "qat" and "mode" in summary:
+        figures.append(mode_step_time_figure(summary[summary["mode"] == "int8_path"],
+                                             "INT8 path: forward time (ms)"))
+    return figures

@@ -7,6 +7,10 @@
 Examples:
   python -m profiling scenario resnet --variants nn_relu,maximum,where,"leaky(alpha=0.2)"
   python -m profiling scenario wide_deep --variants nn_relu,adaptive --repeats 9
+  python -m profiling scenario resnet --kind mixed_precision --variants nn_relu,leaky
+  python -m profiling scenario resnet --kind qat --variants nn_relu,int8
+  python -m profiling scenario wide_deep --kind batch_sweep --batches 8,16,32,64,128,256,512
+  python -m profiling scenario wide_deep --kind sparsity --variants nn_relu,leaky,clipped
   python -m profiling scenario resnet --strategy mirrored --logical-cpus 2
   python -m profiling scenario resnet --strategy multiworker --workers 2 --communication RING
   python -m profiling capture grpc://127.0.0.1:6009,grpc://127.0.0.1:6010 --duration-ms 2000
@@ -21,13 +25,15 @@ from typing import Any
 
 import pandas as pd
 
-SUMMARY_SHOWN = ["label", "status", "train_median_s", "train_iqr_s", "infer_median_s",
-                 "infer_iqr_s", "fused_sites", "fusable_sites", "activation_kernels",
+SUMMARY_SHOWN = ["label", "status", "train_median_s", "train_ci95_low_s", "train_ci95_high_s",
+                 "infer_median_s", "infer_ci95_low_s", "infer_ci95_high_s", "fused_sites",
+                 "fusable_sites", "activation_kernels",
                  "final_loss", "loss_vs_baseline", "params", "learned", "reason"]
 
 
 def add_commands(subparsers: Any) -> None:
     """Add `scenario` and `capture` to an argparse subparsers object."""
+    from profiling.guide_scenarios import KINDS, POLICIES
     from profiling.scenarios import MODELS
 
     sc = subparsers.add_parser(
@@ -43,9 +49,22 @@ def add_commands(subparsers: Any) -> None:
     sc.add_argument("--channels", type=int, default=16, help="ResNet conv channels")
     sc.add_argument("--blocks", type=int, default=2, help="ResNet residual blocks")
     sc.add_argument("--hidden", default="64,32", help="Wide & Deep tower widths")
+    sc.add_argument("--kind", choices=("variants", *KINDS), default="variants",
+                    help="variants: step time, fusion and loss per variant; the others are the "
+                         "guide's scenarios (default: %(default)s)")
+    sc.add_argument("--guide-block", action="store_true",
+                    help="ResNet: the guide's block, conv -> BatchNorm -> activation")
+    sc.add_argument("--policies", default=",".join(POLICIES),
+                    help="mixed_precision: Keras policies (default: %(default)s)")
+    sc.add_argument("--batches", default="8,16,32,64,128,256,512",
+                    help="batch_sweep: batch sizes (default: %(default)s)")
+    sc.add_argument("--int8-numel", type=int, default=1 << 20,
+                    help="qat: elements for the int8 path timing (default: %(default)s)")
     sc.add_argument("--repeats", type=int, default=7, help="timed samples per step kind")
-    sc.add_argument("--number", type=int, default=3, help="calls per timed sample")
+    sc.add_argument("--min-time", type=float, default=0.05,
+                    help="seconds per timed sample (calls per sample chosen to fill it)")
     sc.add_argument("--train-steps", type=int, default=40, help="loss sanity-check steps")
+    sc.add_argument("--train-samples", type=int, default=256, help="training set size")
     sc.add_argument("--no-trace", action="store_true", help="skip the fusion trace")
     sc.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default="none")
     sc.add_argument("--devices", default="",
@@ -109,6 +128,9 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         return _error(f"--{error}", 2)
     try:
         if args.strategy != "none":
+            if args.kind != "variants":
+                raise ScenarioError(f"--kind {args.kind} with --strategy {args.strategy}; a "
+                                    "distributed run takes --kind variants")
             if len(variants) != 1:
                 raise ScenarioError(f"--variants {args.variants!r}: a distributed run takes "
                                     "exactly one variant")
@@ -134,9 +156,13 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         cfg = ScenarioConfig(
             model=args.model, variants=variants, batch=args.batch, image_size=args.image_size,
             channels=args.channels, blocks=args.blocks, hidden=hidden, repeats=args.repeats,
-            number=args.number, train_steps=args.train_steps, trace=not args.no_trace,
+            min_time=args.min_time, train_steps=args.train_steps,
+            train_samples=args.train_samples, trace=not args.no_trace,
+            guide_block=args.guide_block,
         )
         cfg.validate()
+        if args.kind != "variants":
+            return _guide(args, cfg)
         result = run_scenario(cfg, store=_store(args))
     except ScenarioError as exc:
         return _error(str(exc), 2)
@@ -148,6 +174,37 @@ def cmd_scenario(args: argparse.Namespace) -> int:
                           "fusion": result.fusion.to_dict("records")}, default=str))
     else:
         _print_frame(result.summary, SUMMARY_SHOWN)
+        if result.run_id:
+            print(f"run {result.run_id} saved")
+    return 0 if (result.summary["status"] != "failed").all() else 1
+
+
+def _guide(args: argparse.Namespace, cfg: Any) -> int:
+    from profiling.guide_scenarios import GuideConfig, parse_int_list, run_guide
+    from profiling.scenarios import ScenarioError
+
+    try:
+        gcfg = GuideConfig(kind=args.kind, base=cfg, batches=parse_int_list("--batches",
+                                                                            args.batches),
+                           policies=tuple(p.strip() for p in args.policies.split(",")
+                                          if p.strip()), int8_numel=args.int8_numel)
+        gcfg.validate()
+    except ScenarioError as exc:
+        return _error(str(exc), 2)
+    result = run_guide(gcfg, store=_store(args))
+    if args.json:
+        print(json.dumps({"run_id": result.run_id, "kind": result.kind, "config": result.config,
+                          "summary": result.shown().to_dict("records"),
+                          "layers": result.layers.to_dict("records"),
+                          **{k: v.to_dict("records") for k, v in result.extra.items()}},
+                         default=str))
+    else:
+        shown = result.shown()
+        _print_frame(shown, [c for c in shown.columns if c not in ("params", "variant",
+                                                                   "half_op_types")])
+        if len(result.layers):
+            print()
+            _print_frame(result.layers, list(result.layers.columns))
         if result.run_id:
             print(f"run {result.run_id} saved")
     return 0 if (result.summary["status"] != "failed").all() else 1

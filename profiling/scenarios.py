@@ -1,7 +1,7 @@
 """Model scenarios: a ResNet block stack and a Wide & Deep model with the activation swappable.
 
 For each ReLU variant `run_scenario` measures the training step and the inference step (both
-`tf.function`; median and IQR over repeats, seconds), reads from a profiler trace of the inference
+`tf.function`; profiling.timing.measure, median with its 95% CI, seconds), reads from a profiler trace of the inference
 step which activations Grappler fused into the preceding Conv2D/MatMul (`_FusedConv2D`,
 `_MklNativeFusedConv2D`, `_FusedMatMul`...), and trains every variant on the same tiny synthetic
 task from the same initial weights so their losses can be compared.
@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiling.stats import unpaired_ratio
 from profiling.tempdirs import temp_dir_unless
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,7 +50,8 @@ class ScenarioConfig:
     """What to run. Sizes are tiny by default so a run takes seconds on a laptop CPU.
 
     variants: ids or {"id": ..., "params": {...}} (relu_impls.VARIANTS ids)
-    repeats: timed samples per step kind; each sample is the mean of `number` calls (seconds)
+    repeats: timed samples per step kind (profiling.timing.measure); each sample is the mean
+      of as many calls as fill `min_time` seconds (at least one)
     train_steps, train_samples: the loss sanity check (full batch of train_samples, Adam)
     """
 
@@ -67,24 +68,28 @@ class ScenarioConfig:
     hidden: tuple[int, ...] = (64, 32)
     classes: int = 2
     repeats: int = 7
-    number: int = 3
+    min_time: float = 0.05
     warmup: int = 2
     train_steps: int = 40
     train_samples: int = 256
     learning_rate: float = 0.01
     trace: bool = True
     seed: int = 0
+    guide_block: bool = False  # the guide's block: conv1 -> BatchNorm -> act1 (see build_resnet)
+    fake_quant: bool = False  # QAT: fake_quant_with_min_max_vars around every activation
 
     def validate(self) -> list[tuple[str, dict[str, Any]]]:
         """Check fields; return the variants as (id, params). ScenarioError on bad input."""
         if self.model not in MODELS:
             raise ScenarioError(f"model={self.model!r}; accepted: {', '.join(MODELS)}")
         for name in ("batch", "image_size", "channels", "blocks", "dense_features",
-                     "categorical_features", "vocab", "embedding_dim", "repeats", "number",
+                     "categorical_features", "vocab", "embedding_dim", "repeats",
                      "train_steps", "train_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ScenarioError(f"{name}={value!r}; accepted: an integer >= 1")
+        if not (0 <= self.min_time <= 10):
+            raise ScenarioError(f"min_time={self.min_time!r}; accepted: seconds in [0, 10]")
         if self.warmup < 0:
             raise ScenarioError(f"warmup={self.warmup!r}; accepted: an integer >= 0")
         if self.classes < 2:
@@ -142,6 +147,8 @@ def unsupported_reason(vid: str) -> str | None:
     import relu_impls
 
     variant = relu_impls.VARIANTS[vid]
+    if vid == "int8":
+        return None  # runs through fake quantization (relu_impls.quantized.FakeQuantActivation)
     if "float32" not in variant.dtypes:
         return f"{vid} takes {'/'.join(variant.dtypes)} tensors; the models are float32"
     if not variant.differentiable:
@@ -159,8 +166,14 @@ def unsupported_reason(vid: str) -> str | None:
 # --- models ----------------------------------------------------------------------------------
 
 
-def activation_layer(vid: str, params: dict[str, Any], name: str):
-    """A Keras layer applying the variant (relu_impls.keras_layer.ReluActivation)."""
+def activation_layer(vid: str, params: dict[str, Any], name: str, fake_quant: bool = False):
+    """A Keras layer applying the variant (relu_impls.keras_layer.ReluActivation); with
+    `fake_quant`, and always for int8, wrapped in fake quantization
+    (relu_impls.quantized.FakeQuantActivation: the int8 ReLU on the int8 grid)."""
+    if fake_quant or vid == "int8":
+        from relu_impls.quantized import FakeQuantActivation
+
+        return FakeQuantActivation(vid, params=dict(params), name=name)
     from relu_impls.keras_layer import ReluActivation
 
     return ReluActivation(vid, params=dict(params), name=name)
@@ -170,22 +183,27 @@ def build_resnet(vid: str, params: dict[str, Any], cfg: ScenarioConfig):
     """Stem conv + `blocks` residual blocks + global pool + dense classifier.
 
     Activation layers are named `stem_act`, `block{i}_act1` (directly after a conv with bias:
-    fusable) and `block{i}_act_out` (after BatchNorm and the residual add: not fusable).
+    fusable) and `block{i}_act_out` (after BatchNorm and the residual add: not fusable). With
+    `cfg.guide_block` the block is the guide's: conv1 (no bias) -> BatchNorm -> act1, so act1
+    follows a BatchNorm (site kind "post_bn").
     """
     import keras
 
     inputs = keras.Input((cfg.image_size, cfg.image_size, 3), name="image")
     x = keras.layers.Conv2D(cfg.channels, 3, padding="same", name="stem_conv")(inputs)
-    x = activation_layer(vid, params, "stem_act")(x)
+    x = activation_layer(vid, params, "stem_act", cfg.fake_quant)(x)
     for i in range(cfg.blocks):
         shortcut = x
-        y = keras.layers.Conv2D(cfg.channels, 3, padding="same", name=f"block{i}_conv1")(x)
-        y = activation_layer(vid, params, f"block{i}_act1")(y)
+        y = keras.layers.Conv2D(cfg.channels, 3, padding="same", use_bias=not cfg.guide_block,
+                                name=f"block{i}_conv1")(x)
+        if cfg.guide_block:
+            y = keras.layers.BatchNormalization(name=f"block{i}_bn1")(y)
+        y = activation_layer(vid, params, f"block{i}_act1", cfg.fake_quant)(y)
         y = keras.layers.Conv2D(cfg.channels, 3, padding="same", use_bias=False,
                                 name=f"block{i}_conv2")(y)
         y = keras.layers.BatchNormalization(name=f"block{i}_bn2")(y)
         x = keras.layers.Add(name=f"block{i}_add")([y, shortcut])
-        x = activation_layer(vid, params, f"block{i}_act_out")(x)
+        x = activation_layer(vid, params, f"block{i}_act_out", cfg.fake_quant)(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = keras.layers.Dense(cfg.classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="resnet_blocks")
@@ -207,18 +225,20 @@ def build_wide_deep(vid: str, params: dict[str, Any], cfg: ScenarioConfig):
     deep = keras.layers.Concatenate(name="deep_in")([keras.layers.Flatten()(emb), dense_in])
     for i, width in enumerate(cfg.hidden):
         deep = keras.layers.Dense(int(width), name=f"deep{i}_dense")(deep)
-        deep = activation_layer(vid, params, f"deep{i}_act")(deep)
+        deep = activation_layer(vid, params, f"deep{i}_act", cfg.fake_quant)(deep)
     deep = keras.layers.Dense(cfg.classes, name="deep_logits")(deep)
     outputs = keras.layers.Add(name="logits")([wide, deep])
     return keras.Model([dense_in, ids_in], outputs, name="wide_deep")
 
 
 def activation_sites(cfg: ScenarioConfig) -> list[tuple[str, str]]:
-    """(layer name, kind) of every activation; kind "conv"/"dense" = fusable, "post_add" = not."""
+    """(layer name, kind) of every activation: "conv"/"dense" directly after the conv/matmul,
+    "post_bn" after a BatchNorm (guide block), "post_add" after the residual add."""
     if cfg.model == "resnet":
         sites = [("stem_act", "conv")]
+        act1 = "post_bn" if cfg.guide_block else "conv"
         for i in range(cfg.blocks):
-            sites += [(f"block{i}_act1", "conv"), (f"block{i}_act_out", "post_add")]
+            sites += [(f"block{i}_act1", act1), (f"block{i}_act_out", "post_add")]
         return sites
     return [(f"deep{i}_act", "dense") for i in range(len(cfg.hidden))]
 
@@ -273,18 +293,27 @@ def make_steps(model, cfg: ScenarioConfig):
 # --- measurement -----------------------------------------------------------------------------
 
 
-def time_calls(fn: Callable, args: Sequence, repeats: int, number: int, warmup: int) -> np.ndarray:
-    """Seconds per call, one sample per repeat (each the mean of `number` synchronised calls)."""
-    for _ in range(warmup):
-        _sync(fn(*args))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            out = fn(*args)
-        _sync(out)
-        samples.append((time.perf_counter() - start) / number)
-    return np.asarray(samples)
+def measure_step(fn: Callable, args: Sequence, repeats: int, min_time: float, warmup: int):
+    """Time `fn(*args)` with profiling.timing.measure (each batch ends by fetching the last
+    output). Returns (Timing, SampleStats): samples in seconds per call, median and its 95% CI."""
+    from profiling.stats import summarize_samples
+    from profiling.timing import measure
+
+    last: list = [None]
+
+    def call() -> None:
+        last[0] = fn(*args)
+
+    timing = measure(call, sync=lambda: _sync(last[0]), repeats=repeats, min_time=min_time,
+                     warmup=max(1, warmup))
+    return timing, summarize_samples(timing.samples)
+
+
+def step_device() -> str:
+    """Where Keras places the steps: "GPU:0" when TensorFlow sees a GPU, else "CPU:0"."""
+    import tensorflow as tf
+
+    return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
 
 
 def _sync(out) -> None:
@@ -292,12 +321,6 @@ def _sync(out) -> None:
 
     for t in tf.nest.flatten(out):
         t.numpy()
-
-
-def median_iqr(samples: Sequence[float]) -> tuple[float, float]:
-    """(median, interquartile range) of samples, same unit as the samples."""
-    q1, med, q3 = np.percentile(np.asarray(samples, dtype=float), [25, 50, 75])
-    return float(med), float(q3 - q1)
 
 
 def profile_calls(fn: Callable, args: Sequence, calls: int, logdir: str) -> str:
@@ -388,14 +411,16 @@ class ScenarioResult:
     samples: pd.DataFrame   # variant, label, step (train|inference), repeat, seconds
     fusion: pd.DataFrame    # variant, label, site, kind, fused, fused_into, kernels, self_time_us
     losses: pd.DataFrame    # variant, label, step, loss
+    device: str = "CPU:0"   # where the steps ran (step_device)
     trace_paths: dict[str, str] = field(default_factory=dict)  # label -> inference .xplane.pb
     op_stats: dict[str, pd.DataFrame] = field(default_factory=dict)  # label -> inference op stats
     run_id: str | None = None
 
 
 SUMMARY_COLUMNS = [
-    "variant", "label", "status", "reason", "train_median_s", "train_iqr_s", "infer_median_s",
-    "infer_iqr_s", "fusable_sites", "fused_sites", "fused_into", "activation_kernels",
+    "variant", "label", "status", "reason", "train_median_s", "train_iqr_s", "train_ci95_low_s",
+    "train_ci95_high_s", "train_number", "infer_median_s", "infer_iqr_s", "infer_ci95_low_s",
+    "infer_ci95_high_s", "infer_number", "fusable_sites", "fused_sites", "fused_into", "activation_kernels",
     "initial_loss", "final_loss", "loss_vs_baseline", "params", "learned",
 ]
 
@@ -408,7 +433,8 @@ def run_scenario(
 ) -> ScenarioResult:
     """Measure every variant of `cfg` (see module docstring). ScenarioError on bad input.
 
-    A variant that cannot run here (int8, unbuilt custom op) gets status "skipped" and a reason;
+    int8 runs through fake quantization. A variant that cannot run here (unbuilt custom op) gets
+    status "skipped" and a reason;
     one that fails gets status "failed" and the one-line error. With a `profiling.store.Store`
     the result is also saved as a run (see `save_scenario`). Without a `trace_dir` the traces go
     to a temp dir removed before returning: `trace_paths` then names the stored copies (with a
@@ -468,6 +494,7 @@ def _run_variants(cfg: ScenarioConfig, variants: list, on_progress: Any,
         fusion=pd.DataFrame(fusion, columns=["variant", "label", "site", "kind", "fused",
                                              "fused_into", "kernels", "self_time_us"]),
         losses=pd.DataFrame(losses, columns=["variant", "label", "step", "loss"]),
+        device=step_device(),
         trace_paths=traces,
         op_stats=stats,
     )
@@ -493,11 +520,12 @@ def _measure_variant(vid, params, label, cfg, trace_dir, row, samples, fusion, l
     row.update(initial_loss=history[0], final_loss=history[-1], learned=_learned(model))
 
     for step, fn, args in (("train", train_step, (x, y)), ("inference", infer_step, (x,))):
-        s = time_calls(fn, args, cfg.repeats, cfg.number, cfg.warmup)
-        samples += [(vid, label, step, i, float(v)) for i, v in enumerate(s)]
-        med, iqr = median_iqr(s)
+        timing, st = measure_step(fn, args, cfg.repeats, cfg.min_time, cfg.warmup)
+        samples += [(vid, label, step, i, float(v)) for i, v in enumerate(timing.samples)]
         key = "train" if step == "train" else "infer"
-        row.update({f"{key}_median_s": med, f"{key}_iqr_s": iqr})
+        row.update({f"{key}_median_s": st.median_s, f"{key}_iqr_s": st.iqr_s,
+                    f"{key}_ci95_low_s": st.ci95_low_s, f"{key}_ci95_high_s": st.ci95_high_s,
+                    f"{key}_number": timing.number})
 
     if cfg.trace:
         logdir = os.path.join(trace_dir, re.sub(r"[^A-Za-z0-9_.-]+", "_", label))
@@ -524,6 +552,48 @@ def input_shape_text(cfg: ScenarioConfig) -> str:
     return f"{cfg.batch}x{cfg.dense_features}+{cfg.batch}x{cfg.categorical_features}"
 
 
+def input_numel(cfg: ScenarioConfig) -> int:
+    """Elements of one step's input (ResNet: the image batch; Wide & Deep: dense + ids)."""
+    if cfg.model == "resnet":
+        return cfg.batch * cfg.image_size * cfg.image_size * 3
+    return cfg.batch * (cfg.dense_features + cfg.categorical_features)
+
+
+def process_settings() -> tuple[int, str]:
+    """(intra-op threads, allocator) this process runs with: TensorFlow's intra-op setting (its
+    default 0 means one per CPU, so the CPU count), and "bfc" or "default" as the runner sets
+    them through TF_CPU_ALLOCATOR_USE_BFC."""
+    import tensorflow as tf
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1
+    bfc = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "").lower() in ("true", "1")
+    return int(threads), "bfc" if bfc else "default"
+
+
+def scenario_case(run_id: str, case_id: str, idx: int, *, variant: str, variant_params: str,
+                  label: str, shape: str, numel: int | None, dtype: str, device: str, mode: str,
+                  pass_: str, samples: Sequence[float], number: int | None, status: str = "ok",
+                  reason: str = "", trace_sha256: str | None = None) -> dict[str, Any]:
+    """A store case row (kind "scenario") whose median, IQR and 95% CI come from `samples`
+    (seconds per call, profiling.stats.summarize_samples); empty samples leave them None."""
+    from profiling.stats import summarize_samples
+
+    threads, allocator = process_settings()
+    row: dict[str, Any] = {
+        "run_id": run_id, "case_id": case_id, "idx": idx, "variant": variant,
+        "threads": threads, "allocator": allocator,
+        "variant_params": variant_params, "label": label, "shape": shape, "numel": numel,
+        "dtype": dtype, "device": device, "mode": mode, "pass": pass_, "status": status,
+        "reason": reason, "n_samples": len(samples), "number": number,
+        "trace_sha256": trace_sha256, "kind": "scenario",
+    }
+    if len(samples):
+        st = summarize_samples(samples)
+        row.update(median_s=st.median_s, min_s=st.min_s, iqr_s=st.iqr_s,
+                   ci95_low_s=st.ci95_low_s, ci95_high_s=st.ci95_high_s, ci95_s=st.ci95_s)
+    return row
+
+
 def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
     """Save as a store run: a case per variant and step (pass "train"/"inference", mode
     "function"), samples, the inference trace, its op stats and one fusion row per activation
@@ -532,9 +602,10 @@ def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
     spec = {"kind": "scenario", **cfg}
     run_id = store.create_run(spec, label=label or f"scenario {cfg['model']}",
                               n_cases=2 * len(result.summary))
-    shape = input_shape_text(ScenarioConfig(**{**cfg, "hidden": tuple(cfg["hidden"])}))
-    baseline = result.summary[result.summary["variant"] == "nn_relu"]["infer_median_s"]
-    base_infer = float(baseline.iloc[0]) if len(baseline) and pd.notna(baseline.iloc[0]) else None
+    scfg = ScenarioConfig(**{**cfg, "hidden": tuple(cfg["hidden"])})
+    shape, numel = input_shape_text(scfg), input_numel(scfg)
+    baseline = result.summary[result.summary["variant"] == "nn_relu"]
+    base_infer = _infer_stats(baseline.iloc[0]) if len(baseline) else None
     try:
         idx = 0
         for row in result.summary.to_dict("records"):
@@ -547,20 +618,22 @@ def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
                     if trace else None
                 stats = result.op_stats.get(row["label"]) if step == "inference" else None
                 store.add_case(
-                    {"run_id": run_id, "case_id": case_id, "idx": idx, "variant": row["variant"],
-                     "variant_params": row["params"], "label": row["label"], "shape": shape,
-                     "numel": None, "dtype": "float32", "device": "CPU:0",
-                     "mode": "function", "pass": step, "status": row["status"],
-                     "reason": row["reason"], "median_s": row[f"{key}_median_s"],
-                     "min_s": float(part.min()) if len(part) else None,
-                     "iqr_s": row[f"{key}_iqr_s"], "n_samples": int(len(part)),
-                     "number": cfg["number"], "trace_sha256": sha},
+                    scenario_case(run_id, case_id, idx, variant=row["variant"],
+                                  variant_params=row["params"], label=row["label"], shape=shape,
+                                  numel=numel, dtype="float32", device=result.device,
+                                  mode="function", pass_=step, samples=list(part),
+                                  number=row[f"{key}_number"], status=row["status"],
+                                  reason=row["reason"], trace_sha256=sha),
                     samples=list(part),
                     op_stats=stats,
                     breakdown=None if stats is None else _store_breakdown(stats),
                 )
                 if step == "inference":
                     sites = result.fusion[result.fusion["label"] == row["label"]]
+                    own = _infer_stats(row)
+                    # variants are timed one after another here, not interleaved: the
+                    # ratio's CI comes from the two medians' CIs (stats.unpaired_ratio)
+                    ratio = unpaired_ratio(base_infer, own) if base_infer and own else None
                     if len(sites):
                         store.add_fusion(run_id, pd.DataFrame({
                             "case_id": case_id, "variant": row["variant"],
@@ -569,8 +642,11 @@ def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
                             "kernels": [len([k for k in ks.split(",") if k])
                                         for ks in sites["kernels"]],
                             "time_s": row["infer_median_s"],
-                            "time_vs_fused": (row["infer_median_s"] / base_infer
-                                              if base_infer else None),
+                            "time_ci95_low_s": row.get("infer_ci95_low_s"),
+                            "time_ci95_high_s": row.get("infer_ci95_high_s"),
+                            "time_vs_fused": ratio.ratio if ratio else None,
+                            "ratio_ci95_low": ratio.ci95_low if ratio else None,
+                            "ratio_ci95_high": ratio.ci95_high if ratio else None,
                             "compiled": False,
                             "reason": [f"site {s} ({k}); kernels: {ks or '-'}" for s, k, ks in
                                        zip(sites["site"], sites["kind"], sites["kernels"],
@@ -582,6 +658,14 @@ def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
         store.finish_run(run_id, "failed")
         raise
     return run_id
+
+
+def _infer_stats(row: Any) -> dict | None:
+    """The inference step's median and CI of a summary row, as stats.unpaired_ratio takes them."""
+    values = {k: row.get(f"infer_{k}") for k in ("median_s", "ci95_low_s", "ci95_high_s")}
+    if any(v is None or pd.isna(v) for v in values.values()):
+        return None
+    return {**values, "n_samples": 0}
 
 
 def _store_breakdown(stats: pd.DataFrame) -> dict[str, float]:

@@ -170,7 +170,9 @@ def _where() -> Callable:
 
 
 def _maximum() -> Callable:
-    return lambda x: tf.maximum(x, tf.zeros_like(x))
+    # The guide's tf.maximum(x, 0): a scalar zero in x's dtype, broadcast by the kernel; no
+    # full-size zeros tensor (no Fill/ZerosLike in the graph).
+    return lambda x: tf.maximum(x, tf.constant(0, x.dtype))
 
 
 def _nn_relu() -> Callable:
@@ -235,6 +237,21 @@ class AdaptiveRelu(tf.Module):
             )
         alpha = tf.cast(self.alpha, x.dtype) if self.alpha.dtype != x.dtype else self.alpha
         return prelu(x, alpha)
+
+
+def negative_fraction_slope(x: tf.Tensor, alpha_max: float) -> tf.Tensor:
+    """The data-driven slope: alpha = alpha_max * P(x < 0), P the fraction of the batch below 0.
+
+    Counted in float32 (exact up to 2**24 elements per step, then rounded) and cast to x's dtype;
+    NaN counts as not negative. A scalar for the whole tensor, recomputed on every call.
+    """
+    negative = tf.reduce_mean(tf.cast(x < 0, tf.float32))
+    return tf.cast(tf.constant(alpha_max, tf.float32) * negative, x.dtype)
+
+
+def _adaptive_stats(alpha_max: float) -> Callable:
+    # Not learned: alpha has no gradient (a count), so backprop sees a leaky ReLU with this slope.
+    return lambda x: prelu(x, negative_fraction_slope(x, alpha_max))
 
 
 def int8_relu(q: tf.Tensor, zero_point: int) -> tf.Tensor:
@@ -321,6 +338,14 @@ _REGISTRY: tuple[Variant, ...] = (
         "PReLU: learnable per-channel negative slope in a tf.Variable",
         AdaptiveRelu,
         params={"alpha_init": Param("alpha_init", 0.25, 0.0, 1.0, "initial slope for x < 0")},
+    ),
+    Variant(
+        "adaptive_stats",
+        "Adaptive (data-driven)",
+        "leaky with slope alpha_max * (fraction of the batch below 0), recomputed per call",
+        _adaptive_stats,
+        params={"alpha_max": Param("alpha_max", 0.2, 0.0, 1.0,
+                                   "slope when every input is negative")},
     ),
     Variant(
         "int8",

@@ -14,14 +14,13 @@ from profiling.scenarios import (
     ScenarioConfig,
     ScenarioError,
     fusion_sites,
-    median_iqr,
     parse_variant,
     run_scenario,
 )
 
 ALL_VARIANTS = ["nn_relu", "maximum", "where", "keras", "custom_op", "mixed_precision",
                 "stable(epsilon=0.001)", "clipped", "leaky", "adaptive", "int8"]
-TINY = {"batch": 8, "image_size": 8, "channels": 8, "blocks": 1, "repeats": 2, "number": 1,
+TINY = {"batch": 8, "image_size": 8, "channels": 8, "blocks": 1, "repeats": 2, "min_time": 0.0,
         "warmup": 1, "train_steps": 25, "train_samples": 64, "learning_rate": 0.02}
 
 
@@ -105,10 +104,25 @@ def test_adaptive_slope_is_learned_and_shown(resnet):
     assert float(learned.split("=")[1].split()[0]) != pytest.approx(0.25, abs=1e-6)
 
 
-def test_int8_is_skipped_with_a_reason(resnet):
+def test_int8_runs_through_fake_quantization(resnet):
     result, _ = resnet
     r = row(result, "int8")
-    assert r["status"] == "skipped" and "int8" in r["reason"] and "float32" in r["reason"]
+    assert r["status"] == "ok", r["reason"]
+    assert sites(result, "int8")["kernels"].str.contains("FakeQuantWithMinMaxVars").all()
+
+
+def test_guide_block_puts_batchnorm_before_the_activation_and_grappler_fuses_nothing_there():
+    cfg = ScenarioConfig(model="resnet", variants=["nn_relu"], guide_block=True,
+                         **{**TINY, "train_steps": 2})
+    result = run_scenario(cfg)
+    s = sites(result, "nn_relu")
+    assert s.loc["block0_act1", "kind"] == "post_bn"
+    # Keras 3 BatchNorm lowers to Mul/Add (no FusedBatchNorm): conv1 -> BN -> Relu stays apart.
+    assert not s.loc["block0_act1", "fused"] and s.loc["block0_act1", "kernels"] == "Relu"
+    assert s.loc["stem_act", "fused"]
+    conv1 = result.op_stats["nn_relu"]
+    conv1 = conv1[conv1["op_name"].str.contains("block0_conv1")]["op_type"]
+    assert not conv1.str.contains("Fused").any()
 
 
 def test_step_times_are_summarised_from_all_samples(resnet):
@@ -118,8 +132,9 @@ def test_step_times_are_summarised_from_all_samples(resnet):
             part = result.samples[(result.samples["label"] == r.label)
                                   & (result.samples["step"] == step)]["seconds"]
             assert len(part) == TINY["repeats"]
-            assert getattr(r, f"{key}_median_s") == pytest.approx(median_iqr(part)[0])
-            assert getattr(r, f"{key}_iqr_s") >= 0
+            assert getattr(r, f"{key}_median_s") == pytest.approx(part.median())
+            assert getattr(r, f"{key}_ci95_low_s") <= getattr(r, f"{key}_median_s") \
+                <= getattr(r, f"{key}_ci95_high_s")
 
 
 def test_the_run_is_in_the_store(resnet):
@@ -134,8 +149,11 @@ def test_the_run_is_in_the_store(resnet):
     nn = fusion[(fusion["variant"] == "nn_relu") & fusion["reason"].str.contains(r"\(conv\)")]
     assert nn["fused"].all() and len(nn) == 2
     assert not fusion[fusion["variant"] == "maximum"]["fused"].any()
-    skipped = cases[cases["variant"] == "int8"]
-    assert set(skipped["status"]) == {"skipped"}
+    ok = cases[cases["status"] == "ok"]
+    assert set(cases["kind"]) == {"scenario"} and set(ok["device"]) == {"CPU:0"}
+    assert (ok["numel"] == TINY["batch"] * TINY["image_size"] ** 2 * 3).all()
+    assert (ok["ci95_low_s"] <= ok["median_s"]).all() and (ok["median_s"] <= ok["ci95_high_s"]).all()
+    assert ok["ci95_s"].notna().all()
 
 
 def test_wide_deep_fuses_nn_relu_into_the_matmul():
@@ -257,6 +275,26 @@ def test_scenarios_page_runs_variants_and_draws_charts(data_dir):
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 3  # step time, fusion, loss
     assert any("Saved as run" in s.value for s in at.success)
+
+
+def test_scenarios_page_runs_a_guide_scenario_and_stores_it(data_dir):
+    from profiling.store import Store
+
+    at = scenarios_page()
+    at.radio(key="sc_mode").set_value("Guide scenario").run()
+    at.selectbox(key="sc_kind").set_value("sparsity").run()
+    at.selectbox(key="sc_model").set_value("wide_deep").run()
+    at.multiselect(key="sc_variants").set_value(["nn_relu", "leaky"])
+    at.text_input(key="sc_hidden").set_value("8")
+    at.number_input(key="sc_repeats").set_value(2)
+    at.number_input(key="sc_train_steps").set_value(2)
+    at.button(key="sc_run").click().run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2  # zeros per layer, storage bytes
+    assert any("Saved as run" in s.value for s in at.success)
+    with Store(data_dir) as store:
+        cases = store.cases(list(store.list_runs()["run_id"]))
+    assert set(cases["mode"]) == {"sparsity"} and cases["ci95_s"].notna().all()
 
 
 def test_scenarios_page_runs_mirrored_and_draws_compute_vs_communication(data_dir):

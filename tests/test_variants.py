@@ -18,7 +18,7 @@ from relu_impls.reference import fake_quant_relu, reference
 
 EXPECTED_IDS = [
     "where", "maximum", "nn_relu", "keras", "custom_op", "mixed_precision",
-    "stable", "clipped", "leaky", "adaptive", "int8",
+    "stable", "clipped", "leaky", "adaptive", "adaptive_stats", "int8",
 ]  # fmt: skip
 FLOAT_CASES = [(v.id, d) for v in relu_impls.VARIANTS.values() for d in v.dtypes if d != "int8"]
 # Tolerance per dtype, used only where a variant does arithmetic (leaky, stable, adaptive).
@@ -235,3 +235,22 @@ def test_declared_conv_fusion_matches_what_grappler_does():
     report = fusion_report(ids, blocks=("conv",)).set_index("variant")
     for vid in ids:
         assert bool(report.loc[vid, "fused"]) == relu_impls.VARIANTS[vid].fuses_with_conv, vid
+
+
+def test_maximum_is_the_guides_scalar_zero_form():
+    """tf.maximum(x, 0): a Maximum op and no full-size zeros (Fill/ZerosLike/BroadcastTo)."""
+    fn = relu_impls.get("maximum")
+    graph = tf.function(fn).get_concrete_function(tf.TensorSpec([None, 64], tf.float32)).graph
+    ops = {op.type for op in graph.get_operations()}
+    assert "Maximum" in ops
+    assert not ops & {"Fill", "ZerosLike", "BroadcastTo"}, ops
+    np.testing.assert_array_equal(fn(tf.constant([-2.0, 0.0, 3.0])), [0.0, 0.0, 3.0])
+
+
+def test_adaptive_stats_slope_follows_the_fraction_of_negative_inputs():
+    fn = relu_impls.get("adaptive_stats", alpha_max=0.4)
+    x = tf.constant([[-4.0, -2.0, 1.0, 3.0]])  # half negative: alpha = 0.4 * 0.5 = 0.2
+    np.testing.assert_allclose(fn(x), [[-0.8, -0.4, 1.0, 3.0]], rtol=1e-6)
+    mostly_negative = tf.constant([-4.0, -2.0, -1.0, 3.0])  # alpha = 0.4 * 0.75 = 0.3
+    np.testing.assert_allclose(fn(mostly_negative), [-1.2, -0.6, -0.3, 3.0], rtol=1e-6)
+    assert fn.trainable_variables == ()  # set from the data, not learned

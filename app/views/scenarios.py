@@ -19,6 +19,9 @@ from profiling import scenario_charts, units  # noqa: E402
 
 SINGLE, MIRRORED, MULTIWORKER = ("Variants, one process", "MirroredStrategy",
                                  "MultiWorkerMirroredStrategy (loopback)")
+GUIDE = "Guide scenario"
+GUIDE_KINDS = {"mixed_precision": "Mixed-precision training", "qat": "INT8: QAT and int8 path",
+               "batch_sweep": "Batch-size sweep", "sparsity": "Sparsity, storage, dead units"}
 
 
 def finished_job(job) -> None:
@@ -41,12 +44,16 @@ def render() -> None:
                "activations Grappler fuses into the conv/matmul (read from a profiler trace), and "
                "the loss each variant reaches on the same synthetic task from the same weights.")
 
-    mode = st.radio("What to run", (SINGLE, MIRRORED, MULTIWORKER), horizontal=True, key="sc_mode")
+    mode = st.radio("What to run", (SINGLE, GUIDE, MIRRORED, MULTIWORKER), horizontal=True,
+                    key="sc_mode")
+    if mode == GUIDE:
+        kind = st.selectbox("Guide scenario", list(GUIDE_KINDS), format_func=GUIDE_KINDS.get,
+                            key="sc_kind")
     model = st.selectbox("Model", ("resnet", "wide_deep"), key="sc_model",
                          format_func={"resnet": "ResNet block stack",
                                       "wide_deep": "Wide & Deep"}.get)
     ids = list(relu_impls.VARIANTS)
-    if mode == SINGLE:
+    if mode in (SINGLE, GUIDE):
         variants = st.multiselect("Variants", ids, default=["nn_relu", "maximum", "where"],
                                   key="sc_variants")
     else:
@@ -60,8 +67,18 @@ def render() -> None:
     else:
         image_size, channels, blocks = 8, 8, 1
         hidden = st.text_input("Deep tower widths", "64,32", key="sc_hidden")
+    guide_block = mode in (SINGLE, GUIDE) and model == "resnet" and st.checkbox(
+        "The guide's block (conv → BatchNorm → activation)", False, key="sc_guide_block")
+    if mode == GUIDE:
+        if kind == "mixed_precision":
+            from profiling.guide_scenarios import POLICIES
+
+            policies = st.multiselect("Policies", POLICIES, default=list(POLICIES),
+                                      key="sc_policies")
+        if kind == "batch_sweep":
+            batches = st.text_input("Batch sizes", "8,16,32,64,128,256,512", key="sc_batches")
     cols = st.columns(4)
-    if mode == SINGLE:
+    if mode in (SINGLE, GUIDE):
         repeats = cols[0].number_input("Repeats", 1, 100, 5, key="sc_repeats")
         train_steps = cols[1].number_input("Training steps (loss check)", 1, 1000, 20,
                                            key="sc_train_steps")
@@ -94,8 +111,29 @@ def render() -> None:
                 cfg = ScenarioConfig(model=model, variants=variants, batch=int(batch),
                                      image_size=int(image_size), channels=int(channels),
                                      blocks=int(blocks), repeats=int(repeats),
-                                     train_steps=int(train_steps), trace=trace, **kwargs)
+                                     train_steps=int(train_steps), trace=trace,
+                                     guide_block=bool(guide_block), **kwargs)
                 return "single", run_scenario(cfg, store=store, on_progress=job.step)
+            elif mode == GUIDE:
+                from profiling.guide_scenarios import GuideConfig, parse_int_list, run_guide
+                from profiling.scenarios import ScenarioConfig, parse_hidden
+
+                if not variants:
+                    raise ValueError("choose at least one variant")
+                kwargs = {"hidden": parse_hidden(hidden)} if model == "wide_deep" else {}
+                base = ScenarioConfig(model=model, variants=variants, batch=int(batch),
+                                      image_size=int(image_size), channels=int(channels),
+                                      blocks=int(blocks), repeats=int(repeats),
+                                      train_steps=int(train_steps), trace=trace,
+                                      guide_block=bool(guide_block), **kwargs)
+                extra = {}
+                if kind == "mixed_precision":
+                    extra["policies"] = tuple(policies)
+                if kind == "batch_sweep":
+                    extra["batches"] = parse_int_list("batch sizes", batches)
+                return "guide", run_guide(
+                    GuideConfig(kind=kind, base=base, int8_numel=1 << 18, **extra),
+                    store=store, on_progress=job.step)
             else:
                 from profiling.distributed import DistributedConfig, run_distributed
 
@@ -132,6 +170,21 @@ def render() -> None:
                 skipped = summary[summary["status"] != "ok"]
                 for row in skipped.itertuples():
                     st.info(f"{row.label}: {row.status} — {row.reason}")
+            elif kind == "guide":
+                figures = scenario_charts.guide_figures(result.kind, result.summary,
+                                                        result.layers, result.extra)
+                for i, figure in enumerate(figures):
+                    st.plotly_chart(figure, key=f"sc_fig_guide_{i}")
+                st.dataframe(result.shown(), hide_index=True)
+                if len(result.layers):
+                    st.caption("Per activation layer: exact zeros, bytes dense vs sparse, units "
+                               "that output 0 for every training sample after training")
+                    st.dataframe(result.layers, hide_index=True)
+                if len(result.extra.get("half_ops", [])):
+                    st.caption("Ops that ran in half precision (trace op, graph dtype)")
+                    st.dataframe(result.extra["half_ops"], hide_index=True)
+                for row in result.summary[result.summary["status"] != "ok"].itertuples():
+                    st.info(f"{row.label} ({row.mode}): {row.status} — {row.reason}")
             else:
                 st.plotly_chart(scenario_charts.compute_comm_figure(result.workers),
                                 key="sc_fig_comm")
