@@ -302,6 +302,9 @@ def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFram
     keys = ["shape"] + [c for c in SETTING_COLUMNS if c in frame.columns]
     if "run_id" in frame.columns and frame["run_id"].nunique() > 1:
         keys.append("run_id")
+    # keys as text: a column that is None in every row (e.g. threads of scenario rows) is
+    # object-typed on one side and float on the other, and pandas refuses to merge those
+    frame[keys] = frame[keys].astype(str)
     base = frame[frame["variant"] == baseline]
     base = base.groupby(keys, dropna=False, as_index=False).first()
     stat_cols = ["case_id", "median_s", "ci95_low_s", "ci95_high_s", "n_samples"]

@@ -216,3 +216,10 @@ def test_harness_floor_text_names_the_share_of_the_fastest_case():
     assert harness_floor_text(cases) == ("Harness floor: 20 ns per call (the timing loop around a "
                                          "call that does nothing), 2.0% of the fastest case.")
     assert harness_floor_text(cases.drop(columns="floor_s")) is None
+
+
+def test_speedup_table_takes_cases_whose_settings_are_all_missing():
+    rows = [_case("nn_relu", 1.0, threads=None, allocator=None),
+            _case("where", 2.0, threads=None, allocator=None)]
+    table = speedup_table(pd.DataFrame(rows), "nn_relu")
+    assert table.speedup.tolist() == [pytest.approx(0.5)]
