@@ -166,7 +166,7 @@ def _trace_file(logdir: str, host: str, port: int) -> str | None:
 
 
 def _run_client(service: str, logdir: str, duration_ms: int, timeout_s: float) -> None:
-    from profiling.distributed import child_env
+    from profiling.process import child_env
 
     env = child_env(TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "profiling.capture", "--client", service, logdir,
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", nargs=3, metavar=("SERVICE", "LOGDIR", "DURATION_MS"),
                         required=True)
     args = parser.parse_args(argv)
-    from profiling.distributed import exit_with_parent
+    from profiling.process import exit_with_parent
 
     exit_with_parent()
     service, logdir, duration = args.client

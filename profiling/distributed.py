@@ -12,18 +12,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from profiling.process import child_env, exit_with_parent, free_port
 
 STRATEGIES = ("mirrored", "multiworker")
 COMMUNICATIONS = ("AUTO", "RING", "NCCL")
@@ -100,46 +99,6 @@ class DistributedResult:
     out_dir: str = ""
     logs: dict[int, str] = field(default_factory=dict)
     run_id: str | None = None
-
-
-PARENT_PID_ENV = "RELU_LAB_PARENT_PID"
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """Environment for a `python -m profiling...` child: the repository on PYTHONPATH and this
-    process's pid, which `exit_with_parent` in the child watches."""
-    env = dict(os.environ, **extra)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    env[PARENT_PID_ENV] = str(os.getpid())
-    return env
-
-
-def exit_with_parent(poll_s: float = 0.5) -> None:
-    """In a child started with `child_env`: exit as soon as the parent is gone. The parent kills
-    its children on timeout, but a parent that is itself killed (a stopped dashboard, a SIGKILLed
-    CLI) runs no cleanup, and a worker waiting on its peers would otherwise wait forever."""
-    expected = os.environ.get(PARENT_PID_ENV)
-    if not expected:
-        return
-    if os.getppid() != int(expected):  # the parent died before this process got here
-        os._exit(3)
-
-    def watch() -> None:
-        while True:
-            time.sleep(poll_s)
-            if os.getppid() != int(expected):
-                os._exit(3)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_distributed(cfg: DistributedConfig, out_dir: str | None = None,

@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from profiling import noise
-from profiling.distributed import child_env
 from profiling.env import host_environment
+from profiling.process import child_env
 from profiling.roof import best_of, roof_at
 from profiling.spec import Case, RunSpec, shape_str
 from profiling.stats import paired_ratio, summarize_samples, throughput

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from profiling.capture import CaptureError, capture, parse_addresses
-from profiling.distributed import free_port
+from profiling.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = """
