@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 
-from profiling import faulty_variants
+from profiling import settings
 from profiling.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS, DEFAULT_WARMUP
 
 MODES = ("eager", "function", "xla")
@@ -30,13 +30,11 @@ class SpecError(ValueError):
 
 
 def variant_registry() -> dict[str, Any]:
-    """relu_impls.VARIANTS plus the misbehaving test variants when RELU_LAB_TEST_VARIANTS=1."""
+    """relu_impls.VARIANTS plus the variants of the RELU_LAB_EXTRA_VARIANTS modules."""
     import relu_impls
+    from relu_impls import extra_variants
 
-    reg = dict(relu_impls.VARIANTS)
-    if faulty_variants.enabled():
-        reg.update(faulty_variants.TEST_VARIANTS)
-    return reg
+    return {**relu_impls.VARIANTS, **extra_variants.load(settings.extra_variant_modules())}
 
 
 def _parse_number(text: str) -> int:

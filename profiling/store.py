@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import psutil
 
+from profiling import settings
 from profiling.migrations import migrate
 
 DB_NAME = "relu_lab.sqlite"
@@ -56,7 +57,8 @@ class UnknownRunError(KeyError):
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("RELU_LAB_DATA") or "./.relu_lab")
+    """`$RELU_LAB_DATA`, else ./.relu_lab (profiling.settings.data_dir)."""
+    return settings.data_dir()
 
 
 def now_iso() -> str:
@@ -165,6 +167,20 @@ class Store:
     def _query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
         with self._lock:
             return self._retry(lambda: pd.read_sql_query(sql, self._conn, params=list(params)))
+
+    def query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+        """Rows of a read-only SQL query (retried while a writer holds the database)."""
+        return self._query(sql, params)
+
+    def count(self, table: str) -> int:
+        """Rows in one of the store's tables."""
+        if table not in _table_names(self._conn):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self._query(f"SELECT COUNT(*) n FROM {table}").n.iloc[0])
+
+    def schema_version(self) -> int:
+        """The database's schema version (PRAGMA user_version)."""
+        return int(self._query("PRAGMA user_version").iloc[0, 0])
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, table: str, row: Mapping[str, Any]) -> None:
@@ -415,6 +431,10 @@ BUNDLE_TABLES = ("runs", "cases", "samples", "op_stats", "breakdown", "fusion", 
                  "roof", "traces")
 
 
+def _table_names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+
+
 def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
 
@@ -431,7 +451,7 @@ def export_rows(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict]]:
     out = {}
     with store.snapshot():  # a run still writing cases must not add samples of unexported cases
         for table in BUNDLE_TABLES:
-            df = store._query(f"SELECT * FROM {table} WHERE {where[table]}", ids)
+            df = store.query(f"SELECT * FROM {table} WHERE {where[table]}", ids)
             out[table] = [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
     return out
 

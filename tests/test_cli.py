@@ -132,7 +132,7 @@ def test_failed_import_writes_nothing(run, data, tmp_path):
     assert_one_line_error(cli("import", str(bad), data=empty, check=None))
     store = Store(empty)
     assert store.list_runs().empty
-    assert store._query("SELECT COUNT(*) n FROM cases").n.iloc[0] == 0
+    assert store.count("cases") == 0
     for name, content in {"foreign.json": b'{"a": 1}', "junk.json": os.urandom(100)}.items():
         (tmp_path / name).write_bytes(content)
         assert_one_line_error(cli("import", str(tmp_path / name), data=empty, check=None))
