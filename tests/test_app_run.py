@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from helpers import figures, open_page, texts
 from streamlit.testing.v1 import AppTest
-from test_app_pages import figures, open_page, texts
 
 RUN_LIMIT_S = 180
 
