@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiling.errors import one_line
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MODELS = ("resnet", "wide_deep")
@@ -432,7 +434,7 @@ def run_scenario(
                              traces, stats)
             row.update(status="ok", reason="")
         except Exception as exc:  # one variant failing must not lose the others' results
-            row.update(status="failed", reason=_one_line(exc))
+            row.update(status="failed", reason=one_line(exc))
         summary.append(row)
     if on_progress:
         on_progress(len(variants), len(variants), "done")
@@ -602,8 +604,3 @@ def _config_dict(cfg: ScenarioConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["hidden"] = list(cfg.hidden)
     return d
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
