@@ -112,30 +112,14 @@ def _no_variants() -> list:
 
 def parse_variant(spec: Any) -> tuple[str, dict[str, Any]]:
     """`"leaky"`, `"leaky(alpha=0.2)"` or `{"id": "leaky", "params": {"alpha": 0.2}}`
-    -> (id, params); ScenarioError on an unknown id or a bad parameter."""
+    -> (id, params) by relu_impls.parse_variant_spec; ScenarioError on an unknown id or a bad
+    parameter."""
     import relu_impls
 
-    if isinstance(spec, dict):
-        vid, params = spec.get("id"), dict(spec.get("params") or {})
-    elif isinstance(spec, str):
-        try:
-            return relu_impls.parse_variant_spec(spec)
-        except (TypeError, ValueError) as exc:
-            raise ScenarioError(str(exc)) from None
-    else:
-        raise ScenarioError(f"variant={spec!r}; accepted: id string or {{'id','params'}} dict")
-    if vid not in relu_impls.VARIANTS:
-        raise ScenarioError(f"variant={vid!r}; accepted: {', '.join(relu_impls.VARIANTS)}")
-    variant = relu_impls.VARIANTS[vid]
-    for name, value in list(params.items()):
-        p = variant.params.get(name)
-        if p is not None and p.integer and float(value).is_integer():
-            params[name] = int(value)
     try:
-        variant.validate_params(params)
+        return relu_impls.parse_variant_spec(spec)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(str(exc)) from None
-    return vid, params
 
 
 def unsupported_reason(vid: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -87,14 +88,19 @@ def split_variants(text: str) -> list[str]:
     return split_variant_list(text)
 
 
-def parse_variant(text: str) -> dict:
-    """'leaky:alpha=0.2' or 'leaky(alpha=0.2)' -> {"id": "leaky", "params": {"alpha": 0.2}}."""
-    from relu_impls import parse_variant_text
+def parse_variant(spec: str | Mapping) -> dict:
+    """'leaky:alpha=0.2', 'leaky(alpha=0.2)' or {"id", "params"} -> {"id": "leaky", "params":
+    {"alpha": 0.2}}, checked against variant_registry() by relu_impls.parse_variant_spec."""
+    from relu_impls import parse_variant_spec
 
+    registry = variant_registry()
+    vid = spec.get("id") if isinstance(spec, Mapping) else re.split(r"[(:]", str(spec))[0].strip()
+    if vid not in registry:  # the list of ids is the useful answer here
+        raise SpecError("variants", vid, ", ".join(registry))
     try:
-        vid, params = parse_variant_text(text)
-    except ValueError:
-        raise SpecError("variants", text, "id, id:name=value[:name=value] or id(name=value, ...)") from None
+        vid, params = parse_variant_spec(spec, registry)
+    except (TypeError, ValueError) as e:
+        raise SpecError("variants", spec, str(e)) from None
     return {"id": vid, "params": params}
 
 
@@ -194,14 +200,7 @@ class RunSpec:
         return cls(**d)
 
     def normalized_variants(self) -> list[dict]:
-        out = []
-        for v in self.variants:
-            if isinstance(v, str):
-                out.append(parse_variant(v))
-            elif isinstance(v, Mapping) and isinstance(v.get("id"), str):
-                out.append({"id": v["id"], "params": dict(v.get("params") or {})})
-            else:
-                raise SpecError("variants", v, 'ids or {"id": str, "params": dict}')
+        out = [parse_variant(v) for v in self.variants]
         if not out:
             raise SpecError("variants", self.variants, "at least one variant")
         return out
@@ -210,10 +209,6 @@ class RunSpec:
         """Check every field and expand to cases; raises SpecError (field, value, accepted)."""
         registry = variant_registry()
         variants = self.normalized_variants()
-        for v in variants:
-            if v["id"] not in registry:
-                raise SpecError("variants", v["id"], ", ".join(registry))
-            _check_params(registry[v["id"]], v["params"])
         shapes = parse_shapes(self.shapes)
         for name, values, accepted in (("dtypes", self.dtypes, DTYPES), ("modes", self.modes, MODES),
                                        ("passes", self.passes, PASSES)):
@@ -263,26 +258,6 @@ def check_threads(threads: Iterable) -> None:
     for t in threads:
         if not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= max_threads:
             raise SpecError("threads", t, f"integers 1..{max_threads}")
-
-
-def _check_params(variant: Any, params: Mapping[str, Any]) -> None:
-    if hasattr(variant, "validate_params"):
-        try:
-            variant.validate_params(params)
-        except (ValueError, TypeError) as e:
-            raise SpecError("variants", f"{variant.id}:{params}", str(e)) from None
-        return
-    accepted = getattr(variant, "params", {}) or {}
-    for key, value in params.items():
-        if key not in accepted:
-            names = ", ".join(accepted) or "none"
-            raise SpecError("variants", f"{variant.id}:{key}", f"params of {variant.id}: {names}")
-        p = accepted[key]
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise SpecError("variants", f"{variant.id}:{key}={value}", "a number")
-        lo, hi = getattr(p, "minimum", None), getattr(p, "maximum", None)
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise SpecError("variants", f"{variant.id}:{key}={value}", f"{lo}..{hi}")
 
 
 def skip_reason(variant: Any, dtype: str, mode: str, pass_: str) -> str | None:
