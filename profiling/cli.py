@@ -124,11 +124,11 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
     shapes: list = []
     if args.sizes:
-        shapes += parse_sizes(args.sizes)
+        shapes += [(n,) for n in parse_sizes(args.sizes)]
     if args.shapes:
         shapes += parse_shapes(args.shapes)
     if not shapes:
-        shapes = parse_sizes(CLI_DEFAULT_SIZES)
+        shapes = parse_shapes(CLI_DEFAULT_SIZES)
     threads = None
     if args.threads:
         try:

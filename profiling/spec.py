@@ -45,36 +45,36 @@ def _parse_number(text: str) -> int:
     return int(value)
 
 
-def parse_sizes(text: str | Iterable) -> list[tuple[int, ...]]:
-    """'1000,1e6' -> [(1000,), (1000000,)] (1-D shapes, element counts)."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    out = []
-    for item in items:
-        try:
-            out.append((_parse_number(str(item).strip()),))
-        except ValueError:
-            raise SpecError("sizes", item, "positive integers such as 1000 or 1e6") from None
-    if not out:
-        raise SpecError("sizes", text, "a comma-separated list of positive integers")
-    return out
-
-
 def parse_shapes(text: str | Iterable) -> list[tuple[int, ...]]:
-    """'10000x10000,32x32x16' -> [(10000, 10000), (32, 32, 16)]."""
+    """The one size and shape parser: '1000, 1e6, 64x1024' (or a list of such items and tuples)
+    -> [(1000,), (1000000,), (64, 1024)]. An item is an element count or dims joined by x;
+    empty items are dropped. SpecError names `sizes` for a bad count, `shapes` for bad dims."""
     items = text.split(",") if isinstance(text, str) else list(text)
     out = []
     for item in items:
-        if isinstance(item, (list, tuple)):
-            dims = tuple(item)
-        else:
-            dims = tuple(str(item).strip().lower().split("x"))
+        if not isinstance(item, (list, tuple)):
+            item = str(item).strip()
+            if not item:
+                continue
+        dims = tuple(item) if isinstance(item, (list, tuple)) else tuple(item.lower().split("x"))
         try:
             out.append(tuple(_parse_number(str(d)) for d in dims))
         except ValueError:
+            if len(dims) == 1 and not isinstance(item, (list, tuple)):
+                raise SpecError("sizes", item, "positive integers such as 1000 or 1e6") from None
             raise SpecError("shapes", item, "dims of positive integers joined by x, e.g. 64x1024") from None
     if not out:
-        raise SpecError("shapes", text, "a comma-separated list such as 64x1024")
+        raise SpecError("shapes", text, "a comma-separated list such as 1e6 or 64x1024")
     return out
+
+
+def parse_sizes(text: str | Iterable) -> list[int]:
+    """'1000,1e6' -> [1000, 1000000]: element counts only (parse_shapes, 1-D items)."""
+    shapes = parse_shapes(text)
+    for shape in shapes:
+        if len(shape) != 1:
+            raise SpecError("sizes", shape_str(shape), "element counts such as 1000 or 1e6")
+    return [shape[0] for shape in shapes]
 
 
 def shape_str(shape: tuple[int, ...]) -> str:
