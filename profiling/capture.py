@@ -196,11 +196,9 @@ def _client_error(output: str) -> str:
 def save_capture(result: CaptureResult, store: Any, duration_ms: int, label: str = "") -> str:
     """Store each worker's trace as a case (mode "remote", pass "capture"); returns the run id."""
     ok = result.traces[result.traces["status"] == "ok"]
-    spec = {"kind": "capture", "addresses": list(result.traces["address"]),
-            "duration_ms": duration_ms}
-    run_id = store.create_run(spec, label=label or f"capture {','.join(ok['address'])}",
-                              n_cases=len(result.traces))
-    try:
+    spec = {"addresses": list(result.traces["address"]), "duration_ms": duration_ms}
+    with store.saving_run(spec, label=label or f"capture {','.join(ok['address'])}",
+                          n_cases=len(result.traces), kind="capture") as run_id:
         for idx, row in enumerate(result.traces.to_dict("records")):
             case_id = f"{run_id}-w{idx}"
             sha = None
@@ -219,10 +217,6 @@ def save_capture(result: CaptureResult, store: Any, duration_ms: int, label: str
                                                "idle_us", "other_us")},
             )
             result.traces.loc[idx, "case_id"] = case_id
-        store.finish_run(run_id, "complete")
-    except BaseException:
-        store.finish_run(run_id, "failed")
-        raise
     return run_id
 
 

@@ -179,10 +179,8 @@ def save_distributed(result: DistributedResult, store: Any) -> str:
     from profiling.traces import framework_op_stats
 
     cfg = result.config
-    run_id = store.create_run({"kind": "distributed", **cfg},
-                              label=f"{cfg['strategy']} {cfg['model']} {cfg['variant']}",
-                              n_cases=len(result.workers))
-    try:
+    with store.saving_run(cfg, label=f"{cfg['strategy']} {cfg['model']} {cfg['variant']}",
+                          n_cases=len(result.workers), kind="distributed") as run_id:
         for row in result.workers.to_dict("records"):
             case_id = f"{run_id}-w{row['worker']}"
             path = Path(row["xplane_path"])
@@ -205,10 +203,6 @@ def save_distributed(result: DistributedResult, store: Any) -> str:
                            "collective_us": row["collective_us"], "idle_us": None,
                            "other_us": row["input_us"]},
             )
-        store.finish_run(run_id, "complete")
-    except BaseException:
-        store.finish_run(run_id, "failed")
-        raise
     return run_id
 
 

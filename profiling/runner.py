@@ -50,8 +50,9 @@ class WorkerLost(RuntimeError):
     """The worker died or stopped answering; str() says how."""
 
 
-class Cancelled(Exception):
-    pass
+class Cancelled(KeyboardInterrupt):
+    """The run's `cancel` event was set: a Ctrl-C from the dashboard, handled like one (the run
+    keeps its finished cases and is marked interrupted; run_profile then returns normally)."""
 
 
 class Worker:
@@ -365,17 +366,15 @@ class _Run:
             if self.spec.fusion:
                 self.run_fusion()
             status = "complete"
-        except (Cancelled, KeyboardInterrupt) as e:
+        except KeyboardInterrupt:  # Ctrl-C or Cancelled
             status = "interrupted"
             if self.worker is not None:  # mid-case: do not wait for it to finish
                 self.worker.kill()
-            if isinstance(e, KeyboardInterrupt):
-                raise
+            raise
         finally:
             self.stop_worker()
             shutil.rmtree(self.trace_dir, ignore_errors=True)
             self.store.set_noise(self.run_id, noise.verdict(self.noise_groups, self.spreads))
-            self.store.finish_run(self.run_id, status)
             self.progress("", status)
         return status
 
@@ -397,6 +396,10 @@ def run_profile(spec: RunSpec, store: Store | None = None,
     """
     cases = spec.validate()
     store = store or Store()
-    run_id = store.create_run(spec.to_json(), spec.label, len(cases), host_environment())
-    _Run(spec, cases, store, run_id, on_progress, cancel).execute()
+    try:
+        with store.saving_run(spec.to_json(), spec.label, len(cases),
+                              host_environment()) as run_id:
+            _Run(spec, cases, store, run_id, on_progress, cancel).execute()
+    except Cancelled:
+        pass  # stored as interrupted, with its finished cases
     return run_id

@@ -494,13 +494,11 @@ def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
     "function"), samples, the inference trace, its op stats and one fusion row per activation
     site (block conv|dense, kernels = separate activation kernels). Returns the run id."""
     cfg = result.config
-    spec = {"kind": "scenario", **cfg}
-    run_id = store.create_run(spec, label=label or f"scenario {cfg['model']}",
-                              n_cases=2 * len(result.summary))
     shape = input_shape_text(ScenarioConfig(**{**cfg, "hidden": tuple(cfg["hidden"])}))
     baseline = result.summary[result.summary["variant"] == "nn_relu"]["infer_median_s"]
     base_infer = float(baseline.iloc[0]) if len(baseline) and pd.notna(baseline.iloc[0]) else None
-    try:
+    with store.saving_run(cfg, label=label or f"scenario {cfg['model']}",
+                          n_cases=2 * len(result.summary), kind="scenario") as run_id:
         idx = 0
         for row in result.summary.to_dict("records"):
             for step, key in (("train", "train"), ("inference", "infer")):
@@ -542,10 +540,6 @@ def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
                                            strict=True)],
                         }))
                 idx += 1
-        store.finish_run(run_id, "complete")
-    except BaseException:
-        store.finish_run(run_id, "failed")
-        raise
     return run_id
 
 

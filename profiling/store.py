@@ -199,6 +199,24 @@ class Store:
         self._write(lambda c: self._insert(c, "runs", row))
         return run_id
 
+    @contextlib.contextmanager
+    def saving_run(self, spec_json: Mapping | str, label: str = "", n_cases: int = 0,
+                   environment: Mapping | None = None, kind: str | None = None
+                   ) -> Iterator[str]:
+        """Create a run, yield its id, finish it: complete when the block ends, interrupted on
+        KeyboardInterrupt (Ctrl-C, a cancelled run), failed on any other exception (re-raised).
+        `kind` (scenario, distributed, capture) is recorded in the run's spec."""
+        if kind is not None:
+            spec_json = {"kind": kind, **(json.loads(spec_json) if isinstance(spec_json, str)
+                                          else spec_json)}
+        run_id = self.create_run(spec_json, label, n_cases, environment)
+        try:
+            yield run_id
+        except BaseException as e:
+            self.finish_run(run_id, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            raise
+        self.finish_run(run_id, "complete")
+
     def set_environment(self, run_id: str, environment: Mapping) -> None:
         self._write(lambda c: c.execute("UPDATE runs SET environment_json=? WHERE run_id=?",
                                         (json.dumps(environment, default=str), run_id)))

@@ -154,3 +154,21 @@ def test_export_reads_one_snapshot_while_a_run_writes(tmp_path):
     reader.query = query_while_writing
     rows = export_rows(reader, [run_id])
     assert len(rows["cases"]) == 1 and len(rows["samples"]) == 1  # no orphan sample
+
+
+def test_saving_run_finishes_complete_failed_or_interrupted(tmp_path):
+    import json
+
+    store = Store(tmp_path)
+    with store.saving_run({"model": "resnet"}, "ok", 1, kind="scenario") as done:
+        store.add_case(_case(done, 0))
+        assert store.run(done)["status"] == "running"
+    with pytest.raises(ValueError), store.saving_run({}, "bad", 1) as failed:
+        raise ValueError("half-way")
+    with pytest.raises(KeyboardInterrupt), store.saving_run({}, "ctrl-c", 1) as stopped:
+        raise KeyboardInterrupt
+    status = store.list_runs().set_index("run_id").status
+    assert (status[done], status[failed], status[stopped]) == ("complete", "failed",
+                                                               "interrupted")
+    assert json.loads(store.run(done)["spec_json"]) == {"kind": "scenario", "model": "resnet"}
+    assert len(store.cases([done])) == 1
