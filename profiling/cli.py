@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
+from profiling.cli_common import UsageError
+from profiling.cli_common import open_store as _store
 from profiling.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
 
 CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
@@ -26,10 +28,6 @@ JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "n
                     "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb",
                     "working_set_bytes", "roof_gbps", "floor_s", "baseline_case_id",
                     "ratio_to_baseline", "ratio_ci95_low", "ratio_ci95_high"]
-
-
-class UsageError(Exception):
-    """Bad input from the command line; exit 2."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -88,12 +86,6 @@ def _quiet_tensorflow() -> None:
 
     with quiet_stderr():
         import tensorflow  # noqa: F401
-
-
-def _store() -> Any:
-    from profiling.store import Store
-
-    return Store()
 
 
 # ---- run ---------------------------------------------------------------------------------
@@ -338,7 +330,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 # ---- trace-summary -----------------------------------------------------------------------
 def cmd_trace_summary(args: argparse.Namespace) -> int:
-    from profiling.traces import load_trace, summarize
+    from profiling.bundle import load_any_trace
+    from profiling.traces import summarize
 
     if args.top < 1:
         raise UsageError(f"--top {args.top}; accepted: integers >= 1")
@@ -349,7 +342,7 @@ def cmd_trace_summary(args: argparse.Namespace) -> int:
     if args.max_bytes:  # the parsers read the cap from the environment; restored below
         os.environ[limit_env] = str(int(args.max_bytes))
     try:
-        s = summarize(load_trace(args.file), top=args.top)
+        s = summarize(load_any_trace(args.file), top=args.top)
     finally:
         if saved is None:
             os.environ.pop(limit_env, None)
