@@ -1,5 +1,11 @@
 """Exported bundles: a run (or several) with its cases, samples, analyses, environment and,
-optionally, its trace files, as one JSON document; and CSV of the cases table."""
+optionally, its trace files, as one JSON document; and CSV of the cases table.
+
+An import is all or nothing: the file is read within MAX_BUNDLE_BYTES (regular files only),
+every row is checked against the store's schema (profiling.bundle_check), the trace files are
+written first, then all rows in one transaction; on any failure the files this import wrote are
+removed again, so the store is left exactly as it was.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +14,22 @@ import binascii
 import hashlib
 import json
 import os
+import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from profiling.store import BUNDLE_TABLES, Store, export_rows, import_rows, now_iso
+from profiling.bundle_check import BundleError, check_rows, check_trace_files
+from profiling.files import FileRefused, read_bounded
+from profiling.store import BUNDLE_TABLES, Store, export_rows, import_rows, now_iso, table_schema
 from profiling.traces.model import Trace, TraceError
 
 FORMAT = "relu_lab_bundle"
 VERSION = 1
 MAX_EMBEDDED_TRACE_BYTES = 64 << 20
-
-
-class BundleError(ValueError):
-    """Not a usable bundle; str() is one line."""
+MAX_BUNDLE_BYTES = 256 << 20  # the file as given (gzip or not): 64 MiB of traces in base64 + rows
 
 
 def export_bundle(store: Store, run_ids: Sequence[str], include_traces: bool = True,
@@ -34,8 +40,8 @@ def export_bundle(store: Store, run_ids: Sequence[str], include_traces: bool = T
     total = 0
     if include_traces:
         for row in tables["traces"]:
-            path = store.traces_dir / row["filename"]
-            if path.exists() and total + path.stat().st_size <= max_trace_bytes:
+            path = store.trace_file(str(row["filename"]))
+            if path is not None and total + path.stat().st_size <= max_trace_bytes:
                 data = path.read_bytes()
                 total += len(data)
                 traces[row["sha256"]] = {"filename": row["filename"],
@@ -73,14 +79,16 @@ def _check(obj: Any) -> dict:
         raise BundleError("bundle run without a run_id")
     run_ids = {r["run_id"] for r in tables["runs"]}
     for r in tables.get("cases", []):
-        if not isinstance(r.get("case_id"), str) or r.get("run_id") not in run_ids:
+        if not isinstance(r.get("case_id"), str) or not isinstance(r.get("run_id"), str) \
+                or r.get("run_id") not in run_ids:
             raise BundleError("bundle case without a case_id or with a run not in the bundle")
     case_ids = {r["case_id"] for r in tables.get("cases", [])}
     for name, key, owners in (("samples", "case_id", case_ids), ("op_stats", "case_id", case_ids),
                               ("breakdown", "case_id", case_ids), ("fusion", "run_id", run_ids),
                               ("calibration", "run_id", run_ids),
                               ("roof", "run_id", run_ids)):
-        if any(r.get(key) not in owners for r in tables.get(name, [])):  # would touch other runs
+        if any(not isinstance(r.get(key), str) or r.get(key) not in owners  # touch other runs
+               for r in tables.get(name, [])):
             raise BundleError(f"bundle {name} row whose {key} is not in the bundle")
     for r in tables.get("traces", []):
         sha, name = str(r.get("sha256", "")), str(r.get("filename", ""))
@@ -112,9 +120,9 @@ def read_bundle(path: str | os.PathLike) -> dict:
     from profiling.traces.chrome import decode_json
 
     try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise BundleError(f"cannot read {path}: {e.strerror or e}") from None
+        data = read_bounded(path, MAX_BUNDLE_BYTES, "bundle")
+    except FileRefused as e:
+        raise BundleError(str(e)) from None
     try:
         obj = decode_json(data)
     except _TE as e:
@@ -123,20 +131,30 @@ def read_bundle(path: str | os.PathLike) -> dict:
 
 
 def import_bundle(store: Store, path_or_obj: str | os.PathLike | Mapping) -> list[str]:
-    """Add the bundle's runs to the store in a single transaction; returns their run ids.
-    Nothing is written when anything in the bundle is invalid."""
+    """Add the bundle's runs to the store; returns their run ids. BundleError (one line) when
+    anything in the bundle is invalid or collides with the store, and then the store's rows and
+    trace files are exactly what they were. Runs exported mid-run are stored as 'incomplete'."""
     obj = _check(path_or_obj) if isinstance(path_or_obj, Mapping) else read_bundle(path_or_obj)
+    tables = check_rows(obj["tables"], table_schema(store))
+    check_trace_files(obj.get("trace_files", {}), tables["traces"])
     traces = _decoded_traces(obj)
+    written: list[Path] = []
     try:
-        import_rows(store, obj["tables"])
-    except ValueError as e:
-        raise BundleError(str(e)) from None
-    except Exception as e:  # sqlite type/constraint errors from a hand-edited bundle
-        raise BundleError(f"bundle rows rejected by the store: {e}") from None
-    for sha, (name, data) in traces.items():
-        if name.startswith(sha):
-            store.write_trace_file(name, data)
-    return [r["run_id"] for r in obj["tables"]["runs"]]
+        for name, data in traces.values():
+            dest = store.traces_dir / name  # name checked: <sha256>.<suffix>, no path
+            if not dest.exists():  # content-addressed: a file already there is this one
+                store.write_trace_file(name, data)
+                written.append(dest)
+        import_rows(store, tables)
+    except BaseException as e:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if isinstance(e, ValueError):
+            raise BundleError(str(e)) from None
+        if isinstance(e, (sqlite3.Error, OSError)):  # constraint errors, a full disk
+            raise BundleError(f"bundle rejected by the store: {e}") from None
+        raise
+    return [r["run_id"] for r in tables["runs"]]
 
 
 def load_any_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = None

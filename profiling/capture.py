@@ -17,13 +17,14 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from profiling.tempdirs import temp_dir_unless
 
 ADDRESS = re.compile(r"^grpc://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
 MAX_DURATION_MS = 600_000
@@ -95,7 +96,9 @@ def capture(
     """Capture `duration_ms` of profile from every address at once.
 
     timeout_s bounds the whole client call (default duration + 60 s). Workers whose trace holds
-    no events get status "empty"; CaptureError when no worker returned any event.
+    no events get status "empty"; CaptureError when no worker returned any event. Without a
+    `logdir` the traces go to a temp dir removed before returning: `path` then names the stored
+    copy (with a `store`) or is None.
     """
     targets = parse_addresses(addresses)
     if isinstance(duration_ms, bool) or not isinstance(duration_ms, int) \
@@ -104,10 +107,24 @@ def capture(
                            f"1..{MAX_DURATION_MS}")
     for host, port in targets:
         check_reachable(host, port, connect_timeout_s)
-    logdir = logdir or tempfile.mkdtemp(prefix="relu_lab_capture_")
+    limit = timeout_s if timeout_s is not None else duration_ms / 1000 + 60
+    with temp_dir_unless(logdir, "capture") as where:
+        result = _capture_into(where, targets, duration_ms, limit, store, label)
+        if not logdir:  # the temp dir goes: point at the stored copies instead
+            result.logdir = str(store.traces_dir) if store is not None else ""
+            result.traces["path"] = [_stored_path(store, c) for c in result.traces["case_id"]]
+    return result
+
+
+def _stored_path(store: Any, case_id: Any) -> str | None:
+    path = store.trace_path(case_id) if store is not None and isinstance(case_id, str) else None
+    return str(path) if path else None
+
+
+def _capture_into(logdir: str, targets: list[tuple[str, int]], duration_ms: int, limit: float,
+                  store: Any, label: str) -> CaptureResult:
     Path(logdir).mkdir(parents=True, exist_ok=True)
     service = ",".join(address_text(h, p) for h, p in targets)
-    limit = timeout_s if timeout_s is not None else duration_ms / 1000 + 60
     _run_client(service, logdir, duration_ms, limit)
 
     from profiling.traces import TraceError, framework_op_stats, load_trace, summarize

@@ -484,6 +484,22 @@ def _unique(names: pd.Series, shapes: pd.Series) -> pd.Series:
     return names.where(count == 0, names + " #" + (count + 1).astype(str))
 
 
+def harness_floor_text(cases: pd.DataFrame) -> str | None:
+    """'Harness floor: 24 ns per call (the timing loop around a no-op) — 0.4% of the fastest
+    case' from the cases' floor_s, or None when no case recorded one."""
+    if "floor_s" not in cases.columns:
+        return None
+    frame = ok_cases(cases)
+    floors = pd.to_numeric(frame["floor_s"], errors="coerce").dropna()
+    if floors.empty:
+        return None
+    floor = float(floors.max())
+    fastest = float(pd.to_numeric(frame["median_s"], errors="coerce").min())
+    share = f", {floor / fastest:.1%} of the fastest case" if fastest > 0 else ""
+    return (f"Harness floor: {floor * 1e9:.3g} ns per call (the timing loop around a call that "
+            f"does nothing){share}.")
+
+
 def compare_category(ratio: float) -> str:
     """Category of a time ratio to the best (1.0 = best)."""
     for name, upper in COMPARE_CATEGORIES:

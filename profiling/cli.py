@@ -38,6 +38,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not usage + message
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # `--variants ""` is a mistake (an unset shell variable), not a request for the default
+        if action.option_strings and any(not a.strip() for a in arg_strings):
+            self.error(f"argument {'/'.join(action.option_strings)}: empty value; give a value "
+                       "or leave the flag out")
+        return super()._get_values(action, arg_strings)
+
 
 def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
@@ -300,6 +307,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _store()
     run_ids = [store.resolve_run(r) for r in args.runs]
     if args.format == "html":
+        _quiet_tensorflow()
         from profiling.report import render_html
         from relu_impls import VARIANTS
         from relu_impls.semantics import semantics_table
@@ -473,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("bundle")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_import)
+    from profiling import delete_cli
+
+    delete_cli.add_command(sub)
 
     t = sub.add_parser("trace-summary", help="top ops and time breakdown of a trace file",
                        description="Summarize a .xplane.pb, Chrome trace .json/.json.gz "

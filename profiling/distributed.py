@@ -14,7 +14,6 @@ import contextlib
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,9 +104,27 @@ def run_distributed(cfg: DistributedConfig, out_dir: str | None = None,
                     store: Any = None) -> DistributedResult:
     """Run `cfg` in worker subprocesses (bounded by cfg.timeout_s); DistributedError on failure.
 
-    With a `profiling.store.Store` the result is also saved (see `save_distributed`)."""
+    With a `profiling.store.Store` the result is also saved (see `save_distributed`). Without an
+    `out_dir` the workers write to a temp dir removed before returning: `xplane_path` then names
+    the stored trace (with a store) or is None, and `logs` keeps the workers' output."""
+    from profiling.tempdirs import temp_dir_unless
+
     cfg.validate()
-    out = Path(out_dir or tempfile.mkdtemp(prefix="relu_lab_dist_"))
+    with temp_dir_unless(out_dir, "dist") as where:
+        result = _run_in(cfg, Path(where), store, keep_logs=bool(out_dir))
+        if not out_dir:
+            result.out_dir = ""
+            result.workers["xplane_path"] = [
+                _stored_path(store, f"{result.run_id}-w{w}") for w in result.workers["worker"]]
+    return result
+
+
+def _stored_path(store: Any, case_id: str) -> str | None:
+    path = store.trace_path(case_id) if store is not None else None
+    return str(path) if path else None
+
+
+def _run_in(cfg: DistributedConfig, out: Path, store: Any, keep_logs: bool) -> DistributedResult:
     out.mkdir(parents=True, exist_ok=True)
     n = cfg.workers if cfg.strategy == "multiworker" else 1
     ports = [free_port() for _ in range(n)]
@@ -135,7 +152,7 @@ def run_distributed(cfg: DistributedConfig, out_dir: str | None = None,
             if time.monotonic() > deadline:
                 raise DistributedError(
                     f"{cfg.strategy} run did not finish within {cfg.timeout_s:g} s; "
-                    f"workers killed (logs in {out})"
+                    f"workers killed" + (f" (logs in {out})" if keep_logs else "")
                 )
             failed = [i for i, p in enumerate(procs) if p.poll() not in (None, 0)]
             if failed:

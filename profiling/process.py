@@ -1,5 +1,6 @@
 """Process plumbing for the `python -m profiling...` children (workers, distributed workers,
-capture clients): their environment, exiting with the parent, a free local port."""
+capture clients): their environment, exiting with the parent, a free local port, and whether a
+process (a run's, a temp dir's owner) is still alive."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import os
 import socket
 import threading
 import time
+from datetime import datetime
+
+import psutil
 
 PARENT_PID_ENV = "_RELU_LAB_INTERNAL_PARENT_PID"  # internal: set by child_env, read by the child
 
@@ -43,3 +47,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def pid_alive(pid: int | None, since: str | None = None) -> bool:
+    """Is the process `pid` (started at ISO time `since`, when given) still there? A reused pid
+    whose process started later does not count; nor does a zombie."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(int(pid))
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if since:
+            return proc.create_time() <= datetime.fromisoformat(since).timestamp() + 2
+        return True
+    except (psutil.Error, ValueError):
+        return False

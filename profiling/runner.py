@@ -29,6 +29,7 @@ from profiling.roof import best_of, roof_at
 from profiling.spec import Case, RunSpec, shape_str
 from profiling.stats import paired_ratio, summarize_samples, throughput
 from profiling.store import Store
+from profiling.tempdirs import make_temp_dir, private_tmpdir
 from profiling.worker import THREADS_ENV
 
 INIT_TIMEOUT_S = 240.0  # TF import + the roof curve on a busy machine
@@ -63,6 +64,7 @@ class Worker:
         env = child_env(TF_CPU_ALLOCATOR_USE_BFC="true" if allocator == "bfc" else "false",
                         **{THREADS_ENV: str(threads)})  # and our pid, which the worker watches
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["TMPDIR"] = private_tmpdir(self)  # TF's autograph files go there, removed with us
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         self.proc = subprocess.Popen([sys.executable, "-m", "profiling.worker"], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -213,7 +215,7 @@ class _Run:
         self.noise_groups: list[dict] = []
         self.spreads: list[tuple[str, float]] = []
         self.baseline = spec.baseline_variant()
-        self.trace_dir = tempfile.mkdtemp(prefix="relu_lab_trace_")
+        self.trace_dir = make_temp_dir("trace")
 
     def progress(self, current: str, status: str) -> None:
         if self.on_progress is not None:

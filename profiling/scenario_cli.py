@@ -95,7 +95,10 @@ def _print_frame(df: pd.DataFrame, columns: list[str]) -> None:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
-    import relu_impls  # imports TensorFlow: keep it out of `--help`
+    from profiling.traces.xplane import quiet_stderr
+
+    with quiet_stderr():  # TensorFlow's start-up log lines would bury our one-line errors
+        import relu_impls  # imports TensorFlow: keep it out of `--help`
     from profiling.distributed import DistributedConfig, DistributedError, run_distributed
     from profiling.scenarios import ScenarioConfig, ScenarioError, parse_hidden, run_scenario
 
@@ -124,7 +127,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
             else:
                 _print_frame(result.workers, [c for c in result.workers.columns
                                               if c != "xplane_path"])
-                print(f"traces: {', '.join(result.workers['xplane_path'])}")
+                print(f"traces: {', '.join(p for p in result.workers['xplane_path'] if p)}")
                 if result.run_id:
                     print(f"run {result.run_id} saved")
             return 0

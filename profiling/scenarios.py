@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from profiling.errors import one_line
+from profiling.tempdirs import temp_dir_unless
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -395,12 +395,34 @@ def run_scenario(
 
     A variant that cannot run here (int8, unbuilt custom op) gets status "skipped" and a reason;
     one that fails gets status "failed" and the one-line error. With a `profiling.store.Store`
-    the result is also saved as a run (see `save_scenario`).
+    the result is also saved as a run (see `save_scenario`). Without a `trace_dir` the traces go
+    to a temp dir removed before returning: `trace_paths` then names the stored copies (with a
+    store) or is empty.
     """
+    variants = cfg.validate()
+    with temp_dir_unless(trace_dir, "scenario") as where:
+        result = _run_variants(cfg, variants, on_progress, where)
+        if store is not None:
+            result.run_id = save_scenario(result, store)
+        if not trace_dir:
+            result.trace_paths = _stored_trace_paths(store, result.run_id)
+    return result
+
+
+def _stored_trace_paths(store: Any, run_id: str | None) -> dict[str, str]:
+    """label -> the stored inference trace of each variant of a saved scenario run."""
+    if store is None or run_id is None:
+        return {}
+    cases = store.cases([run_id])
+    paths = {row["label"]: store.trace_path(row["case_id"])
+             for row in cases[cases["pass"] == "inference"].to_dict("records")}
+    return {label: str(path) for label, path in paths.items() if path is not None}
+
+
+def _run_variants(cfg: ScenarioConfig, variants: list, on_progress: Any,
+                  trace_dir: str) -> ScenarioResult:
     import relu_impls
 
-    variants = cfg.validate()
-    trace_dir = trace_dir or tempfile.mkdtemp(prefix="relu_lab_scenario_")
     summary, samples, fusion, losses, traces, stats = [], [], [], [], {}, {}
     for done, (vid, params) in enumerate(variants):
         label = relu_impls.VARIANTS[vid].label(params)
@@ -434,8 +456,6 @@ def run_scenario(
         trace_paths=traces,
         op_stats=stats,
     )
-    if store is not None:
-        result.run_id = save_scenario(result, store)
     return result
 
 

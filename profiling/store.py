@@ -18,18 +18,21 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psutil
 
 from profiling import settings
 from profiling.migrations import migrate
+from profiling.process import pid_alive
+from profiling.tempdirs import remove_dead_temp_dirs
 
 DB_NAME = "relu_lab.sqlite"
-RUN_STATUSES = ("running", "complete", "interrupted", "failed")
+RUN_STATUSES = ("running", "complete", "interrupted", "failed", "incomplete")
+CASE_STATUSES = ("ok", "skipped", "failed")
 CASE_COLUMNS = [
     "run_id", "case_id", "variant", "variant_params", "label", "shape", "numel", "dtype", "device",
     "threads", "allocator", "mode", "pass", "status", "reason", "median_s", "min_s", "iqr_s",
@@ -56,6 +59,13 @@ class UnknownRunError(KeyError):
         return f"unknown run id: {self.args[0]}"
 
 
+class RunInUseError(ValueError):
+    """The run's process is still writing it; str() is one line."""
+
+    def __str__(self) -> str:
+        return f"run {self.args[0]} is still running; stop it before deleting it"
+
+
 def default_data_dir() -> Path:
     """`$RELU_LAB_DATA`, else ./.relu_lab (profiling.settings.data_dir)."""
     return settings.data_dir()
@@ -67,22 +77,6 @@ def now_iso() -> str:
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-
-
-def _pid_alive(pid: int | None, since: str | None = None) -> bool:
-    """Is the process that started a run (at ISO time `since`) still there? A reused pid whose
-    process started later does not count."""
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(int(pid))
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if since:
-            return proc.create_time() <= datetime.fromisoformat(since).timestamp() + 2
-        return True
-    except (psutil.Error, ValueError):
-        return False
 
 
 class Store:
@@ -105,6 +99,7 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._retry(lambda: migrate(self._conn))
         self.mark_stale_runs()
+        remove_dead_temp_dirs()
 
     def close(self) -> None:
         with self._lock:
@@ -311,7 +306,7 @@ class Store:
                            "WHERE status='running'")
         host = socket.gethostname()
         stale = [r.run_id for r in rows.itertuples()
-                 if r.host == host and not _pid_alive(r.pid, r.created_at)]
+                 if r.host == host and not pid_alive(r.pid, r.created_at)]
         for run_id in stale:
             # only while still 'running': a run that finished between the read above and here
             # (its process then exited) keeps the status it finished with
@@ -320,11 +315,62 @@ class Store:
                 "WHERE run_id=? AND status='running'", (now_iso(), run_id)))
         return len(stale)
 
+    def delete_runs(self, run_ids: Sequence[str]) -> list[Path]:
+        """Remove these runs' rows from every table in one transaction, then the trace files
+        no remaining case uses; returns the files removed. UnknownRunError for an id not in the
+        store, RunInUseError for a run still running (nothing is deleted then)."""
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return []
+        self.mark_stale_runs()
+        q = ",".join("?" * len(ids))
+
+        def write(conn: sqlite3.Connection) -> list[str]:
+            status = dict(conn.execute(f"SELECT run_id, status FROM runs WHERE run_id IN ({q})",
+                                       ids).fetchall())
+            for run_id in ids:
+                if run_id not in status:
+                    raise UnknownRunError(run_id)
+                if status[run_id] == "running":
+                    raise RunInUseError(run_id)
+            shas = [r[0] for r in conn.execute(
+                f"SELECT DISTINCT trace_sha256 FROM cases WHERE run_id IN ({q}) "
+                "AND trace_sha256 IS NOT NULL", ids)]
+            tables = [r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+            columns = {t: _table_columns(conn, t) for t in tables}
+            for t in tables:  # rows found through their case go before the cases themselves
+                if "case_id" in columns[t] and "run_id" not in columns[t]:
+                    conn.execute(f"DELETE FROM {t} WHERE case_id IN "
+                                 f"(SELECT case_id FROM cases WHERE run_id IN ({q}))", ids)
+            by_run = [t for t in tables if "run_id" in columns[t]]
+            for t in sorted(by_run, key=lambda t: t == "runs"):  # the runs rows last
+                conn.execute(f"DELETE FROM {t} WHERE run_id IN ({q})", ids)
+            names = []
+            for sha in shas:
+                if conn.execute("SELECT 1 FROM cases WHERE trace_sha256=? LIMIT 1",
+                                (sha,)).fetchone():
+                    continue  # another run stored the same trace
+                row = conn.execute("SELECT filename FROM traces WHERE sha256=?", (sha,)).fetchone()
+                names.append(str(row[0]) if row and row[0] else f"{sha}.xplane.pb")
+                conn.execute("DELETE FROM traces WHERE sha256=?", (sha,))
+            return names
+
+        removed = []
+        for name in self._write(write):
+            path = self.trace_file(name)
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+        return removed
+
     # ---- reads -----------------------------------------------------------------------------
     def list_runs(self) -> pd.DataFrame:
-        """run_id, created_at, status (running|complete|interrupted|failed), n_cases (stored so
-        far), label, spec_json, finished_at, n_planned (cases in the spec), noise_verdict
-        (quiet|noisy|unknown, None before it is known) and noise_json."""
+        """run_id, created_at, status (running|complete|interrupted|failed|incomplete: imported
+        while running), n_cases (stored so far), label, spec_json, finished_at, n_planned (cases
+        in the spec), noise_verdict (quiet|noisy|unknown, None before it is known) and
+        noise_json."""
         self.mark_stale_runs()
         return self._query(
             "SELECT r.run_id, r.created_at, r.status, "
@@ -428,8 +474,21 @@ class Store:
         if not sha:
             return None
         df = self._query("SELECT filename FROM traces WHERE sha256=?", (sha,))
-        path = self.traces_dir / (df.iloc[0, 0] if len(df) else f"{sha}.xplane.pb")
-        return path if path.exists() else None
+        name = df.iloc[0, 0] if len(df) and df.iloc[0, 0] else f"{sha}.xplane.pb"
+        return self.trace_file(str(name))
+
+    def trace_file(self, name: str) -> Path | None:
+        """traces/<name> when it is a regular file directly inside the traces dir, else None:
+        a stored name such as ../../x, an absolute path or a symlink out of the dir opens
+        nothing."""
+        try:
+            root = self.traces_dir.resolve()
+            path = (self.traces_dir / name).resolve()
+            if path.parent != root or not path.is_file():
+                return None
+        except (OSError, ValueError):  # ValueError: a NUL byte in the name
+            return None
+        return self.traces_dir / path.name
 
 
 def _plain(v: Any) -> Any:
@@ -455,6 +514,40 @@ def _table_names(conn: sqlite3.Connection) -> list[str]:
 
 def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a store table as SQLite declares it."""
+
+    name: str
+    declared: str
+    not_null: bool
+    has_default: bool
+    primary_key: bool
+
+    @property
+    def affinity(self) -> str:
+        """SQLite's type affinity rules (section 3.1 of "Datatypes In SQLite")."""
+        t = self.declared.upper()
+        if "INT" in t:
+            return "integer"
+        if any(k in t for k in ("CHAR", "CLOB", "TEXT")):
+            return "text"
+        if any(k in t for k in ("REAL", "FLOA", "DOUB")):
+            return "real"
+        return "numeric" if t else "any"
+
+
+def table_schema(store: Store, tables: Sequence[str] = BUNDLE_TABLES) -> dict[str, list]:
+    """Each table's columns as SQLite declares them (`Column`)."""
+
+    def read() -> dict[str, list]:
+        return {t: [Column(name=r[1], declared=r[2] or "", not_null=bool(r[3]),
+                           has_default=r[4] is not None, primary_key=bool(r[5]))
+                    for r in store._conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+
+    return store._retry(read)
 
 
 def export_rows(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict]]:

@@ -5,13 +5,21 @@ imports another."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
+import select
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
+from profiling.process import free_port
 from profiling.store import CASE_COLUMNS, Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,3 +131,90 @@ def figures(at: AppTest) -> dict[str, dict]:
 
 def texts(elements) -> list[str]:
     return [e.value for e in elements]
+
+
+# --- stores with every table filled, compared before and after (bundles, deletes) ---------
+
+
+def store_state(store: Store) -> tuple[dict, dict]:
+    """(table -> sha256 of its sorted rows, trace file name -> sha256 of its bytes)."""
+    with sqlite3.connect(store.db_path) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        rows = {t: hashlib.sha256(repr(sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))))
+                                  .encode()).hexdigest() for t in tables}
+        rows["user_version"] = conn.execute("PRAGMA user_version").fetchone()[0]
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(store.traces_dir.iterdir())}
+    return rows, files
+
+
+def make_run(store: Store, label: str, trace: bytes, status: str = "complete") -> str:
+    """A run touching every bundle table: cases, samples, op stats, breakdown, fusion,
+    calibration and a trace."""
+    import pandas as pd
+
+    run_id = store.create_run({"variants": ["nn_relu"]}, label, 2, {"tf_version": "2.x"})
+    sha = store.put_trace(trace, "t.xplane.pb")
+    for i in range(2):
+        store.add_case({"run_id": run_id, "case_id": f"{run_id}-{i:04d}", "idx": i,
+                        "variant": "nn_relu", "variant_params": "{}", "label": "nn_relu",
+                        "shape": "1000", "numel": 1000, "dtype": "float32", "device": "CPU:0",
+                        "threads": 1, "allocator": "bfc", "mode": "eager", "pass": "forward",
+                        "status": "ok", "median_s": 1.5e-5 * (i + 1), "n_samples": 2,
+                        "trace_sha256": sha if i == 0 else None},
+                       [1e-5, 2e-5],
+                       pd.DataFrame([{"op_name": "Relu", "op_type": "Relu", "occurrences": 3,
+                                      "self_time_us": 1.0, "total_time_us": 1.0,
+                                      "device": "CPU:0"}]),
+                       {"compute_us": 1.0, "memcpy_us": 0.0, "collective_us": 0.0,
+                        "idle_us": 0.5, "other_us": 0.0})
+    store.add_fusion(run_id, pd.DataFrame([{"case_id": f"{run_id}-fusion-000",
+                                            "variant": "nn_relu", "block": "conv",
+                                            "fused": True, "kernels": 0.0}]))
+    store.add_calibration(run_id, {"device": "CPU:0", "threads": 1, "allocator": "bfc",
+                                   "peak_gbps": 20.0, "method": "numpy", "size_bytes": 4e7,
+                                   "seconds": 0.1})
+    if status != "running":
+        store.finish_run(run_id, status)
+    return run_id
+
+
+# --- TF processes running a profiler server (remote capture) -------------------------------
+
+TARGET = """
+import sys, time
+import tensorflow as tf
+tf.profiler.experimental.server.start(int(sys.argv[1]))
+busy = sys.argv[2] == "busy"
+x = tf.random.normal((64, 64))
+f = tf.function(lambda x: tf.nn.relu(tf.matmul(x, x)))
+f(x)
+print("ready", flush=True)
+end = time.monotonic() + 240  # never outlives the test session for long
+while time.monotonic() < end:
+    if busy:
+        f(x).numpy()
+        time.sleep(0.005)  # events every few ms, yet leaves the CPUs to the test
+    else:
+        time.sleep(0.05)
+"""
+
+
+def start_target(mode: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-c", TARGET, str(port), mode], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return proc, f"grpc://127.0.0.1:{port}"
+
+
+def wait_ready(proc: subprocess.Popen, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready and "ready" in proc.stdout.readline():
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"target exited with {proc.returncode}")
+    raise RuntimeError("target did not start in time")

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def test_mirrored_over_two_logical_cpus_reports_collective_time(data_dir):
     assert list(cases["mode"]) == ["mirrored"]
     assert store.breakdown([result.run_id])["collective_us"].iloc[0] > 0
     assert store.trace_path(cases["case_id"].iloc[0]) is not None
+    assert worker["xplane_path"] == str(store.trace_path(cases["case_id"].iloc[0]))
+    assert not list(Path(tempfile.gettempdir()).glob(f"relu_lab_dist_{os.getpid()}-*"))
     fig = scenario_charts.compute_comm_figure(result.workers)
     assert [t.name for t in fig.data] == ["compute", "collective", "transfer", "input"]
 

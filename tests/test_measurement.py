@@ -207,3 +207,12 @@ def test_compare_calls_only_a_ci_beyond_the_threshold_a_regression():
     table = compare_runs(pd.DataFrame([_case("nn_relu", 1.0, ci95_low_s=0.98,
                                              ci95_high_s=1.02)]), much, 0.05)
     assert table.regression.all() and table.ratio_low.iloc[0] == pytest.approx(1.45 / 1.02)
+
+
+def test_harness_floor_text_names_the_share_of_the_fastest_case():
+    from profiling.charts import harness_floor_text
+
+    cases = pd.DataFrame([_case("nn_relu", 1e-6, floor_s=2e-8), _case("where", 4e-6, floor_s=2e-8)])
+    assert harness_floor_text(cases) == ("Harness floor: 20 ns per call (the timing loop around a "
+                                         "call that does nothing), 2.0% of the fastest case.")
+    assert harness_floor_text(cases.drop(columns="floor_s")) is None

@@ -9,7 +9,7 @@ import streamlit as st
 from app import resources, share
 from app.guard import one_line, page_guard
 from profiling import charts, noise, report
-from profiling.bundle import BundleError, export_bundle, import_bundle
+from profiling.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json
 
@@ -94,6 +94,9 @@ def import_runs() -> None:
             st.success(f"Imported {', '.join(done[upload.file_id])}")
             return
         try:
+            if upload.size > MAX_BUNDLE_BYTES:  # before reading it
+                raise BundleError(f"{upload.size / 2**20:.0f} MiB, over the bundle size limit "
+                                  f"of {MAX_BUNDLE_BYTES / 2**20:.0f} MiB")
             decoded = decode_json(upload.getvalue())
             # import_bundle reads a str as a path on this machine: only an object is a bundle.
             if not isinstance(decoded, dict):
@@ -178,6 +181,9 @@ def render() -> None:
             ("best (within 1%)", "green"), ("within 10%", "green"), ("slower", "gray"),
             ("2x worse", "orange"), ("5x worse", "red")))
         st.caption(f"Median µs per call; {charts.RANKING_RULE}: {legend}")
+        floor = charts.harness_floor_text(cases)
+        if floor:
+            st.caption(floor)
         failed = charts.failed_cases(cases)
         if not failed.empty:
             with st.expander(f"{len(failed)} cases skipped or failed"):
@@ -190,5 +196,44 @@ def render() -> None:
     exports(run_ids, baseline, filters, cases)
 
 
+# ---- deleting runs: a self-contained block at the bottom of the page ----------------------
+def _delete_chosen_runs() -> None:
+    """Button callback (runs before the page is drawn again, so nothing shows a deleted run)."""
+    from profiling.store import RunInUseError, UnknownRunError
+
+    doomed = list(st.session_state.get("delete_runs") or [])
+    if not doomed or not st.session_state.get("delete_confirm"):
+        return
+    try:
+        removed = resources.store().delete_runs(doomed)
+    except (RunInUseError, UnknownRunError) as error:
+        st.session_state["delete_outcome"] = ("error", f"Nothing deleted: {one_line(error)}")
+        return
+    resources.cases.clear()
+    st.session_state["delete_runs"] = []
+    st.session_state["delete_confirm"] = False
+    st.session_state["delete_outcome"] = (
+        "success", f"Deleted {', '.join(doomed)} ({len(removed)} trace files removed)")
+
+
+def delete_runs_section() -> None:
+    """Delete runs with their trace files (those no other run uses), after a confirmation."""
+    runs = resources.list_runs()
+    if runs.empty:
+        return
+    with st.expander("Delete runs"):
+        kind, text = st.session_state.pop("delete_outcome", (None, ""))
+        if kind:
+            (st.success if kind == "success" else st.error)(text)
+        st.multiselect("Runs to delete", list(runs["run_id"]), key="delete_runs",
+                       format_func=lambda rid: run_title(runs, rid))
+        chosen = st.session_state.get("delete_runs") or []
+        sure = st.checkbox(f"Yes, delete {len(chosen)} run(s) for good: their rows and the trace "
+                           "files no other run uses", key="delete_confirm", disabled=not chosen)
+        st.button("Delete", key="delete_button", type="primary", disabled=not (chosen and sure),
+                  on_click=_delete_chosen_runs, icon=":material/delete:")
+
+
 with page_guard("The Compare page"):
     render()
+    delete_runs_section()
