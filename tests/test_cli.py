@@ -219,3 +219,16 @@ def test_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*([cmd] if cmd else []), "--no-such-flag"])
     assert e.value.code == 2
+
+
+def test_the_installed_command_works_from_any_directory(tmp_path):
+    """`make` installs the project (pip install -e .): relu-lab and python -m profiling then
+    run from / with no PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["RELU_LAB_DATA"] = str(tmp_path)
+    script = Path(sys.executable).parent / "relu-lab"
+    for command, shows in (([str(script), "--help"], "compare"),
+                           ([sys.executable, "-m", "profiling", "list"], "(none)")):
+        out = subprocess.run(command, cwd="/", env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0 and shows in out.stdout, (command, out.stderr[-2000:])
