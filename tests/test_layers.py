@@ -148,9 +148,8 @@ def test_the_cycle_finder_finds_cycles(edges, expected):
 
 def test_imports_are_read_at_every_level(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("from profiling import store\n"
-                      "def f():\n    from profiling.traces import load_trace\n"
-                      "    import relu_impls.build\n")
-    known = {"profiling", "profiling.store", "profiling.traces", "relu_impls.build"}
-    assert imports(source, known, "profiling.m") == {"profiling.store", "profiling.traces",
-                                                     "relu_impls.build"}
+    source.write_text("from lab import low\n"
+                      "def f():\n    from lab.mid import name\n"
+                      "    import base.util\n")
+    known = {"lab", "lab.low", "lab.mid", "lab.m", "base.util"}
+    assert imports(source, known, "lab.m") == {"lab.low", "lab.mid", "base.util"}
