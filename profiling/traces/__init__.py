@@ -13,20 +13,11 @@ from profiling.traces.chrome import (
     gunzip_capped,
     max_trace_bytes,
 )
-from profiling.traces.model import EVENT_COLUMNS, Trace, TraceError
+from profiling.traces.model import EVENT_COLUMNS, OtherFormat, Trace, TraceError
 from profiling.traces.xplane import framework_op_stats, load_xplane
 
 __all__ = ["EVENT_COLUMNS", "OtherFormat", "Trace", "TraceError", "framework_op_stats", "load_trace",
            "summarize"]
-
-
-class OtherFormat(TraceError):
-    """A JSON document that names another format (such as an exported bundle, which
-    profiling.bundle.load_any_trace opens); `document` holds it, decoded."""
-
-    def __init__(self, document: dict):
-        self.document = document
-        super().__init__(f"a {document['format'][:60]!r} document, not a trace")
 
 
 def _read(path: Path) -> bytes:
