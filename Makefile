@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build browser run test lint bench bench-timeit readme clean
+.PHONY: setup build browser run test lint bench bench-timeit bench-app screenshots readme clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,14 @@ bench: build
 # The tool's medians against a plain timeit of the same calls, alternating (README table).
 bench-timeit: build
 	$(PY) -m profiling.timeit_check
+
+# Page speed of the dashboard with 20 stored runs of 110 cases (Compare < 2 s, Run < 1 s).
+bench-app: build
+	$(PY) -m app.bench_pages
+
+# The README's pictures (docs/*.png) from a real session in headless Chromium (~3 min).
+screenshots: build browser
+	$(PY) -m app.screenshots
 
 # Regenerates the README's tables from the code.
 readme: build

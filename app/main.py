@@ -14,6 +14,15 @@ import streamlit as st  # noqa: E402
 # Pages live in views/, not pages/: Streamlit would also list a pages/ folder as old-style pages
 # beside st.navigation.
 st.set_page_config(page_title="ReLU Lab", page_icon=":material/monitoring:", layout="wide")
+# Multiselect chips show their whole label, on more lines if they must, instead of scrolling
+# out of sight under a fade ("ustom_op…", "ma…"); the full name is also each chip's tooltip.
+st.html("""<style>
+.stMultiSelect div[role="group"] { max-height: none; height: auto; }
+.stMultiSelect [data-testid="stMultiSelectTagsContainer"] { flex-wrap: wrap; row-gap: 4px;
+  height: auto; overflow-x: visible; mask-image: none; -webkit-mask-image: none; }
+.stMultiSelect [data-tag] { height: auto; max-width: 100%; }
+.stMultiSelect [data-tag] > span { white-space: normal; overflow: visible; text-overflow: clip; }
+</style>""")
 
 pages = [
     st.Page("views/run.py", title="Run", icon=":material/play_arrow:", default=True),

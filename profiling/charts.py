@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from profiling.stats import unpaired_ratio
+from profiling.units import format_number
 
 # Dimensions that, besides the variant label, tell two measured series apart.
 SETTING_COLUMNS = ("dtype", "device", "threads", "allocator", "mode", "pass")
@@ -150,7 +151,43 @@ def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, **axes) -
         margin=dict(l=60, r=20, t=50, b=50),
         **axes,
     )
+    # Long tick labels (the breakdown's case names) push the axis title out instead of over it.
+    figure.update_xaxes(automargin=True, title_standoff=12)
+    figure.update_yaxes(automargin=True)
+    _readable_log_ticks(figure)
     return figure
+
+
+def _readable_log_ticks(figure: go.Figure) -> None:
+    """Log axes: over two decades or more, labels only at powers of ten (minor ticks unlabelled);
+    over less, plain labels at 1, 2 and 5 of each decade (finer when that leaves fewer than
+    three), so labels neither crowd nor shrink to a lone "5"."""
+    for axis, letter in (("xaxis", "x"), ("yaxis", "y")):
+        if getattr(figure.layout, axis).type != "log":
+            continue
+        values = []
+        for trace in figure.data:
+            data = getattr(trace, letter, None)
+            if data is not None:
+                values.extend(v for v in np.asarray(data, dtype=object).ravel() if v is not None)
+        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        numbers = numbers[np.isfinite(numbers) & (numbers > 0)]
+        if numbers.empty:
+            continue
+        low, high = float(numbers.min()), float(numbers.max())
+        if math.log10(high / low) >= 2:
+            getattr(figure.layout, axis).update(
+                dtick=1, exponentformat="power",
+                minor=dict(dtick="D1", ticks="outside", showgrid=False))
+            continue
+        decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+        for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 8)):
+            ticks = [m * 10.0**e for e in decades for m in mantissas
+                     if low / 1.5 <= m * 10.0**e <= high * 1.5]
+            if len(ticks) >= 3:
+                break
+        getattr(figure.layout, axis).update(
+            tickmode="array", tickvals=ticks, ticktext=[f"{t:.3g}" for t in ticks])
 
 
 def _colour(index: int) -> str:
@@ -526,8 +563,8 @@ def compare_table(cases: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def format_us(value: float) -> str:
-    """3 significant digits without exponent notation: 0.123, 12.3, 2,820."""
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    """3 significant digits without exponent notation: 0.123, 12.3, 2,820 (units' rule)."""
+    return format_number(value)
 
 
 def compare_styler(cases: pd.DataFrame):

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from profiling import charts, noise
+from profiling import charts, noise, units
 
 CASE_TABLE_COLUMNS = ("run_id", "label", "shape", "dtype", "device", "threads", "mode", "pass",
                       "status", "reason", "median_s", "ci95_s", "gbps", "utilization",
@@ -114,11 +114,17 @@ def _charts_section(cases: pd.DataFrame, breakdown: pd.DataFrame, baseline: str,
     return _section("Charts", "".join(_figure(f) for f in figures))
 
 
-def _format(value: Any) -> str:
+def _format(value: Any, column: str = "") -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        if column.endswith("_s"):
+            return units.format_time(value)
+        if column == "gbps":
+            return units.format_gbps(value)
+        if column == "utilization":
+            return units.format_percent(value)
+        return units.format_number(value)
     return str(value)
 
 
@@ -128,7 +134,7 @@ def _table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
     columns = [c for c in (columns or frame.columns) if c in frame.columns]
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     rows = "".join(
-        "<tr>" + "".join(f"<td class=\"name\">{_e(_format(row[c]))}</td>" for c in columns) + "</tr>"
+        "<tr>" + "".join(f"<td class=\"name\">{_e(_format(row[c], c))}</td>" for c in columns) + "</tr>"
         for _, row in frame.iterrows()
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

@@ -379,6 +379,14 @@ class Store:
             "FROM runs r "
             "ORDER BY r.created_at DESC, r.run_id DESC")
 
+    def data_version(self) -> tuple:
+        """Changes whenever a run or a case is added or a run changes status: a cache key."""
+        row = self._query(
+            "SELECT (SELECT COUNT(*) FROM cases) AS cases, COUNT(*) AS runs, "
+            "COUNT(finished_at) AS finished, MAX(finished_at) AS last, "
+            "COUNT(noise_verdict) AS judged FROM runs").iloc[0]
+        return tuple(None if pd.isna(v) else v for v in row)
+
     def resolve_run(self, run_id: str) -> str:
         """Full run id from an id or unique prefix; 'latest' is the newest run. UnknownRunError."""
         if run_id == "latest":
@@ -489,6 +497,20 @@ class Store:
         except (OSError, ValueError):  # ValueError: a NUL byte in the name
             return None
         return self.traces_dir / path.name
+
+    def trace_paths(self, run_ids: Sequence[str]) -> dict[str, Path]:
+        """case_id -> its captured trace file, for the cases of these runs that have one (one
+        query for all, where ``trace_path`` asks per case)."""
+        ids = list(run_ids)
+        if not ids:
+            return {}
+        df = self._query(
+            "SELECT c.case_id, c.trace_sha256, t.filename FROM cases c LEFT JOIN traces t "
+            f"ON t.sha256 = c.trace_sha256 WHERE c.trace_sha256 IS NOT NULL AND c.run_id IN "
+            f"({','.join('?' * len(ids))})", ids)
+        paths = {row.case_id: self.traces_dir / (row.filename or f"{row.trace_sha256}.xplane.pb")
+                 for row in df.itertuples()}
+        return {case_id: path for case_id, path in paths.items() if path.exists()}
 
 
 def _plain(v: Any) -> Any:

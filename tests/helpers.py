@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
+from profiling import units
 from profiling.process import free_port
 from profiling.store import CASE_COLUMNS, Store
 
@@ -218,3 +220,49 @@ def wait_ready(proc: subprocess.Popen, timeout_s: float = 90) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"target exited with {proc.returncode}")
     raise RuntimeError("target did not start in time")
+
+
+# --- reading pages: numbers as shown, the Scenarios page's background runs --------------
+
+
+def shown_numbers(at) -> list[str]:
+    """The text of every number cell of every table on the page, as the browser draws it: a
+    Styler's display values, else the raw value (st.dataframe shows floats unrounded)."""
+    cells = []
+    for element in at.dataframe:
+        arrow = element.proto.arrow_data
+        data = convert_arrow_bytes_to_pandas_df(arrow.data)
+        shown = (convert_arrow_bytes_to_pandas_df(arrow.styler.display_values)
+                 if arrow.HasField("styler") else data.astype(str))
+        for position, column in enumerate(data.columns):
+            values = [str(v) for v in shown.iloc[:, position]]
+            if pd.api.types.is_float_dtype(data[column]):
+                cells.extend(values)
+            else:
+                cells.extend(v for v in values if v.startswith("±"))
+    return cells
+
+
+def assert_short_numbers(at) -> None:
+    cells = shown_numbers(at)
+    too_long = [c for c in cells if units.significant_digits(c) > 4]
+    assert not too_long, too_long[:10]
+
+
+def scenarios_page():
+    page = REPO / "app" / "views" / "scenarios.py"
+    at = AppTest.from_file(str(page), default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def click_run(at, limit_s: float = 300.0) -> None:
+    """Press Run and poll the page until its background job has finished."""
+    at.button(key="sc_run").click().run()
+    deadline = time.monotonic() + limit_s
+    while not at.session_state["sc_job"].finished:
+        assert time.monotonic() < deadline, "the scenario did not finish"
+        time.sleep(0.5)
+        at.run()
+    at.run()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import figures, open_page, texts
+from helpers import assert_short_numbers, figures, open_page, texts
 from streamlit.testing.v1 import AppTest
 
 RUN_LIMIT_S = 180
@@ -49,6 +50,17 @@ def test_tiny_profile_runs_with_live_progress_and_shows_results(data_dir):
     wait_for_run(at)
     assert not at.exception and not at.error, texts(at.error)
     assert "complete" in at.success[0].value
+    assert_short_numbers(at)
+    # Every case links to its own trace on the Traces page.
+    links = next(d for d in at.dataframe if "trace" in d.value.columns).value
+    assert len(links) == 4 and links["trace"].notna().all()
+    link = parse_qs(urlsplit(links["trace"].iloc[-1]).query)
+    assert urlsplit(links["trace"].iloc[-1]).path == "./traces"
+    assert link["run"] == [job.run_id]
+    from app.resources import store  # the page's own handle on the same data dir
+
+    by_case = {c: store().trace_path(c) for c in store().cases(job.run_id)["case_id"]}
+    assert store().trace_paths([job.run_id]) == by_case and None not in by_case.values()
     latency = figures(at)["run_latency"]
     assert {t["name"] for t in latency["data"] if t.get("mode") == "lines+markers"} == {
         "nn_relu", "where"}
@@ -67,6 +79,13 @@ def test_tiny_profile_runs_with_live_progress_and_shows_results(data_dir):
     assert at.query_params["run"] == job.run_id
     timeline = figures(at)["chart_timeline"]
     assert sum(len(t["x"]) for t in timeline["data"]) > 0
+    assert_short_numbers(at)
+    # The linked case opens with its trace, named by run and case.
+    linked = open_page("traces", {"run": link["run"][0], "case": link["case"][0]})
+    assert linked.selectbox(key="trace_case").value == link["case"][0]
+    row = links.iloc[-1]
+    caption = next(c.value for c in linked.caption if c.value.startswith("Trace of run"))
+    assert job.run_id in caption and row["label"] in caption and row["shape"] in caption
 
 
 @pytest.mark.parametrize("custom, field", [("12x-3", "shapes"), ("lots", "sizes")])

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from helpers import click_run, scenarios_page
 
 from profiling import scenario_charts
 from profiling.scenarios import (
@@ -222,25 +223,13 @@ def test_cli_scenario_json_and_bad_input(capsys):
     assert main(["scenario", "mlp"]) == 2  # argparse choice error
 
 
-def scenarios_page():
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
-    page = Path(__file__).resolve().parents[1] / "app" / "views" / "scenarios.py"
-    at = AppTest.from_file(str(page), default_timeout=120)
-    at.run()
-    assert not at.exception
-    return at
-
-
 def test_scenarios_page_runs_variants_and_draws_charts(data_dir):
     at = scenarios_page()
     at.multiselect(key="sc_variants").set_value(["nn_relu", "maximum"])
     at.number_input(key="sc_channels").set_value(4)
     at.number_input(key="sc_repeats").set_value(1)
     at.number_input(key="sc_train_steps").set_value(3)
-    at.button(key="sc_run").click().run()
+    click_run(at)
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 3  # step time, fusion, loss
     assert any("Saved as run" in s.value for s in at.success)
@@ -251,7 +240,7 @@ def test_scenarios_page_runs_mirrored_and_draws_compute_vs_communication(data_di
     at.radio(key="sc_mode").set_value("MirroredStrategy").run()
     at.number_input(key="sc_channels").set_value(4)
     at.number_input(key="sc_steps").set_value(1)
-    at.button(key="sc_run").click().run()
+    click_run(at)
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 1
 
@@ -259,7 +248,7 @@ def test_scenarios_page_runs_mirrored_and_draws_compute_vs_communication(data_di
 def test_scenarios_page_shows_one_line_for_bad_input(data_dir):
     at = scenarios_page()
     at.multiselect(key="sc_variants").set_value([])
-    at.button(key="sc_run").click().run()
+    click_run(at)
     assert not at.exception
     assert len(at.error) == 1 and "at least one variant" in at.error[0].value
 

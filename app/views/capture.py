@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st  # noqa: E402
 
 from app.guard import page_guard  # noqa: E402
-from profiling import scenario_charts  # noqa: E402
+from profiling import scenario_charts, units  # noqa: E402
 
 
 def render() -> None:
@@ -43,7 +43,7 @@ def render() -> None:
             st.plotly_chart(scenario_charts.capture_breakdown_figure(result.traces),
                             key="cap_fig_breakdown")
             st.plotly_chart(scenario_charts.top_ops_figure(result.top_ops), key="cap_fig_top")
-            st.dataframe(result.traces, hide_index=True)
+            st.dataframe(units.readable(result.traces, unit="µs"), hide_index=True)
 
 
 with page_guard("The Capture page"):

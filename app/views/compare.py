@@ -6,9 +6,10 @@ import json
 
 import streamlit as st
 
-from app import resources, share
+from app import case_links, resources, run_again, share
+from app.figure_cache import charts
 from app.guard import one_line, page_guard
-from profiling import charts, noise, report
+from profiling import noise, report, units
 from profiling.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json
@@ -124,6 +125,7 @@ def render() -> None:
         st.info("Pick at least one run.")
         share.write(runs=None)
         return
+    run_again.buttons(run_ids)
     all_cases = resources.run_cases(run_ids)
     if all_cases.empty:
         st.warning("These runs have no cases yet.")
@@ -171,7 +173,7 @@ def render() -> None:
         if fusion.empty:
             st.info("No fusion checks in these runs (tick “Check conv/dense fusion” on Run).")
         else:
-            st.dataframe(fusion, hide_index=True, key="fusion_table")
+            st.dataframe(units.readable(fusion), hide_index=True, key="fusion_table")
     with tabs[8], page_guard("The semantics matrix"):
         st.plotly_chart(charts.semantics_matrix(resources.semantics_table()),
                         key="chart_semantics")
@@ -184,6 +186,7 @@ def render() -> None:
         floor = charts.harness_floor_text(cases)
         if floor:
             st.caption(floor)
+        case_links.show(cases, key="compare_cases")
         failed = charts.failed_cases(cases)
         if not failed.empty:
             with st.expander(f"{len(failed)} cases skipped or failed"):

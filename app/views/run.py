@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
-from app import resources
+from app import case_links, job_panel, resources, run_form, share
+from app.figure_cache import charts
 from app.guard import one_line, page_guard
-from app.run_form import SHAPE_PRESETS, build_spec, chosen_shapes, variant_entry
+from app.run_again import FORM_STATE, RESEED  # the form's values beside the widgets' own
+from app.run_form import SHAPE_PRESETS, build_spec, chosen_shapes, param_key, variant_entry
 from app.run_job import RunJob, start_job
-from profiling import charts
 from profiling.spec import DTYPES, MODES, PASSES, SpecError
 
-DEFAULT_VARIANTS = ("nn_relu", "where", "maximum")
 FIELD_WIDGET = {"sizes": "shapes"}  # spec fields shown under another widget
-POLL_S = 0.5
 
 
 def variant_params(variant) -> dict:
@@ -26,67 +27,109 @@ def variant_params(variant) -> dict:
         for name, param in params.items():
             integer = bool(getattr(param, "integer", False))
             cast = int if integer else float
+            key = param_key(variant.id, name)
+            try:  # a link or a stored spec may hold 6 for an integer 6.0, or garbage
+                value = cast(st.session_state.get(key, param.default))
+            except (TypeError, ValueError):
+                value = cast(param.default)
+            if ((param.minimum is not None and value < param.minimum)
+                    or (param.maximum is not None and value > param.maximum)):
+                value = cast(param.default)  # the widget would refuse to draw
+            st.session_state[key] = value
             values[name] = st.number_input(
                 f"{variant.id}.{name}",
-                value=cast(param.default),
                 min_value=None if param.minimum is None else cast(param.minimum),
                 max_value=None if param.maximum is None else cast(param.maximum),
                 step=1 if integer else None,
                 format=None if integer else "%g",
                 help=param.description or None,
-                key=f"param_{variant.id}_{name}",
+                key=key,
             )
     return values
+
+
+def form_options(registry: dict, devices: list[str], cpus: int) -> dict[str, list]:
+    """The accepted values of each list widget."""
+    threads = sorted({1, 2, 4, 8, 16, cpus} & set(range(1, 4 * cpus + 1)))
+    return {"variants": list(registry), "shape_presets": list(SHAPE_PRESETS),
+            "dtypes": list(DTYPES), "devices": list(devices), "threads": threads,
+            "modes": list(MODES), "passes": list(PASSES)}
+
+
+def restore_form(defaults: dict, options: dict[str, list]) -> None:
+    """Put the form's values into the widgets' state before they are drawn: those kept in this
+    session (another page was shown meanwhile), else the link's, else the defaults."""
+    saved = st.session_state.get(FORM_STATE)
+    reseed = st.session_state.pop(RESEED, False)
+    if saved is None:
+        saved = run_form.form_from_query(st.query_params.to_dict(), defaults, options)
+    for key, value in saved.items():
+        if key in options:  # a value this machine does not offer must not break the widget
+            value = share.keep_known(list(value), options[key])
+        if reseed or key not in st.session_state:
+            st.session_state[key] = value
+
+
+def remember_form(defaults: dict, registry: dict) -> None:
+    """Keep the form's values for the next visit and in the URL (only what differs from the
+    defaults, so a link stays short)."""
+    keys = list(defaults) + [k for k in st.session_state if str(k).startswith(run_form.PARAM_PREFIX)]
+    form = {key: st.session_state[key] for key in keys if key in st.session_state}
+    st.session_state[FORM_STATE] = form
+    param_defaults = {(v.id, name): p.default for v in registry.values()
+                      for name, p in (v.params or {}).items()}
+    share.write(**run_form.form_to_query(form, defaults, param_defaults))
 
 
 def choose() -> tuple[dict, dict]:
     """Draw the form; returns the choices and a slot per spec field for its error."""
     registry = resources.variants()
     devices = resources.devices()
+    cpus = resources.cpu_count()
+    defaults = run_form.form_defaults(list(registry), devices, cpus)
+    options = form_options(registry, devices, cpus)
+    restore_form(defaults, options)
     slots: dict = {}
     left, right = st.columns(2, gap="large")
     with left:
         chosen = st.multiselect(
-            "Variants", list(registry), default=[v for v in DEFAULT_VARIANTS if v in registry],
-            format_func=lambda vid: f"{vid} — {registry[vid].name}", key="variants",
+            "Variants", options["variants"], key="variants",
+            format_func=lambda vid: f"{vid} — {registry[vid].name}",
         )
         slots["variants"] = st.empty()
         entries = []
         for vid in chosen:
             params = variant_params(registry[vid])
-            defaults = {n: p.default for n, p in (registry[vid].params or {}).items()}
-            entries.append(variant_entry(vid, params, defaults))
-        presets = st.multiselect("Shapes", list(SHAPE_PRESETS), default=["1000", "100000"],
-                                 key="shape_presets")
+            param_defaults = {n: p.default for n, p in (registry[vid].params or {}).items()}
+            entries.append(variant_entry(vid, params, param_defaults))
+        presets = st.multiselect("Shapes", options["shape_presets"], key="shape_presets")
         custom = st.text_input("Custom shapes", placeholder="e.g. 1e6, 1000x1000, 32x32x16",
                                key="shape_custom",
                                help="Comma-separated element counts (1e6) or shapes (1000x1000).")
         slots["shapes"] = st.empty()
-        dtypes = st.multiselect("Dtypes", list(DTYPES), default=["float32"], key="dtypes")
+        dtypes = st.multiselect("Dtypes", options["dtypes"], key="dtypes")
         slots["dtypes"] = st.empty()
     with right:
-        picked_devices = st.multiselect("Devices", devices, default=devices[:1], key="devices")
+        picked_devices = st.multiselect("Devices", options["devices"], key="devices")
         slots["devices"] = st.empty()
-        cpus = resources.cpu_count()
-        thread_options = sorted({1, 2, 4, 8, 16, cpus} & set(range(1, 4 * cpus + 1)))
-        threads = st.multiselect("Intra-op threads", thread_options, default=[cpus],
-                                 key="threads")
+        threads = st.multiselect("Intra-op threads", options["threads"], key="threads")
         slots["threads"] = st.empty()
-        modes = st.multiselect("Modes", list(MODES), default=["eager", "function"], key="modes")
+        modes = st.multiselect("Modes", options["modes"], key="modes")
         slots["modes"] = st.empty()
-        passes = st.multiselect("Passes", list(PASSES), default=["forward"], key="passes")
+        passes = st.multiselect("Passes", options["passes"], key="passes")
         slots["passes"] = st.empty()
         repeats_col, time_col = st.columns(2)
-        repeats = repeats_col.number_input("Repeats", value=7, step=1, key="repeats")
+        repeats = repeats_col.number_input("Repeats", step=1, key="repeats")
         slots["repeats"] = repeats_col.empty()
-        min_time = time_col.number_input("Min time per repeat (s)", value=0.05, step=0.01,
-                                         format="%g", key="min_time")
+        min_time = time_col.number_input("Min time per repeat (s)", step=0.01, format="%g",
+                                         key="min_time")
         slots["min_time"] = time_col.empty()
         trace_col, fusion_col = st.columns(2)
-        trace = trace_col.checkbox("Capture a trace per case", value=True, key="trace")
-        fusion = fusion_col.checkbox("Check conv/dense fusion", value=False, key="fusion")
+        trace = trace_col.checkbox("Capture a trace per case", key="trace")
+        fusion = fusion_col.checkbox("Check conv/dense fusion", key="fusion")
         label = st.text_input("Run label", placeholder="optional, e.g. laptop baseline",
                               key="label")
+    remember_form(defaults, registry)
     choices = dict(variants=entries, dtypes=dtypes, devices=picked_devices, threads=threads,
                    modes=modes, passes=passes, repeats=repeats, min_time=min_time, trace=trace,
                    fusion=fusion, label=label, presets=presets, custom=custom)
@@ -107,35 +150,34 @@ def validate(choices: dict, slots: dict):
     return None, None
 
 
-def progress_panel() -> None:
-    """Live progress while the background run goes; one full rerun when it ends."""
-    job: RunJob | None = st.session_state.get("job")
-    if job is None:
+def noise_warning(run: dict) -> None:
+    """The measurement core's verdict on the machine during the run (busy, wide spread…)."""
+    if run.get("noise_verdict") != "noisy":
         return
-    if not job.finished:
-        # Not a `with` block: leaving one marks the status complete.
-        status = st.status(f"Profiling… {job.done}/{job.total} cases", state="running",
-                           expanded=True)
-        status.progress(job.fraction, text=f"{job.current} ({job.elapsed_s:.0f} s)")
-        if job.cancel.is_set():
-            status.caption("Cancelling after the current case…")
-        else:
-            status.button("Cancel", on_click=job.cancel.set, key="cancel")
-        return
-    if not job.shown:
-        job.shown = True
-        st.rerun(scope="app")
+    try:
+        reasons = json.loads(run.get("noise_json") or "{}").get("reasons") or []
+    except (TypeError, ValueError, AttributeError):
+        reasons = []
+    text = "; ".join(str(reason) for reason in reasons) or "no reason recorded"
+    st.warning(f"The machine was noisy during this run, so read these numbers with care: {text}",
+               icon=":material/warning:")
 
 
-def results(job: RunJob) -> None:
-    """Outcome of the last run and its first charts."""
+def results(job: RunJob, spec) -> None:
+    """Outcome of the last run, its charts and one row per case linked to its trace."""
     if job.error:
         st.error(f"The run failed: {job.error}")
         return
-    run = resources.store().run(job.run_id)
+    run = resources.run(job.run_id)
     status = run.get("status", "complete")
     message = f"Run `{job.run_id}` {status}: {job.done}/{job.total} cases in {job.elapsed_s:.1f} s"
     (st.warning if status != "complete" else st.success)(message)
+    if spec is None or spec.to_json() != job.spec:
+        label = f" “{run['label']}”" if run.get("label") else ""
+        st.info(f"The results below belong to run `{job.run_id}`{label}, not to the form above "
+                "(it has changed since). Start to measure the form's settings.",
+                icon=":material/history:")
+    noise_warning(run)
     st.page_link("views/compare.py", label="Open the full comparison", icon=":material/bar_chart:",
                  query_params={"runs": job.run_id})
     cases = resources.run_cases([job.run_id])
@@ -145,6 +187,10 @@ def results(job: RunJob) -> None:
             st.dataframe(failed, hide_index=True)
     st.plotly_chart(charts.latency_vs_size(cases), key="run_latency")
     st.dataframe(charts.compare_styler(cases), key="run_table")
+    st.caption("Median µs per call; colour = ratio to the fastest row with the same shape and "
+               "settings (dtype, device, threads, allocator, mode, pass). Below, every case with "
+               "its trace (CI95 = half-width of the 95% confidence interval of the median):")
+    case_links.show(cases, key="run_cases")
 
 
 def render() -> None:
@@ -152,7 +198,7 @@ def render() -> None:
     choices, slots = choose()
     spec, cases = validate(choices, slots)
     job: RunJob | None = st.session_state.get("job")
-    running = job is not None and not job.finished
+    running = job_panel.running("job")
     if cases is not None:
         skipped = [c for c in cases if c.skip_reason]
         note = f" ({len(skipped)} will be skipped: {skipped[0].skip_reason}…)" if skipped else ""
@@ -161,10 +207,10 @@ def render() -> None:
         st.session_state["job"] = start_job(spec, resources.store(), total=len(cases))
         st.rerun()
     if running:
-        st.fragment(run_every=POLL_S)(progress_panel)()
+        job_panel.progress_panel("job", "Profiling", "cases", cancel_key="cancel")
     elif job is not None:
         job.shown = True
-        results(job)
+        results(job, spec)
 
 
 with page_guard("The Run page"):

@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import streamlit as st  # noqa: E402
 
+from app import job_panel  # noqa: E402
 from app.guard import page_guard  # noqa: E402
-from profiling import scenario_charts  # noqa: E402
+from app.run_job import start_background  # noqa: E402
+from profiling import scenario_charts, units  # noqa: E402
 
 SINGLE, MIRRORED, MULTIWORKER = ("Variants, one process", "MirroredStrategy",
                                  "MultiWorkerMirroredStrategy (loopback)")
+
+
+def finished_job(job) -> None:
+    """Once the background run is over: its result on the page, or why there is none."""
+    if job is None or not job.finished:
+        return
+    if job.error:
+        st.error(f"Scenario run failed: {job.error}")
+    elif job.cancelled:
+        st.warning("Cancelled: nothing was stored.")
+    elif job.result is not None:
+        st.session_state["sc_result"] = job.result
 
 
 def render() -> None:
@@ -57,11 +71,13 @@ def render() -> None:
             communication = cols[3].selectbox("Communication", ("AUTO", "RING"), key="sc_comm")
     save = st.checkbox("Save the run to the store", True, key="sc_save")
 
-    if st.button("Run", type="primary", key="sc_run"):
+    if st.button("Run", type="primary", key="sc_run", disabled=job_panel.running("sc_job")):
         st.session_state.pop("sc_result", None)
-        with page_guard("Scenario run"), st.spinner("Running… (TensorFlow builds each model)"):
-            from app import resources
+        from app import resources
 
+        store = resources.store() if save else None
+
+        def work(job):  # in a background thread: no st.* calls here
             if mode == SINGLE:
                 from profiling.scenarios import ScenarioConfig, parse_hidden, run_scenario
 
@@ -72,13 +88,7 @@ def render() -> None:
                                      image_size=int(image_size), channels=int(channels),
                                      blocks=int(blocks), repeats=int(repeats),
                                      train_steps=int(train_steps), trace=trace, **kwargs)
-                progress = st.progress(0.0)
-                result = run_scenario(
-                    cfg, store=resources.store() if save else None,
-                    on_progress=lambda done, total, what: progress.progress(
-                        done / max(total, 1), text=f"{done}/{total} {what}"),
-                )
-                st.session_state["sc_result"] = ("single", result)
+                return "single", run_scenario(cfg, store=store, on_progress=job.step)
             else:
                 from profiling.distributed import DistributedConfig, run_distributed
 
@@ -93,8 +103,12 @@ def render() -> None:
                     workers=int(workers) if mode == MULTIWORKER else 2,
                     communication=communication if mode == MULTIWORKER else "AUTO",
                 )
-                result = run_distributed(cfg, store=resources.store() if save else None)
-                st.session_state["sc_result"] = ("distributed", result)
+                return "distributed", run_distributed(cfg, store=store)
+
+        st.session_state["sc_job"] = start_background(
+            work, total=len(variants) if mode == SINGLE else 1, name="relu-lab-scenario")
+        st.rerun()
+    finished_job(job_panel.progress_panel("sc_job", "Running", "variants", "sc_cancel"))
 
     kind_result = st.session_state.get("sc_result")
     if kind_result:
@@ -107,17 +121,17 @@ def render() -> None:
                 st.plotly_chart(scenario_charts.step_time_figure(summary), key="sc_fig_steps")
                 st.plotly_chart(scenario_charts.fusion_figure(result.fusion), key="sc_fig_fusion")
                 st.plotly_chart(scenario_charts.loss_figure(result.losses), key="sc_fig_loss")
-                st.dataframe(summary, hide_index=True)
+                st.dataframe(units.readable(summary, unit="ms"), hide_index=True)
                 skipped = summary[summary["status"] != "ok"]
                 for row in skipped.itertuples():
                     st.info(f"{row.label}: {row.status} — {row.reason}")
             else:
                 st.plotly_chart(scenario_charts.compute_comm_figure(result.workers),
                                 key="sc_fig_comm")
-                st.dataframe(result.workers, hide_index=True)
+                st.dataframe(units.readable(result.workers, unit="ms"), hide_index=True)
                 collectives = result.op_stats[result.op_stats["category"] == "collective"]
                 if len(collectives):
-                    st.dataframe(collectives, hide_index=True)
+                    st.dataframe(units.readable(collectives), hide_index=True)
 
 
 with page_guard("The Scenarios page"):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import resources, share
+from app import resources, run_again, share
 from app.guard import one_line, page_guard
-from profiling import charts
+from profiling import charts, units
 from profiling.bundle import load_any_trace
 from profiling.traces import TraceError, summarize
 
@@ -62,6 +62,9 @@ def stored_trace():
         key="trace_case",
     )
     share.write(run=run_id, case=case_id)
+    st.caption(f"Trace of run `{run_id}`, case " + " · ".join(
+        str(names.loc[case_id, c]) for c in ("label", "shape", "dtype", "mode", "pass")))
+    run_again.button(run_id, key="trace_run_again")
     path = dict(traced)[case_id]
     return str(path), path.name, f"stored:{path}:{path.stat().st_mtime_ns}"
 
@@ -96,9 +99,9 @@ def explore(events: pd.DataFrame, summary: dict) -> None:
         st.plotly_chart(charts.op_breakdown(top_ops.head(int(top_n))), key="chart_ops")
     with right:
         breakdown = pd.DataFrame([summary["breakdown"]])
-        st.dataframe(breakdown.T.rename(columns={0: "µs"}), key="trace_breakdown")
+        st.dataframe(units.readable(breakdown.T.rename(columns={0: "µs"})), key="trace_breakdown")
     st.subheader("Per-op table")
-    st.dataframe(top_ops, hide_index=True, key="trace_ops_table")
+    st.dataframe(units.readable(top_ops, unit="µs"), hide_index=True, key="trace_ops_table")
 
 
 def render() -> None:

@@ -6,74 +6,30 @@ Screenshots land in test-artifacts/ (gitignored)."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from app.headless import CHROMIUM, REPO, DashboardError, serve
+from app.headless import screenshot as full_screenshot
+
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-STARTUP_S = 90
 RUN_S = 180
 
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 
 def fixtures_dir() -> Path:
     return Path(os.environ.get("RELU_LAB_FIXTURES") or REPO.parent / "shared" / "fixtures")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"streamlit did not answer within {STARTUP_S} s: {log.read_text()[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    data = tmp_path_factory.mktemp("relu_lab_data")
-    log = data / "streamlit.log"
-    port = free_port()
-    env = dict(os.environ, RELU_LAB_DATA=str(data), TF_CPP_MIN_LOG_LEVEL="2")
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-             "--server.headless", "true", "--server.address", "127.0.0.1"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with serve(tmp_path_factory.mktemp("relu_lab_data")) as url:
+            yield url
+    except DashboardError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +37,10 @@ def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not installed (make browser)")
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    from app.headless import chromium
+
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
@@ -108,15 +62,62 @@ def set_number(page, label: str, value: str) -> None:
 
 
 def screenshot(page, name: str) -> None:
-    """Whole page: Streamlit scrolls inside its own container, so grow the viewport first."""
-    height = page.evaluate(
-        "() => { const main = document.querySelector('[data-testid=stMainBlockContainer]');"
-        " return main ? main.scrollHeight + 120 : document.body.scrollHeight; }")
-    size = page.viewport_size
-    page.set_viewport_size({"width": size["width"], "height": min(max(height, 800), 6000)})
-    page.wait_for_timeout(1500)
-    page.screenshot(path=ARTIFACTS / name)
-    page.set_viewport_size(size)
+    full_screenshot(page, ARTIFACTS / name)
+
+
+def click_first_trace_link(page) -> None:
+    """Click "open trace" in the first row of the case table. st.dataframe draws on a canvas,
+    so click where the cell is: the link column is first, rows are 35 px under a 35 px header."""
+    grid = page.locator("[data-testid=stDataFrame]").filter(has_text="./traces?").first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    # The grid finds the link under the pointer on hover; a click without one is a cell click.
+    page.mouse.move(box["x"] + 30, box["y"] + 35 + 17)
+    page.wait_for_timeout(500)
+    page.mouse.click(box["x"] + 30, box["y"] + 35 + 17)
+
+
+def chosen(page, label: str) -> list[str]:
+    """The chips of the multiselect labelled ``label``."""
+    widget = page.locator(".stMultiSelect").filter(has=page.get_by_text(label, exact=True))
+    return [tag.get_attribute("aria-label") for tag in widget.locator("[data-tag]").all()]
+
+
+def assert_form(page, variants: list[str], label: str, repeats: str) -> None:
+    page.get_by_role("heading", name="Run a profile").wait_for()
+    page.get_by_label("Run label").wait_for()
+    assert [v.split(" — ")[0] for v in chosen(page, "Variants")] == variants
+    assert page.get_by_label("Run label").input_value() == label
+    assert page.get_by_label("Repeats", exact=True).input_value() == repeats
+
+
+def test_run_form_survives_other_pages_and_a_fresh_browser(app_url, page, browser):
+    page.goto(app_url)
+    page.get_by_role("heading", name="Run a profile").wait_for()
+    page.get_by_role("button", name="Remove where — tf.where (teaching)").click()
+    page.wait_for_timeout(300)
+    label = page.get_by_label("Run label")
+    label.fill("my laptop baseline")
+    label.press("Enter")
+    set_number(page, "Repeats", "3")
+    page.wait_for_function("() => location.search.includes('repeats=3')"
+                           " && location.search.includes('label=')")
+    link = page.url
+    nav = page.locator("[data-testid=stSidebarNav]")
+    nav.get_by_role("link", name="Variants").click()
+    page.get_by_role("heading", name="Variants").first.wait_for()
+    nav.get_by_role("link", name="Run").click()
+    assert_form(page, ["nn_relu", "maximum"], "my laptop baseline", "3")
+    assert_no_traceback(page)
+
+    fresh = browser.new_context(viewport={"width": 1440, "height": 1100})
+    try:
+        other = fresh.new_page()
+        other.set_default_timeout(60_000)
+        other.goto(link)
+        assert_form(other, ["nn_relu", "maximum"], "my laptop baseline", "3")
+    finally:
+        fresh.close()
 
 
 def assert_no_traceback(page) -> None:
@@ -135,6 +136,20 @@ def test_profile_compare_report_offline(app_url, page, browser):
     page.locator(".js-plotly-plot").first.wait_for()
     assert_no_traceback(page)
     screenshot(page, "run_done.png")
+
+    # One click on a result row opens that case's trace, named by its run and case.
+    run_id = page.get_by_text("complete:").first.inner_text().split("`")[0].split()[1]
+    with page.context.expect_page() as opened:
+        click_first_trace_link(page)
+    trace = opened.value
+    trace.get_by_text("Trace of run").wait_for()
+    caption = trace.get_by_text("Trace of run").inner_text()
+    assert run_id in caption and "nn_relu" in caption, caption
+    trace.locator(".js-plotly-plot").first.wait_for()
+    assert "/traces?" in trace.url and f"run={run_id}" in trace.url
+    assert_no_traceback(trace)
+    screenshot(trace, "trace_from_run.png")
+    trace.close()
 
     page.get_by_text("Open the full comparison").click()
     page.get_by_role("heading", name="Compare runs").wait_for()

@@ -1,0 +1,159 @@
+"""How long the dashboard's page scripts take as data grows: 20 stored runs of 110 cases each
+(every variant × 5 sizes × eager/function, like ``python -m profiling run`` with no flags).
+
+    python -m app.bench_pages            # make bench-app
+
+Each page runs through Streamlit's AppTest (the page script itself, no browser or network) in a
+fresh data dir, after one visit that loads TensorFlow and the semantics table; "cold" is a run
+with every cache of read data and drawn figures emptied (a new selection, new data), "warm" a
+rerun with nothing new (a widget change elsewhere, a tab switch). Targets: Compare < 2 s, Run (with a run's results) < 1 s. A benchmark, not a
+test: it prints numbers and exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = ROOT / "app" / "main.py"
+SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+MODES = ("eager", "function")
+TARGETS_S = {"Compare": 2.0, "Run": 1.0}
+
+
+def fill_store(data_dir: Path, runs: int, variants: list[str]) -> list[str]:
+    """``runs`` complete runs of len(variants) × 5 sizes × 2 modes cases, with samples and a
+    time breakdown per case (no trace files); returns their ids, oldest first."""
+    from profiling.spec import RunSpec
+    from profiling.store import Store
+
+    ids = []
+    with Store(data_dir) as store:
+        for number in range(runs):
+            spec = RunSpec(variants=variants, shapes=[(n,) for n in SIZES], modes=list(MODES),
+                           label=f"bench {number}")
+            run_id = store.create_run(spec.to_json(), label=spec.label,
+                                      n_cases=len(variants) * len(SIZES) * len(MODES))
+            index = 0
+            for v_index, variant in enumerate(variants):
+                for mode in MODES:
+                    for numel in SIZES:
+                        median = (1 + 0.3 * v_index) * numel * 2e-10 + 8e-6 * (1 + 0.01 * number)
+                        row = dict(
+                            run_id=run_id, case_id=f"{run_id}-{index:04d}", idx=index,
+                            variant=variant, variant_params="{}", label=variant,
+                            shape=str(numel), numel=numel, dtype="float32", device="CPU:0",
+                            threads=2, allocator="bfc", mode=mode, status="ok", reason="",
+                            median_s=median, min_s=median * 0.97, iqr_s=median * 0.04,
+                            ci95_low_s=median * 0.98, ci95_high_s=median * 1.03,
+                            ci95_s=median * 0.025, n_samples=7, number=100,
+                            elements_per_s=numel / median, bytes_per_call=8 * numel,
+                            gbps=8 * numel / median / 1e9, peak_gbps=49.0,
+                            utilization=8 * numel / median / 1e9 / 49.0,
+                            page_faults_per_call=0.0, peak_rss_mb=300.0, kind="profile",
+                            **{"pass": "forward"})
+                        store.add_case(row, samples=[median * (1 + 0.01 * k) for k in range(7)],
+                                       breakdown=dict(compute_us=median * 8e5, memcpy_us=1.0,
+                                                      collective_us=0.0, idle_us=2.0,
+                                                      other_us=median * 1e5))
+                        index += 1
+            store.finish_run(run_id, "complete")
+            ids.append(run_id)
+    return ids
+
+
+def timed_run(at, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - start)
+        if at.exception:
+            raise RuntimeError(at.exception[0].value)
+    return times
+
+
+def clear_data_caches() -> None:
+    """Forget what was read and drawn (not TensorFlow, the registry or the semantics table)."""
+    from app import figure_cache, resources
+
+    for cached in (resources._runs, resources.cases, resources._run, resources._traced,  # noqa: SLF001
+                   figure_cache._figure):  # noqa: SLF001
+        cached.clear()
+
+
+def measure(run_ids: list[str], repeats: int) -> dict[str, tuple[float, float]]:
+    """{page: (cold median s, warm median s)}."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.run_job import Job
+    from profiling.store import Store
+
+    def page(name: str, query: dict | None = None, job_of: str | None = None) -> AppTest:
+        at = AppTest.from_file(str(MAIN), default_timeout=300)
+        at.run()  # the entry page once: imports, TensorFlow, the registry
+        at.switch_page(f"views/{name}.py")
+        at.query_params.update(query or {})
+        if job_of:  # the Run page as it is when this run has just finished
+            spec = json.loads(Store(os.environ["RELU_LAB_DATA"]).run(job_of)["spec_json"])
+            at.session_state["job"] = Job(total=110, spec=spec, result=job_of, done=110,
+                                          finished=True, shown=True)
+        return at
+
+    pages = {
+        "Compare (1 run)": page("compare", {"runs": run_ids[-1]}),
+        "Compare (2 runs)": page("compare", {"runs": ",".join(run_ids[-2:])}),
+        "Compare (all 20 runs)": page("compare", {"runs": ",".join(run_ids)}),
+        "Run": page("run", job_of=run_ids[-1]),
+    }
+    for at in pages.values():  # once each: per-process caches (semantics table, devices)
+        timed_run(at, 1)
+    results = {}
+    for name, at in pages.items():
+        cold = []
+        for _ in range(repeats):
+            clear_data_caches()
+            cold.extend(timed_run(at, 1))
+        warm = timed_run(at, repeats)
+        results[name] = (statistics.median(cold), statistics.median(warm))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory(prefix="relu_lab_bench_") as tmp:
+        os.environ["RELU_LAB_DATA"] = tmp
+        from profiling.spec import variant_registry
+
+        variants = list(variant_registry())[:11]
+        start = time.perf_counter()
+        run_ids = fill_store(Path(tmp), args.runs, variants)
+        print(f"stored {args.runs} runs × {len(variants) * len(SIZES) * len(MODES)} cases "
+              f"in {time.perf_counter() - start:.1f} s")
+        results = measure(run_ids, args.repeats)
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average {load}; medians of {args.repeats}")
+    print(f"{'page':<24}{'cold (s)':>10}{'warm (s)':>10}{'target':>9}")
+    missed = False
+    for name, (cold, warm) in results.items():
+        target = TARGETS_S[name.split()[0]]
+        missed |= cold >= target
+        print(f"{name:<24}{cold:>10.3f}{warm:>10.3f}{f'< {target:g} s':>9}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Each measured case as a table row with a link to its trace on the Traces page (one click
+from a number to its evidence). Used by the Run and Compare pages."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pandas as pd
+import streamlit as st
+
+from app import resources
+from profiling import charts, units
+
+TRACE_COLUMN = "trace"
+
+
+def trace_url(run_id: str, case_id: str) -> str:
+    """Relative link to the Traces page showing this case's stored trace (works under any base
+    path: every page sits at the app's root)."""
+    return "./traces?" + urlencode({"run": run_id, "case": case_id})
+
+
+def case_rows(cases: pd.DataFrame, traced: frozenset[str], unit: str = "µs") -> pd.DataFrame:
+    """One row per ok case: the trace link (None without a stored trace), label, shape, the settings that vary, median and CI in ``unit``,
+    GB/s, utilization and faults per call."""
+    frame = charts.ok_cases(cases)
+    settings = [c for c in charts.varying_settings(frame) if c != "run_id"]
+    multi_run = "run_id" in frame.columns and frame["run_id"].nunique() > 1
+    columns = (["run_id"] if multi_run else []) + ["label", "shape", *settings]
+    rows = frame[columns].astype(str).copy()
+    scale = dict(units.TIME_UNITS)[unit]
+    rows[f"median ({unit})"] = frame["median_s"].astype(float) / scale
+    rows["CI95"] = [units.format_ci(v, unit).removesuffix(f" {unit}") for v in frame["ci95_s"]]
+    rows["gbps"] = pd.to_numeric(frame["gbps"], errors="coerce")
+    rows["utilization"] = pd.to_numeric(frame["utilization"], errors="coerce")
+    rows["faults/call"] = pd.to_numeric(frame["page_faults_per_call"], errors="coerce")
+    # First: where a click lands whatever the table's width.
+    rows.insert(0, TRACE_COLUMN, [trace_url(r, c) if c in traced else None
+                                  for r, c in zip(frame["run_id"], frame["case_id"], strict=True)])
+    return rows.reset_index(drop=True)
+
+
+def show(cases: pd.DataFrame, key: str, unit: str = "µs") -> None:
+    """The case table with a clickable "open trace" link per row."""
+    run_ids = sorted(set(cases["run_id"])) if not cases.empty else []
+    rows = case_rows(cases, resources.traced_cases(run_ids), unit)
+    if rows.empty:
+        return
+    st.dataframe(
+        units.readable(rows), hide_index=True, key=key,
+        column_config={
+            TRACE_COLUMN: st.column_config.LinkColumn(
+                "trace", display_text="open trace", help="This case's trace on the Traces page"),
+            "gbps": st.column_config.Column("GB/s"),
+        },
+    )

@@ -1,0 +1,43 @@
+"""``profiling.charts`` with its Plotly figures built once per input.
+
+Building a figure of a few dozen series costs 0.1–0.5 s (Plotly validates every property), and a
+page redraws all of them on every rerun. Figures are cached by their arguments (the cases'
+content, the baseline…), so new data draws anew; they are kept as objects (cache_resource:
+unpickling a figure would validate it again) and never mutated by ``st.plotly_chart``.
+Use as ``from app.figure_cache import charts``; anything that is not a cached figure passes
+through to ``profiling.charts``.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import streamlit as st
+
+from profiling import charts as _charts
+
+FIGURES = ("latency_vs_size", "effective_bandwidth", "speedup_vs_baseline", "utilization",
+           "page_faults", "breakdown_bars", "semantics_matrix", "roofline")
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _figure(name: str, *args: Any, **kwargs: Any) -> Any:
+    return getattr(_charts, name)(*args, **kwargs)
+
+
+def _cached(name: str):
+    def draw(*args: Any, **kwargs: Any) -> Any:
+        return _figure(name, *args, **kwargs)
+
+    draw.__name__ = name
+    draw.__doc__ = getattr(_charts, name).__doc__
+    return draw
+
+
+class _Charts(SimpleNamespace):
+    def __getattr__(self, name: str) -> Any:  # everything else: profiling.charts itself
+        return getattr(_charts, name)
+
+
+charts = _Charts(**{name: _cached(name) for name in FIGURES})
