@@ -95,6 +95,14 @@ def decode(value):
     return value
 
 
+def as_json(figure) -> dict:
+    return decode(json.loads(figure.to_json()))
+
+
+def traces_named(figure_json: dict, name: str) -> list[dict]:
+    return [t for t in figure_json["data"] if t.get("name") == name]
+
+
 def fill(store: Store, cases: pd.DataFrame, label: str = "laptop") -> str:
     run_id = store.create_run({"variants": []}, label=label, n_cases=len(cases),
                               environment={"cpu": "test <cpu>", "tf": "2.21"})

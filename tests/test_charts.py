@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import decode, synthetic_cases
+from helpers import as_json, synthetic_cases, traces_named
 
 from profiling import charts
-
-
-def as_json(figure) -> dict:
-    return decode(json.loads(figure.to_json()))
-
-
-def traces_named(figure_json: dict, name: str) -> list[dict]:
-    return [t for t in figure_json["data"] if t.get("name") == name]
 
 
 def test_latency_vs_size_is_log_log_with_one_line_and_band_per_variant():
