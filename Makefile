@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 REQUIREMENTS ?= $(or $(RELU_LAB_REQUIREMENTS),requirements.txt)
-STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))
+STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))+project
 CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -14,10 +14,13 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 setup: $(STAMP)
 
-$(STAMP): $(REQUIREMENTS)
+# The project itself goes in editable (relu-lab, `python -m profiling` from any directory); its
+# dependencies are the pinned requirements, so no build isolation and no second resolve.
+$(STAMP): $(REQUIREMENTS) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -r $(REQUIREMENTS)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -8,13 +8,9 @@ from collections.abc import Iterator
 
 import streamlit as st
 
+from profiling.errors import one_line
+
 log = logging.getLogger("relu_lab.app")
-
-
-def one_line(error: BaseException) -> str:
-    """The error's message on one line, prefixed by its type when the message is empty."""
-    text = " ".join(str(error).split())
-    return text or type(error).__name__
 
 
 @contextlib.contextmanager

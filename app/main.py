@@ -1,15 +1,8 @@
 """ReLU Lab dashboard entry point: routes between pages and nothing else."""
 
-import sys
-from pathlib import Path
-
-# `streamlit run app/main.py` puts app/ on sys.path, not the repository root that holds the
-# profiling and relu_impls packages.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
+# profiling, relu_impls and app are importable from anywhere once `make` has installed the
+# project (pip install -e .); `streamlit run app/main.py` puts only app/ on sys.path.
+import streamlit as st
 
 # Pages live in views/, not pages/: Streamlit would also list a pages/ folder as old-style pages
 # beside st.navigation.

@@ -46,10 +46,11 @@ def devices() -> list[str]:
 
 @st.cache_resource(show_spinner="Loading the ReLU variants…")
 def variants() -> dict:
-    """id -> Variant, in the registry's order (the spec's registry, test variants included)."""
+    """id -> Variant, in the registry's order (the spec's registry, extra variants included
+    except those whose id starts with `_`: test scaffolding, never shown)."""
     from profiling.spec import variant_registry
 
-    registry = variant_registry()
+    registry = {vid: v for vid, v in variant_registry().items() if not vid.startswith("_")}
     _freeze_heap()
     return registry
 

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from profiling.spec import RunSpec, SpecError, parse_shapes, parse_sizes
+from profiling.spec import RunSpec, SpecError, parse_shapes
 
 SHAPE_PRESETS = ("1000", "100000", "1000x1000", "1e7", "10000x10000")
 
 
-def parse_shape_text(text: str) -> list[tuple[int, ...]]:
-    """'1e6, 1000x1000' -> [(1000000,), (1000, 1000)]; SpecError naming the bad item."""
-    shapes: list[tuple[int, ...]] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        shapes.extend(parse_shapes(item) if "x" in item.lower() else parse_sizes(item))
-    return shapes
-
-
 def chosen_shapes(presets: list[str], custom: str) -> list[tuple[int, ...]]:
     """Preset and custom shapes, duplicates dropped, in the order given."""
-    shapes = parse_shape_text(",".join(presets)) + parse_shape_text(custom)
-    if not shapes:
+    items = [*presets, *custom.split(",")]
+    if not any(item.strip() for item in items):
         raise SpecError("shapes", "", "at least one preset or a custom size such as 1e6 or 1000x1000")
-    return list(dict.fromkeys(shapes))
+    return list(dict.fromkeys(parse_shapes(items)))
 
 
 def variant_entry(variant_id: str, params: dict[str, Any], defaults: dict[str, Any]) -> Any:
@@ -153,7 +143,7 @@ def form_from_spec(spec: dict[str, Any], defaults: dict[str, Any]) -> dict[str, 
     for variant in variants:
         for name, value in variant["params"].items():
             form[param_key(variant["id"], name)] = value
-    presets = {shape: text for text in SHAPE_PRESETS for shape in parse_shape_text(text)}
+    presets = {shape: text for text in SHAPE_PRESETS for shape in parse_shapes(text)}
     shapes = [tuple(s) for s in run.shapes]
     form["shape_presets"] = [presets[s] for s in shapes if s in presets]
     form["shape_custom"] = ", ".join("x".join(map(str, s)) for s in shapes if s not in presets)

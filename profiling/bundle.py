@@ -157,6 +157,20 @@ def import_bundle(store: Store, path_or_obj: str | os.PathLike | Mapping) -> lis
     return [r["run_id"] for r in tables["runs"]]
 
 
+def load_any_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = None
+                   ) -> Trace:
+    """profiling.traces.load_trace, and for an exported bundle every trace it embeds
+    (`trace_from_bundle`); TraceError (one line) on anything else."""
+    from profiling.traces import OtherFormat, load_trace
+
+    try:
+        return load_trace(path_or_bytes, filename)
+    except OtherFormat as e:
+        if e.document.get("format") != FORMAT:
+            raise
+        return trace_from_bundle(e.document)
+
+
 def trace_from_bundle(obj: Mapping) -> Trace:
     """All traces embedded in a bundle as one Trace (pids prefixed with the case id)."""
     try:

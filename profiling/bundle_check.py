@@ -14,8 +14,9 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from profiling.store import CASE_STATUSES, RUN_STATUSES, Column
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -29,29 +30,6 @@ INT64 = 2**63
 
 class BundleError(ValueError):
     """Not a usable bundle; str() is one line."""
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a store table as SQLite declares it."""
-
-    name: str
-    declared: str
-    not_null: bool
-    has_default: bool
-    primary_key: bool
-
-    @property
-    def affinity(self) -> str:
-        """SQLite's type affinity rules (section 3.1 of "Datatypes In SQLite")."""
-        t = self.declared.upper()
-        if "INT" in t:
-            return "integer"
-        if any(k in t for k in ("CHAR", "CLOB", "TEXT")):
-            return "text"
-        if any(k in t for k in ("REAL", "FLOA", "DOUB")):
-            return "real"
-        return "numeric" if t else "any"
 
 
 def _show(value: Any) -> str:
@@ -74,8 +52,6 @@ def _number(value: Any, integer: bool) -> str | None:
 
 def check_value(table: str, column: Column, value: Any, row: Mapping[str, Any]) -> str | None:
     """Why `value` cannot go into table.column, or None when it can."""
-    from profiling.store import CASE_STATUSES, RUN_STATUSES
-
     if value is None:
         return "a value (it may not be null)" if column.not_null or column.primary_key else None
     kind = column.affinity

@@ -183,7 +183,7 @@ def _trace_file(logdir: str, host: str, port: int) -> str | None:
 
 
 def _run_client(service: str, logdir: str, duration_ms: int, timeout_s: float) -> None:
-    from profiling.distributed import child_env
+    from profiling.process import child_env
 
     env = child_env(TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "profiling.capture", "--client", service, logdir,
@@ -213,11 +213,9 @@ def _client_error(output: str) -> str:
 def save_capture(result: CaptureResult, store: Any, duration_ms: int, label: str = "") -> str:
     """Store each worker's trace as a case (mode "remote", pass "capture"); returns the run id."""
     ok = result.traces[result.traces["status"] == "ok"]
-    spec = {"kind": "capture", "addresses": list(result.traces["address"]),
-            "duration_ms": duration_ms}
-    run_id = store.create_run(spec, label=label or f"capture {','.join(ok['address'])}",
-                              n_cases=len(result.traces))
-    try:
+    spec = {"addresses": list(result.traces["address"]), "duration_ms": duration_ms}
+    with store.saving_run(spec, label=label or f"capture {','.join(ok['address'])}",
+                          n_cases=len(result.traces), kind="capture") as run_id:
         for idx, row in enumerate(result.traces.to_dict("records")):
             case_id = f"{run_id}-w{idx}"
             sha = None
@@ -236,10 +234,6 @@ def save_capture(result: CaptureResult, store: Any, duration_ms: int, label: str
                                                "idle_us", "other_us")},
             )
             result.traces.loc[idx, "case_id"] = case_id
-        store.finish_run(run_id, "complete")
-    except BaseException:
-        store.finish_run(run_id, "failed")
-        raise
     return run_id
 
 
@@ -269,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", nargs=3, metavar=("SERVICE", "LOGDIR", "DURATION_MS"),
                         required=True)
     args = parser.parse_args(argv)
-    from profiling.distributed import exit_with_parent
+    from profiling.process import exit_with_parent
 
     exit_with_parent()
     service, logdir, duration = args.client

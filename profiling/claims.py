@@ -272,9 +272,8 @@ def save_claims(store: Any, table: pd.DataFrame, numel: int,
     spec = {"kind": "claims", "numel": numel,
             "claims": json.loads(table.to_json(orient="records"))}
     measured = [p for p in pairs if p[2] is not None]
-    run_id = store.create_run(spec, label="guide claims", n_cases=2 * len(measured),
-                              run_id=run_id)
-    try:
+    with store.saving_run(spec, label="guide claims", n_cases=2 * len(measured),
+                          run_id=run_id) as run_id:
         idx = 0
         for vid, base, m in measured:
             base_id = f"{run_id}-{idx + 1:03d}"
@@ -290,10 +289,6 @@ def save_claims(store: Any, table: pd.DataFrame, numel: int,
                                ratio_ci95_low=m["low"], ratio_ci95_high=m["high"])
                 store.add_case(row, samples=samples)
                 idx += 1
-        store.finish_run(run_id, "complete")
-    except BaseException:
-        store.finish_run(run_id, "failed")
-        raise
     return run_id
 
 

@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
+from profiling.cli_common import UsageError
+from profiling.cli_common import open_store as _store
 from profiling.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
 
 CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
@@ -26,10 +28,6 @@ JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "n
                     "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb",
                     "working_set_bytes", "roof_gbps", "floor_s", "baseline_case_id",
                     "ratio_to_baseline", "ratio_ci95_low", "ratio_ci95_high"]
-
-
-class UsageError(Exception):
-    """Bad input from the command line; exit 2."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -97,12 +95,6 @@ def _quiet_tensorflow() -> None:
         import tensorflow  # noqa: F401
 
 
-def _store() -> Any:
-    from profiling.store import Store
-
-    return Store()
-
-
 # ---- run ---------------------------------------------------------------------------------
 def _progress_printer(enabled: bool) -> Any:
     def show(p: Any) -> None:
@@ -131,11 +123,11 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
     shapes: list = []
     if args.sizes:
-        shapes += parse_sizes(args.sizes)
+        shapes += [(n,) for n in parse_sizes(args.sizes)]
     if args.shapes:
         shapes += parse_shapes(args.shapes)
     if not shapes:
-        shapes = parse_sizes(CLI_DEFAULT_SIZES)
+        shapes = parse_shapes(CLI_DEFAULT_SIZES)
     threads = None
     if args.threads:
         try:
@@ -346,7 +338,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 # ---- trace-summary -----------------------------------------------------------------------
 def cmd_trace_summary(args: argparse.Namespace) -> int:
-    from profiling.traces import load_trace, summarize
+    from profiling.bundle import load_any_trace
+    from profiling.traces import summarize
 
     if args.top < 1:
         raise UsageError(f"--top {args.top}; accepted: integers >= 1")
@@ -357,7 +350,7 @@ def cmd_trace_summary(args: argparse.Namespace) -> int:
     if args.max_bytes:  # the parsers read the cap from the environment; restored below
         os.environ[limit_env] = str(int(args.max_bytes))
     try:
-        s = summarize(load_trace(args.file), top=args.top)
+        s = summarize(load_any_trace(args.file), top=args.top)
     finally:
         if saved is None:
             os.environ.pop(limit_env, None)

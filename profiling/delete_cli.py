@@ -29,10 +29,10 @@ def _confirmed(store: Any, run_ids: list[str]) -> bool:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from profiling.cli import UsageError, _store
+    from profiling.cli_common import UsageError, open_store
     from profiling.store import RunInUseError
 
-    store = _store()
+    store = open_store()
     run_ids = list(dict.fromkeys(store.resolve_run(r) for r in args.runs))
     if not args.yes:
         if not sys.stdin.isatty():

@@ -12,17 +12,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from profiling.process import child_env, exit_with_parent, free_port
 
 STRATEGIES = ("mirrored", "multiworker")
 COMMUNICATIONS = ("AUTO", "RING", "NCCL")
@@ -99,46 +98,6 @@ class DistributedResult:
     out_dir: str = ""
     logs: dict[int, str] = field(default_factory=dict)
     run_id: str | None = None
-
-
-PARENT_PID_ENV = "RELU_LAB_PARENT_PID"
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """Environment for a `python -m profiling...` child: the repository on PYTHONPATH and this
-    process's pid, which `exit_with_parent` in the child watches."""
-    env = dict(os.environ, **extra)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
-    ).rstrip(os.pathsep)
-    env[PARENT_PID_ENV] = str(os.getpid())
-    return env
-
-
-def exit_with_parent(poll_s: float = 0.5) -> None:
-    """In a child started with `child_env`: exit as soon as the parent is gone. The parent kills
-    its children on timeout, but a parent that is itself killed (a stopped dashboard, a SIGKILLed
-    CLI) runs no cleanup, and a worker waiting on its peers would otherwise wait forever."""
-    expected = os.environ.get(PARENT_PID_ENV)
-    if not expected:
-        return
-    if os.getppid() != int(expected):  # the parent died before this process got here
-        os._exit(3)
-
-    def watch() -> None:
-        while True:
-            time.sleep(poll_s)
-            if os.getppid() != int(expected):
-                os._exit(3)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_distributed(cfg: DistributedConfig, out_dir: str | None = None,
@@ -237,10 +196,8 @@ def save_distributed(result: DistributedResult, store: Any) -> str:
     from profiling.traces import framework_op_stats
 
     cfg = result.config
-    run_id = store.create_run({"kind": "distributed", **cfg},
-                              label=f"{cfg['strategy']} {cfg['model']} {cfg['variant']}",
-                              n_cases=len(result.workers))
-    try:
+    with store.saving_run(cfg, label=f"{cfg['strategy']} {cfg['model']} {cfg['variant']}",
+                          n_cases=len(result.workers), kind="distributed") as run_id:
         for row in result.workers.to_dict("records"):
             case_id = f"{run_id}-w{row['worker']}"
             path = Path(row["xplane_path"])
@@ -263,10 +220,6 @@ def save_distributed(result: DistributedResult, store: Any) -> str:
                            "collective_us": row["collective_us"], "idle_us": None,
                            "other_us": row["input_us"]},
             )
-        store.finish_run(run_id, "complete")
-    except BaseException:
-        store.finish_run(run_id, "failed")
-        raise
     return run_id
 
 

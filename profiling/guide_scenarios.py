@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiling.errors import one_line
 from profiling.half_precision import half_summary, op_dtypes, precision_of_ops
 from profiling.scenarios import (
     ScenarioConfig,
     ScenarioError,
-    _one_line,
     _validated,
     build_model,
     input_numel,
@@ -171,7 +171,7 @@ def _skip_or_fail(row: dict[str, Any], vid: str, work: Callable[[], None]) -> No
     try:
         work()
     except Exception as exc:  # one case failing must not lose the others
-        row.update(status="failed", reason=_one_line(exc))
+        row.update(status="failed", reason=one_line(exc))
 
 
 def _losses(extra_rows: list, row: dict[str, Any], losses: list[float]) -> None:
@@ -381,10 +381,9 @@ def save_guide(result: GuideResult, store: Any, label: str = "") -> str:
     spec = {**result.config, "kind": "scenario", "scenario": result.kind,
             "results": {"summary": _records(result.shown()), "layers": _records(result.layers),
                         **{k: _records(v) for k, v in result.extra.items()}}}
-    run_id = store.create_run(json.loads(json.dumps(spec, default=_plain_json)),
-                              label=label or f"guide {result.kind} {result.config['base']['model']}",
-                              n_cases=len(result.summary))
-    try:
+    with store.saving_run(json.loads(json.dumps(spec, default=_plain_json)),
+                          label=label or f"guide {result.kind} {result.config['base']['model']}",
+                          n_cases=len(result.summary)) as run_id:
         for idx, row in enumerate(result.summary.to_dict("records")):
             store.add_case(scenario_case(
                 run_id, f"{run_id}-{idx:03d}", idx, variant=row["variant"],
@@ -392,10 +391,6 @@ def save_guide(result: GuideResult, store: Any, label: str = "") -> str:
                 numel=row["numel"], dtype=row["dtype"], device=result.device, mode=row["mode"],
                 pass_=row["pass"], samples=row["samples"], number=row["number"],
                 status=row["status"], reason=row["reason"]), samples=row["samples"])
-        store.finish_run(run_id, "complete")
-    except BaseException:
-        store.finish_run(run_id, "failed")
-        raise
     return run_id
 
 

@@ -55,11 +55,6 @@ class Row:
     number: int
 
 
-def parse_sizes(text: str) -> list[int]:
-    """'1e3,10000' -> [1000, 10000]; SpecError (a ValueError) on anything else."""
-    return [shape[0] for shape in spec.parse_sizes(text)]
-
-
 def bench_one(dtype: str, size: int, repeats: int) -> Row:
     """Measure the four callables on a random tensor of `size` elements."""
     import tensorflow as tf
@@ -166,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     try:
-        sizes = parse_sizes(args.sizes)
+        sizes = spec.parse_sizes(args.sizes)
     except ValueError as exc:
         parser.error(str(exc))
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]

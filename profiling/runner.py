@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from profiling import noise
-from profiling.distributed import child_env
 from profiling.env import host_environment
+from profiling.process import child_env
 from profiling.roof import best_of, roof_at
 from profiling.spec import Case, RunSpec, shape_str
 from profiling.stats import paired_ratio, summarize_samples, throughput
@@ -51,8 +51,9 @@ class WorkerLost(RuntimeError):
     """The worker died or stopped answering; str() says how."""
 
 
-class Cancelled(Exception):
-    pass
+class Cancelled(KeyboardInterrupt):
+    """The run's `cancel` event was set: a Ctrl-C from the dashboard, handled like one (the run
+    keeps its finished cases and is marked interrupted; run_profile then returns normally)."""
 
 
 class Worker:
@@ -367,17 +368,15 @@ class _Run:
             if self.spec.fusion:
                 self.run_fusion()
             status = "complete"
-        except (Cancelled, KeyboardInterrupt) as e:
+        except KeyboardInterrupt:  # Ctrl-C or Cancelled
             status = "interrupted"
             if self.worker is not None:  # mid-case: do not wait for it to finish
                 self.worker.kill()
-            if isinstance(e, KeyboardInterrupt):
-                raise
+            raise
         finally:
             self.stop_worker()
             shutil.rmtree(self.trace_dir, ignore_errors=True)
             self.store.set_noise(self.run_id, noise.verdict(self.noise_groups, self.spreads))
-            self.store.finish_run(self.run_id, status)
             self.progress("", status)
         return status
 
@@ -399,6 +398,10 @@ def run_profile(spec: RunSpec, store: Store | None = None,
     """
     cases = spec.validate()
     store = store or Store()
-    run_id = store.create_run(spec.to_json(), spec.label, len(cases), host_environment())
-    _Run(spec, cases, store, run_id, on_progress, cancel).execute()
+    try:
+        with store.saving_run(spec.to_json(), spec.label, len(cases),
+                              host_environment()) as run_id:
+            _Run(spec, cases, store, run_id, on_progress, cancel).execute()
+    except Cancelled:
+        pass  # stored as interrupted, with its finished cases
     return run_id

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiling.errors import one_line
 from profiling.stats import unpaired_ratio
 from profiling.tempdirs import temp_dir_unless
 
@@ -116,30 +117,14 @@ def _no_variants() -> list:
 
 def parse_variant(spec: Any) -> tuple[str, dict[str, Any]]:
     """`"leaky"`, `"leaky(alpha=0.2)"` or `{"id": "leaky", "params": {"alpha": 0.2}}`
-    -> (id, params); ScenarioError on an unknown id or a bad parameter."""
+    -> (id, params) by relu_impls.parse_variant_spec; ScenarioError on an unknown id or a bad
+    parameter."""
     import relu_impls
 
-    if isinstance(spec, dict):
-        vid, params = spec.get("id"), dict(spec.get("params") or {})
-    elif isinstance(spec, str):
-        try:
-            return relu_impls.parse_variant_spec(spec)
-        except (TypeError, ValueError) as exc:
-            raise ScenarioError(str(exc)) from None
-    else:
-        raise ScenarioError(f"variant={spec!r}; accepted: id string or {{'id','params'}} dict")
-    if vid not in relu_impls.VARIANTS:
-        raise ScenarioError(f"variant={vid!r}; accepted: {', '.join(relu_impls.VARIANTS)}")
-    variant = relu_impls.VARIANTS[vid]
-    for name, value in list(params.items()):
-        p = variant.params.get(name)
-        if p is not None and p.integer and float(value).is_integer():
-            params[name] = int(value)
     try:
-        variant.validate_params(params)
+        return relu_impls.parse_variant_spec(spec)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(str(exc)) from None
-    return vid, params
 
 
 def unsupported_reason(vid: str) -> str | None:
@@ -481,7 +466,7 @@ def _run_variants(cfg: ScenarioConfig, variants: list, on_progress: Any,
                              traces, stats)
             row.update(status="ok", reason="")
         except Exception as exc:  # one variant failing must not lose the others' results
-            row.update(status="failed", reason=_one_line(exc))
+            row.update(status="failed", reason=one_line(exc))
         summary.append(row)
     if on_progress:
         on_progress(len(variants), len(variants), "done")
@@ -599,14 +584,12 @@ def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
     "function"), samples, the inference trace, its op stats and one fusion row per activation
     site (block conv|dense, kernels = separate activation kernels). Returns the run id."""
     cfg = result.config
-    spec = {"kind": "scenario", **cfg}
-    run_id = store.create_run(spec, label=label or f"scenario {cfg['model']}",
-                              n_cases=2 * len(result.summary))
     scfg = ScenarioConfig(**{**cfg, "hidden": tuple(cfg["hidden"])})
     shape, numel = input_shape_text(scfg), input_numel(scfg)
     baseline = result.summary[result.summary["variant"] == "nn_relu"]
     base_infer = _infer_stats(baseline.iloc[0]) if len(baseline) else None
-    try:
+    with store.saving_run(cfg, label=label or f"scenario {cfg['model']}",
+                          n_cases=2 * len(result.summary), kind="scenario") as run_id:
         idx = 0
         for row in result.summary.to_dict("records"):
             for step, key in (("train", "train"), ("inference", "infer")):
@@ -653,10 +636,6 @@ def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
                                            strict=True)],
                         }))
                 idx += 1
-        store.finish_run(run_id, "complete")
-    except BaseException:
-        store.finish_run(run_id, "failed")
-        raise
     return run_id
 
 
@@ -707,8 +686,3 @@ def _config_dict(cfg: ScenarioConfig) -> dict[str, Any]:
     d = asdict(cfg)
     d["hidden"] = list(cfg.hidden)
     return d
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psutil
 
-from profiling import faulty_variants
+from profiling import settings
 from profiling.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS, DEFAULT_WARMUP
 
 MODES = ("eager", "function", "xla")
@@ -30,13 +31,11 @@ class SpecError(ValueError):
 
 
 def variant_registry() -> dict[str, Any]:
-    """relu_impls.VARIANTS plus the misbehaving test variants when RELU_LAB_TEST_VARIANTS=1."""
+    """relu_impls.VARIANTS plus the variants of the RELU_LAB_EXTRA_VARIANTS modules."""
     import relu_impls
+    from relu_impls import extra_variants
 
-    reg = dict(relu_impls.VARIANTS)
-    if faulty_variants.enabled():
-        reg.update(faulty_variants.TEST_VARIANTS)
-    return reg
+    return {**relu_impls.VARIANTS, **extra_variants.load(settings.extra_variant_modules())}
 
 
 def _parse_number(text: str) -> int:
@@ -46,36 +45,36 @@ def _parse_number(text: str) -> int:
     return int(value)
 
 
-def parse_sizes(text: str | Iterable) -> list[tuple[int, ...]]:
-    """'1000,1e6' -> [(1000,), (1000000,)] (1-D shapes, element counts)."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    out = []
-    for item in items:
-        try:
-            out.append((_parse_number(str(item).strip()),))
-        except ValueError:
-            raise SpecError("sizes", item, "positive integers such as 1000 or 1e6") from None
-    if not out:
-        raise SpecError("sizes", text, "a comma-separated list of positive integers")
-    return out
-
-
 def parse_shapes(text: str | Iterable) -> list[tuple[int, ...]]:
-    """'10000x10000,32x32x16' -> [(10000, 10000), (32, 32, 16)]."""
+    """The one size and shape parser: '1000, 1e6, 64x1024' (or a list of such items and tuples)
+    -> [(1000,), (1000000,), (64, 1024)]. An item is an element count or dims joined by x;
+    empty items are dropped. SpecError names `sizes` for a bad count, `shapes` for bad dims."""
     items = text.split(",") if isinstance(text, str) else list(text)
     out = []
     for item in items:
-        if isinstance(item, (list, tuple)):
-            dims = tuple(item)
-        else:
-            dims = tuple(str(item).strip().lower().split("x"))
+        if not isinstance(item, (list, tuple)):
+            item = str(item).strip()
+            if not item:
+                continue
+        dims = tuple(item) if isinstance(item, (list, tuple)) else tuple(item.lower().split("x"))
         try:
             out.append(tuple(_parse_number(str(d)) for d in dims))
         except ValueError:
+            if len(dims) == 1 and not isinstance(item, (list, tuple)):
+                raise SpecError("sizes", item, "positive integers such as 1000 or 1e6") from None
             raise SpecError("shapes", item, "dims of positive integers joined by x, e.g. 64x1024") from None
     if not out:
-        raise SpecError("shapes", text, "a comma-separated list such as 64x1024")
+        raise SpecError("shapes", text, "a comma-separated list such as 1e6 or 64x1024")
     return out
+
+
+def parse_sizes(text: str | Iterable) -> list[int]:
+    """'1000,1e6' -> [1000, 1000000]: element counts only (parse_shapes, 1-D items)."""
+    shapes = parse_shapes(text)
+    for shape in shapes:
+        if len(shape) != 1:
+            raise SpecError("sizes", shape_str(shape), "element counts such as 1000 or 1e6")
+    return [shape[0] for shape in shapes]
 
 
 def shape_str(shape: tuple[int, ...]) -> str:
@@ -89,14 +88,19 @@ def split_variants(text: str) -> list[str]:
     return split_variant_list(text)
 
 
-def parse_variant(text: str) -> dict:
-    """'leaky:alpha=0.2' or 'leaky(alpha=0.2)' -> {"id": "leaky", "params": {"alpha": 0.2}}."""
-    from relu_impls import parse_variant_text
+def parse_variant(spec: str | Mapping) -> dict:
+    """'leaky:alpha=0.2', 'leaky(alpha=0.2)' or {"id", "params"} -> {"id": "leaky", "params":
+    {"alpha": 0.2}}, checked against variant_registry() by relu_impls.parse_variant_spec."""
+    from relu_impls import parse_variant_spec
 
+    registry = variant_registry()
+    vid = spec.get("id") if isinstance(spec, Mapping) else re.split(r"[(:]", str(spec))[0].strip()
+    if vid not in registry:  # the list of ids is the useful answer here
+        raise SpecError("variants", vid, ", ".join(registry))
     try:
-        vid, params = parse_variant_text(text)
-    except ValueError:
-        raise SpecError("variants", text, "id, id:name=value[:name=value] or id(name=value, ...)") from None
+        vid, params = parse_variant_spec(spec, registry)
+    except (TypeError, ValueError) as e:
+        raise SpecError("variants", spec, str(e)) from None
     return {"id": vid, "params": params}
 
 
@@ -196,14 +200,7 @@ class RunSpec:
         return cls(**d)
 
     def normalized_variants(self) -> list[dict]:
-        out = []
-        for v in self.variants:
-            if isinstance(v, str):
-                out.append(parse_variant(v))
-            elif isinstance(v, Mapping) and isinstance(v.get("id"), str):
-                out.append({"id": v["id"], "params": dict(v.get("params") or {})})
-            else:
-                raise SpecError("variants", v, 'ids or {"id": str, "params": dict}')
+        out = [parse_variant(v) for v in self.variants]
         if not out:
             raise SpecError("variants", self.variants, "at least one variant")
         return out
@@ -212,10 +209,6 @@ class RunSpec:
         """Check every field and expand to cases; raises SpecError (field, value, accepted)."""
         registry = variant_registry()
         variants = self.normalized_variants()
-        for v in variants:
-            if v["id"] not in registry:
-                raise SpecError("variants", v["id"], ", ".join(registry))
-            _check_params(registry[v["id"]], v["params"])
         shapes = parse_shapes(self.shapes)
         for name, values, accepted in (("dtypes", self.dtypes, DTYPES), ("modes", self.modes, MODES),
                                        ("passes", self.passes, PASSES)):
@@ -265,26 +258,6 @@ def check_threads(threads: Iterable) -> None:
     for t in threads:
         if not isinstance(t, int) or isinstance(t, bool) or not 1 <= t <= max_threads:
             raise SpecError("threads", t, f"integers 1..{max_threads}")
-
-
-def _check_params(variant: Any, params: Mapping[str, Any]) -> None:
-    if hasattr(variant, "validate_params"):
-        try:
-            variant.validate_params(params)
-        except (ValueError, TypeError) as e:
-            raise SpecError("variants", f"{variant.id}:{params}", str(e)) from None
-        return
-    accepted = getattr(variant, "params", {}) or {}
-    for key, value in params.items():
-        if key not in accepted:
-            names = ", ".join(accepted) or "none"
-            raise SpecError("variants", f"{variant.id}:{key}", f"params of {variant.id}: {names}")
-        p = accepted[key]
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise SpecError("variants", f"{variant.id}:{key}={value}", "a number")
-        lo, hi = getattr(p, "minimum", None), getattr(p, "maximum", None)
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise SpecError("variants", f"{variant.id}:{key}={value}", f"{lo}..{hi}")
 
 
 def skip_reason(variant: Any, dtype: str, mode: str, pass_: str) -> str | None:

@@ -18,14 +18,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psutil
 
+from profiling import settings
 from profiling.migrations import migrate
+from profiling.process import pid_alive
 from profiling.tempdirs import remove_dead_temp_dirs
 
 DB_NAME = "relu_lab.sqlite"
@@ -65,7 +67,8 @@ class RunInUseError(ValueError):
 
 
 def default_data_dir() -> Path:
-    return Path(os.environ.get("RELU_LAB_DATA") or "./.relu_lab")
+    """`$RELU_LAB_DATA`, else ./.relu_lab (profiling.settings.data_dir)."""
+    return settings.data_dir()
 
 
 def now_iso() -> str:
@@ -74,22 +77,6 @@ def now_iso() -> str:
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-
-
-def _pid_alive(pid: int | None, since: str | None = None) -> bool:
-    """Is the process that started a run (at ISO time `since`) still there? A reused pid whose
-    process started later does not count."""
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(int(pid))
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if since:
-            return proc.create_time() <= datetime.fromisoformat(since).timestamp() + 2
-        return True
-    except (psutil.Error, ValueError):
-        return False
 
 
 class Store:
@@ -176,6 +163,20 @@ class Store:
         with self._lock:
             return self._retry(lambda: pd.read_sql_query(sql, self._conn, params=list(params)))
 
+    def query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+        """Rows of a read-only SQL query (retried while a writer holds the database)."""
+        return self._query(sql, params)
+
+    def count(self, table: str) -> int:
+        """Rows in one of the store's tables."""
+        if table not in _table_names(self._conn):
+            raise ValueError(f"unknown table {table!r}")
+        return int(self._query(f"SELECT COUNT(*) n FROM {table}").n.iloc[0])
+
+    def schema_version(self) -> int:
+        """The database's schema version (PRAGMA user_version)."""
+        return int(self._query("PRAGMA user_version").iloc[0, 0])
+
     @staticmethod
     def _insert(conn: sqlite3.Connection, table: str, row: Mapping[str, Any]) -> None:
         cols = list(row)
@@ -192,6 +193,24 @@ class Store:
                "environment_json": json.dumps(environment or {}, default=str)}
         self._write(lambda c: self._insert(c, "runs", row))
         return run_id
+
+    @contextlib.contextmanager
+    def saving_run(self, spec_json: Mapping | str, label: str = "", n_cases: int = 0,
+                   environment: Mapping | None = None, kind: str | None = None,
+                   run_id: str | None = None) -> Iterator[str]:
+        """Create a run, yield its id, finish it: complete when the block ends, interrupted on
+        KeyboardInterrupt (Ctrl-C, a cancelled run), failed on any other exception (re-raised).
+        `kind` (scenario, distributed, capture) is recorded in the run's spec."""
+        if kind is not None:
+            spec_json = {"kind": kind, **(json.loads(spec_json) if isinstance(spec_json, str)
+                                          else spec_json)}
+        run_id = self.create_run(spec_json, label, n_cases, environment, run_id)
+        try:
+            yield run_id
+        except BaseException as e:
+            self.finish_run(run_id, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            raise
+        self.finish_run(run_id, "complete")
 
     def set_environment(self, run_id: str, environment: Mapping) -> None:
         self._write(lambda c: c.execute("UPDATE runs SET environment_json=? WHERE run_id=?",
@@ -287,7 +306,7 @@ class Store:
                            "WHERE status='running'")
         host = socket.gethostname()
         stale = [r.run_id for r in rows.itertuples()
-                 if r.host == host and not _pid_alive(r.pid, r.created_at)]
+                 if r.host == host and not pid_alive(r.pid, r.created_at)]
         for run_id in stale:
             # only while still 'running': a run that finished between the read above and here
             # (its process then exited) keeps the status it finished with
@@ -511,13 +530,39 @@ BUNDLE_TABLES = ("runs", "cases", "samples", "op_stats", "breakdown", "fusion", 
                  "roof", "traces")
 
 
+def _table_names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+
+
 def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
 
 
+@dataclass(frozen=True)
+class Column:
+    """One column of a store table as SQLite declares it."""
+
+    name: str
+    declared: str
+    not_null: bool
+    has_default: bool
+    primary_key: bool
+
+    @property
+    def affinity(self) -> str:
+        """SQLite's type affinity rules (section 3.1 of "Datatypes In SQLite")."""
+        t = self.declared.upper()
+        if "INT" in t:
+            return "integer"
+        if any(k in t for k in ("CHAR", "CLOB", "TEXT")):
+            return "text"
+        if any(k in t for k in ("REAL", "FLOA", "DOUB")):
+            return "real"
+        return "numeric" if t else "any"
+
+
 def table_schema(store: Store, tables: Sequence[str] = BUNDLE_TABLES) -> dict[str, list]:
-    """Each table's columns as SQLite declares them (profiling.bundle_check.Column)."""
-    from profiling.bundle_check import Column
+    """Each table's columns as SQLite declares them (`Column`)."""
 
     def read() -> dict[str, list]:
         return {t: [Column(name=r[1], declared=r[2] or "", not_null=bool(r[3]),
@@ -539,7 +584,7 @@ def export_rows(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict]]:
     out = {}
     with store.snapshot():  # a run still writing cases must not add samples of unexported cases
         for table in BUNDLE_TABLES:
-            df = store._query(f"SELECT * FROM {table} WHERE {where[table]}", ids)
+            df = store.query(f"SELECT * FROM {table} WHERE {where[table]}", ids)
             out[table] = [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
     return out
 

@@ -57,7 +57,7 @@ def remove_dead_temp_dirs(root: str | os.PathLike | None = None) -> list[Path]:
     """Remove `relu_lab_<kind>_<pid>-*` dirs under `root` (default: the temp dir) whose owning
     process no longer runs; returns the removed paths. A pid reused by a process that started
     after the dir last changed does not keep it."""
-    from profiling.store import _pid_alive
+    from profiling.process import pid_alive
 
     base = Path(root or tempfile.gettempdir())
     removed = []
@@ -77,7 +77,7 @@ def remove_dead_temp_dirs(root: str | os.PathLike | None = None) -> list[Path]:
         except OSError:
             continue
         changed = datetime.fromtimestamp(st.st_mtime, UTC).isoformat()
-        if not _pid_alive(int(m.group("pid")), changed):
+        if not pid_alive(int(m.group("pid")), changed):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed

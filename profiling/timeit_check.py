@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
-        sizes = [s[0] for s in spec.parse_sizes(args.sizes)]
+        sizes = spec.parse_sizes(args.sizes)
     except spec.SpecError as e:
         parser.error(str(e))
     if args.rounds < 1:

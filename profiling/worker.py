@@ -1,9 +1,9 @@
 """Isolated measurement process: `python -m profiling.worker`.
 
 One worker per (device, intra-op threads, allocator): the runner sets TF_CPU_ALLOCATOR_USE_BFC
-and RELU_LAB_WORKER_THREADS in its environment before TensorFlow starts. Requests arrive as
-JSON lines on stdin; replies go as JSON lines to the original stdout, which is moved to a
-private descriptor so that anything else printing to stdout lands on stderr instead.
+and _RELU_LAB_INTERNAL_WORKER_THREADS in its environment before TensorFlow starts. Requests
+arrive as JSON lines on stdin; replies go as JSON lines to the original stdout, which is moved
+to a private descriptor so that anything else printing to stdout lands on stderr instead.
 
 Requests: {"cmd": "init", "device", "calibrate"} -> {"type": "ready", "environment",
 "calibration" (the roof curve), "floor_s"}; {"cmd": "group", "cases", "repeats", "min_time",
@@ -23,7 +23,7 @@ from typing import Any
 from profiling.tracing import capture_trace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-THREADS_ENV = "RELU_LAB_WORKER_THREADS"
+THREADS_ENV = "_RELU_LAB_INTERNAL_WORKER_THREADS"  # internal: set by the runner
 
 
 def _setup_tf() -> Any:
@@ -168,7 +168,7 @@ def _no_sync() -> None:
 
 
 def main() -> int:
-    from profiling.distributed import exit_with_parent
+    from profiling.process import exit_with_parent
 
     # a runner killed with SIGKILL closes our stdin, but a worker stuck in a hanging case
     # would never read that EOF and outlive the run

@@ -80,16 +80,38 @@ class BuildConfig:
         return self.directory / LIBRARY_NAME
 
 
+@dataclass(frozen=True)
+class BuildSettings:
+    """The build's environment settings (listed with every other one in profiling.settings)."""
+
+    cache_root: Path  # $RELU_LAB_CACHE, else ~/.cache/relu_lab/ops
+    csrc: Path  # $RELU_LAB_CSRC, else the repository's csrc/
+    cxx: str  # $CXX, else g++
+    nvcc: str | None  # $NVCC, else nvcc on PATH, else None (no CUDA build)
+    nvcc_arch: str  # $RELU_LAB_NVCC_ARCH, else -arch=sm_80
+
+
+def build_settings() -> BuildSettings:
+    """Read the build's environment variables; the only place relu_impls reads any."""
+    env = os.environ
+    return BuildSettings(
+        cache_root=Path(env["RELU_LAB_CACHE"]) if env.get("RELU_LAB_CACHE")
+        else Path.home() / ".cache" / "relu_lab" / "ops",
+        csrc=Path(env["RELU_LAB_CSRC"]) if env.get("RELU_LAB_CSRC") else REPO_CSRC,
+        cxx=env.get("CXX") or "g++",
+        nvcc=env.get("NVCC") or shutil.which("nvcc"),
+        nvcc_arch=env.get("RELU_LAB_NVCC_ARCH", "-arch=sm_80"),
+    )
+
+
 def default_cache_root() -> Path:
     """`$RELU_LAB_CACHE`, else `~/.cache/relu_lab/ops`."""
-    env = os.environ.get("RELU_LAB_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "relu_lab" / "ops"
+    return build_settings().cache_root
 
 
 def default_csrc() -> Path:
     """`$RELU_LAB_CSRC`, else the repository's csrc/."""
-    env = os.environ.get("RELU_LAB_CSRC")
-    return Path(env) if env else REPO_CSRC
+    return build_settings().csrc
 
 
 def source_files(csrc: Path) -> list[Path]:
@@ -156,14 +178,15 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
     csrc_path = Path(csrc) if csrc is not None else default_csrc()
     if not csrc_path.is_dir():
         raise BuildError(f"sources directory {csrc_path} does not exist (RELU_LAB_CSRC?)")
-    compiler = os.environ.get("CXX") or "g++"
+    settings = build_settings()
+    compiler = settings.cxx
     resolved = shutil.which(compiler)
     if resolved is None:
         raise BuildError(f"C++ compiler {compiler!r} not found on PATH; {FIX}")
     version = _tool_version(resolved, "C++ compiler", FIX).splitlines()[0]
     import tensorflow as tf  # after the compiler check: a missing compiler fails fast
 
-    nvcc = os.environ.get("NVCC") or shutil.which("nvcc")
+    nvcc = settings.nvcc
     gpu = bool(nvcc) and tf.test.is_built_with_cuda()
     cxxflags = [
         "-O3",
@@ -183,7 +206,7 @@ def config(csrc: Path | str | None = None, cache_root: Path | str | None = None)
         nvccflags = [
             "-O3",
             "-std=c++17",
-            os.environ.get("RELU_LAB_NVCC_ARCH", "-arch=sm_80"),
+            settings.nvcc_arch,
             "-Xcompiler",
             "-fPIC",
             "-DGOOGLE_CUDA=1",

@@ -433,13 +433,26 @@ def parse_variant_text(text: str) -> tuple[str, dict[str, float]]:
     return vid.strip(), params
 
 
-def parse_variant_spec(text: str) -> tuple[str, dict[str, float | int]]:
-    """Parse (see `parse_variant_text`) and validate: only the parameters given are returned,
-    integers where the parameter is an integer; ValueError/TypeError otherwise."""
-    vid, raw = parse_variant_text(text)
-    spec = variant(vid)
+def parse_variant_spec(spec: str | Mapping[str, Any], registry: Mapping[str, Variant] | None = None
+                       ) -> tuple[str, dict[str, float | int]]:
+    """The one variant parser: `"leaky:alpha=0.2"`, `"leaky(alpha=0.2)"` (see
+    `parse_variant_text`) or `{"id": "leaky", "params": {"alpha": 0.2}}` -> `("leaky",
+    {"alpha": 0.2})`, validated against `registry` (default `VARIANTS`): only the parameters
+    given are returned, integers where the parameter is an integer; ValueError/TypeError
+    otherwise."""
+    if isinstance(spec, str):
+        vid, raw = parse_variant_text(spec)
+    elif isinstance(spec, Mapping) and isinstance(spec.get("id"), str):
+        vid, raw = spec["id"], dict(spec.get("params") or {})
+    else:
+        raise TypeError(f"variant {spec!r}; accepted: an id string or an {{'id', 'params'}} dict")
+    registry = VARIANTS if registry is None else registry
+    if vid not in registry:
+        raise ValueError(f"unknown variant {vid!r}; accepted: {', '.join(registry)}")
+    found = registry[vid]
     params = {
-        name: int(v) if v.is_integer() and name in spec.params and spec.params[name].integer else v
+        name: int(v) if isinstance(v, float) and v.is_integer() and name in found.params
+        and found.params[name].integer else v
         for name, v in raw.items()
     }
-    return spec.id, {k: v for k, v in spec.validate_params(params).items() if k in params}
+    return found.id, {k: v for k, v in found.validate_params(params).items() if k in params}

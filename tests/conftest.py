@@ -35,3 +35,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "relu_lab_data"
     monkeypatch.setenv("RELU_LAB_DATA", str(path))
     return path
+
+
+@pytest.fixture
+def faulty_variants(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Registers tests/faulty_variants.py's crashing, hanging and raising variants through the
+    RELU_LAB_EXTRA_VARIANTS hook, in this process and in the workers it starts. Their ids."""
+    tests_dir = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("RELU_LAB_EXTRA_VARIANTS", "faulty_variants")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [tests_dir,
+                                                                   os.environ.get("PYTHONPATH")])))
+    return ["_test_segfault", "_test_hang", "_test_raise"]

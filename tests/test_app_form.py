@@ -7,13 +7,9 @@ import json
 import os
 import sqlite3
 
-import pandas as pd
 import pytest
-from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from helpers import MAIN, TIMEOUT_S, assert_short_numbers, fill, open_page, synthetic_cases, texts
 from streamlit.testing.v1 import AppTest
-from test_app_pages import MAIN, TIMEOUT_S, open_page, texts
-from test_charts import synthetic_cases
-from test_report import fill
 
 from app.run_form import (
     build_spec,
@@ -24,37 +20,12 @@ from app.run_form import (
     form_to_query,
 )
 from app.run_job import Job
-from profiling import units
 from profiling.spec import RunSpec
 from profiling.store import Store
 
 OPTIONS = {"variants": ["nn_relu", "where", "maximum", "leaky"], "shape_presets": ["1000", "100000"],
            "dtypes": ["float32", "float16"], "devices": ["CPU:0"], "threads": [1, 2],
            "modes": ["eager", "function"], "passes": ["forward", "backward"]}
-
-
-def shown_numbers(at) -> list[str]:
-    """The text of every number cell of every table on the page, as the browser draws it: a
-    Styler's display values, else the raw value (st.dataframe shows floats unrounded)."""
-    cells = []
-    for element in at.dataframe:
-        arrow = element.proto.arrow_data
-        data = convert_arrow_bytes_to_pandas_df(arrow.data)
-        shown = (convert_arrow_bytes_to_pandas_df(arrow.styler.display_values)
-                 if arrow.HasField("styler") else data.astype(str))
-        for position, column in enumerate(data.columns):
-            values = [str(v) for v in shown.iloc[:, position]]
-            if pd.api.types.is_float_dtype(data[column]):
-                cells.extend(values)
-            else:
-                cells.extend(v for v in values if v.startswith("±"))
-    return cells
-
-
-def assert_short_numbers(at) -> None:
-    cells = shown_numbers(at)
-    too_long = [c for c in cells if units.significant_digits(c) > 4]
-    assert not too_long, too_long[:10]
 
 
 @pytest.fixture

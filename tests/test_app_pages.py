@@ -7,43 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-from test_charts import decode, synthetic_cases
-from test_report import fill
+from helpers import decode, figures, fill, open_page, synthetic_cases, texts
 
 from profiling.store import Store
-
-MAIN = Path(__file__).resolve().parents[1] / "app" / "main.py"
-TIMEOUT_S = 120  # the first run imports TensorFlow
 
 
 def fixtures_dir() -> Path:
     return Path(os.environ.get("RELU_LAB_FIXTURES")
                 or Path(__file__).resolve().parents[2] / "shared" / "fixtures")
-
-
-def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT_S)
-    at.run()
-    if page:
-        at.switch_page(f"views/{page}.py")
-        at.query_params.update(query or {})
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def figures(at: AppTest) -> dict[str, dict]:
-    """Plotly figures on the page by widget key suffix -> decoded figure JSON."""
-    out = {}
-    for element in at.get("plotly_chart"):
-        key = element.proto.id.rsplit("-", 1)[-1]
-        out[key] = decode(json.loads(element.proto.spec))
-    return out
-
-
-def texts(elements) -> list[str]:
-    return [e.value for e in elements]
 
 
 @pytest.fixture
@@ -71,6 +42,25 @@ def test_variants_page_shows_registry_and_semantics_matrix(data_dir):
     assert at.query_params["dtype"] == "float64"
     shared = open_page("variants", {"dtype": "float16"})
     assert shared.selectbox(key="semantics_dtype").value == "float16"
+
+
+def test_variants_page_hides_test_variants_loaded_by_the_hook(data_dir, faulty_variants):
+    from app import resources
+    from profiling.spec import variant_registry
+
+    assert set(faulty_variants) <= set(variant_registry())  # loaded: real Variants
+    resources.variants.clear()  # cached per process: recompute with the hook set
+    try:
+        at = open_page("variants")
+        assert not at.error
+        ids = set(at.dataframe[0].value["id"])
+        assert "nn_relu" in ids and not any(i.startswith("_") for i in ids)
+        at.switch_page("views/run.py").run()
+        options = at.multiselect[0].options
+        assert any(o.startswith("nn_relu") for o in options)
+        assert not any(o.startswith("_") for o in options)
+    finally:
+        resources.variants.clear()
 
 
 def test_traces_page_reads_an_uploaded_pytorch_trace(data_dir):

@@ -6,9 +6,8 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from helpers import assert_short_numbers, figures, open_page, texts
 from streamlit.testing.v1 import AppTest
-from test_app_form import assert_short_numbers
-from test_app_pages import figures, open_page, texts
 
 RUN_LIMIT_S = 180
 

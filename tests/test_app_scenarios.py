@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import time
 
-from test_app_form import assert_short_numbers
-from test_scenarios import click_run, scenarios_page
+from helpers import assert_short_numbers, click_run, scenarios_page
 
 from profiling.store import Store
 

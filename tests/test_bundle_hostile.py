@@ -5,65 +5,20 @@ from __future__ import annotations
 
 import copy
 import gzip
-import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import make_run, store_state
 
 from profiling.bundle import BundleError, export_bundle, import_bundle
 from profiling.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 MARK = 123456.789  # replaced in the JSON text by tokens json.dumps cannot write (NaN, 1e309)
-
-
-def store_state(store: Store) -> tuple[dict, dict]:
-    """(table -> sha256 of its sorted rows, trace file name -> sha256 of its bytes)."""
-    with sqlite3.connect(store.db_path) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        rows = {t: hashlib.sha256(repr(sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))))
-                                  .encode()).hexdigest() for t in tables}
-        rows["user_version"] = conn.execute("PRAGMA user_version").fetchone()[0]
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted(store.traces_dir.iterdir())}
-    return rows, files
-
-
-def make_run(store: Store, label: str, trace: bytes, status: str = "complete") -> str:
-    """A run touching every bundle table: cases, samples, op stats, breakdown, fusion,
-    calibration and a trace."""
-    import pandas as pd
-
-    run_id = store.create_run({"variants": ["nn_relu"]}, label, 2, {"tf_version": "2.x"})
-    sha = store.put_trace(trace, "t.xplane.pb")
-    for i in range(2):
-        store.add_case({"run_id": run_id, "case_id": f"{run_id}-{i:04d}", "idx": i,
-                        "variant": "nn_relu", "variant_params": "{}", "label": "nn_relu",
-                        "shape": "1000", "numel": 1000, "dtype": "float32", "device": "CPU:0",
-                        "threads": 1, "allocator": "bfc", "mode": "eager", "pass": "forward",
-                        "status": "ok", "median_s": 1.5e-5 * (i + 1), "n_samples": 2,
-                        "trace_sha256": sha if i == 0 else None},
-                       [1e-5, 2e-5],
-                       pd.DataFrame([{"op_name": "Relu", "op_type": "Relu", "occurrences": 3,
-                                      "self_time_us": 1.0, "total_time_us": 1.0,
-                                      "device": "CPU:0"}]),
-                       {"compute_us": 1.0, "memcpy_us": 0.0, "collective_us": 0.0,
-                        "idle_us": 0.5, "other_us": 0.0})
-    store.add_fusion(run_id, pd.DataFrame([{"case_id": f"{run_id}-fusion-000",
-                                            "variant": "nn_relu", "block": "conv",
-                                            "fused": True, "kernels": 0.0}]))
-    store.add_calibration(run_id, {"device": "CPU:0", "threads": 1, "allocator": "bfc",
-                                   "peak_gbps": 20.0, "method": "numpy", "size_bytes": 4e7,
-                                   "seconds": 0.1})
-    if status != "running":
-        store.finish_run(run_id, status)
-    return run_id
 
 
 @pytest.fixture

@@ -4,59 +4,17 @@ paths, the CLI command and the Capture page."""
 from __future__ import annotations
 
 import json
-import os
-import select
 import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from helpers import start_target, wait_ready
 
 from profiling.capture import CaptureError, capture, parse_addresses
-from profiling.distributed import free_port
+from profiling.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET = """
-import sys, time
-import tensorflow as tf
-tf.profiler.experimental.server.start(int(sys.argv[1]))
-busy = sys.argv[2] == "busy"
-x = tf.random.normal((64, 64))
-f = tf.function(lambda x: tf.nn.relu(tf.matmul(x, x)))
-f(x)
-print("ready", flush=True)
-end = time.monotonic() + 240  # never outlives the test session for long
-while time.monotonic() < end:
-    if busy:
-        f(x).numpy()
-        time.sleep(0.005)  # events every few ms, yet leaves the CPUs to the test
-    else:
-        time.sleep(0.05)
-"""
-
-
-def start_target(mode: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen([sys.executable, "-c", TARGET, str(port), mode], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    return proc, f"grpc://127.0.0.1:{port}"
-
-
-def wait_ready(proc: subprocess.Popen, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready and "ready" in proc.stdout.readline():
-            return
-        if proc.poll() is not None:
-            raise RuntimeError(f"target exited with {proc.returncode}")
-    raise RuntimeError("target did not start in time")
-
-
 @pytest.fixture(scope="module")
 def targets():
     """(busy address, idle address): two TF processes running profiler servers."""

@@ -3,7 +3,7 @@ for long tick labels."""
 
 from __future__ import annotations
 
-from test_charts import synthetic_cases
+from helpers import synthetic_cases
 
 from profiling import charts
 

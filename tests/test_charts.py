@@ -2,90 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import as_json, synthetic_cases, traces_named
 
 from profiling import charts
-
-SHAPES = [("1000", 1000), ("100x1000", 100_000), ("1000x1000", 1_000_000)]
-
-
-def synthetic_cases(
-    variants: dict[str, float] | None = None,
-    modes: tuple[str, ...] = ("eager",),
-    ci_fraction: float = 0.02,
-    peak_gbps: float | None = 20.0,
-    run_id: str = "run-a",
-) -> pd.DataFrame:
-    """Cases whose median time is ``factor * numel * 1ns`` for each variant."""
-    variants = variants or {"nn_relu": 1.0, "where": 1.05, "maximum": 3.0}
-    rows = []
-    for variant, factor in variants.items():
-        for mode in modes:
-            for shape, numel in SHAPES:
-                median = factor * numel * 1e-9 + 1e-6
-                gbps = 8 * numel / median / 1e9
-                rows.append(
-                    dict(
-                        run_id=run_id,
-                        case_id=f"{run_id}-{variant}-{mode}-{shape}",
-                        variant=variant,
-                        variant_params="{}",
-                        label=variant,
-                        shape=shape,
-                        numel=numel,
-                        dtype="float32",
-                        device="CPU:0",
-                        threads=2,
-                        allocator="bfc",
-                        mode=mode,
-                        **{"pass": "forward"},
-                        status="ok",
-                        reason="",
-                        median_s=median,
-                        min_s=median * 0.98,
-                        iqr_s=median * 0.01,
-                        ci95_low_s=median * (1 - ci_fraction),
-                        ci95_high_s=median * (1 + ci_fraction),
-                        ci95_s=median * ci_fraction,
-                        n_samples=5,
-                        number=10,
-                        elements_per_s=numel / median,
-                        bytes_per_call=8 * numel,
-                        gbps=gbps,
-                        peak_gbps=peak_gbps,
-                        utilization=None if peak_gbps is None else min(gbps / peak_gbps, 1.0),
-                        page_faults_per_call=0.5,
-                        peak_rss_mb=100.0,
-                    )
-                )
-    return pd.DataFrame(rows)
-
-
-def decode(value):
-    """Plotly 7 writes numeric arrays as {"dtype", "bdata"[, "shape"]}: turn them into lists."""
-    if isinstance(value, dict) and "bdata" in value:
-        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-        if "shape" in value:
-            array = array.reshape([int(n) for n in str(value["shape"]).split(",")])
-        return array.tolist()
-    if isinstance(value, dict):
-        return {k: decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decode(v) for v in value]
-    return value
-
-
-def as_json(figure) -> dict:
-    return decode(json.loads(figure.to_json()))
-
-
-def traces_named(figure_json: dict, name: str) -> list[dict]:
-    return [t for t in figure_json["data"] if t.get("name") == name]
 
 
 def test_latency_vs_size_is_log_log_with_one_line_and_band_per_variant():

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_app_pages import open_page, texts
-from test_bundle_hostile import make_run
+from helpers import make_run, open_page, texts
 
 from profiling.store import Store
 

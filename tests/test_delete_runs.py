@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_app_pages import open_page, texts
-from test_bundle_hostile import make_run, store_state
+from helpers import make_run, open_page, store_state, texts
 
 from profiling.store import RunInUseError, Store, UnknownRunError
 
@@ -53,7 +52,7 @@ def test_delete_removes_every_row_and_only_unshared_traces(store):
     assert shared_file.exists() and rows_mentioning(store, keeper) == keeper_rows
     assert store.delete_runs([alone]) == [alone_file]
     assert not alone_file.exists()
-    assert store._query("SELECT COUNT(*) n FROM traces").n.iloc[0] == 1
+    assert store.count("traces") == 1
     assert list(store.list_runs().run_id) == [keeper]
 
 

@@ -84,9 +84,9 @@ def _alive(pid: int) -> bool:
 
 def test_a_worker_whose_parent_is_killed_exits():
     """A SIGKILLed parent runs no cleanup: the child must notice and leave by itself."""
-    child = ("from profiling.distributed import exit_with_parent; import time; "
+    child = ("from profiling.process import exit_with_parent; import time; "
              "exit_with_parent(poll_s=0.1); time.sleep(60)")
-    parent = ("import subprocess, sys; from profiling.distributed import child_env; "
+    parent = ("import subprocess, sys; from profiling.process import child_env; "
               f"p = subprocess.Popen([sys.executable, '-c', {child!r}], env=child_env()); "
               "print(p.pid, flush=True); p.wait()")
     root = Path(__file__).resolve().parents[1]

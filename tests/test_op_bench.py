@@ -7,13 +7,25 @@ import json
 import pytest
 
 from profiling import op_bench as bench
+from profiling.spec import parse_shapes, parse_sizes
 
 
 def test_parse_sizes_accepts_scientific_notation():
-    assert bench.parse_sizes("1e3, 25000,1e6") == [1000, 25000, 1_000_000]
-    for bad in ("0", "-5", "1.5", "abc"):
-        with pytest.raises(ValueError):
-            bench.parse_sizes(bad)
+    assert parse_sizes("1e3, 25000,1e6") == [1000, 25000, 1_000_000]
+    for bad in ("0", "-5", "1.5", "abc", "64x1024"):
+        with pytest.raises(ValueError, match="invalid sizes"):
+            parse_sizes(bad)
+
+
+def test_parse_shapes_takes_counts_and_dims_and_names_the_bad_item():
+    assert parse_shapes("1e6, 1000x1000,, 7") == [(1_000_000,), (1000, 1000), (7,)]
+    assert parse_shapes(["1000", (2, 3)]) == [(1000,), (2, 3)]
+    with pytest.raises(ValueError, match="invalid sizes: 'lots'"):
+        parse_shapes("10, lots")
+    with pytest.raises(ValueError, match="invalid shapes: '12x-3'"):
+        parse_shapes("12x-3")
+    with pytest.raises(ValueError, match="invalid shapes"):
+        parse_shapes(" , ")
 
 
 def test_json_run_reports_every_op_and_the_allocator(capsys, monkeypatch):

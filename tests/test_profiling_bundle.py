@@ -57,5 +57,5 @@ def test_bad_bundles_write_nothing(bundle, tmp_path, corrupt):
     with pytest.raises(BundleError):
         import_bundle(dest, obj)
     assert dest.list_runs().empty
-    assert dest._query("SELECT COUNT(*) n FROM cases").n.iloc[0] == 0
+    assert dest.count("cases") == 0
     assert not any(dest.traces_dir.iterdir())

@@ -76,8 +76,7 @@ def test_cases_stats_skips_and_traces(tmp_path):
     assert progress[-1].status == "complete"
 
 
-def test_crash_hang_and_raise_are_isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("RELU_LAB_TEST_VARIANTS", "1")
+def test_crash_hang_and_raise_are_isolated(tmp_path, faulty_variants):
     store = Store(tmp_path)
     spec = RunSpec(variants=["_test_segfault", "nn_relu", "_test_hang", "_test_raise", "where"],
                    shapes=[(100,)], modes=["eager"], threads=[1], trace=False, timeout_s=4,
@@ -156,7 +155,7 @@ def test_ctrl_c_midway_marks_interrupted_and_keeps_cases(tmp_path, sig):
     store = Store(tmp_path)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if int(store._query("SELECT COUNT(*) n FROM cases").n.iloc[0]) >= 1:
+        if store.count("cases") >= 1:
             break
         time.sleep(0.05)
     proc.send_signal(getattr(signal, sig))
@@ -169,7 +168,7 @@ def test_ctrl_c_midway_marks_interrupted_and_keeps_cases(tmp_path, sig):
     assert 1 <= len(kept) < 12 and (kept.status == "ok").all()
 
 
-def test_worker_exits_when_the_runner_is_killed(tmp_path):
+def test_worker_exits_when_the_runner_is_killed(tmp_path, faulty_variants):
     import os
     import signal
     import subprocess
@@ -184,7 +183,7 @@ def test_worker_exits_when_the_runner_is_killed(tmp_path):
             "from profiling.store import Store; "
             f"run_profile(RunSpec(variants=['_test_hang'], shapes=[(10,)], modes=['eager'], "
             f"threads=[1], trace=False, timeout_s=600, repeats=5), Store({str(tmp_path)!r}))")
-    env = {**os.environ, "PYTHONPATH": str(repo), "RELU_LAB_TEST_VARIANTS": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ["PYTHONPATH"]])}
     runner = subprocess.Popen([sys.executable, "-c", code], cwd=repo, env=env)
     store = Store(tmp_path)
     deadline = time.monotonic() + 120

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import re
 
-import pandas as pd
 import pytest
-from test_charts import synthetic_cases
+from helpers import fill, synthetic_cases
 
 from profiling.report import render_html
-from profiling.store import CASE_COLUMNS, Store
+from profiling.store import Store
 
 EVIL = "<script>alert('x')</script>"
-
-
-def fill(store: Store, cases: pd.DataFrame, label: str = "laptop") -> str:
-    run_id = store.create_run({"variants": []}, label=label, n_cases=len(cases),
-                              environment={"cpu": "test <cpu>", "tf": "2.21"})
-    for index, row in enumerate(cases.to_dict("records")):
-        row = {k: row[k] for k in CASE_COLUMNS if k in row}
-        row.update(run_id=run_id, case_id=f"{run_id}-{index}", idx=index)
-        store.add_case(row, samples=[row["median_s"]] * 5, breakdown=dict(
-            compute_us=10.0, memcpy_us=1.0, collective_us=0.0, idle_us=2.0, other_us=0.0))
-    store.finish_run(run_id, "complete")
-    return run_id
 
 
 @pytest.fixture

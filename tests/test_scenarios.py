@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from helpers import click_run, scenarios_page
 
 from profiling import scenario_charts
 from profiling.scenarios import (
@@ -238,31 +239,6 @@ def test_cli_scenario_json_and_bad_input(capsys):
     assert main(["scenario", "resnet", "--strategy", "mirrored", "--variants",
                  "nn_relu,maximum", "--no-store"]) == 2
     assert main(["scenario", "mlp"]) == 2  # argparse choice error
-
-
-def scenarios_page():
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
-    page = Path(__file__).resolve().parents[1] / "app" / "views" / "scenarios.py"
-    at = AppTest.from_file(str(page), default_timeout=120)
-    at.run()
-    assert not at.exception
-    return at
-
-
-def click_run(at, limit_s: float = 300.0) -> None:
-    """Press Run and poll the page until its background job has finished."""
-    import time
-
-    at.button(key="sc_run").click().run()
-    deadline = time.monotonic() + limit_s
-    while not at.session_state["sc_job"].finished:
-        assert time.monotonic() < deadline, "the scenario did not finish"
-        time.sleep(0.5)
-        at.run()
-    at.run()
 
 
 def test_scenarios_page_runs_variants_and_draws_charts(data_dir):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import tensorflow as tf
+from helpers import REPO
 
 from relu_impls import semantics
-from tests.conftest import REPO
 
 # variant -> (NaN in, -0.0 in, -inf in, gradient at 0) for float32
 PINNED = {

@@ -17,6 +17,12 @@ from profiling.store import CASE_COLUMNS, Store, UnknownRunError
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _sql(store: Store, sql: str, params: tuple) -> None:
+    """Change the database behind the store's back, as another program would."""
+    with sqlite3.connect(store.db_path) as conn:
+        conn.execute(sql, params)
+
+
 def _case(run_id: str, i: int, median: float = 1e-3) -> dict:
     return {"run_id": run_id, "case_id": f"{run_id}-{i:04d}", "idx": i, "variant": "nn_relu",
             "variant_params": "{}", "label": "nn_relu", "shape": "1000", "numel": 1000,
@@ -74,7 +80,7 @@ def test_migrates_an_old_database(tmp_path):
     conn.commit()
     conn.close()
     store = Store(tmp_path)
-    assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.schema_version() == SCHEMA_VERSION
     assert store.list_runs().run_id.tolist() == ["old"]
     assert store.fusion(["old"]).empty  # table from a later migration exists
 
@@ -85,7 +91,7 @@ def test_stale_running_run_becomes_interrupted(tmp_path):
     store.add_case(_case(run_id, 0))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    store._conn.execute("UPDATE runs SET pid=? WHERE run_id=?", (dead.pid, run_id))
+    _sql(store, "UPDATE runs SET pid=? WHERE run_id=?", (dead.pid, run_id))
     assert Store(tmp_path).list_runs().status.tolist() == ["interrupted"]
     assert len(Store(tmp_path).cases([run_id])) == 1  # finished cases kept
 
@@ -109,13 +115,13 @@ def test_two_concurrent_writer_processes_lose_nothing(tmp_path):
     reader = Store(tmp_path)
     seen = 0
     while any(p.poll() is None for p in procs):  # reading while they write
-        seen = max(seen, int(reader._query("SELECT COUNT(*) n FROM cases").n.iloc[0]))
+        seen = max(seen, reader.count("cases"))
     errors = [p.stderr.read().decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     runs = reader.list_runs()
     assert sorted(runs.label) == ["w0", "w1"] and set(runs.status) == {"complete"}
     assert len(reader.cases(runs.run_id.tolist())) == 400
-    assert reader._query("SELECT COUNT(*) n FROM samples").n.iloc[0] == 800
+    assert reader.count("samples") == 800
 
 
 def test_run_from_a_reused_pid_is_stale(tmp_path):
@@ -124,8 +130,8 @@ def test_run_from_a_reused_pid_is_stale(tmp_path):
     store = Store(tmp_path)
     run_id = store.create_run({}, "", 1)
     # our own pid, but a process that started after the run -> not the run's process
-    store._conn.execute("UPDATE runs SET pid=?, created_at='2000-01-01T00:00:00+00:00' "
-                        "WHERE run_id=?", (os.getpid(), run_id))
+    _sql(store, "UPDATE runs SET pid=?, created_at='2000-01-01T00:00:00+00:00' WHERE run_id=?",
+         (os.getpid(), run_id))
     assert Store(tmp_path).list_runs().status.tolist() == ["interrupted"]
     live = store.create_run({}, "", 1)
     assert Store(tmp_path).list_runs().set_index("run_id").status[live] == "running"
@@ -137,7 +143,7 @@ def test_export_reads_one_snapshot_while_a_run_writes(tmp_path):
     reader, writer = Store(tmp_path), Store(tmp_path)
     run_id = reader.create_run({}, "", 2)
     reader.add_case(_case(run_id, 0), [1e-3])
-    query, calls = reader._query, []
+    query, calls = reader.query, []
 
     def query_while_writing(sql, params=()):
         calls.append(sql)
@@ -145,6 +151,24 @@ def test_export_reads_one_snapshot_while_a_run_writes(tmp_path):
             writer.add_case(_case(run_id, 1), [2e-3])
         return query(sql, params)
 
-    reader._query = query_while_writing
+    reader.query = query_while_writing
     rows = export_rows(reader, [run_id])
     assert len(rows["cases"]) == 1 and len(rows["samples"]) == 1  # no orphan sample
+
+
+def test_saving_run_finishes_complete_failed_or_interrupted(tmp_path):
+    import json
+
+    store = Store(tmp_path)
+    with store.saving_run({"model": "resnet"}, "ok", 1, kind="scenario") as done:
+        store.add_case(_case(done, 0))
+        assert store.run(done)["status"] == "running"
+    with pytest.raises(ValueError), store.saving_run({}, "bad", 1) as failed:
+        raise ValueError("half-way")
+    with pytest.raises(KeyboardInterrupt), store.saving_run({}, "ctrl-c", 1) as stopped:
+        raise KeyboardInterrupt
+    status = store.list_runs().set_index("run_id").status
+    assert (status[done], status[failed], status[stopped]) == ("complete", "failed",
+                                                               "interrupted")
+    assert json.loads(store.run(done)["spec_json"]) == {"kind": "scenario", "model": "resnet"}
+    assert len(store.cases([done])) == 1

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_capture import start_target, wait_ready
+from helpers import start_target, wait_ready
 
 from profiling.bundle import export_bundle, import_bundle
 from profiling.store import Store

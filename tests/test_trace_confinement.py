@@ -9,9 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_app_pages import open_page, texts
-from test_charts import synthetic_cases
-from test_report import fill
+from helpers import fill, open_page, synthetic_cases, texts
 
 from profiling.bundle import export_bundle
 from profiling.store import Store

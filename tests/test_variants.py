@@ -218,6 +218,18 @@ def test_parse_variant_spec_rejects_with_reason(text, mentions):
         relu_impls.parse_variant_spec(text)
 
 
+def test_parse_variant_spec_takes_a_dict_and_another_registry():
+    assert relu_impls.parse_variant_spec({"id": "int8", "params": {"zero_point": 3.0}}) == (
+        "int8", {"zero_point": 3})
+    leaky = relu_impls.variant("leaky")
+    assert relu_impls.parse_variant_spec("leaky:alpha=0.5", {"leaky": leaky}) == (
+        "leaky", {"alpha": 0.5})
+    with pytest.raises(ValueError, match="unknown variant 'nn_relu'; accepted: leaky"):
+        relu_impls.parse_variant_spec("nn_relu", {"leaky": leaky})
+    with pytest.raises(TypeError, match="accepted: an id string"):
+        relu_impls.parse_variant_spec(7)
+
+
 def test_split_variant_list_respects_parentheses():
     assert relu_impls.split_variant_list("leaky(alpha=0.2,),nn_relu, ,int8:scale=1") == [
         "leaky(alpha=0.2,)",

@@ -3,13 +3,6 @@ training step under MirroredStrategy / MultiWorkerMirroredStrategy. Widgets, bac
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # AppTest.from_file runs this page without app/main.py
-    sys.path.insert(0, str(ROOT))
-
 import streamlit as st  # noqa: E402
 
 from app import job_panel  # noqa: E402

@@ -9,7 +9,8 @@ import streamlit as st
 from app import resources, run_again, share
 from app.guard import one_line, page_guard
 from profiling import charts, units
-from profiling.traces import TraceError, load_trace, summarize
+from profiling.bundle import load_any_trace
+from profiling.traces import TraceError, summarize
 
 UPLOAD, STORED = "Upload a file", "A trace stored by a run"
 TOP_OPS_LISTED = 50
@@ -20,7 +21,7 @@ TOP_OPS_LISTED = 50
 @st.cache_resource(max_entries=4, show_spinner="Reading the trace…")
 def read_trace(_data: bytes | str, filename: str, cache_key: str) -> tuple[pd.DataFrame, dict]:
     """(events, summary) of a trace; ``cache_key`` identifies ``_data`` (hashing 200 MB is slow)."""
-    trace = load_trace(_data, filename)
+    trace = load_any_trace(_data, filename)
     return trace.events, summarize(trace, top=TOP_OPS_LISTED)
 
 

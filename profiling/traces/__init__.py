@@ -13,10 +13,11 @@ from profiling.traces.chrome import (
     gunzip_capped,
     max_trace_bytes,
 )
-from profiling.traces.model import EVENT_COLUMNS, Trace, TraceError
+from profiling.traces.model import EVENT_COLUMNS, OtherFormat, Trace, TraceError
 from profiling.traces.xplane import framework_op_stats, load_xplane
 
-__all__ = ["EVENT_COLUMNS", "Trace", "TraceError", "framework_op_stats", "load_trace", "summarize"]
+__all__ = ["EVENT_COLUMNS", "OtherFormat", "Trace", "TraceError", "framework_op_stats", "load_trace",
+           "summarize"]
 
 
 def _read(path: Path) -> bytes:
@@ -34,8 +35,9 @@ def _read(path: Path) -> bytes:
 
 
 def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = None) -> Trace:
-    """Read a TF .xplane.pb, a Chrome trace .json/.json.gz (TensorBoard, PyTorch, ...), or an
-    exported ReLU Lab bundle (.json). TraceError with a one-line message on anything else."""
+    """Read a TF .xplane.pb or a Chrome trace .json/.json.gz (TensorBoard, PyTorch, ...).
+    TraceError with a one-line message on anything else; OtherFormat for a JSON document of
+    another format (profiling.bundle.load_any_trace also opens exported bundles)."""
     if isinstance(path_or_bytes, bytes):
         data, name = path_or_bytes, filename or ""
     else:
@@ -51,10 +53,8 @@ def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = 
             and data[:2] != GZIP_MAGIC):
         return load_xplane(data)
     obj = decode_json(data)
-    if isinstance(obj, dict) and obj.get("format") == "relu_lab_bundle":
-        from profiling.bundle import trace_from_bundle
-
-        return trace_from_bundle(obj)
+    if isinstance(obj, dict) and "traceEvents" not in obj and isinstance(obj.get("format"), str):
+        raise OtherFormat(obj)
     return from_chrome_json(obj)
 
 

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from typing import Any
 
+from profiling import settings
 from profiling.traces.model import Trace, TraceError, from_chrome_events
 
 GZIP_MAGIC = b"\x1f\x8b"
-DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB of decompressed JSON
+DEFAULT_MAX_BYTES = settings.DEFAULT_MAX_TRACE_BYTES
 
 
 def max_trace_bytes() -> int:
     """Cap on decompressed size (bytes); env RELU_LAB_MAX_TRACE_BYTES overrides."""
-    try:
-        return int(float(os.environ.get("RELU_LAB_MAX_TRACE_BYTES", DEFAULT_MAX_BYTES)))
-    except ValueError:
-        return DEFAULT_MAX_BYTES
+    return settings.max_trace_bytes()
 
 
 def gunzip_capped(data: bytes, limit: int | None = None, chunk: int = 1 << 20) -> bytes:

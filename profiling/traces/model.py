@@ -23,6 +23,15 @@ class TraceError(ValueError):
     """A file that is not a readable trace; str() is one line."""
 
 
+class OtherFormat(TraceError):
+    """A JSON document that names another format (such as an exported bundle, which
+    profiling.bundle.load_any_trace opens); `document` holds it, decoded."""
+
+    def __init__(self, document: dict):
+        self.document = document
+        super().__init__(f"a {str(document.get('format'))[:60]!r} document, not a trace")
+
+
 @dataclass
 class Trace:
     """Duration events of one trace.

@@ -1,0 +1,79 @@
+"""Every user-facing `RELU_LAB_*` environment variable, read here and nowhere else in profiling/.
+
+`SETTINGS` lists them all (the README's settings table is checked against it by
+tests/test_settings.py), including those read outside this package: the op's build settings are
+read by `relu_impls.build.build_settings()` (relu_impls sits below profiling and may not import
+it), the op's thresholds by csrc/relu_kernels.cc, the requirements file by the Makefile and the
+fixtures folder by tests/conftest.py. Variables that one process sets for its children are not
+settings: they are named `_RELU_LAB_INTERNAL_*` and live beside the code that sets them
+(profiling.process, profiling.worker).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "./.relu_lab"
+DEFAULT_MAX_TRACE_BYTES = 1 << 30  # 1 GiB of decompressed JSON
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: what it sets, its default, and who reads it."""
+
+    name: str
+    what: str
+    default: str
+    read_by: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("RELU_LAB_DATA", "where runs, the SQLite store and traces live", "`./.relu_lab`",
+            "profiling.settings.data_dir"),
+    Setting("RELU_LAB_MAX_TRACE_BYTES",
+            "largest Chrome trace read, after decompression (gzip-bomb guard)", "1 GiB",
+            "profiling.settings.max_trace_bytes"),
+    Setting("RELU_LAB_EXTRA_VARIANTS",
+            "comma-separated modules whose `VARIANTS` dict of `relu_impls.Variant`s joins the "
+            "registry of runs (ids starting with `_` never appear in the dashboard); the tests "
+            "load `faulty_variants` from tests/ this way", "none",
+            "profiling.settings.extra_variant_modules"),
+    Setting("RELU_LAB_CACHE", "where the compiled op is cached", "`~/.cache/relu_lab/ops`",
+            "relu_impls.build.build_settings"),
+    Setting("RELU_LAB_CSRC", "the op's sources", "the repository's `csrc/`",
+            "relu_impls.build.build_settings"),
+    Setting("RELU_LAB_NVCC_ARCH", "`nvcc` target when the op is built with CUDA",
+            "`-arch=sm_80`", "relu_impls.build.build_settings"),
+    Setting("RELU_LAB_PARALLEL_MIN_BYTES",
+            "the op's threshold for using the thread pool (bytes)", "1 MiB",
+            "csrc/relu_kernels.cc"),
+    Setting("RELU_LAB_STREAM_MIN_BYTES", "the op's threshold for non-temporal stores (bytes)",
+            "16 MiB", "csrc/relu_kernels.cc"),
+    Setting("RELU_LAB_REQUIREMENTS", "requirements file `make` installs", "`requirements.txt`",
+            "Makefile"),
+    Setting("RELU_LAB_FIXTURES", "where tests find the shared trace fixtures",
+            "`../shared/fixtures`", "tests/conftest.py"),
+)
+"""The standard toolchain variables `CXX` (C++ compiler, default `g++`) and `NVCC` (default
+`nvcc` on PATH) are read by relu_impls.build.build_settings too; they carry no prefix."""
+
+
+def data_dir() -> Path:
+    """`$RELU_LAB_DATA`, else ./.relu_lab (relative to the working directory)."""
+    return Path(os.environ.get("RELU_LAB_DATA") or DEFAULT_DATA_DIR)
+
+
+def max_trace_bytes() -> int:
+    """`$RELU_LAB_MAX_TRACE_BYTES` (a number, 1e9 allowed), else 1 GiB; a bad value -> default."""
+    try:
+        return int(float(os.environ.get("RELU_LAB_MAX_TRACE_BYTES", DEFAULT_MAX_TRACE_BYTES)))
+    except ValueError:
+        return DEFAULT_MAX_TRACE_BYTES
+
+
+def extra_variant_modules() -> list[str]:
+    """Module names in `$RELU_LAB_EXTRA_VARIANTS` (comma-separated; empty items dropped)."""
+    return [m.strip() for m in os.environ.get("RELU_LAB_EXTRA_VARIANTS", "").split(",")
+            if m.strip()]
