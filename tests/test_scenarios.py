@@ -264,7 +264,7 @@ def test_scenarios_page_runs_a_guide_scenario_and_stores_it(data_dir):
     at.text_input(key="sc_hidden").set_value("8")
     at.number_input(key="sc_repeats").set_value(2)
     at.number_input(key="sc_train_steps").set_value(2)
-    at.button(key="sc_run").click().run()
+    click_run(at)
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 2  # zeros per layer, storage bytes
     assert any("Saved as run" in s.value for s in at.success)
