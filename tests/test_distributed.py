@@ -38,7 +38,7 @@ def test_mirrored_over_two_logical_cpus_reports_collective_time(data_dir):
     assert store.breakdown([result.run_id])["collective_us"].iloc[0] > 0
     assert store.trace_path(cases["case_id"].iloc[0]) is not None
     fig = scenario_charts.compute_comm_figure(result.workers)
-    assert [t.name for t in fig.data] == ["compute", "collective", "transfer", "input"]
+    assert [t.name for t in fig.data] == ["compute", "collective", "memcpy", "other"]
 
 
 def test_two_multiworker_workers_on_loopback_all_reduce():
