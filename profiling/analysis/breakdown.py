@@ -20,20 +20,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from profiling.analysis.classify import classify_events, is_profiler_range
+from profiling.analysis.classify import KINDS, classify_events, is_profiler_range
 
 PRIORITY = ("compute", "collective", "memcpy", "other")
 
 
-def union_length(ts: np.ndarray, end: np.ndarray) -> float:
+def union_length(ts: np.ndarray, end: np.ndarray, presorted: bool = False) -> float:
     """Length of the union of [ts, end) intervals (vectorized: sort, running max of ends)."""
     if len(ts) == 0:
         return 0.0
-    order = np.argsort(ts, kind="stable")
-    s, e = ts[order], end[order]
-    reach = np.maximum.accumulate(e)
-    before = np.concatenate([[-np.inf], reach[:-1]])
-    return float(np.maximum(e - np.maximum(s, before), 0.0).sum())
+    if not presorted:
+        order = np.argsort(ts, kind="stable")
+        ts, end = ts[order], end[order]
+    reach = np.maximum.accumulate(end)
+    reach[1:] = reach[:-1]  # the furthest end before each interval
+    reach[0] = -np.inf
+    np.maximum(reach, ts, out=reach)
+    np.subtract(end, reach, out=reach)
+    return float(np.maximum(reach, 0.0, out=reach).sum())
 
 
 def busy_union_us(ts: np.ndarray, end: np.ndarray) -> float:
@@ -61,7 +65,7 @@ def exclusive_pieces(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.n
     end = ts + events.dur_us.to_numpy(float)
     parent = events.parent.to_numpy(np.int64)
     n = len(ts)
-    rows = np.arange(n)
+    rows = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
     child = rows[parent >= 0]
     # siblings are contiguous after a stable sort by parent, in start order
     child = child[np.argsort(parent[child], kind="stable")]
@@ -92,24 +96,27 @@ def time_breakdown(events: pd.DataFrame, kind: pd.Series | None = None) -> dict:
                 "compute_comm_ratio": None}
     kind = classify_events(events) if kind is None else kind
     keep = ~is_profiler_range(events).to_numpy(bool)
-    kinds = kind.to_numpy(object)
+    kinds = kind.cat.codes.to_numpy()  # positions in KINDS
     ts, end, owner = exclusive_pieces(events)
-    ts, end = ts[keep[owner]], end[keep[owner]]
-    k = kinds[owner[keep[owner]]]
+    kept = keep[owner]
+    order = np.argsort(ts[kept], kind="stable")  # sorted once, for every union below
+    ts, end, k = ts[kept][order], end[kept][order], kinds[owner[kept]][order]
+    del owner, kept, order
     out = dict(empty)
     if len(ts):
         span = float(end.max() - ts.min())
         covered = 0.0
         mask = np.zeros(len(ts), dtype=bool)
         for name in PRIORITY:  # each kind gets what the kinds before it left uncovered
-            mask |= k == name
-            now = union_length(ts[mask], end[mask])
+            mask |= k == KINDS.index(name)
+            now = union_length(ts[mask], end[mask], presorted=True)
             out[f"{name}_us"] = max(now - covered, 0.0)
             covered = now
         out["idle_us"] = max(span - covered, 0.0)
     busy = span - out["idle_us"] if len(ts) else 0.0
     self_us = events.self_us.to_numpy(float)[keep]
-    thread = {f"{name}_us": float(self_us[kinds[keep] == name].sum()) for name in PRIORITY}
+    thread = {f"{name}_us": float(self_us[kinds[keep] == KINDS.index(name)].sum())
+              for name in PRIORITY}
     comm = thread["collective_us"]
     ratio = thread["compute_us"] / comm if comm > 0 else None
     return {**out, "busy_us": busy, "thread_time": thread, "compute_comm_ratio": ratio}

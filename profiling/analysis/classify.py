@@ -53,12 +53,10 @@ def is_profiler_range(events: pd.DataFrame) -> pd.Series:
 
 
 def _per_category(column: pd.Series, rule) -> pd.Series:
-    """Apply a str -> value rule once per distinct value (columns are categoricals)."""
-    col = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
-    table = np.asarray([rule(str(c)) for c in col.cat.categories], dtype=object)
-    codes = col.cat.codes.to_numpy()
-    out = table[codes] if len(table) else np.full(len(col), rule(""), dtype=object)
-    return pd.Series(out, index=column.index)
+    """Apply a str -> bool rule once per distinct value (columns are categoricals)."""
+    codes, names = _codes(column)
+    table = np.asarray([rule(n) for n in names] or [False], dtype=bool)
+    return pd.Series(table[codes] if names else np.zeros(len(codes), bool), index=column.index)
 
 
 def _name_kind(name: str) -> str:
@@ -95,46 +93,62 @@ def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     return col.cat.codes.to_numpy().astype(np.int64), [str(c) for c in col.cat.categories]
 
 
-def _lane_kinds(process: pd.Series, thread: pd.Series) -> np.ndarray:
-    """_lane_kind per event, evaluated once per distinct (process, thread)."""
+# Kinds as small integer codes while classifying: 1..4 follow KINDS, 0 = not decided yet.
+_CODE = {"": 0, "compute": 1, "memcpy": 2, "collective": 3, "other": 4, "runtime": 5}
+
+
+def _codes_of(column: pd.Series, rule) -> np.ndarray:
+    """_CODE[rule(value)] per event, with the rule evaluated once per distinct value."""
+    codes, names = _codes(column)
+    if not names:
+        return np.zeros(len(codes), dtype=np.int8)
+    table = np.asarray([_CODE[rule(n)] for n in names], dtype=np.int8)
+    return table[codes]
+
+
+def _lane_codes(process: pd.Series, thread: pd.Series) -> np.ndarray:
+    """_CODE[_lane_kind] per event, evaluated once per distinct (process, thread)."""
     p_codes, p_names = _codes(process)
     t_codes, t_names = _codes(thread)
-    key = p_codes * (len(t_names) + 1) + t_codes
-    uniq, inverse = np.unique(key, return_inverse=True)
-    table = np.asarray([_lane_kind(p_names[k // (len(t_names) + 1)] if k >= 0 else "",
-                                   t_names[k % (len(t_names) + 1)]
-                                   if k % (len(t_names) + 1) < len(t_names) else "")
-                        for k in uniq], dtype=object)
-    return table[inverse]
+    width = len(t_names) + 1
+    uniq, inverse = np.unique(p_codes * width + t_codes, return_inverse=True)
+    table = np.asarray([_CODE[_lane_kind(p_names[k // width] if 0 <= k // width < len(p_names)
+                                         else "",
+                                         t_names[k % width] if k % width < len(t_names) else "")]
+                        for k in uniq], dtype=np.int8)
+    return table[inverse] if len(uniq) else np.zeros(len(p_codes), dtype=np.int8)
 
 
 def classify_events(events: pd.DataFrame) -> pd.Series:
-    """Kind per event (see the module docstring for the rules, first match wins: name, then
-    category, then lane, then the enclosing op's kind)."""
+    """Kind per event, a categorical over KINDS (see the module docstring for the rules; first
+    match wins: name, then category, then lane, then the enclosing op's kind)."""
     if events.empty:
-        return pd.Series(dtype=object, index=events.index)
-    by_name = _per_category(events["name"], _name_kind).to_numpy()
-    by_cat = _per_category(events["cat"], _cat_kind).to_numpy()
-    lane = _lane_kinds(events["process"], events["thread"])
-    kind = np.where(by_name != "", by_name, "")
+        return pd.Series(pd.Categorical([], categories=list(KINDS)), index=events.index)
+    by_name = _codes_of(events["name"], _name_kind)
+    by_cat = _codes_of(events["cat"], _cat_kind)
+    lane = _lane_codes(events["process"], events["thread"])
+    runtime = by_cat == _CODE["runtime"]
+    kind = by_name.copy()
     # A memcpy-named runtime call (cudaMemcpyAsync) is host overhead, not the copy itself.
-    kind = np.where((by_cat == "runtime") & (by_name == "memcpy"), "", kind)
-    kind = np.where(kind == "", np.where(by_cat == "runtime", "", by_cat), kind)
-    kind = np.where((kind == "") & (by_cat != "runtime"), lane, kind)
-    kind = kind.astype(object)
+    kind[runtime & (by_name == _CODE["memcpy"])] = 0
+    todo = (kind == 0) & ~runtime
+    kind[todo] = by_cat[todo]
+    todo = (kind == 0) & ~runtime
+    kind[todo] = lane[todo]
     if "parent" in events.columns and "depth" in events.columns:
         _inherit(kind, events["parent"].to_numpy(), events["depth"].to_numpy())
-    kind[kind == ""] = "other"
-    return pd.Series(kind, index=events.index, dtype=object)
+    kind[kind == 0] = _CODE["other"]
+    return pd.Series(pd.Categorical.from_codes(kind - 1, categories=list(KINDS)),
+                     index=events.index)
 
 
 def _inherit(kind: np.ndarray, parent: np.ndarray, depth: np.ndarray) -> None:
-    """Unclassified events take their parent's kind, level by level from the top."""
+    """Undecided events take their parent's kind, level by level from the top."""
     order = np.argsort(depth, kind="stable")
     levels = np.searchsorted(depth[order], np.arange(int(depth.max()) + 2))
     for d in range(1, len(levels) - 1):
         rows = order[levels[d]:levels[d + 1]]
-        rows = rows[(kind[rows] == "") & (parent[rows] >= 0)]
+        rows = rows[(kind[rows] == 0) & (parent[rows] >= 0)]
         if len(rows):
             kind[rows] = kind[parent[rows]]
 

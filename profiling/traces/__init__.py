@@ -70,14 +70,17 @@ def summarize(trace: Trace, top: int = 20) -> dict:
     profiling.analysis.breakdown), thread_time dict (self time per kind summed over threads),
     busy_us (union over threads) and compute_comm_ratio (None without communication)."""
     from profiling.analysis.breakdown import time_breakdown
+    from profiling.analysis.classify import classify_events
     from profiling.analysis.op_stats import top_ops
 
     ev = trace.events
     duration = float((ev.ts_us + ev.dur_us).max() - ev.ts_us.min()) if len(ev) else 0.0
-    b = time_breakdown(ev)
+    kind = classify_events(ev)
+    b = time_breakdown(ev, kind)
     ratio = b.pop("compute_comm_ratio")
     thread_time = b.pop("thread_time")
     busy = b.pop("busy_us")
-    return {"event_count": int(len(ev)), "duration_us": duration, "top_ops": top_ops(ev, top),
+    return {"event_count": int(len(ev)), "duration_us": duration,
+            "top_ops": top_ops(ev, top, kind),
             "breakdown": b, "busy_us": busy, "thread_time": thread_time,
             "compute_comm_ratio": ratio, "source": trace.source}

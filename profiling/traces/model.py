@@ -82,12 +82,17 @@ def _categorical(values: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
 
 
+def _from_codes(codes: np.ndarray, categories: list[str]) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.asarray(codes),
+                                     categories=pd.Index(categories, dtype=object))
+
+
 def _sorted_codes(col: Coded) -> np.ndarray:
     """Codes renumbered so that their order is the categories' string order."""
-    rank = np.empty(len(col.categories), dtype=np.int64)
+    rank = np.empty(len(col.categories), dtype=np.int32)
     rank[np.argsort(np.asarray(col.categories, dtype=object), kind="stable")] = \
         np.arange(len(col.categories))
-    return rank[col.codes] if len(col.codes) else np.array([], dtype=np.int64)
+    return rank[col.codes] if len(col.codes) else np.array([], dtype=np.int32)
 
 
 def nesting(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
@@ -99,7 +104,7 @@ def nesting(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
     """
     n = len(ts)
     end = ts + dur
-    depth = np.zeros(n, dtype=np.int64)
+    depth = np.zeros(n, dtype=np.int32)
     bounds = np.flatnonzero(np.diff(lane)) + 1
     starts = np.concatenate([[0], bounds]) if n else np.array([], dtype=np.int64)
     stops = np.concatenate([bounds, [n]]) if n else np.array([], dtype=np.int64)
@@ -107,7 +112,7 @@ def nesting(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
         ends_sorted = np.sort(end[a:b])
         closed = np.searchsorted(ends_sorted, ts[a:b], side="right")
         depth[a:b] = np.maximum(np.arange(b - a) - closed, 0)
-    parent = np.full(n, -1, dtype=np.int64)
+    parent = np.full(n, -1, dtype=np.int32 if n < 2**31 else np.int64)
     order = np.argsort(depth, kind="stable")
     levels = np.searchsorted(depth[order], np.arange(int(depth.max()) + 2 if n else 1))
     for d in range(1, len(levels) - 1):
@@ -134,32 +139,50 @@ def build_events(cols: EventColumns, process_names: Mapping[str, str],
     ts = np.asarray(cols.ts_us, dtype=float)
     dur = np.asarray(cols.dur_us, dtype=float)
     check_times(ts, dur)
-    pid_rank, tid_rank = _sorted_codes(cols.pid), _sorted_codes(cols.tid)
-    order = np.lexsort((-dur, ts, tid_rank, pid_rank)) if n else np.array([], dtype=np.int64)
-    lane_key = pid_rank[order] * (len(cols.tid.categories) + 1) + tid_rank[order]
+    # one small integer per (pid, tid) lane, in (pid, tid) string order
+    lane_rank = _sorted_codes(cols.pid).astype(np.int64) * (len(cols.tid.categories) + 1) \
+        + _sorted_codes(cols.tid)
+    order = np.lexsort((-dur, ts, lane_rank)) if n else np.array([], dtype=np.int64)
+    lane_key = lane_rank[order]
+    del lane_rank
     ts, dur = ts[order], dur[order]
+    cols.ts_us = cols.dur_us = None  # build_events owns the columns: free the unsorted ones
     depth, parent, self_us = nesting(lane_key, ts, dur)
-    pid_s, tid_s = cols.pid.values()[order], cols.tid.values()[order]
-    names, cats = cols.name.values()[order], cols.cat.values()[order]
-    long_names = cols.long_name.values()[order]
+    pid_codes, tid_codes = cols.pid.codes[order], cols.tid.codes[order]
     args = cols.args[order] if cols.args is not None else None
-    if tf_rules:
+    if tf_rules:  # renames some events: work on the strings
+        names, cats = cols.name.values()[order], cols.cat.values()[order]
+        long_names = cols.long_name.values()[order]
         _apply_tf_rules(names, cats, long_names, args, parent)
-    # Process and thread names per lane, spread to the events through the lane index.
-    _, first, inverse = np.unique(lane_key, return_index=True, return_inverse=True)
-    process = np.asarray([process_names.get(p, "") for p in pid_s[first]], dtype=object)
-    thread = np.asarray([thread_names.get((p, t), "") for p, t in
-                         zip(pid_s[first], tid_s[first], strict=True)], dtype=object)
+        name_c, cat_c, long_c = _categorical(names), _categorical(cats), _categorical(long_names)
+    else:
+        name_c, cat_c, long_c = (_from_codes(c.codes[order], c.categories)
+                                 for c in (cols.name, cols.cat, cols.long_name))
+    # Process and thread names per lane, spread to the events through the lane index (lanes
+    # are contiguous once sorted).
+    change = np.flatnonzero(np.diff(lane_key)) + 1 if n else np.array([], dtype=np.int64)
+    first = np.concatenate([[0], change]).astype(np.int64) if n else change
+    inverse = np.zeros(n, dtype=np.int32)
+    inverse[change] = 1
+    np.cumsum(inverse, out=inverse)
+    del lane_key
+    pids = np.asarray(cols.pid.categories, dtype=object)
+    tids = np.asarray(cols.tid.categories, dtype=object)
+    lane_pid, lane_tid = pids[pid_codes[first]], tids[tid_codes[first]]
+    process = _categorical(np.asarray([process_names.get(p, "") for p in lane_pid], dtype=object))
+    thread = _categorical(np.asarray([thread_names.get((p, t), "") for p, t in
+                                      zip(lane_pid, lane_tid, strict=True)], dtype=object))
     df = pd.DataFrame({
-        "pid": _categorical(pid_s), "tid": _categorical(tid_s),
-        "process": _categorical(process[inverse] if n else process),
-        "thread": _categorical(thread[inverse] if n else thread),
-        "name": _categorical(names), "cat": _categorical(cats),
+        "pid": _from_codes(pid_codes, cols.pid.categories),
+        "tid": _from_codes(tid_codes, cols.tid.categories),
+        "process": _from_codes(process.codes[inverse], list(process.categories)),
+        "thread": _from_codes(thread.codes[inverse], list(thread.categories)),
+        "name": name_c, "cat": cat_c,
         "ts_us": ts, "dur_us": dur, "self_us": self_us,
         "depth": depth.astype(np.int32), "parent": parent,
-        "long_name": _categorical(long_names),
+        "long_name": long_c,
         "args": args if args is not None else np.full(n, "{}", dtype=object),
-    })
+    }, copy=False)
     return df[EVENT_COLUMNS]
 
 
