@@ -3,8 +3,10 @@ bench-traces`).
 
 Generates Chrome traces of the requested sizes (PyTorch-like: nested cpu_op events with args on
 a few threads), then, each in a fresh process, times and measures the peak RSS of plain
-`json.load` of the file and of `trace-summary` (streamed load + summary) and `audit` on it.
-Prints a Markdown table. The generated files live in a temp dir removed at the end.
+`json.load` of the file (up to 2M events) and of `trace-summary` (streamed load + summary) and
+`audit` on it, repeats interleaved. Prints a Markdown table: median seconds (imports excluded),
+the largest peak RSS, and the peak minus the RSS after imports. The generated files live in a
+temp dir removed at the end.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,7 +44,7 @@ def generate(path: Path, events: int, threads: int = 4) -> int:
                 start, dur = ts[t] + 1 + 10 * (k - 1), 8.0
             if k == 3:
                 ts[t] += 45
-            name = OPS[(i * 7 + k) % len(OPS)]
+            name = OPS[(i // threads + k) % len(OPS)]
             sep = ",\n" if i < events - 1 else "\n"
             f.write(f'{{"ph": "X", "cat": "cpu_op", "name": "{name}", "pid": 1, "tid": {t}, '
                     f'"ts": {start:.3f}, "dur": {dur:.3f}, "args": {{"External id": {i}}}}}{sep}')
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", default="1e6,8e6",
                         help="comma list of event counts (default %(default)s)")
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per task, interleaved; the median time is shown")
     args = parser.parse_args(argv)
     counts = [int(float(c)) for c in args.events.split(",") if c.strip()]
     tasks = [t for t in args.tasks.split(",") if t in TASKS]
@@ -104,16 +109,22 @@ def main(argv: list[str] | None = None) -> int:
             size = generate(path, n)
             print(f"<!-- generated {n} events, {size / 1e6:.0f} MB in "
                   f"{time.perf_counter() - t0:.0f} s -->", flush=True)
-            for task in tasks:
-                if task == "json.load" and n > JSON_LOAD_MAX_EVENTS:
-                    continue  # ~6x the file in RAM: the very thing streaming avoids
-                r = measure(task, path)
-                if "error" in r:
-                    print(f"| {n:,} | {size / 1e6:.0f} | {task} | failed: {r['error']} | | | |")
+            shown = [t for t in tasks if t != "json.load" or n <= JSON_LOAD_MAX_EVENTS]
+            runs: dict[str, list[dict]] = {t: [] for t in shown}
+            for _ in range(args.repeats):  # interleaved, so load changes hit every task alike
+                for task in shown:
+                    runs[task].append(measure(task, path))
+            for task in shown:
+                ok = [r for r in runs[task] if "error" not in r]
+                if not ok:
+                    print(f"| {n:,} | {size / 1e6:.0f} | {task} | failed: "
+                          f"{runs[task][0]['error']} | | | |")
                     continue
-                print(f"| {n:,} | {size / 1e6:.0f} | {task} | {r['seconds']:.2f} | "
-                      f"{r['peak_rss_mb']:.0f} | {r['added_rss_mb']:.0f} | "
-                      f"{r['peak_rss_mb'] * 2**20 / size:.2f} |", flush=True)
+                seconds = statistics.median(r["seconds"] for r in ok)
+                peak = max(r["peak_rss_mb"] for r in ok)
+                added = max(r["added_rss_mb"] for r in ok)
+                print(f"| {n:,} | {size / 1e6:.0f} | {task} | {seconds:.2f} | {peak:.0f} | "
+                      f"{added:.0f} | {peak * 2**20 / size:.2f} |", flush=True)
             path.unlink()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -11,9 +11,10 @@ import pytest
 from profiling.analysis.activations import audit
 from profiling.traces import load_trace, summarize
 
-# 4M floats: a ReLU long enough that on this shared 2-vCPU machine the tf.function call's
-# Python overhead (a few hundred µs when busy) stays a minority; see README "Traces".
-SIZE = 4_000_000
+# 16M floats: a ReLU long enough that on a shared, busy 2-vCPU machine the tf.function call's
+# fixed costs (Python dispatch, executor hand-off, waiting for a CPU: up to a few ms under load)
+# stay a minority; at 1M they can be half of the step (README, "Traces").
+SIZE = 16_000_000
 CASES = [("nn_relu", "eager"), ("nn_relu", "function"), ("nn_relu", "xla"),
          ("custom_op", "eager"), ("custom_op", "function")]
 

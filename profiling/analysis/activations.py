@@ -61,45 +61,74 @@ def _site(long_name: str, name: str, cat: str) -> tuple[str, str, str, object] |
     return (scope, op_type, kind, False)
 
 
+def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    col = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    return col.cat.codes.to_numpy().astype(np.int64), [str(c) for c in col.cat.categories]
+
+
+OP_CATS = {"tf_op", "cpu_op", "kernel", "op", "operator"}
+
+
 def activation_sites(events: pd.DataFrame) -> pd.DataFrame:
     """One row per (scope, op, kind, fused): occurrences and self time (µs) of the events.
 
-    A `where` (SelectV2) counts only with a Greater in its scope (the x > 0 test), whose time
-    is added to it."""
+    Rules run once per distinct (long_name, name, cat), not per event. An activation nested in
+    another (aten::relu calling aten::clamp_min) counts as its parent. A `where` (SelectV2)
+    counts only with a Greater in its scope (the x > 0 test), whose time is added to it."""
+    cols = COLUMNS[:-1]
     if events.empty:
-        return pd.DataFrame(columns=COLUMNS[:-1])
-    name = events["name"].astype(str)
-    ops = events[(events["cat"].astype(str).isin(["tf_op", "cpu_op", "kernel", "op", "operator"])
-                  | name.str.contains("fusion", case=False)) & ~name.str.startswith("end: ")]
-    if ops.empty:
-        return pd.DataFrame(columns=COLUMNS[:-1])
-    keys = pd.DataFrame({"long_name": ops["long_name"].astype(str),
-                         "name": ops["name"].astype(str), "cat": ops["cat"].astype(str)})
-    distinct = keys.drop_duplicates()
-    sites = {tuple(r): _site(*r) for r in distinct.itertuples(index=False)}
-    found = [sites[tuple(r)] for r in keys.itertuples(index=False)]
-    if "parent" in ops.columns:  # aten::relu calling aten::clamp_min is one activation
-        site_of_row = dict(zip(ops.index, found, strict=True))
-        found = [site_of_row.get(p) or s if s is not None else None
-                 for s, p in zip(found, ops["parent"], strict=True)]
-    mask = np.array([s is not None for s in found])
-    rows = pd.DataFrame([s for s in found if s is not None],
-                        columns=["scope", "op", "kind", "fused"])
-    rows["self_us"] = ops["self_us"].to_numpy(float)[mask]
-    rows["fused"] = rows["fused"].astype(object)
-    out = rows.groupby(["scope", "op", "kind", "fused"], sort=False).agg(
-        occurrences=("self_us", "size"), self_us=("self_us", "sum")).reset_index()
-    greater = (keys["name"].isin(["Greater", "GreaterEqual"]) & (keys["long_name"] != "")).to_numpy()
+        return pd.DataFrame(columns=cols)
+    name_codes, names = _codes(events["name"])
+    cat_codes, cats = _codes(events["cat"])
+    long_codes, longs = _codes(events["long_name"]) if "long_name" in events else \
+        (np.zeros(len(events), dtype=np.int64), [""])
+    op_name = np.asarray([("fusion" in n.lower()) and not n.startswith("end: ") for n in names]
+                         or [False])
+    op_cat = np.asarray([c in OP_CATS for c in cats] or [False])
+    rows = np.flatnonzero(op_name[name_codes] | op_cat[cat_codes])
+    if len(rows) == 0:
+        return pd.DataFrame(columns=cols)
+    width_c, width_n = len(cats) + 1, (len(names) + 1) * (len(cats) + 1)
+    key = (long_codes[rows] + 1) * width_n + name_codes[rows] * width_c + cat_codes[rows]
+    uniq, inverse = np.unique(key, return_inverse=True)
+    site_list: list[tuple] = []
+    site_of_key = np.full(len(uniq), -1, dtype=np.int64)
+    index: dict[tuple, int] = {}
+    for i, k in enumerate(uniq.tolist()):
+        lc, nc, cc = k // width_n - 1, (k % width_n) // width_c, k % width_c
+        site = _site(longs[lc] if lc >= 0 else "", names[nc], cats[cc])
+        if site is not None:
+            site_of_key[i] = index.setdefault(site, len(site_list))
+            if site_of_key[i] == len(site_list):
+                site_list.append(site)
+    site_of_row = np.full(len(events), -1, dtype=np.int64)
+    site_of_row[rows] = site_of_key[inverse.ravel()]
+    if "parent" in events.columns:  # an activation inside an activation is its parent's
+        parent = events["parent"].to_numpy()
+        inner = np.flatnonzero((site_of_row >= 0) & (parent >= 0))
+        inner = inner[site_of_row[parent[inner]] >= 0]
+        site_of_row[inner] = site_of_row[parent[inner]]
+    hit = site_of_row >= 0
+    if not hit.any():
+        return pd.DataFrame(columns=cols)
+    self_us = events["self_us"].to_numpy(float)
+    occurrences = np.bincount(site_of_row[hit], minlength=len(site_list))
+    time_us = np.bincount(site_of_row[hit], weights=self_us[hit], minlength=len(site_list))
+    out = pd.DataFrame(site_list, columns=["scope", "op", "kind", "fused"])
+    out["fused"] = out["fused"].astype(object)
+    out["occurrences"], out["self_us"] = occurrences, time_us
+    # A SelectV2 is a ReLU spelled tf.where only with the x > 0 test beside it.
+    greater = np.asarray([n in ("Greater", "GreaterEqual") for n in names] or [False])
+    g_rows = np.flatnonzero(greater[name_codes] & (long_codes >= 0))
     g_time: dict[str, float] = {}
-    for long_name, t in zip(keys["long_name"].to_numpy()[greater],
-                            ops["self_us"].to_numpy(float)[greater], strict=True):
-        scope = long_name.split(":", 1)[0].rsplit("/", 1)[0]
-        g_time[scope] = g_time.get(scope, 0.0) + t
+    for lc, t in zip(long_codes[g_rows], self_us[g_rows], strict=True):
+        scope = longs[lc].split(":", 1)[0].rsplit("/", 1)[0]
+        g_time[scope] = g_time.get(scope, 0.0) + float(t)
     is_where = (out["kind"] == "where") & (out["scope"] != "")
-    out = out[~is_where | out["scope"].isin(list(g_time))].copy()
+    out = out[(out["occurrences"] > 0) & (~is_where | out["scope"].isin(list(g_time)))].copy()
     out["self_us"] = [t + (g_time.get(sc, 0.0) if k == "where" else 0.0)
                       for t, sc, k in zip(out["self_us"], out["scope"], out["kind"], strict=True)]
-    return out.reset_index(drop=True)
+    return out[cols].reset_index(drop=True)
 
 
 def audit(events: pd.DataFrame, fuses_here: dict[str, bool] | None = None) -> dict:
