@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES
 from streamlit.testing.v1 import AppTest
 from test_charts import decode, synthetic_cases
 from test_report import fill
@@ -18,8 +18,7 @@ TIMEOUT_S = 120  # the first run imports TensorFlow
 
 
 def fixtures_dir() -> Path:
-    return Path(os.environ.get("RELU_LAB_FIXTURES")
-                or Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+    return FIXTURES
 
 
 def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
@@ -86,7 +85,13 @@ def test_traces_page_reads_an_uploaded_pytorch_trace(data_dir):
     assert timeline["data"] and all(t["type"] == "bar" for t in timeline["data"])
     assert any("aten::" in t["name"] for t in timeline["data"])
     assert charts["chart_ops"]["data"][0]["orientation"] == "h"
-    assert "aten::mkldnn_convolution" in set(at.dataframe[-1].value["name"])
+    frames = {tuple(d.value.columns[:2]): d.value for d in at.dataframe}
+    assert "aten::mkldnn_convolution" in set(frames[("name", "occurrences")]["name"])
+    audit = frames[("scope", "op")]
+    assert list(audit.loc[audit["op"] == "aten::relu", "fused"]) == ["separate"]
+    breakdown = frames[("kind", "wall µs")].set_index("kind")
+    assert breakdown.loc["compute", "wall µs"] > breakdown.loc["other", "wall µs"]
+    assert "n/a: no communication in this trace" in [m.value for m in at.metric]
     # Fewer events drawn when capped.
     drawn = sum(len(t["x"]) for t in timeline["data"])
     at.number_input(key="trace_cap").set_value(100).run()
