@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 
-from test_app_pages import open_page, texts
-
 from conftest import FIXTURES
+from test_app_pages import open_page, texts
 
 PYTORCH = FIXTURES / "pytorch_cpu_trace.json"
 
