@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build browser run test lint bench readme clean
+.PHONY: setup build browser run test lint bench bench-traces readme clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ lint: setup
 
 bench: build
 	TF_CPU_ALLOCATOR_USE_BFC=true $(PY) -m relu_impls.bench
+
+# Trace ingestion at scale (generated 1M- and 8M-event Chrome traces, removed after): README
+# "Traces at scale".
+bench-traces: setup
+	$(PY) -m profiling.trace_bench --events 1e6,8e6
 
 # Regenerates the README's tables from the code.
 readme: build

@@ -29,8 +29,8 @@ STRATEGIES = ("mirrored", "multiworker")
 COMMUNICATIONS = ("AUTO", "RING", "NCCL")
 WORKER_COLUMNS = [
     "worker", "strategy", "replicas", "devices", "step_median_s", "step_iqr_s", "compute_us",
-    "collective_us", "memcpy_us", "idle_us", "other_us", "collective_fraction", "final_loss",
-    "xplane_path",
+    "collective_us", "memcpy_us", "idle_us", "other_us", "collective_fraction",
+    "collective_thread_us", "final_loss", "xplane_path",
 ]
 
 
@@ -337,7 +337,10 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
     median, iqr = median_iqr(samples)
     xplane = profile_calls(train_step, (), cfg.trace_steps, str(out / f"trace_worker{index}"))
     stats = op_stats(xplane)
-    breakdown = store_breakdown(trace_file_breakdown(xplane))  # the one classifier's numbers
+    whole = trace_file_breakdown(xplane)  # the one classifier's numbers, as trace-summary's
+    breakdown = store_breakdown(whole)
+    # wall collective time is what compute did not hide; the thread time is all of it
+    breakdown["collective_thread_us"] = whole["thread_time"]["collective_us"]
     busy = breakdown["compute_us"] + breakdown["collective_us"]
     breakdown["collective_fraction"] = breakdown["collective_us"] / busy if busy else 0.0
     final_loss = float(train_step())
