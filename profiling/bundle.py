@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from profiling.store import BUNDLE_TABLES, Store, export_rows, import_rows, now_iso
 from profiling.traces.model import Trace, TraceError
 
@@ -148,13 +146,11 @@ def trace_from_bundle(obj: Mapping) -> Trace:
         raise TraceError(str(e)) from None
     if not traces:
         raise TraceError("bundle holds no trace files (exported without traces?)")
+    from profiling.traces.model import concat_events
     from profiling.traces.xplane import load_xplane
 
     case_of = {r.get("trace_sha256"): r.get("case_id") for r in obj["tables"].get("cases", [])}
-    frames = []
-    for sha, (_, data) in traces.items():
-        ev = load_xplane(data).events.copy()
-        ev["pid"] = f"{case_of.get(sha, sha[:12])}/" + ev["pid"]
-        frames.append(ev)
-    return Trace(pd.concat(frames, ignore_index=True), "bundle",
+    parts = [(str(case_of.get(sha, sha[:12])), load_xplane(data).events)
+             for sha, (_, data) in traces.items()]
+    return Trace(concat_events(parts), "bundle",
                  {"runs": obj.get("run_ids"), "traces": len(traces)})

@@ -104,3 +104,17 @@ def test_profiler_range_lane_is_not_work(pytorch_trace):
     busy = b["compute_us"] + b["memcpy_us"] + b["collective_us"]
     assert busy + b["idle_us"] == pytest.approx(span, rel=1e-6)
     assert b["collective_us"] == 0 and b["compute_comm_ratio"] is None  # CPU only: no transfers
+
+
+def test_concat_events_keeps_lanes_apart_and_parents_right(trace):
+    from profiling.analysis.breakdown import time_breakdown
+    from profiling.traces.model import concat_events
+
+    both = concat_events([("a", trace.events), ("b", trace.events)])
+    assert len(both) == 2 * len(trace.events)
+    assert set(both["pid"].astype(str)) == {"a/1", "b/1"}
+    second = both.iloc[len(trace.events):]
+    conv = second.index[second["name"] == "conv"][0]
+    assert both.loc[both.loc[conv, "parent"], "name"] == "step"  # shifted, not the first's
+    one, two = time_breakdown(trace.events), time_breakdown(both)
+    assert two["thread_time"]["compute_us"] == 2 * one["thread_time"]["compute_us"]

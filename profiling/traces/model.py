@@ -217,3 +217,22 @@ def empty_events() -> pd.DataFrame:
     none = Coded(np.array([], dtype=np.int64), [])
     return build_events(EventColumns(none, none, none, none, none, np.array([]), np.array([])),
                         {}, {})
+
+
+def concat_events(parts: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """Several traces' events as one frame: each part's pids prefixed with "<label>/" (so their
+    lanes stay apart) and its parent rows shifted to the joined frame's positions."""
+    frames, offset = [], 0
+    for label, ev in parts:
+        ev = ev.reset_index(drop=True).copy()
+        ev["pid"] = (f"{label}/" + ev["pid"].astype(str)).astype("category")
+        parent = ev["parent"].to_numpy()
+        ev["parent"] = np.where(parent >= 0, parent + offset, -1)
+        frames.append(ev)
+        offset += len(ev)
+    if not frames:
+        return empty_events()
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("pid", "tid", "process", "thread", "name", "cat", "long_name"):
+        out[col] = out[col].astype(str).astype("category")
+    return out[EVENT_COLUMNS]
