@@ -436,10 +436,7 @@ def _whole_document(data: bytes, bundle_ok: bool) -> Trace:
     """No traceEvents list: a bundle, a foreign document or invalid JSON."""
     if not data.strip(_WS):
         raise TraceError("trace is empty")
-    try:
-        obj = _ANY.decode(data)
-    except msgspec.DecodeError as e:
-        raise TraceError(f"not valid JSON ({str(e).splitlines()[0]})") from None
+    obj = decode_json(data)  # stdlib json, as the bundle reader expects
     if bundle_ok and isinstance(obj, dict) and obj.get("format") == "relu_lab_bundle":
         from profiling.bundle import trace_from_bundle
 
@@ -467,15 +464,21 @@ def file_chunks(path: str | os.PathLike, limit: int | None = None) -> Iterator[b
 
 
 def decode_json(data: bytes) -> Any:
-    """Whole-document JSON decode with the size cap and gzip guard (bundles, small files)."""
+    """Whole-document JSON decode (stdlib json) with the size cap and gzip guard: bundles and
+    other small documents, where json's exact semantics (big ints, 1e400) matter."""
+    import json
+
     if data[:2] == GZIP_MAGIC:
         data = gunzip_capped(data)
     elif len(data) > max_trace_bytes():
         raise TraceError(f"trace exceeds the {max_trace_bytes() / 2**30:.2g} GiB limit")
     try:
-        return _ANY.decode(data)
-    except msgspec.DecodeError as e:
-        raise TraceError(f"not valid JSON ({str(e).splitlines()[0]})") from None
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TraceError(f"not valid JSON ({type(e).__name__} at byte "
+                         f"{getattr(e, 'pos', getattr(e, 'start', '?'))})") from None
+    except RecursionError:
+        raise TraceError("JSON nested too deeply") from None
 
 
 def from_chrome_json(obj: Any, tf_rules: bool | None = None) -> Trace:
