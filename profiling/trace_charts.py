@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from profiling.analysis.classify import is_profiler_range
 from profiling.charts import _colour, _layout, display_text, empty_figure
 
 COLOURED_OPS = 12
@@ -46,12 +47,19 @@ def _rows(events: pd.DataFrame) -> pd.Series:
     return lanes.where(depth == 0, lanes + " · d" + depth.astype(str))
 
 
+def _self_time_by_name(events: pd.DataFrame) -> pd.Series:
+    """Self time per op name, the profiler's own capture range left out (it is no work)."""
+    if "cat" in events.columns:
+        events = events[~is_profiler_range(events).to_numpy(bool)]
+    weight = events["self_us"] if "self_us" in events.columns else events["dur_us"]
+    return weight.groupby(events["name"].astype(str), observed=True).sum()
+
+
 def colour_map(events: pd.DataFrame, n: int = COLOURED_OPS) -> dict[str, str]:
     """Op name -> colour for the `n` names with the most self time (the rest are grey)."""
     if events.empty:
         return {}
-    weight = events["self_us"] if "self_us" in events.columns else events["dur_us"]
-    names = weight.groupby(events["name"].astype(str), observed=True).sum().nlargest(n).index
+    names = _self_time_by_name(events).nlargest(n).index
     return {name: _colour(i) for i, name in enumerate(names)}
 
 
@@ -91,9 +99,7 @@ def select_events(
     if query:
         frame = frame[frame["name"].astype(str).str.contains(query, case=False, regex=False)]
     if top_ops is not None and not frame.empty:
-        weight = frame["self_us"] if "self_us" in frame.columns else frame["dur_us"]
-        names = weight.groupby(frame["name"].astype(str), observed=True).sum() \
-            .nlargest(top_ops).index
+        names = _self_time_by_name(frame).nlargest(top_ops).index
         frame = frame[frame["name"].astype(str).isin(names)]
     if len(frame) > max_events:
         frame = downsample(frame, (start, end), buckets)

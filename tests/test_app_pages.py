@@ -91,7 +91,8 @@ def test_traces_page_reads_an_uploaded_pytorch_trace(data_dir):
     assert list(audit.loc[audit["op"] == "aten::relu", "fused"]) == ["separate"]
     breakdown = frames[("kind", "wall µs")].set_index("kind")
     assert breakdown.loc["compute", "wall µs"] > breakdown.loc["other", "wall µs"]
-    assert "n/a: no communication in this trace" in [m.value for m in at.metric]
+    assert "n/a" in [m.value for m in at.metric]
+    assert "n/a: no communication in this trace" in [c.value for c in at.caption]
     # Fewer events drawn when capped.
     drawn = sum(len(t["x"]) for t in timeline["data"])
     at.number_input(key="trace_cap").set_value(100).run()

@@ -202,7 +202,9 @@ def explore(events: pd.DataFrame, summary: dict, audit_result: dict) -> None:
     cols = st.columns(4)
     cols[0].metric("Events", f"{summary['event_count']:,}")
     cols[1].metric("Duration", f"{max(summary['duration_us'] / 1e3, 1e-3):.3g} ms")
-    cols[2].metric("Compute / communication", NO_COMM if ratio is None else f"{ratio:.3g}")
+    cols[2].metric("Compute / communication", "n/a" if ratio is None else f"{ratio:.3g}")
+    if ratio is None:
+        cols[2].caption(NO_COMM)
     cols[3].metric("Source", summary.get("source", "?"))
     if events.empty:
         st.warning("This trace has no duration events to draw.")
