@@ -1,5 +1,6 @@
 """End to end: a stored case's trace opens in XProf's own UI from the Traces page, served by
-the xprof server the dashboard starts on demand (offline, real Chromium, real xprof)."""
+the xprof server the dashboard starts on demand (offline, real Chromium, real xprof); and a
+click on a timeline bar shows that event's details."""
 
 from __future__ import annotations
 
@@ -70,3 +71,17 @@ def test_stored_case_opens_in_xprof(app_with_a_run, page):  # noqa: F811 - fixtu
     screenshot(page, "xprof.png")
     # the logdir xprof serves is the layout it reads: plugins/profile/<run>/<host>.xplane.pb
     assert list((data / "xprof" / "plugins" / "profile").glob("*/*.xplane.pb"))
+
+
+def test_clicking_a_timeline_bar_shows_the_event(app_with_a_run, page):  # noqa: F811 - fixture
+    url, run_id, _ = app_with_a_run
+    page.goto(f"{url}/traces?run={run_id}")
+    page.get_by_text("Activation audit").wait_for(timeout=120_000)
+    bars = page.locator(".js-plotly-plot").first.locator("g.point path")
+    bars.first.wait_for()
+    bars.first.click(force=True)
+    details = page.locator("[data-testid=stJson]").first
+    details.wait_for(timeout=60_000)
+    text = details.inner_text()
+    assert '"name"' in text and '"duration_us"' in text and '"args"' in text
+    screenshot(page, "traces_event_details.png")
