@@ -56,10 +56,15 @@ JSON_LOAD_MAX_EVENTS = 2_000_000
 TASKS = {
     "json.load": ("import json",
                   "with open(P, 'rb') as f:\n    json.load(f)"),
-    "trace-summary": ("from profiling.traces import load_trace, summarize",
+    # what `trace-summary` and `audit` run, allocator setting included
+    "trace-summary": ("from profiling.traces import load_trace, summarize\n"
+                      "from profiling.trace_cli import return_big_frees_to_the_os",
+                      "return_big_frees_to_the_os()\n"
                       "summarize(load_trace(P, keep_args=False))"),
     "audit": ("from profiling.traces import load_trace\n"
-              "from profiling.analysis.activations import audit",
+              "from profiling.analysis.activations import audit\n"
+              "from profiling.trace_cli import return_big_frees_to_the_os",
+              "return_big_frees_to_the_os()\n"
               "audit(load_trace(P, keep_args=False).events)"),
 }
 CHILD = """import resource, sys, time

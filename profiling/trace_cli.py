@@ -20,6 +20,18 @@ import pandas as pd
 LIMIT_ENV = "RELU_LAB_MAX_TRACE_BYTES"
 
 
+def return_big_frees_to_the_os() -> None:
+    """Pin glibc's mmap threshold at 1 MiB, so every freed array of a big trace goes straight
+    back to the OS instead of being kept on the heap (glibc raises the threshold as big blocks
+    are freed); lowers the commands' peak RSS. A no-op off glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def json_safe(obj: Any) -> Any:
     """obj with NumPy scalars made Python and every non-finite float made None."""
     if isinstance(obj, dict):
@@ -80,6 +92,7 @@ def cmd_trace_summary(args: argparse.Namespace) -> int:
     from profiling.traces import load_trace, summarize
 
     _check_top(args.top)
+    return_big_frees_to_the_os()
     with _trace_limit(args.max_bytes):
         s = summarize(load_trace(args.file, keep_args=False), top=args.top)
     if args.json:
@@ -115,6 +128,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from profiling.analysis.activations import audit
     from profiling.traces import load_trace
 
+    return_big_frees_to_the_os()
     with _trace_limit(args.max_bytes):
         result = audit(load_trace(args.file, keep_args=False).events)
     if args.json:
@@ -138,6 +152,7 @@ def cmd_trace_diff(args: argparse.Namespace) -> int:
     from profiling.traces import load_trace
 
     _check_top(args.top)
+    return_big_frees_to_the_os()
     with _trace_limit(args.max_bytes):
         a = load_trace(args.a, keep_args=False).events
         b = load_trace(args.b, keep_args=False).events

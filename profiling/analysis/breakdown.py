@@ -98,10 +98,15 @@ def time_breakdown(events: pd.DataFrame, kind: pd.Series | None = None) -> dict:
     keep = ~is_profiler_range(events).to_numpy(bool)
     kinds = kind.cat.codes.to_numpy()  # positions in KINDS
     ts, end, owner = exclusive_pieces(events)
-    kept = keep[owner]
-    order = np.argsort(ts[kept], kind="stable")  # sorted once, for every union below
-    ts, end, k = ts[kept][order], end[kept][order], kinds[owner[kept]][order]
-    del owner, kept, order
+    if not keep.all():
+        kept = keep[owner]
+        ts, end, owner = ts[kept], end[kept], owner[kept]
+        del kept
+    order = np.argsort(ts, kind="stable")  # sorted once, for every union below
+    ts = ts[order]
+    end = end[order]
+    k = kinds[owner[order]]
+    del owner, order
     out = dict(empty)
     if len(ts):
         span = float(end.max() - ts.min())

@@ -181,7 +181,8 @@ def build_events(cols: EventColumns, process_names: Mapping[str, str],
         "ts_us": ts, "dur_us": dur, "self_us": self_us,
         "depth": depth.astype(np.int32), "parent": parent,
         "long_name": long_c,
-        "args": args if args is not None else np.full(n, "{}", dtype=object),
+        # not kept: one shared "{}" category, 1 byte per event
+        "args": args if args is not None else _from_codes(np.zeros(n, dtype=np.int8), ["{}"]),
     }, copy=False)
     return df[EVENT_COLUMNS]
 
