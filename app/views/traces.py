@@ -92,8 +92,10 @@ def stored_trace(prefix: str, shared: bool):
 def pick_trace(prefix: str, shared: bool):
     """(data or path, file name, cache key) of the trace the user picked, or None."""
     sources = [UPLOAD, STORED]
+    # The diff's pickers start on stored traces: the page then has one file input, the
+    # explorer's, until the user asks for more.
     source = st.radio("Source", sources, horizontal=True, key=f"{prefix}_source",
-                      index=1 if shared and share.read("run") else 0)
+                      index=1 if not shared or share.read("run") else 0)
     if source == UPLOAD:
         if shared:
             share.write(run=None, case=None)
