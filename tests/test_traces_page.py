@@ -57,7 +57,7 @@ def test_diff_tab_compares_two_uploads(data_dir):
     for e in b["traceEvents"]:
         if e.get("name") == "aten::relu":
             e["dur"] = e["dur"] * 10  # B: a ReLU ten times slower
-    assert len(at.get("file_uploader")) == 1  # the diff's pickers start on stored traces
+    assert len(at.get("file_uploader")) == 1  # the diff's pickers start on "choose"
     at.radio(key="diff_a_source").set_value("Upload a file")
     at.radio(key="diff_b_source").set_value("Upload a file").run()
     _upload(at, "a.json", json.dumps(a).encode(), index=1)

@@ -16,7 +16,7 @@ from profiling.analysis.activations import audit
 from profiling.analysis.diff import trace_diff
 from profiling.traces import TraceError, load_trace, summarize
 
-UPLOAD, STORED = "Upload a file", "A trace stored by a run"
+UPLOAD, STORED, CHOOSE = "Upload a file", "A trace stored by a run", "Choose…"
 TOP_OPS_LISTED = 50
 NO_COMM = "n/a: no communication in this trace"
 BREAKDOWN_HELP = (
@@ -91,11 +91,13 @@ def stored_trace(prefix: str, shared: bool):
 
 def pick_trace(prefix: str, shared: bool):
     """(data or path, file name, cache key) of the trace the user picked, or None."""
-    sources = [UPLOAD, STORED]
-    # The diff's pickers start on stored traces: the page then has one file input, the
-    # explorer's, until the user asks for more.
+    # The diff's pickers start on "choose": until the user picks, the page has one file input
+    # (the explorer's) and draws nothing for the diff.
+    sources = [UPLOAD, STORED] if shared else [CHOOSE, UPLOAD, STORED]
     source = st.radio("Source", sources, horizontal=True, key=f"{prefix}_source",
-                      index=1 if not shared or share.read("run") else 0)
+                      index=1 if shared and share.read("run") else 0)
+    if source == CHOOSE:
+        return None
     if source == UPLOAD:
         if shared:
             share.write(run=None, case=None)
