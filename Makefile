@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build browser run test lint bench bench-timeit bench-app screenshots readme clean
+.PHONY: setup build browser run test lint bench bench-timeit bench-traces bench-app screenshots readme clean
 
 setup: $(STAMP)
 
@@ -58,6 +58,11 @@ bench-app: build
 # The README's pictures (docs/*.png) from a real session in headless Chromium (~3 min).
 screenshots: build browser
 	$(PY) -m app.screenshots
+
+# Trace ingestion at scale (generated 1M- and 8M-event Chrome traces, removed after): README
+# "Traces at scale".
+bench-traces: setup
+	$(PY) -m profiling.trace_bench --events 1e6,8e6
 
 # Regenerates the README's tables from the code.
 readme: build

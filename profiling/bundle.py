@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from profiling.bundle_check import BundleError, check_rows, check_trace_files
 from profiling.files import FileRefused, read_bounded
 from profiling.store import BUNDLE_TABLES, Store, export_rows, import_rows, now_iso, table_schema
@@ -157,14 +155,14 @@ def import_bundle(store: Store, path_or_obj: str | os.PathLike | Mapping) -> lis
     return [r["run_id"] for r in tables["runs"]]
 
 
-def load_any_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = None
-                   ) -> Trace:
+def load_any_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = None,
+                   keep_args: bool = True) -> Trace:
     """profiling.traces.load_trace, and for an exported bundle every trace it embeds
     (`trace_from_bundle`); TraceError (one line) on anything else."""
     from profiling.traces import OtherFormat, load_trace
 
     try:
-        return load_trace(path_or_bytes, filename)
+        return load_trace(path_or_bytes, filename, keep_args=keep_args)
     except OtherFormat as e:
         if e.document.get("format") != FORMAT:
             raise
@@ -180,13 +178,11 @@ def trace_from_bundle(obj: Mapping) -> Trace:
         raise TraceError(str(e)) from None
     if not traces:
         raise TraceError("bundle holds no trace files (exported without traces?)")
+    from profiling.traces.model import concat_events
     from profiling.traces.xplane import load_xplane
 
     case_of = {r.get("trace_sha256"): r.get("case_id") for r in obj["tables"].get("cases", [])}
-    frames = []
-    for sha, (_, data) in traces.items():
-        ev = load_xplane(data).events.copy()
-        ev["pid"] = f"{case_of.get(sha, sha[:12])}/" + ev["pid"]
-        frames.append(ev)
-    return Trace(pd.concat(frames, ignore_index=True), "bundle",
+    parts = [(str(case_of.get(sha, sha[:12])), load_xplane(data).events)
+             for sha, (_, data) in traces.items()]
+    return Trace(concat_events(parts), "bundle",
                  {"runs": obj.get("run_ids"), "traces": len(traces)})

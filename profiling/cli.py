@@ -336,48 +336,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- trace-summary -----------------------------------------------------------------------
-def cmd_trace_summary(args: argparse.Namespace) -> int:
-    from profiling.bundle import load_any_trace
-    from profiling.traces import summarize
-
-    if args.top < 1:
-        raise UsageError(f"--top {args.top}; accepted: integers >= 1")
-    if args.max_bytes is not None and not 0 < args.max_bytes < math.inf:
-        raise UsageError(f"--max-bytes {args.max_bytes:g}; accepted: a positive number of bytes")
-    limit_env = "RELU_LAB_MAX_TRACE_BYTES"
-    saved = os.environ.get(limit_env)
-    if args.max_bytes:  # the parsers read the cap from the environment; restored below
-        os.environ[limit_env] = str(int(args.max_bytes))
-    try:
-        s = summarize(load_any_trace(args.file), top=args.top)
-    finally:
-        if saved is None:
-            os.environ.pop(limit_env, None)
-        else:
-            os.environ[limit_env] = saved
-    if args.json:
-        _print_json({**s, "top_ops": _records(s["top_ops"])})
-        return 0
-    print(f"{args.file}: {s['source']} trace, {s['event_count']} events, "
-          f"{s['duration_us'] / 1e3:.3f} ms")
-    b = s["breakdown"]
-    total = sum(b.values()) or 1.0
-    print("breakdown (µs, summed over threads; idle = gaps per thread over the trace span):")
-    for k in ("compute", "memcpy", "collective", "idle", "other"):
-        print(f"  {k:<11}{b[k + '_us']:>14.1f}  {100 * b[k + '_us'] / total:5.1f}%")
-    ratio = s["compute_comm_ratio"]
-    print(f"  compute/communication: {'n/a (no communication)' if ratio is None else f'{ratio:.2f}'}")
-    print(f"top {args.top} ops by self time:")
-    top = s["top_ops"].copy()
-    if len(top):
-        top["self_us"] = top.self_us.round(1)
-        top["total_us"] = top.total_us.round(1)
-        top["pct"] = top.pct.map(lambda v: f"{v:.1f}%")
-    _print_table(top)
-    return 0
-
-
 # ---- calibrate ---------------------------------------------------------------------------
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from profiling.runner import INIT_TIMEOUT_S, Worker, WorkerLost
@@ -485,14 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     delete_cli.add_command(sub)
 
-    t = sub.add_parser("trace-summary", help="top ops and time breakdown of a trace file",
-                       description="Summarize a .xplane.pb, Chrome trace .json/.json.gz "
-                                   "(TensorBoard, PyTorch, ...) or an exported bundle.")
-    t.add_argument("file")
-    t.add_argument("--top", type=int, default=20)
-    t.add_argument("--max-bytes", type=float, help="cap on decompressed size (default 1 GiB)")
-    t.add_argument("--json", action="store_true")
-    t.set_defaults(func=cmd_trace_summary)
+    from profiling import trace_cli
+
+    trace_cli.add_commands(sub)
 
     k = sub.add_parser("calibrate", help="peak copy bandwidth of a device",
                        description="Measure peak copy bandwidth in a worker.")

@@ -28,8 +28,8 @@ COMMUNICATIONS = ("AUTO", "RING", "NCCL")
 WORKER_COLUMNS = [
     "worker", "strategy", "replicas", "devices", "step_median_s", "step_iqr_s",
     "step_ci95_low_s", "step_ci95_high_s", "step_ci95_s", "step_samples", "compute_us",
-    "collective_us", "transfer_us", "input_us", "collective_fraction", "final_loss",
-    "xplane_path",
+    "collective_us", "memcpy_us", "idle_us", "other_us", "collective_fraction",
+    "collective_thread_us", "final_loss", "xplane_path",
 ]
 
 
@@ -193,6 +193,7 @@ def _run_in(cfg: DistributedConfig, out: Path, store: Any, keep_logs: bool) -> D
 def save_distributed(result: DistributedResult, store: Any) -> str:
     """Save as a store run: one case per worker (mode = strategy, pass "train") with its step
     samples' summary, trace, op stats and compute/collective breakdown. Returns the run id."""
+    from profiling.analysis.breakdown import store_breakdown
     from profiling.traces import framework_op_stats
 
     cfg = result.config
@@ -216,9 +217,7 @@ def save_distributed(result: DistributedResult, store: Any) -> str:
                  "trace_sha256": store.put_trace(path.read_bytes(), path.name)},
                 samples=row["step_samples"],
                 op_stats=framework_op_stats(path),
-                breakdown={"compute_us": row["compute_us"], "memcpy_us": row["transfer_us"],
-                           "collective_us": row["collective_us"], "idle_us": None,
-                           "other_us": row["input_us"]},
+                breakdown=store_breakdown(row),
             )
     return run_id
 
@@ -252,11 +251,11 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
 
     import keras
 
+    from profiling.analysis.breakdown import store_breakdown, trace_file_breakdown
+    from profiling.analysis.classify import op_type_kind
     from profiling.scenarios import (
         ScenarioConfig,
         build_model,
-        compute_comm_breakdown,
-        op_category,
         op_stats,
         parse_variant,
         profile_calls,
@@ -314,7 +313,12 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
     step = summarize_samples(timing.samples)
     xplane = profile_calls(train_step, (), cfg.trace_steps, str(out / f"trace_worker{index}"))
     stats = op_stats(xplane)
-    breakdown = compute_comm_breakdown(stats)
+    whole = trace_file_breakdown(xplane)  # the one classifier's numbers, as trace-summary's
+    breakdown = store_breakdown(whole)
+    # wall collective time is what compute did not hide; the thread time is all of it
+    breakdown["collective_thread_us"] = whole["thread_time"]["collective_us"]
+    busy = breakdown["compute_us"] + breakdown["collective_us"]
+    breakdown["collective_fraction"] = breakdown["collective_us"] / busy if busy else 0.0
     final_loss = float(train_step())
     result = {
         "worker": index,
@@ -331,7 +335,7 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
         "final_loss": final_loss,
         "xplane_path": xplane,
         "op_stats": [
-            {"op_type": t, "op_name": n, "category": op_category(str(t)), "self_time_us": s}
+            {"op_type": t, "op_name": n, "category": op_type_kind(str(t)), "self_time_us": s}
             for t, n, s in zip(stats["op_type"], stats["op_name"], stats["self_time_us"],
                                strict=True)
         ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 
 class FileRefused(ValueError):
@@ -16,13 +17,9 @@ def _size_text(n: int) -> str:
     return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
 
 
-def read_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
-    """The whole of a regular file of at most `limit` bytes; FileRefused otherwise.
-
-    The file is opened without blocking (a FIFO with no writer would block open()), checked to
-    be regular with fstat on the open descriptor (no race with a swapped path), and read up to
-    limit + 1 bytes at most.
-    """
+def open_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> BinaryIO:
+    """An open regular file of at most `limit` bytes (for reading in chunks); FileRefused
+    otherwise. Same checks as read_bounded; the caller still stops reading past `limit`."""
     p = Path(path)
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
@@ -41,10 +38,22 @@ def read_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> byt
             raise FileRefused(f"{p} is a directory, not a {what}")
         raise FileRefused(f"{p} is not a regular file (a device, FIFO or socket); "
                           f"a {what} must be a regular file")
-    with os.fdopen(fd, "rb") as f:
-        if st.st_size > limit:
-            raise FileRefused(f"{p.name} is {_size_text(st.st_size)}, over the {what} size "
-                              f"limit of {_size_text(limit)}")
+    if st.st_size > limit:
+        os.close(fd)
+        raise FileRefused(f"{p.name} is {_size_text(st.st_size)}, over the {what} size "
+                          f"limit of {_size_text(limit)}")
+    return os.fdopen(fd, "rb")
+
+
+def read_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
+    """The whole of a regular file of at most `limit` bytes; FileRefused otherwise.
+
+    The file is opened without blocking (a FIFO with no writer would block open()), checked to
+    be regular with fstat on the open descriptor (no race with a swapped path), and read up to
+    limit + 1 bytes at most.
+    """
+    p = Path(path)
+    with open_bounded(p, limit, what) as f:
         try:
             data = f.read(limit + 1)
         except OSError as e:

@@ -91,19 +91,20 @@ def loss_figure(losses: pd.DataFrame, title: str = "Training loss (same data, sa
 
 def compute_comm_figure(workers: pd.DataFrame, title: str = "Compute vs communication"
                         ) -> go.Figure:
-    """Stacked bars per worker: op self time (ms) in compute, collective, transfer, input."""
+    """Stacked bars per worker: the traced steps' wall time (ms) in compute, collective,
+    memcpy, other (profiling.analysis.breakdown, the same numbers as trace-summary)."""
     if workers.empty:
         return empty_figure(title, "no worker result")
     names = [display_text(f"worker {w} ({s})")
              for w, s in zip(workers["worker"], workers["strategy"], strict=True)]
     fig = go.Figure()
-    for category in ("compute", "collective", "transfer", "input"):
+    for category in ("compute", "collective", "memcpy", "other"):
         column = f"{category}_us"
         if column in workers:
             fig.add_bar(name=category, x=names, y=list(workers[column].fillna(0) / 1e3),
                         marker_color=CATEGORY_COLORS[category])
     fig.update_layout(title=title, barmode="stack", xaxis_title="worker",
-                      yaxis_title="op self time in the traced steps (ms)")
+                      yaxis_title="time in the traced steps (ms)")
     return fig
 
 

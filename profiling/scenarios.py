@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiling.analysis.breakdown import store_breakdown, trace_file_breakdown
 from profiling.errors import one_line
 from profiling.stats import unpaired_ratio
 from profiling.tempdirs import temp_dir_unless
@@ -35,8 +36,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 MODELS = ("resnet", "wide_deep")
 FUSED_OP = re.compile(r"Fused(?:Conv2D|MatMul|DepthwiseConv2dNative|Conv3D)")
-COLLECTIVE_OP = re.compile(r"Collective|AllReduce|Nccl|AllGather|ReduceScatter|AllToAll")
-TRANSFER_OP = re.compile(r"^_(Send|Recv|HostSend|HostRecv)$|MemcpyH|MemcpyD")
 
 
 class ScenarioError(ValueError):
@@ -337,27 +336,6 @@ def op_stats(xplane_path: str | os.PathLike) -> pd.DataFrame:
     return framework_op_stats(xplane_path)
 
 
-def op_category(op_type: str) -> str:
-    """compute | collective | transfer | input (tf.data) for one op type."""
-    if COLLECTIVE_OP.search(op_type):
-        return "collective"
-    if TRANSFER_OP.search(op_type):
-        return "transfer"
-    if op_type.startswith(("Dataset", "Iterator", "MultiDeviceIterator")):
-        return "input"
-    return "compute"
-
-
-def compute_comm_breakdown(stats: pd.DataFrame) -> dict[str, float]:
-    """Self time (µs) per category from `op_stats`, plus collective_fraction (0..1)."""
-    out = {"compute_us": 0.0, "collective_us": 0.0, "transfer_us": 0.0, "input_us": 0.0}
-    for op_type, self_us in zip(stats["op_type"], stats["self_time_us"], strict=True):
-        out[f"{op_category(str(op_type))}_us"] += 0.0 if pd.isna(self_us) else float(self_us)
-    busy = out["compute_us"] + out["collective_us"]
-    out["collective_fraction"] = out["collective_us"] / busy if busy else 0.0
-    return out
-
-
 def fusion_sites(stats: pd.DataFrame, sites: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """Per activation site: did its op run inside a fused conv/matmul kernel?
 
@@ -609,7 +587,8 @@ def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
                                   reason=row["reason"], trace_sha256=sha),
                     samples=list(part),
                     op_stats=stats,
-                    breakdown=None if stats is None else _store_breakdown(stats),
+                    breakdown=None if stats is None or not trace else
+                    store_breakdown(trace_file_breakdown(trace)),
                 )
                 if step == "inference":
                     sites = result.fusion[result.fusion["label"] == row["label"]]
@@ -645,12 +624,6 @@ def _infer_stats(row: Any) -> dict | None:
     if any(v is None or pd.isna(v) for v in values.values()):
         return None
     return {**values, "n_samples": 0}
-
-
-def _store_breakdown(stats: pd.DataFrame) -> dict[str, float]:
-    b = compute_comm_breakdown(stats)
-    return {"compute_us": b["compute_us"], "memcpy_us": b["transfer_us"],
-            "collective_us": b["collective_us"], "idle_us": None, "other_us": b["input_us"]}
 
 
 def _learned(model) -> str:

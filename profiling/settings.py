@@ -53,9 +53,17 @@ SETTINGS: tuple[Setting, ...] = (
             "16 MiB", "csrc/relu_kernels.cc"),
     Setting("RELU_LAB_REQUIREMENTS", "requirements file `make` installs", "`requirements.txt`",
             "Makefile"),
-    Setting("RELU_LAB_FIXTURES", "where tests find the shared trace fixtures",
-            "`../shared/fixtures`", "tests/conftest.py"),
+    Setting("RELU_LAB_FIXTURES", "where tests find the trace fixtures", "`tests/fixtures`",
+            "tests/conftest.py"),
+    Setting("RELU_LAB_CONVERT_TIMEOUT_S",
+            "time limit of the child process that converts an `.xplane.pb` (s)", "300",
+            "profiling.settings.convert_limits"),
+    Setting("RELU_LAB_CONVERT_MEMORY_MB",
+            "address-space limit of the child process that converts an `.xplane.pb` (MiB)",
+            "8192", "profiling.settings.convert_limits"),
 )
+DEFAULT_CONVERT_TIMEOUT_S = 300.0
+DEFAULT_CONVERT_MEMORY_MB = 8192
 """The standard toolchain variables `CXX` (C++ compiler, default `g++`) and `NVCC` (default
 `nvcc` on PATH) are read by relu_impls.build.build_settings too; they carry no prefix."""
 
@@ -77,3 +85,18 @@ def extra_variant_modules() -> list[str]:
     """Module names in `$RELU_LAB_EXTRA_VARIANTS` (comma-separated; empty items dropped)."""
     return [m.strip() for m in os.environ.get("RELU_LAB_EXTRA_VARIANTS", "").split(",")
             if m.strip()]
+
+
+def _positive(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def convert_limits() -> tuple[float, int]:
+    """(timeout s, memory MiB) for one `.xplane.pb` conversion: RELU_LAB_CONVERT_TIMEOUT_S and
+    RELU_LAB_CONVERT_MEMORY_MB, else 300 s and 8192 MiB; a bad value -> the default."""
+    return (_positive("RELU_LAB_CONVERT_TIMEOUT_S", DEFAULT_CONVERT_TIMEOUT_S),
+            int(_positive("RELU_LAB_CONVERT_MEMORY_MB", DEFAULT_CONVERT_MEMORY_MB)))

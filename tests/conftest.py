@@ -1,4 +1,4 @@
-"""Shared test set-up: quiet TensorFlow, locate the shared fixtures, isolate the data dir."""
+"""Shared test set-up: quiet TensorFlow, locate the fixtures, isolate the data dir."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _fixtures_dir() -> Path:
+    """tests/fixtures (shipped with the repo); RELU_LAB_FIXTURES points elsewhere."""
     env = os.environ.get("RELU_LAB_FIXTURES")
-    return Path(env) if env else REPO.parent / "shared" / "fixtures"
+    return Path(env) if env else REPO / "tests" / "fixtures"
 
 
 FIXTURES = _fixtures_dir()
@@ -22,10 +23,9 @@ FIXTURES = _fixtures_dir()
 
 @pytest.fixture
 def pytorch_trace() -> Path:
-    """The real PyTorch Chrome trace shipped beside the project (../shared/fixtures)."""
+    """A real PyTorch CPU Chrome trace (tests/fixtures/pytorch_cpu_trace.json)."""
     path = FIXTURES / "pytorch_cpu_trace.json"
-    if not path.exists():
-        pytest.skip(f"fixture {path} not found (set RELU_LAB_FIXTURES)")
+    assert path.exists(), f"fixture {path} not found (set RELU_LAB_FIXTURES)"
     return path
 
 

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from helpers import decode, figures, fill, open_page, synthetic_cases, texts
 
 from profiling.store import Store
-
-
-def fixtures_dir() -> Path:
-    return Path(os.environ.get("RELU_LAB_FIXTURES")
-                or Path(__file__).resolve().parents[2] / "shared" / "fixtures")
 
 
 @pytest.fixture
@@ -63,10 +57,8 @@ def test_variants_page_hides_test_variants_loaded_by_the_hook(data_dir, faulty_v
         resources.variants.clear()
 
 
-def test_traces_page_reads_an_uploaded_pytorch_trace(data_dir):
-    trace = fixtures_dir() / "pytorch_cpu_trace.json"
-    if not trace.exists():
-        pytest.skip(f"PyTorch trace fixture not found at {trace} (set RELU_LAB_FIXTURES)")
+def test_traces_page_reads_an_uploaded_pytorch_trace(data_dir, pytorch_trace):
+    trace = pytorch_trace
     at = open_page("traces")
     at.get("file_uploader")[0].set_value((trace.name, trace.read_bytes(), "application/json"))
     at.run()
@@ -76,7 +68,14 @@ def test_traces_page_reads_an_uploaded_pytorch_trace(data_dir):
     assert timeline["data"] and all(t["type"] == "bar" for t in timeline["data"])
     assert any("aten::" in t["name"] for t in timeline["data"])
     assert charts["chart_ops"]["data"][0]["orientation"] == "h"
-    assert "aten::mkldnn_convolution" in set(at.dataframe[-1].value["name"])
+    frames = {tuple(d.value.columns[:2]): d.value for d in at.dataframe}
+    assert "aten::mkldnn_convolution" in set(frames[("name", "occurrences")]["name"])
+    audit = frames[("scope", "op")]
+    assert list(audit.loc[audit["op"] == "aten::relu", "fused"]) == ["separate"]
+    breakdown = frames[("kind", "wall µs")].set_index("kind")
+    assert breakdown.loc["compute", "wall µs"] > breakdown.loc["other", "wall µs"]
+    assert "n/a" in [m.value for m in at.metric]
+    assert "n/a: no communication in this trace" in [c.value for c in at.caption]
     # Fewer events drawn when capped.
     drawn = sum(len(t["x"]) for t in timeline["data"])
     at.number_input(key="trace_cap").set_value(100).run()

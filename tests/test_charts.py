@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from helpers import as_json, synthetic_cases, traces_named
@@ -229,67 +228,6 @@ def test_semantics_matrix_highlights_differences_from_nn_relu():
     assert heat["z"][1][-1] == 1
 
 
-def synthetic_events(n: int = 2000) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    return pd.DataFrame(
-        {
-            "pid": rng.integers(1, 3, n),
-            "tid": rng.integers(10, 14, n),
-            "process": "python",
-            "thread": None,
-            "name": rng.choice(["relu", "conv", "mm", "copy"], n),
-            "cat": "op",
-            "ts_us": np.sort(rng.uniform(0, 1e6, n)),
-            "dur_us": rng.uniform(1, 100, n),
-            "self_us": rng.uniform(1, 50, n),
-            "args": "{}",
-        }
-    )
-
-
-def test_select_events_applies_window_top_ops_and_cap():
-    events = synthetic_events()
-    picked = charts.select_events(events, window_us=(0, 5e5), top_ops=2, max_events=100)
-    assert len(picked) == 100
-    assert picked["ts_us"].max() <= 5e5
-    assert picked["name"].nunique() <= 2
-    assert picked["ts_us"].is_monotonic_increasing
-
-
-def test_trace_timeline_rows_per_process_thread_and_capped():
-    events = synthetic_events()
-    fig = as_json(charts.trace_timeline(events, max_events=300))
-    assert all(t["type"] == "bar" and t["orientation"] == "h" for t in fig["data"])
-    drawn = sum(len(t["x"]) for t in fig["data"])
-    assert drawn == 300
-    rows = {y for t in fig["data"] for y in t["y"]}
-    assert rows <= {f"python / {tid}" for tid in range(10, 14)}
-
-
-def test_op_breakdown_largest_on_top():
-    top = pd.DataFrame(
-        {
-            "name": ["a", "b"],
-            "occurrences": [1, 2],
-            "self_us": [5.0, 50.0],
-            "total_us": [6.0, 60.0],
-            "pct": [9.0, 91.0],
-        }
-    )
-    bar = as_json(charts.op_breakdown(top))["data"][0]
-    assert bar["y"] == ["a", "b"]  # plotly draws the last category on top
-    assert bar["x"] == [5.0, 50.0]
-
-
-def test_timeline_rows_fall_back_to_pid_and_tid_without_names():
-    events = synthetic_events(50)
-    events["process"] = ""
-    events["thread"] = None
-    fig = as_json(charts.trace_timeline(events))
-    rows = {y for t in fig["data"] for y in t["y"]}
-    assert rows <= {f"{pid} / {tid}" for pid in (1, 2) for tid in range(10, 14)}
-
-
 def test_failed_cases_lists_the_skipped_with_their_reason():
     cases = synthetic_cases()
     cases.loc[cases["variant"] == "maximum", ["status", "reason"]] = ["skipped", "no float64"]
@@ -297,13 +235,3 @@ def test_failed_cases_lists_the_skipped_with_their_reason():
     assert list(failed.columns) == list(charts.FAILED_CASE_COLUMNS)
     assert set(failed["label"]) == {"maximum"} and set(failed["reason"]) == {"no float64"}
     assert charts.failed_cases(cases.iloc[0:0]).empty
-
-
-def test_trace_timeline_measures_from_the_given_origin():
-    events = synthetic_events(50)
-    late = events[events["ts_us"] >= events["ts_us"].median()]
-    origin = float(events["ts_us"].min())
-    fig = as_json(charts.trace_timeline(late, origin_us=origin))
-    first = min(min(t["base"]) for t in fig["data"])
-    assert first == pytest.approx((late["ts_us"].min() - origin) / 1e3)
-    assert fig["layout"]["xaxis"]["title"]["text"] == "ms from trace start"

@@ -41,7 +41,7 @@ def test_mirrored_over_two_logical_cpus_reports_collective_time(data_dir):
     assert worker["xplane_path"] == str(store.trace_path(cases["case_id"].iloc[0]))
     assert not list(Path(tempfile.gettempdir()).glob(f"relu_lab_dist_{os.getpid()}-*"))
     fig = scenario_charts.compute_comm_figure(result.workers)
-    assert [t.name for t in fig.data] == ["compute", "collective", "transfer", "input"]
+    assert [t.name for t in fig.data] == ["compute", "collective", "memcpy", "other"]
 
 
 def test_two_multiworker_workers_on_loopback_all_reduce():
@@ -50,7 +50,7 @@ def test_two_multiworker_workers_on_loopback_all_reduce():
     workers = result.workers
     assert list(workers["worker"]) == [0, 1]
     assert (workers["replicas"] == 2).all()
-    assert (workers["collective_us"] > 0).all()
+    assert (workers["collective_thread_us"] > 0).all()  # wall time may be hidden by compute
     # both replicas apply the same all-reduced gradients, so they end on the same loss
     assert workers["final_loss"].iloc[0] == pytest.approx(workers["final_loss"].iloc[1])
     assert set(result.op_stats[result.op_stats["category"] == "collective"]["worker"]) == {0, 1}

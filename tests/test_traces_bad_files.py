@@ -53,12 +53,17 @@ def test_truncated_xplane():
 
 
 def test_gzip_bomb_is_capped(tmp_path, monkeypatch):
-    bomb = gzip.compress(b"\0" * (64 << 20), compresslevel=9)  # 64 MiB in ~64 KiB
+    # 64 MiB of a trace that never ends, in ~64 KiB: only the decompression cap stops it
+    bomb = gzip.compress(b'{"traceEvents": [' + b" " * (64 << 20), compresslevel=9)
     assert len(bomb) < 200_000
     monkeypatch.setenv("RELU_LAB_MAX_TRACE_BYTES", str(8 << 20))
     p = tmp_path / "bomb.json.gz"
     p.write_bytes(bomb)
     with pytest.raises(TraceError, match="exceeds"):
+        load_trace(p)
+    # zeros are refused on the first decompressed chunk, long before the cap
+    p.write_bytes(gzip.compress(b"\0" * (64 << 20), compresslevel=9))
+    with pytest.raises(TraceError, match="not valid JSON"):
         load_trace(p)
     with pytest.raises(TraceError, match="exceeds"):
         gunzip_capped(bomb, limit=1 << 20)

@@ -50,12 +50,18 @@ def test_self_times_and_names(trace):
 
 def test_breakdown_by_hand(trace):
     b = time_breakdown(trace.events)
-    assert b["compute_us"] == 25 + 10 + 5          # conv self, relu, relu on thread 2
-    assert b["memcpy_us"] == 5
-    assert b["collective_us"] == 20
-    assert b["other_us"] == 60                       # step's self time
-    # span 0..100: thread 1 busy all 100 -> idle 0; thread 2 busy 20 + 5 -> idle 75
-    assert b["idle_us"] == 75
+    # Thread time: self time per kind summed over threads. The HtoD copy is a host-to-device
+    # transfer, so it is communication like the all-reduce.
+    assert b["thread_time"] == {"compute_us": 25 + 10 + 5, "collective_us": 5 + 20,
+                                "memcpy_us": 0, "other_us": 60}
+    # Wall time over the span 0..100, innermost event per thread, compute first:
+    # compute [10,20) [25,40) [50,60) [70,75) = 40; communication: HtoD [20,25) and the
+    # all-reduce's [40,50) not under compute = 15; other: the rest of the step = 45; idle 0.
+    assert b["compute_us"] == 40
+    assert b["collective_us"] == 15
+    assert b["memcpy_us"] == 0
+    assert b["other_us"] == 45
+    assert b["idle_us"] == 0 and b["busy_us"] == 100
     assert b["compute_comm_ratio"] == pytest.approx(40 / 25)
     lanes = lane_busy(trace.events).set_index("tid")
     assert lanes.loc["2", "busy_us"] == 25
@@ -75,7 +81,8 @@ def test_top_ops_and_summary(trace):
     assert top.pct.sum() == pytest.approx(100)
     s = summarize(trace)
     assert s["event_count"] == 6 and s["duration_us"] == 100
-    assert s["breakdown"]["idle_us"] == 75
+    assert s["breakdown"]["idle_us"] == 0
+    assert sum(s["breakdown"].values()) == pytest.approx(s["duration_us"])
 
 
 def test_gzip_and_bare_array(tmp_path):
@@ -94,5 +101,20 @@ def test_profiler_range_lane_is_not_work(pytorch_trace):
     assert b["other_us"] == 0.0
     work = events[events.cat == "cpu_op"]
     span = float((work.ts_us + work.dur_us).max() - work.ts_us.min())
-    busy = b["compute_us"] + b["memcpy_us"]
+    busy = b["compute_us"] + b["memcpy_us"] + b["collective_us"]
     assert busy + b["idle_us"] == pytest.approx(span, rel=1e-6)
+    assert b["collective_us"] == 0 and b["compute_comm_ratio"] is None  # CPU only: no transfers
+
+
+def test_concat_events_keeps_lanes_apart_and_parents_right(trace):
+    from profiling.analysis.breakdown import time_breakdown
+    from profiling.traces.model import concat_events
+
+    both = concat_events([("a", trace.events), ("b", trace.events)])
+    assert len(both) == 2 * len(trace.events)
+    assert set(both["pid"].astype(str)) == {"a/1", "b/1"}
+    second = both.iloc[len(trace.events):]
+    conv = second.index[second["name"] == "conv"][0]
+    assert both.loc[both.loc[conv, "parent"], "name"] == "step"  # shifted, not the first's
+    one, two = time_breakdown(trace.events), time_breakdown(both)
+    assert two["thread_time"]["compute_us"] == 2 * one["thread_time"]["compute_us"]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from profiling.analysis.breakdown import busy_union_us, time_breakdown
+from profiling.analysis.classify import classify_events
 from profiling.analysis.op_stats import tf_op_stats
 from profiling.traces import framework_op_stats, load_trace, summarize
 
@@ -59,19 +60,18 @@ def test_graph_ops_from_xplane(conv_trace):
 def test_breakdown_matches_events_by_hand(conv_trace):
     ev = load_trace(conv_trace).events
     b = time_breakdown(ev)
-    # compute = self time of the TF op events (leaves here, so self == dur)
-    ops = ev[ev.cat == "tf_op"]
-    assert b["compute_us"] == pytest.approx(ops.self_us.sum())
-    assert b["compute_us"] == pytest.approx(ops.dur_us.sum())
-    # idle = per thread, span minus the union of its events, summed
+    kind = classify_events(ev)
+    # every TF op is compute; thread time = self time of each kind
+    assert (kind[ev.cat == "tf_op"] == "compute").all()
+    assert b["thread_time"]["compute_us"] == pytest.approx(ev.self_us[kind == "compute"].sum())
+    assert sum(b["thread_time"].values()) == pytest.approx(ev.self_us.sum())
+    # wall: idle = the span minus the union of all events; the five parts add up to the span
     span = (ev.ts_us + ev.dur_us).max() - ev.ts_us.min()
-    idle = sum(span - busy_union_us(g.ts_us.to_numpy(), (g.ts_us + g.dur_us).to_numpy())
-               for _, g in ev.groupby(["pid", "tid"]))
-    assert b["idle_us"] == pytest.approx(idle)
-    # every µs of self time lands in exactly one kind
-    assert b["compute_us"] + b["memcpy_us"] + b["collective_us"] + b["other_us"] == \
-        pytest.approx(ev.self_us.sum())
-    assert b["collective_us"] == 0
+    assert b["idle_us"] == pytest.approx(span - busy_union_us(ev.ts_us.to_numpy(),
+                                                              (ev.ts_us + ev.dur_us).to_numpy()))
+    parts = ("compute_us", "memcpy_us", "collective_us", "idle_us", "other_us")
+    assert sum(b[k] for k in parts) == pytest.approx(span)
+    assert b["collective_us"] == 0 and b["compute_comm_ratio"] is None
 
 
 def test_eager_op_named_and_timed(eager_trace):

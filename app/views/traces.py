@@ -1,5 +1,8 @@
-"""Traces page: upload a trace (or open one a run stored) and explore it without sending the
-whole file to the browser: a time window, the top-N ops and an event cap bound what is drawn."""
+"""Traces page: upload a trace (or open one a run stored) and explore it: timeline viewer,
+breakdown, ops, the activation audit, XProf's own UI; and a diff of two traces.
+
+Nothing sends the whole trace to the browser: a time window, a search, the top-N ops and a
+per-pixel downsample bound what is drawn."""
 
 from __future__ import annotations
 
@@ -8,119 +11,274 @@ import streamlit as st
 
 from app import resources, run_again, share
 from app.guard import one_line, page_guard
-from profiling import charts, units
+from profiling import trace_charts, units
+from profiling.analysis.activations import audit
+from profiling.analysis.diff import trace_diff
 from profiling.bundle import load_any_trace
 from profiling.traces import TraceError, summarize
 
-UPLOAD, STORED = "Upload a file", "A trace stored by a run"
+UPLOAD, STORED, CHOOSE = "Upload a file", "A trace stored by a run", "Choose…"
 TOP_OPS_LISTED = 50
+NO_COMM = "n/a: no communication in this trace"
+BREAKDOWN_HELP = (
+    "**wall**: the trace's span split by what ran on any thread at each instant (the innermost "
+    "event per thread; compute first, then communication, memcpy, other); idle = no event at "
+    "all; the five add up to the span, and busy = span - idle (the union over threads). "
+    "**thread**: self time per kind summed over threads, so parallel threads add up. "
+    "Communication = collectives and transfers between devices or hosts; memcpy = copies "
+    "within one device.")
 
 
 # cache_resource, not cache_data: a large trace's events must not be copied on every rerun;
 # nothing below mutates them.
 @st.cache_resource(max_entries=4, show_spinner="Reading the trace…")
-def read_trace(_data: bytes | str, filename: str, cache_key: str) -> tuple[pd.DataFrame, dict]:
-    """(events, summary) of a trace; ``cache_key`` identifies ``_data`` (hashing 200 MB is slow)."""
+def read_trace(_data: bytes | str, filename: str, cache_key: str
+               ) -> tuple[pd.DataFrame, dict, dict]:
+    """(events, summary, activation audit) of a trace; ``cache_key`` identifies ``_data``
+    (hashing 200 MB is slow)."""
     trace = load_any_trace(_data, filename)
-    return trace.events, summarize(trace, top=TOP_OPS_LISTED)
+    return trace.events, summarize(trace, top=TOP_OPS_LISTED), audit(trace.events)
 
 
-def uploaded_trace():
-    upload = st.file_uploader(
-        "Trace file: TensorFlow .xplane.pb, Chrome trace .json / .json.gz (TensorBoard, PyTorch, "
-        "…) or a ReLU Lab bundle", type=["pb", "json", "gz"], key="trace_upload",
-    )
+@st.cache_resource(show_spinner=False)
+def xprof_server(data_dir: str):
+    """One XProf server per dashboard and data dir, started on the first link asked for."""
+    from pathlib import Path
+
+    from profiling.xprof_server import XprofServer
+
+    return XprofServer(Path(data_dir) / "xprof")
+
+
+def uploaded_trace(key: str, label: str):
+    upload = st.file_uploader(label, type=["pb", "json", "gz"], key=key)
     if upload is None:
         return None
     return upload.getvalue(), upload.name, f"upload:{upload.file_id}:{upload.size}"
 
 
-def stored_trace():
+def stored_trace(prefix: str, shared: bool):
     runs = resources.list_runs()
     if runs.empty:
         st.info("No runs yet: runs with “Capture a trace per case” store one trace per case.")
         return None
     run_ids = list(runs["run_id"])
-    wanted = share.keep_known([share.read("run")], run_ids)
+    wanted = share.keep_known([share.read("run")], run_ids) if shared else []
     run_id = st.selectbox("Run", run_ids, index=run_ids.index(wanted[0]) if wanted else 0,
-                          key="trace_run")
+                          key=f"{prefix}_run")
     cases = resources.run_cases([run_id])
     store = resources.store()
     traced = [(row.case_id, store.trace_path(row.case_id)) for row in cases.itertuples()]
     traced = [(case_id, path) for case_id, path in traced if path is not None]
     if not traced:
         st.info("This run stored no traces.")
-        share.write(run=run_id, case=None)
+        if shared:
+            share.write(run=run_id, case=None)
         return None
     names = cases.set_index("case_id")
     options = [case_id for case_id, _ in traced]
-    wanted_case = share.keep_known([share.read("case")], options)
+    wanted_case = share.keep_known([share.read("case")], options) if shared else []
     case_id = st.selectbox(
         "Case", options, index=options.index(wanted_case[0]) if wanted_case else 0,
         format_func=lambda cid: " · ".join(str(names.loc[cid, c]) for c in
                                            ("label", "shape", "dtype", "mode", "pass")),
-        key="trace_case",
+        key=f"{prefix}_case",
     )
-    share.write(run=run_id, case=case_id)
-    st.caption(f"Trace of run `{run_id}`, case " + " · ".join(
-        str(names.loc[case_id, c]) for c in ("label", "shape", "dtype", "mode", "pass")))
-    run_again.button(run_id, key="trace_run_again")
+    if shared:
+        share.write(run=run_id, case=case_id)
+        st.caption(f"Trace of run `{run_id}`, case " + " · ".join(
+            str(names.loc[case_id, c]) for c in ("label", "shape", "dtype", "mode", "pass")))
+        run_again.button(run_id, key="trace_run_again")
     path = dict(traced)[case_id]
     return str(path), path.name, f"stored:{path}:{path.stat().st_mtime_ns}"
 
 
-def explore(events: pd.DataFrame, summary: dict) -> None:
+def pick_trace(prefix: str, shared: bool):
+    """(data or path, file name, cache key) of the trace the user picked, or None."""
+    # The diff's pickers start on "choose": until the user picks, the page has one file input
+    # (the explorer's) and draws nothing for the diff.
+    sources = [UPLOAD, STORED] if shared else [CHOOSE, UPLOAD, STORED]
+    source = st.radio("Source", sources, horizontal=True, key=f"{prefix}_source",
+                      index=1 if shared and share.read("run") else 0)
+    if source == CHOOSE:
+        return None
+    if source == UPLOAD:
+        if shared:
+            share.write(run=None, case=None)
+        return uploaded_trace(f"{prefix}_upload",
+                              "Trace file: TensorFlow .xplane.pb, Chrome trace .json / .json.gz "
+                              "(TensorBoard, PyTorch, …) or a ReLU Lab bundle")
+    return stored_trace(prefix, shared)
+
+
+def read_or_explain(picked) -> tuple[pd.DataFrame, dict, dict] | None:
+    data, filename, cache_key = picked
+    try:
+        return read_trace(data, filename, cache_key)
+    except TraceError as error:  # the reader's own one-line message
+        st.error(f"Could not read {filename}: {one_line(error)}")
+        return None
+
+
+def xprof_section(picked) -> None:
+    """A button that opens the trace in XProf's own UI (xplane traces only)."""
+    data, filename, cache_key = picked
+    if not filename.lower().endswith(".pb"):
+        return
+    urls = st.session_state.setdefault("xprof_urls", {})
+    if cache_key not in urls and st.button("Open in XProf", key="xprof_open",
+                                          help="XProf's trace viewer, op profile and memory "
+                                               "tools, served locally and offline"):
+        from profiling.xprof_server import XprofUnavailable
+
+        run = cache_key.split(":")[1] if cache_key.startswith("stored:") else filename
+        run = run.rsplit("/", 1)[-1].removesuffix(".xplane.pb").removesuffix(".pb")[:40]
+        try:
+            with st.spinner("Starting XProf…"):
+                urls[cache_key] = xprof_server(resources.data_dir()).link(run, data)
+        except (XprofUnavailable, OSError) as error:
+            urls[cache_key] = None
+            st.warning(f"XProf is not available: {one_line(error)}")
+    if urls.get(cache_key):
+        st.link_button("Open XProf ↗", urls[cache_key])
+
+
+def breakdown_table(summary: dict) -> pd.DataFrame:
+    b, t = summary["breakdown"], summary["thread_time"]
+    span = sum(b.values()) or 1.0
+    rows = []
+    for k in ("compute", "collective", "memcpy", "other", "idle"):
+        rows.append({"kind": "communication" if k == "collective" else k,
+                     "wall µs": b[f"{k}_us"], "% of span": 100 * b[f"{k}_us"] / span,
+                     "thread µs": t.get(f"{k}_us")})
+    return pd.DataFrame(rows)
+
+
+def timeline(events: pd.DataFrame, summary: dict) -> None:
     duration_ms = max(summary["duration_us"] / 1e3, 1e-3)
+    origin = float(events["ts_us"].min())
+    window_col, search_col, top_col, cap_col = st.columns([3, 2, 1, 1])
+    window = window_col.slider("Time window (ms from trace start)", 0.0, duration_ms,
+                               (0.0, duration_ms), key="trace_window")
+    query = search_col.text_input("Search ops by name", key="trace_search",
+                                  placeholder="e.g. relu")
+    n_ops = int(events["name"].nunique())
+    top_n = top_col.number_input("Top ops", 1, max(n_ops, 1), min(15, n_ops), key="trace_top")
+    cap = cap_col.number_input("Max events drawn", 100, 20_000, 3000, step=500, key="trace_cap")
+    window_us = (origin + window[0] * 1e3, origin + window[1] * 1e3)
+    shown = trace_charts.select_events(events, window_us, top_ops=int(top_n),
+                                       max_events=int(cap), query=query.strip())
+    st.caption(f"Drawing {len(shown):,} of {len(events):,} events: one row per thread and "
+               "nesting depth, coloured by the ops with the most self time. Drag to zoom, "
+               "double-click to reset; click a bar for its details. Past the cap, the longest "
+               "event per pixel of each row is kept.")
+    chosen = st.plotly_chart(
+        trace_charts.trace_timeline(shown, max_events=int(cap), origin_us=origin,
+                                    colours=trace_charts.colour_map(events)),
+        key="chart_timeline", on_select="rerun", selection_mode="points")
+    points = (chosen or {}).get("selection", {}).get("points", []) if chosen else []
+    labels = [p.get("customdata", [None, None, None])[2] for p in points
+              if isinstance(p, dict) and p.get("customdata")]
+    for label in labels[:1]:
+        row = events.index[events.index.astype(str) == str(label)]
+        if len(row):
+            st.json(trace_charts.event_details(events, row[0]), expanded=True)
+
+
+def activation_audit(result: dict) -> None:
+    st.subheader("Activation audit")
+    acts = pd.DataFrame(result["activations"])
+    if acts.empty:
+        st.info("No activation ran in this trace (or its op names do not say).")
+        return
+    cols = st.columns(3)
+    cols[0].metric("Activation sites", len(acts))
+    cols[1].metric("Activations, % of traced time", f"{result['activation_pct']:.1f}%")
+    cols[2].metric("Separate (unfused), % of traced time", f"{result['unfused_pct']:.1f}%")
+    acts["fused"] = acts["fused"].map({True: "fused", False: "separate"}).fillna("unknown")
+    st.dataframe(acts, hide_index=True, key="trace_audit_table",
+                 column_config={"self_us": st.column_config.NumberColumn("self µs",
+                                                                         format="%.1f"),
+                                "pct": st.column_config.NumberColumn("% of step",
+                                                                     format="%.2f")})
+    for line in result["recommendations"]:
+        st.markdown(f"- {line}")
+
+
+def explore(events: pd.DataFrame, summary: dict, audit_result: dict) -> None:
     ratio = summary.get("compute_comm_ratio")
     cols = st.columns(4)
     cols[0].metric("Events", f"{summary['event_count']:,}")
-    cols[1].metric("Duration", f"{duration_ms:.3g} ms")
-    cols[2].metric("Compute / communication", "–" if ratio is None else f"{ratio:.3g}")
+    cols[1].metric("Duration", f"{max(summary['duration_us'] / 1e3, 1e-3):.3g} ms")
+    cols[2].metric("Compute / communication", "n/a" if ratio is None else f"{ratio:.3g}")
+    if ratio is None:
+        cols[2].caption(NO_COMM)
     cols[3].metric("Source", summary.get("source", "?"))
     if events.empty:
         st.warning("This trace has no duration events to draw.")
         return
-    origin = float(events["ts_us"].min())
-    window_col, top_col, cap_col = st.columns([3, 1, 1])
-    window = window_col.slider("Time window (ms from trace start)", 0.0, duration_ms,
-                               (0.0, duration_ms), key="trace_window")
-    n_ops = int(events["name"].nunique())
-    top_n = top_col.number_input("Top ops", 1, max(n_ops, 1), min(15, n_ops), key="trace_top")
-    cap = cap_col.number_input("Max events drawn", 100, 20_000, 3000, step=500, key="trace_cap")
-    shown = charts.select_events(events, (origin + window[0] * 1e3, origin + window[1] * 1e3),
-                                 top_ops=int(top_n), max_events=int(cap))
-    st.caption(f"Drawing {len(shown):,} of {len(events):,} events (zoom with the window and "
-               "the top-ops count; the longest events are kept when capped).")
-    st.plotly_chart(charts.trace_timeline(shown, max_events=int(cap), origin_us=origin),
-                    key="chart_timeline")
+    timeline(events, summary)
     top_ops = summary["top_ops"]
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(charts.op_breakdown(top_ops.head(int(top_n))), key="chart_ops")
+        n = int(st.session_state.get("trace_top", 15))
+        st.plotly_chart(trace_charts.op_breakdown(top_ops.head(n)), key="chart_ops")
     with right:
-        breakdown = pd.DataFrame([summary["breakdown"]])
-        st.dataframe(units.readable(breakdown.T.rename(columns={0: "µs"})), key="trace_breakdown")
+        st.markdown("**Where the time went**")
+        st.dataframe(units.readable(breakdown_table(summary)), hide_index=True, key="trace_breakdown")
+        st.caption(BREAKDOWN_HELP)
     st.subheader("Per-op table")
     st.dataframe(units.readable(top_ops, unit="µs"), hide_index=True, key="trace_ops_table")
+    activation_audit(audit_result)
+
+
+def explore_tab() -> None:
+    picked = pick_trace("trace", shared=True)
+    if picked is None:
+        return
+    read = read_or_explain(picked)
+    if read is None:
+        return
+    xprof_section(picked)
+    explore(*read)
+
+
+def diff_tab() -> None:
+    st.caption("Compare two traces: op self-time and count changes sorted by impact, and both "
+               "breakdowns side by side (also `python -m profiling trace-diff A B`).")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**A** (before)")
+        a = pick_trace("diff_a", shared=False)
+    with right:
+        st.markdown("**B** (after)")
+        b = pick_trace("diff_b", shared=False)
+    if a is None or b is None:
+        st.info("Pick two traces to compare.")
+        return
+    read_a, read_b = read_or_explain(a), read_or_explain(b)
+    if read_a is None or read_b is None:
+        return
+    d = trace_diff(read_a[0], read_b[0], top=TOP_OPS_LISTED)
+    cols = st.columns(2)
+    cols[0].metric("Duration A", f"{d['duration_a_us'] / 1e3:.3g} ms")
+    cols[1].metric("Duration B", f"{d['duration_b_us'] / 1e3:.3g} ms",
+                   delta=f"{(d['duration_b_us'] - d['duration_a_us']) / 1e3:+.3g} ms",
+                   delta_color="inverse")
+    st.dataframe(d["breakdown"].rename(columns={"a_us": "A wall µs", "b_us": "B wall µs",
+                                                "delta_us": "B - A µs"}),
+                 hide_index=True, key="diff_breakdown")
+    st.plotly_chart(trace_charts.op_diff_figure(d["ops"]), key="chart_diff")
+    st.dataframe(units.readable(d["ops"], unit="µs"), hide_index=True, key="diff_ops_table")
 
 
 def render() -> None:
     st.title("Traces")
-    sources = [UPLOAD, STORED]
-    source = st.radio("Source", sources, horizontal=True, key="trace_source",
-                      index=1 if share.read("run") else 0)
-    picked = uploaded_trace() if source == UPLOAD else stored_trace()
-    if source == UPLOAD:
-        share.write(run=None, case=None)
-    if picked is None:
-        return
-    data, filename, cache_key = picked
-    try:
-        events, summary = read_trace(data, filename, cache_key)
-    except TraceError as error:
-        st.error(f"Could not read {filename}: {one_line(error)}")
-        return
-    explore(events, summary)
+    explore_pane, diff_pane = st.tabs(["Explore a trace", "Trace diff"])
+    with explore_pane:
+        explore_tab()
+    with diff_pane:
+        diff_tab()
 
 
 with page_guard("The Traces page"):

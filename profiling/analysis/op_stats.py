@@ -10,22 +10,23 @@ from profiling.analysis.classify import classify_events
 from profiling.traces.model import TF_OP_CAT
 
 
-def op_events(events: pd.DataFrame) -> pd.DataFrame:
-    """Events that are ops (compute, memcpy, collective); all events when none are classified."""
+def op_events(events: pd.DataFrame, kind: pd.Series | None = None) -> pd.DataFrame:
+    """Events that are ops (compute, memcpy, collective); all events when none are classified.
+    ``kind``: classify_events(events), when the caller has it already."""
     if events.empty:
         return events
-    kind = classify_events(events)
-    ops = events[kind != "other"]
+    kind = classify_events(events) if kind is None else kind
+    ops = events[(kind != "other").to_numpy()]
     return ops if len(ops) else events
 
 
-def top_ops(events: pd.DataFrame, top: int = 20) -> pd.DataFrame:
+def top_ops(events: pd.DataFrame, top: int = 20, kind: pd.Series | None = None) -> pd.DataFrame:
     """name, occurrences, self_us, total_us, pct (of the ops' summed self time), by self time."""
-    ops = op_events(events)
+    ops = op_events(events, kind)
     cols = ["name", "occurrences", "self_us", "total_us", "pct"]
     if ops.empty:
         return pd.DataFrame(columns=cols)
-    g = ops.groupby("name").agg(occurrences=("name", "size"), self_us=("self_us", "sum"),
+    g = ops.groupby("name", observed=True).agg(occurrences=("name", "size"), self_us=("self_us", "sum"),
                                 total_us=("dur_us", "sum")).reset_index()
     total = g.self_us.sum()
     g["pct"] = 100 * g.self_us / total if total else 0.0

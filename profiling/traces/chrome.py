@@ -1,16 +1,34 @@
-"""Chrome trace JSON (.json / .json.gz) from TensorBoard, PyTorch or any other tool."""
+"""Chrome trace JSON (.json / .json.gz) from TensorBoard, PyTorch or any other tool.
+
+Decoded with msgspec into typed structs, one block of events at a time, straight into columns:
+the file is read (and gunzipped) in chunks, so a trace of any size costs its columns, not a
+list of dicts. Sizes are capped before and while reading (`max_trace_bytes`).
+"""
 
 from __future__ import annotations
 
-import json
+import os
 import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
+import msgspec
+import numpy as np
+
 from profiling import settings
-from profiling.traces.model import Trace, TraceError, from_chrome_events
+from profiling.traces.model import (
+    Coded,
+    EventColumns,
+    OtherFormat,
+    Trace,
+    TraceError,
+    build_events,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_BYTES = settings.DEFAULT_MAX_TRACE_BYTES
+CHUNK = 8 << 20
 
 
 def max_trace_bytes() -> int:
@@ -18,31 +36,441 @@ def max_trace_bytes() -> int:
     return settings.max_trace_bytes()
 
 
-def gunzip_capped(data: bytes, limit: int | None = None, chunk: int = 1 << 20) -> bytes:
-    """Decompress gzip in bounded chunks; TraceError past `limit` bytes or on a bad stream."""
+def _over_limit(limit: int) -> TraceError:
+    return TraceError(f"decompressed trace exceeds the {limit / 2**30:.2g} GiB limit "
+                      "(set RELU_LAB_MAX_TRACE_BYTES to raise it)")
+
+
+def gunzip_chunks(chunks: Iterable[bytes], limit: int | None = None, chunk: int = CHUNK
+                  ) -> Iterator[bytes]:
+    """Decompress a gzip stream chunk by chunk; TraceError past `limit` bytes or on a bad
+    stream (the gzip-bomb guard: output is bounded before it is produced)."""
     limit = max_trace_bytes() if limit is None else limit
     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out, total = [], 0
-    view = memoryview(data)
+    total = 0
     try:
-        for start in range(0, len(data), chunk):
-            buf = view[start:start + chunk]
+        for data in chunks:
+            buf = data
             while buf:
                 piece = d.decompress(buf, chunk)
                 total += len(piece)
                 if total > limit:
-                    raise TraceError(f"decompressed trace exceeds the {limit / 2**30:.2g} GiB limit "
-                                     "(set RELU_LAB_MAX_TRACE_BYTES to raise it)")
-                out.append(piece)
+                    raise _over_limit(limit)
+                if piece:
+                    yield piece
                 buf = d.unconsumed_tail
+        while not d.eof and (piece := d.decompress(b"", chunk)):
+            total += len(piece)
+            if total > limit:
+                raise _over_limit(limit)
+            yield piece
         if not d.eof:
             raise TraceError("truncated gzip stream")
     except zlib.error as e:
         raise TraceError(f"corrupt gzip data: {e}") from None
-    return b"".join(out)
+
+
+def gunzip_capped(data: bytes, limit: int | None = None, chunk: int = 1 << 20) -> bytes:
+    """Decompress gzip bytes in bounded chunks; TraceError past `limit` bytes or on a bad
+    stream."""
+    return b"".join(gunzip_chunks([data], limit, chunk))
+
+
+# ---- typed events ------------------------------------------------------------------------
+class _KnownArgs(msgspec.Struct, gc=False):
+    long_name: str | None = None
+    name: str | int | float | None = None  # process_name / thread_name metadata
+
+
+_ArgsField = _KnownArgs | list | str | float | bool | None
+
+
+class _Event(msgspec.Struct, gc=False):
+    """One event with the args the analysis reads (long_name, metadata names)."""
+
+    ph: str | None = None
+    name: str | int | float | None = ""
+    cat: str | int | float | None = ""
+    pid: int | float | str | None = 0
+    tid: int | float | str | None = 0
+    ts: float | str | None = None
+    dur: float | str | None = None
+    args: _ArgsField = None
+
+
+class _RawEvent(msgspec.Struct, gc=False):
+    """One event with its args kept as raw JSON (for the page's event details)."""
+
+    ph: str | None = None
+    name: str | int | float | None = ""
+    cat: str | int | float | None = ""
+    pid: int | float | str | None = 0
+    tid: int | float | str | None = 0
+    ts: float | str | None = None
+    dur: float | str | None = None
+    args: msgspec.Raw = msgspec.Raw()
+
+
+_ARGS = msgspec.json.Decoder(list[_ArgsField])
+_EVENTS = msgspec.json.Decoder(list[_Event])
+_RAW_EVENTS = msgspec.json.Decoder(list[_RawEvent])
+_ANY = msgspec.json.Decoder()
+
+
+def _text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _num(v: Any) -> float:
+    if isinstance(v, float):
+        return v
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+class _Coder:
+    """Values (str, int, float, None) to stable integer codes of their text across blocks."""
+
+    def __init__(self) -> None:
+        self.by_value: dict = {}
+        self.by_text: dict[str, int] = {}
+        self.categories: list[str] = []
+
+    def encode(self, values: list) -> np.ndarray:
+        lookup = self.by_value
+        try:  # the common case: every value seen before (a C-level loop)
+            return np.fromiter(map(lookup.__getitem__, values), np.int32, len(values))
+        except KeyError:
+            pass
+        for v in set(values).difference(lookup):
+            key = _text(v)
+            code = self.by_text.get(key)
+            if code is None:
+                code = self.by_text[key] = len(self.categories)
+                self.categories.append(key)
+            lookup[v] = code
+        return np.fromiter(map(lookup.__getitem__, values), np.int32, len(values))
+
+    def column(self, parts: list[np.ndarray]) -> Coded:
+        codes = np.concatenate(parts) if parts else np.array([], dtype=np.int32)
+        parts.clear()
+        return Coded(codes, self.categories)
+
+
+class ChromeReader:
+    """Accumulates blocks of decoded events into columns (see `feed`, `columns`)."""
+
+    def __init__(self, keep_args: bool = True) -> None:
+        self.keep_args = keep_args
+        self.coders = {k: _Coder() for k in ("pid", "tid", "name", "cat", "long_name")}
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in
+                                                   ("pid", "tid", "name", "cat", "long_name",
+                                                    "ts", "dur", "args")}
+        self.process_names: dict[str, str] = {}
+        self.thread_names: dict[tuple[str, str], str] = {}
+        self.open_b: dict[tuple[str, str], list[_Event]] = {}
+        self.count = 0
+
+    def feed(self, events: list) -> None:
+        """Add one block of events (duration events X, B/E pairs; M for names)."""
+        base, self.count = self.count, self.count + len(events)
+        phs = [e.ph for e in events]
+        xs = events if phs.count("X") == len(phs) else self._durations(events, phs)
+        if not xs:
+            return
+        ts = self._floats([e.ts for e in xs])
+        dur = self._floats([e.dur for e in xs])
+        keep = ~np.isnan(ts) & ~np.isnan(dur) & (dur >= 0)
+        if not keep.all():
+            xs = [e for e, k in zip(xs, keep, strict=True) if k]
+            ts, dur = ts[keep], dur[keep]
+        from profiling.traces.model import check_times
+
+        check_times(ts, dur, base)
+        p, c = self.parts, self.coders
+        p["pid"].append(c["pid"].encode([e.pid for e in xs]))
+        p["tid"].append(c["tid"].encode([e.tid for e in xs]))
+        p["name"].append(c["name"].encode([e.name for e in xs]))
+        p["cat"].append(c["cat"].encode([e.cat for e in xs]))
+        if self.keep_args:
+            raws = [e.args for e in xs]
+            known = self._known_args(raws)
+            p["args"].append(np.asarray(
+                [bytes(r).decode("utf-8", "replace") if len(r) else "{}" for r in raws],
+                dtype=object))
+        else:
+            known = [e.args for e in xs]
+        p["long_name"].append(c["long_name"].encode(
+            [a.long_name if type(a) is _KnownArgs else None for a in known]))
+        p["ts"].append(ts)
+        p["dur"].append(dur)
+
+    def _durations(self, events: list, phs: list) -> list:
+        """The X events, and B/E pairs made into X events; metadata (M) read on the way."""
+        xs = []
+        for e, ph in zip(events, phs, strict=True):
+            if ph == "X":
+                xs.append(e)
+            elif ph == "M":
+                self._meta(e)
+            elif ph == "B":
+                self.open_b.setdefault((_text(e.pid), _text(e.tid)), []).append(e)
+            elif ph == "E":
+                stack = self.open_b.get((_text(e.pid), _text(e.tid)))
+                if stack:
+                    b = stack.pop()
+                    ts = _num(b.ts)
+                    xs.append(type(b)("X", b.name, b.cat, b.pid, b.tid, ts,
+                                      max(0.0, _num(e.ts) - ts), b.args))
+        return xs
+
+    @staticmethod
+    def _floats(values: list) -> np.ndarray:
+        try:
+            return np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            return np.asarray([_num(v) for v in values], dtype=float)
+
+    @staticmethod
+    def _known_args(raws: list[msgspec.Raw]) -> list:
+        joined = b"[" + b",".join([bytes(r) if len(r) else b"null" for r in raws]) + b"]"
+        return _ARGS.decode(joined)
+
+    def _meta(self, e: _Event | _RawEvent) -> None:
+        if e.name not in ("process_name", "thread_name"):
+            return
+        args = e.args
+        if isinstance(args, msgspec.Raw):
+            try:
+                args = msgspec.json.decode(bytes(args), type=_KnownArgs) if len(args) else None
+            except msgspec.MsgspecError:
+                return
+        if not isinstance(args, _KnownArgs):
+            return
+        if e.name == "process_name":
+            self.process_names[_text(e.pid)] = _text(args.name)
+        else:
+            self.thread_names[(_text(e.pid), _text(e.tid))] = _text(args.name)
+
+    def columns(self) -> EventColumns:
+        c, p = self.coders, self.parts
+
+        def floats(k: str) -> np.ndarray:
+            out = np.concatenate(p[k]) if p[k] else np.array([], dtype=float)
+            p[k].clear()  # the blocks are garbage once joined
+            return out
+
+        return EventColumns(
+            pid=c["pid"].column(p["pid"]), tid=c["tid"].column(p["tid"]),
+            name=c["name"].column(p["name"]), cat=c["cat"].column(p["cat"]),
+            long_name=c["long_name"].column(p["long_name"]),
+            ts_us=floats("ts"), dur_us=floats("dur"),
+            args=(np.concatenate(p.pop("args")) if p["args"] else np.array([], dtype=object))
+            if self.keep_args else None)
+
+    def trace(self, source: str, metadata: dict, tf_rules: bool | None = None) -> Trace:
+        cols = self.columns()
+        _release_freed_memory()
+        if tf_rules is None:  # TensorBoard's trace viewer JSON: TF op events carry long_name
+            tf_rules = any(":" in s for s in cols.long_name.categories)
+        events = build_events(cols, self.process_names, self.thread_names, tf_rules=tf_rules)
+        return Trace(events, source, metadata)
+
+
+def _release_freed_memory() -> None:
+    """Hand the heap freed by the decoded blocks back to the OS before the next big step
+    (glibc keeps it otherwise, and peak RSS is what a 1 GB trace is judged by)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+# ---- streaming the document --------------------------------------------------------------
+_WS = b" \t\r\n"
+
+
+def _decode_block(piece: bytes, reader: ChromeReader) -> bool:
+    """Decode `piece` (events separated by commas) into `reader`; False if it is not a whole
+    number of events (cut inside one)."""
+    decoder = _RAW_EVENTS if reader.keep_args else _EVENTS
+    try:
+        events = decoder.decode(b"[" + piece + b"]")
+    except msgspec.ValidationError as e:
+        raise TraceError(f"not a Chrome trace: {_where(e, reader.count)}") from None
+    except msgspec.DecodeError:
+        return False
+    reader.feed(events)
+    return True
+
+
+def _where(e: msgspec.ValidationError, base: int) -> str:
+    import re
+
+    text = str(e).splitlines()[0]
+    m = re.search(r"- at `\$\[(\d+)\]\.?([^`]*)`", text)
+    if not m:
+        return text
+    field = f" field {m.group(2)}" if m.group(2) else ""
+    return f"event {base + int(m.group(1))}{field}: {text[:m.start()].strip().rstrip(' -')}"
+
+
+def _decode_head(buf: bytearray, stop: int, reader: ChromeReader) -> bool:
+    """Decode the events in buf[1:stop] (buf[0] is the '[' or ',' before them) in place: the
+    bytes at 0 and `stop` become '[' and ']' for the decode and are put back after, so a block
+    of events is never copied."""
+    first, after = buf[0], buf[stop]
+    buf[0], buf[stop] = 0x5B, 0x5D  # [ ]
+    view = memoryview(buf)
+    part = view[:stop + 1]
+    try:
+        # Raw args would pin the buffer: decode a copy when they are kept
+        events = _RAW_EVENTS.decode(bytes(part)) if reader.keep_args else _EVENTS.decode(part)
+    except msgspec.ValidationError as e:
+        raise TraceError(f"not a Chrome trace: {_where(e, reader.count)}") from None
+    except msgspec.DecodeError:
+        return False
+    finally:
+        part.release()
+        view.release()
+        buf[0], buf[stop] = first, after
+    reader.feed(events)
+    return True
+
+
+def _drain(buf: bytearray, reader: ChromeReader) -> None:
+    """Decode the complete events at the head of `buf` and remove them from it (buf[0] stays
+    the separator before the next event)."""
+    end = len(buf)
+    for _ in range(64):
+        cut = buf.rfind(b"},", 0, end)
+        if cut < 0:
+            return
+        if _decode_head(buf, cut + 1, reader):
+            del buf[:cut + 1]
+            return
+        end = cut
+
+
+def read_chrome(chunks: Iterable[bytes], keep_args: bool = True, source: str = "chrome",
+                tf_rules: bool | None = None, bundle_ok: bool = True) -> Trace:
+    """Trace from Chrome trace JSON given as byte chunks (object with traceEvents, or a bare
+    array of events). A ReLU Lab bundle is handed to the bundle reader."""
+    reader = ChromeReader(keep_args)
+    it = iter(chunks)
+    buf = bytearray()
+    head_done = False
+    for chunk in it:
+        buf += chunk
+        if not head_done:
+            start = _events_start(buf)
+            if start is None:
+                continue
+            del buf[:start - 1]  # keep the '[': buf[0] is the separator before an event
+            head_done = True
+        if len(buf) > CHUNK:
+            _drain(buf, reader)
+            if len(buf) > 4 * CHUNK:
+                raise TraceError(f"not valid JSON: no complete event in the "
+                                 f"{len(buf) >> 20} MiB after event {reader.count}")
+    if not head_done:
+        return _whole_document(bytes(buf), bundle_ok)
+    trailer = _finish(buf, reader)
+    return reader.trace(source, trailer, tf_rules)
+
+
+def _events_start(buf: bytearray) -> int | None:
+    """Offset just past the '[' that opens the event list; None until it is in `buf`."""
+    text = bytes(buf[:64]).lstrip(_WS)
+    if text.startswith(b"["):
+        return len(buf) - len(bytes(buf).lstrip(_WS)) + 1
+    if not text.startswith(b"{") and len(text) > 0:
+        raise TraceError("not valid JSON: a trace must start with { or [")
+    key = buf.find(b'"traceEvents"')
+    if key < 0:
+        return None
+    i = key + len(b'"traceEvents"')
+    while i < len(buf) and buf[i] in _WS + b":":
+        i += 1
+    if i >= len(buf):
+        return None
+    if buf[i:i + 1] != b"[":
+        raise TraceError("foreign JSON: traceEvents is not a list of events")
+    return i + 1
+
+
+def _finish(buf: bytearray, reader: ChromeReader) -> dict:
+    """Decode the last events (up to the list's closing ']') and check the rest; returns the
+    document's scalar metadata that follows the list."""
+    _drain(buf, reader)
+    tail = bytes(buf)
+    pos = 1
+    for _ in range(64):
+        close = tail.find(b"]", pos)
+        if close < 0:
+            raise TraceError("not valid JSON: the traceEvents list is never closed (truncated?)")
+        piece = tail[1:close].strip(_WS)
+        if not piece.strip(_WS) or _decode_block(piece, reader):
+            break
+        pos = close + 1
+    else:
+        raise TraceError(f"not valid JSON after event {reader.count}")
+    rest = tail[close + 1:].strip(_WS)
+    if not rest:
+        return {}
+    if rest == b"}":
+        return {}
+    try:
+        more = _ANY.decode(b"{" + rest.lstrip(b",")) if rest.startswith(b",") else None
+    except msgspec.DecodeError:
+        more = None
+    if not isinstance(more, dict):
+        raise TraceError("not valid JSON after the traceEvents list (truncated?)")
+    return {k: v for k, v in more.items() if isinstance(v, (str, int, float))}
+
+
+def _whole_document(data: bytes, bundle_ok: bool) -> Trace:
+    """No traceEvents list: a bundle, a foreign document or invalid JSON."""
+    if not data.strip(_WS):
+        raise TraceError("trace is empty")
+    obj = decode_json(data)  # stdlib json, as the bundle reader expects
+    if bundle_ok and isinstance(obj, dict) and isinstance(obj.get("format"), str):
+        raise OtherFormat(obj)  # profiling.bundle.load_any_trace opens exported bundles
+    raise TraceError("foreign JSON: not a Chrome trace (no traceEvents list) nor a ReLU Lab bundle")
+
+
+def file_chunks(path: str | os.PathLike, limit: int | None = None) -> Iterator[bytes]:
+    """A trace file's bytes in chunks: a regular file only, its size checked before reading
+    and its reading bounded (profiling.files); FileRefused becomes TraceError."""
+    from profiling.files import FileRefused, open_bounded
+
+    limit = max_trace_bytes() if limit is None else limit
+    try:
+        f = open_bounded(path, limit, "trace file")
+    except FileRefused as e:
+        raise TraceError(str(e)) from None
+    total = 0
+    with f:
+        while chunk := f.read(CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise TraceError(f"{Path(path).name} grew past the trace size limit while read")
+            yield chunk
 
 
 def decode_json(data: bytes) -> Any:
+    """Whole-document JSON decode (stdlib json) with the size cap and gzip guard: bundles and
+    other small documents, where json's exact semantics (big ints, 1e400) matter."""
+    import json
+
     if data[:2] == GZIP_MAGIC:
         data = gunzip_capped(data)
     elif len(data) > max_trace_bytes():
@@ -56,20 +484,9 @@ def decode_json(data: bytes) -> Any:
         raise TraceError("JSON nested too deeply") from None
 
 
-def is_chrome_trace(obj: Any) -> bool:
-    if isinstance(obj, dict):
-        return isinstance(obj.get("traceEvents"), list)
-    return isinstance(obj, list) and all(isinstance(e, dict) and "ph" in e for e in obj[:100])
-
-
 def from_chrome_json(obj: Any, tf_rules: bool | None = None) -> Trace:
-    """Trace from a decoded Chrome trace (object with traceEvents, or a bare event array)."""
-    if not is_chrome_trace(obj):
-        raise TraceError("foreign JSON: not a Chrome trace (no traceEvents list) nor a ReLU Lab bundle")
-    events = obj["traceEvents"] if isinstance(obj, dict) else obj
-    meta = {k: v for k, v in obj.items() if k != "traceEvents" and isinstance(v, (str, int, float))} \
-        if isinstance(obj, dict) else {}
-    if tf_rules is None:  # TensorBoard's trace viewer JSON: TF op events carry long_name
-        tf_rules = any(isinstance(e, dict) and isinstance(e.get("args"), dict)
-                       and "long_name" in e["args"] for e in events[:5000])
-    return from_chrome_events(events, "chrome", meta, tf_rules=tf_rules)
+    """Trace from an already decoded Chrome trace (object with traceEvents, or a bare array)."""
+    if isinstance(obj, dict) and not isinstance(obj.get("traceEvents"), list):
+        raise TraceError("foreign JSON: not a Chrome trace (no traceEvents list) nor a ReLU Lab "
+                         "bundle")
+    return read_chrome([msgspec.json.encode(obj)], tf_rules=tf_rules, bundle_ok=False)

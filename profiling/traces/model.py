@@ -1,22 +1,25 @@
-"""The in-memory trace: one DataFrame of duration events, built from Chrome trace events.
+"""The in-memory trace: one columnar DataFrame of duration events.
 
-Every source (TF .xplane.pb via xprof, Chrome/TensorBoard/PyTorch JSON, exported bundles)
-ends up here, so the analyzers only ever see `Trace.events`.
+Every source (TF .xplane.pb via xprof, Chrome/TensorBoard/PyTorch JSON, exported bundles) ends up
+here, so the analyzers only ever see `Trace.events`. Parsers hand `build_events` NumPy columns, not
+a list of dicts, and nesting (depth, parent, self time) is computed with vectorized NumPy, so a
+trace of millions of events costs a few arrays, not millions of Python objects.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 EVENT_COLUMNS = ["pid", "tid", "process", "thread", "name", "cat", "ts_us", "dur_us", "self_us",
-                 "args"]
+                 "depth", "parent", "long_name", "args"]
 TF_OP_CAT = "tf_op"
+# Timestamps beyond ±1e18 µs (31,000 years) are not clocks: refusing them keeps every sum finite.
+MAX_ABS_US = 1e18
 
 
 class TraceError(ValueError):
@@ -36,9 +39,11 @@ class OtherFormat(TraceError):
 class Trace:
     """Duration events of one trace.
 
-    events columns: pid, tid, process, thread, name, cat, ts_us (start, µs), dur_us (µs),
-    self_us (dur minus time covered by events nested inside it on the same thread, µs),
-    args (JSON string). `source` is "xplane", "chrome" or "bundle".
+    events columns: pid, tid, process, thread, name, cat (categoricals), ts_us (start, µs),
+    dur_us (µs), self_us (dur minus the time covered by events nested inside it on the same
+    thread, µs), depth (nesting level on its thread, 0 = top), parent (row of the enclosing
+    event, -1 at top level), long_name (TF's "scope/op:OpType", "" when absent), args (JSON
+    text, "{}" when absent or not kept). `source` is "xplane", "chrome" or "bundle".
     """
 
     events: pd.DataFrame
@@ -46,110 +51,198 @@ class Trace:
     metadata: dict = field(default_factory=dict)
 
 
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if np.isfinite(f) else None
+@dataclass
+class Coded:
+    """A string column as integer codes into `categories` (what a parser accumulates)."""
+
+    codes: np.ndarray
+    categories: list[str]
+
+    def values(self) -> np.ndarray:
+        return np.asarray(self.categories, dtype=object)[self.codes] if len(self.codes) else \
+            np.array([], dtype=object)
 
 
-def from_chrome_events(raw: Iterable[Mapping], source: str = "chrome",
-                       metadata: Mapping | None = None, tf_rules: bool = False) -> Trace:
-    """Build a Trace from Chrome trace-format events (ph X, or B/E pairs; M for names).
+@dataclass
+class EventColumns:
+    """Raw duration events as parallel arrays, before sorting and nesting (see build_events)."""
 
-    tf_rules: apply TensorFlow conventions: events carrying a "long_name" arg are TF ops
-    (cat tf_op), and an eager op's kernel run is named after the op it executes.
+    pid: Coded
+    tid: Coded
+    name: Coded
+    cat: Coded
+    long_name: Coded
+    ts_us: np.ndarray
+    dur_us: np.ndarray
+    args: np.ndarray | None = None  # JSON text per event (object array), None when not kept
+
+
+def check_times(ts: np.ndarray, dur: np.ndarray, first_index: int = 0) -> None:
+    """TraceError naming the first event whose ts/dur is not a usable clock value."""
+    bad = ~(np.isfinite(ts) & (np.abs(ts) < MAX_ABS_US) & np.isfinite(dur) & (dur < MAX_ABS_US))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise TraceError(f"event {first_index + i}: ts={ts[i]:g} dur={dur[i]:g} µs is out of "
+                         f"range (|ts| and dur must be finite and below {MAX_ABS_US:g} µs)")
+
+
+def _categorical(values: np.ndarray) -> pd.Categorical:
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
+
+
+def _from_codes(codes: np.ndarray, categories: list[str]) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.asarray(codes),
+                                     categories=pd.Index(categories, dtype=object))
+
+
+def _sorted_codes(col: Coded) -> np.ndarray:
+    """Codes renumbered so that their order is the categories' string order."""
+    rank = np.empty(len(col.categories), dtype=np.int32)
+    rank[np.argsort(np.asarray(col.categories, dtype=object), kind="stable")] = \
+        np.arange(len(col.categories))
+    return rank[col.codes] if len(col.codes) else np.array([], dtype=np.int32)
+
+
+def nesting(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(depth, parent, self_us) of events sorted by (lane, ts, -dur).
+
+    depth = events of the same lane still open at this one's start; parent = the last earlier
+    event one level up; self = dur minus the part of each child inside its parent.
     """
-    process_names: dict = {}
-    thread_names: dict = {}
-    rows: list[tuple] = []
-    open_b: dict = {}
-    for e in raw:
-        if not isinstance(e, Mapping):
-            raise TraceError("not a Chrome trace: traceEvents holds a non-object entry")
-        ph = e.get("ph")
-        pid, tid = e.get("pid", 0), e.get("tid", 0)
-        if ph == "M":
-            args = e.get("args") or {}
-            if e.get("name") == "process_name":
-                process_names[pid] = str(args.get("name", ""))
-            elif e.get("name") == "thread_name":
-                thread_names[(pid, tid)] = str(args.get("name", ""))
-            continue
-        ts = _num(e.get("ts"))
-        if ts is None:
-            continue
-        if ph == "X":
-            dur = _num(e.get("dur"))
-            if dur is None or dur < 0:
-                continue
-            rows.append((pid, tid, str(e.get("name", "")), str(e.get("cat", "") or ""), ts, dur,
-                         e.get("args")))
-        elif ph == "B":
-            open_b.setdefault((pid, tid), []).append(e)
-        elif ph == "E" and open_b.get((pid, tid)):
-            b = open_b[(pid, tid)].pop()
-            bts = _num(b.get("ts"))
-            rows.append((pid, tid, str(b.get("name", "")), str(b.get("cat", "") or ""), bts,
-                         max(0.0, ts - bts), b.get("args")))
-    df = pd.DataFrame(rows, columns=["pid", "tid", "name", "cat", "ts_us", "dur_us", "args_obj"])
-    df["pid"] = df["pid"].astype(str)
-    df["tid"] = df["tid"].astype(str)
-    df["process"] = [process_names.get(p, "") for p in _orig(rows, 0)]
-    df["thread"] = [thread_names.get((p, t), "") for p, t in zip(_orig(rows, 0), _orig(rows, 1),
-                                                                    strict=True)]
-    df = df.sort_values(["pid", "tid", "ts_us", "dur_us"], ascending=[True, True, True, False],
-                        kind="stable").reset_index(drop=True)
-    self_us, parent = _self_times(df)
-    df["self_us"] = self_us
-    if tf_rules:
-        _apply_tf_rules(df, parent)
-    df["args"] = [json.dumps(a, sort_keys=True, default=str) if a else "{}" for a in df.args_obj]
-    return Trace(df[EVENT_COLUMNS].copy(), source, dict(metadata or {}))
+    n = len(ts)
+    end = ts + dur
+    depth = np.zeros(n, dtype=np.int32)
+    bounds = np.flatnonzero(np.diff(lane)) + 1
+    starts = np.concatenate([[0], bounds]) if n else np.array([], dtype=np.int64)
+    stops = np.concatenate([bounds, [n]]) if n else np.array([], dtype=np.int64)
+    for a, b in zip(starts, stops, strict=True):
+        ends_sorted = np.sort(end[a:b])
+        closed = np.searchsorted(ends_sorted, ts[a:b], side="right")
+        depth[a:b] = np.maximum(np.arange(b - a) - closed, 0)
+    parent = np.full(n, -1, dtype=np.int32 if n < 2**31 else np.int64)
+    order = np.argsort(depth, kind="stable")
+    levels = np.searchsorted(depth[order], np.arange(int(depth.max()) + 2 if n else 1))
+    for d in range(1, len(levels) - 1):
+        cur = order[levels[d]:levels[d + 1]]
+        prev = order[levels[d - 1]:levels[d]]
+        if len(cur) == 0:
+            break
+        at = np.searchsorted(prev, cur) - 1
+        ok = at >= 0
+        parent[cur[ok]] = prev[at[ok]]
+        depth[cur[~ok]] = 0
+    has = parent >= 0
+    covered = np.maximum(np.minimum(end[has], end[parent[has]]) - ts[has], 0.0)
+    self_us = dur - np.bincount(parent[has], weights=covered, minlength=n)
+    return depth, parent, np.maximum(self_us, 0.0)
 
 
-def _orig(rows: list[tuple], i: int) -> list:
-    return [r[i] for r in rows]
+def build_events(cols: EventColumns, process_names: Mapping[str, str],
+                 thread_names: Mapping[tuple[str, str], str], tf_rules: bool = False
+                 ) -> pd.DataFrame:
+    """The events DataFrame (EVENT_COLUMNS) from raw columns: sorted by (pid, tid, ts, -dur),
+    nested, and with TensorFlow's conventions applied when ``tf_rules``."""
+    n = len(cols.ts_us)
+    ts = np.asarray(cols.ts_us, dtype=float)
+    dur = np.asarray(cols.dur_us, dtype=float)
+    check_times(ts, dur)
+    # one small integer per (pid, tid) lane, in (pid, tid) string order
+    lane_rank = _sorted_codes(cols.pid).astype(np.int64) * (len(cols.tid.categories) + 1) \
+        + _sorted_codes(cols.tid)
+    order = np.lexsort((-dur, ts, lane_rank)) if n else np.array([], dtype=np.int64)
+    lane_key = lane_rank[order]
+    del lane_rank
+    ts, dur = ts[order], dur[order]
+    cols.ts_us = cols.dur_us = None  # build_events owns the columns: free the unsorted ones
+    depth, parent, self_us = nesting(lane_key, ts, dur)
+    pid_codes, tid_codes = cols.pid.codes[order], cols.tid.codes[order]
+    args = cols.args[order] if cols.args is not None else None
+    if tf_rules:  # renames some events: work on the strings
+        names, cats = cols.name.values()[order], cols.cat.values()[order]
+        long_names = cols.long_name.values()[order]
+        _apply_tf_rules(names, cats, long_names, args, parent)
+        name_c, cat_c, long_c = _categorical(names), _categorical(cats), _categorical(long_names)
+    else:
+        name_c, cat_c, long_c = (_from_codes(c.codes[order], c.categories)
+                                 for c in (cols.name, cols.cat, cols.long_name))
+    # Process and thread names per lane, spread to the events through the lane index (lanes
+    # are contiguous once sorted).
+    change = np.flatnonzero(np.diff(lane_key)) + 1 if n else np.array([], dtype=np.int64)
+    first = np.concatenate([[0], change]).astype(np.int64) if n else change
+    inverse = np.zeros(n, dtype=np.int32)
+    inverse[change] = 1
+    np.cumsum(inverse, out=inverse)
+    del lane_key
+    pids = np.asarray(cols.pid.categories, dtype=object)
+    tids = np.asarray(cols.tid.categories, dtype=object)
+    lane_pid, lane_tid = pids[pid_codes[first]], tids[tid_codes[first]]
+    process = _categorical(np.asarray([process_names.get(p, "") for p in lane_pid], dtype=object))
+    thread = _categorical(np.asarray([thread_names.get((p, t), "") for p, t in
+                                      zip(lane_pid, lane_tid, strict=True)], dtype=object))
+    df = pd.DataFrame({
+        "pid": _from_codes(pid_codes, cols.pid.categories),
+        "tid": _from_codes(tid_codes, cols.tid.categories),
+        "process": _from_codes(process.codes[inverse], list(process.categories)),
+        "thread": _from_codes(thread.codes[inverse], list(thread.categories)),
+        "name": name_c, "cat": cat_c,
+        "ts_us": ts, "dur_us": dur, "self_us": self_us,
+        "depth": depth.astype(np.int32), "parent": parent,
+        "long_name": long_c,
+        # not kept: one shared "{}" category, 1 byte per event
+        "args": args if args is not None else _from_codes(np.zeros(n, dtype=np.int8), ["{}"]),
+    }, copy=False)
+    return df[EVENT_COLUMNS]
 
 
-def _self_times(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Self time per event and the index of its enclosing event (-1 at top level), per thread."""
-    n = len(df)
-    ts = df.ts_us.to_numpy(float)
-    end = ts + df.dur_us.to_numpy(float)
-    self_us = df.dur_us.to_numpy(float).copy()
-    parent = np.full(n, -1, dtype=np.int64)
-    lanes = (df.pid + "\x00" + df.tid).to_numpy()
-    stack: list[int] = []
-    lane = None
-    for i in range(n):
-        if lanes[i] != lane:
-            stack, lane = [], lanes[i]
-        while stack and end[stack[-1]] <= ts[i]:
-            stack.pop()
-        if stack:
-            p = stack[-1]
-            parent[i] = p
-            self_us[p] -= min(end[i], end[p]) - ts[i]
-        stack.append(i)
-    return np.maximum(self_us, 0.0), parent
-
-
-def _apply_tf_rules(df: pd.DataFrame, parent: np.ndarray) -> None:
-    names = df.name.to_numpy(object).copy()
-    cats = df.cat.to_numpy(object).copy()
-    args = list(df.args_obj)
-    for i, a in enumerate(args):
-        if isinstance(a, Mapping) and ":" in str(a.get("long_name", "")):
-            cats[i] = TF_OP_CAT
-    for i in np.flatnonzero(df.name.to_numpy(object) == "KernelAndDeviceFunc::Run"):
+def _apply_tf_rules(names: np.ndarray, cats: np.ndarray, long_names: np.ndarray,
+                    args: np.ndarray | None, parent: np.ndarray) -> None:
+    """TF ops carry a "scope/op:Type" long_name (cat tf_op); an eager op's kernel run
+    (KernelAndDeviceFunc::Run) is named after the op its EagerLocalExecute parent executes."""
+    is_op = np.fromiter((":" in s for s in long_names), bool, len(long_names))
+    cats[is_op] = TF_OP_CAT
+    for i in np.flatnonzero(names == "KernelAndDeviceFunc::Run"):
         p = parent[i]
         while p >= 0 and not str(names[p]).startswith("EagerLocalExecute: "):
             p = parent[p]
-        if p >= 0:
-            op = str(names[p]).removeprefix("EagerLocalExecute: ")
-            if not op.startswith("__inference"):
-                names[i], cats[i] = op, TF_OP_CAT
-                args[i] = {**(args[i] or {}), "long_name": f"{op}:{op}", "is_eager": "1"}
-    df["name"], df["cat"], df["args_obj"] = names, cats, args
+        if p < 0:
+            continue
+        op = str(names[p]).removeprefix("EagerLocalExecute: ")
+        if op.startswith("__inference"):
+            continue
+        names[i], cats[i], long_names[i] = op, TF_OP_CAT, f"{op}:{op}"
+        if args is not None:
+            try:
+                a = json.loads(args[i]) if args[i] else {}
+            except ValueError:
+                a = {}
+            a = a if isinstance(a, dict) else {}
+            args[i] = json.dumps({**a, "long_name": f"{op}:{op}", "is_eager": "1"},
+                                 sort_keys=True)
+
+
+def empty_events() -> pd.DataFrame:
+    """An events frame with no rows and every column."""
+    none = Coded(np.array([], dtype=np.int64), [])
+    return build_events(EventColumns(none, none, none, none, none, np.array([]), np.array([])),
+                        {}, {})
+
+
+def concat_events(parts: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """Several traces' events as one frame: each part's pids prefixed with "<label>/" (so their
+    lanes stay apart) and its parent rows shifted to the joined frame's positions."""
+    frames, offset = [], 0
+    for label, ev in parts:
+        ev = ev.reset_index(drop=True).copy()
+        ev["pid"] = (f"{label}/" + ev["pid"].astype(str)).astype("category")
+        parent = ev["parent"].to_numpy()
+        ev["parent"] = np.where(parent >= 0, parent + offset, -1)
+        frames.append(ev)
+        offset += len(ev)
+    if not frames:
+        return empty_events()
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("pid", "tid", "process", "thread", "name", "cat", "long_name"):
+        out[col] = out[col].astype(str).astype("category")
+    return out[EVENT_COLUMNS]

@@ -1,0 +1,157 @@
+"""XProf's own standalone UI (trace viewer, op profile, memory) for any .xplane.pb, offline.
+
+`XprofServer` lays out a logdir (`plugins/profile/<run>/<host>.xplane.pb`, the layout xprof
+reads), starts `xprof --logdir DIR --port P` on a free local port the first time a link is asked
+for, and stops it with the process that owns it (the dashboard). When xprof cannot start, the
+error says why in one line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+START_TIMEOUT_S = 90.0
+# Runs xprof as its child and stops it when the dashboard is gone, even after a SIGKILL that
+# leaves no time for atexit.
+WATCHDOG = """
+import os, subprocess, sys, time
+parent = int(sys.argv[1])
+child = subprocess.Popen(sys.argv[2:])
+while child.poll() is None:
+    if os.getppid() != parent:
+        child.terminate()
+        break
+    time.sleep(0.5)
+sys.exit(child.wait())
+"""
+RUN_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class XprofUnavailable(RuntimeError):
+    """xprof cannot serve this trace; str() is one line saying why."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def xprof_command() -> list[str]:
+    """The xprof console script installed beside this Python."""
+    beside = Path(sys.executable).with_name("xprof")
+    found = str(beside) if beside.exists() else shutil.which("xprof")
+    if not found:
+        raise XprofUnavailable("the xprof command is not installed (pip install xprof)")
+    return [found]
+
+
+def run_name(text: str) -> str:
+    """A run directory name made of safe characters."""
+    return RUN_NAME_RE.sub("_", text).strip("._")[:80] or "trace"
+
+
+class XprofServer:
+    """One xprof server over one logdir; `link(...)` adds a trace and returns its URL."""
+
+    def __init__(self, logdir: str | os.PathLike) -> None:
+        self.logdir = Path(logdir)
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self._lock = threading.Lock()
+        self._log = None
+
+    def add_trace(self, run: str, source: str | os.PathLike | bytes, host: str = "host") -> str:
+        """Place a trace at plugins/profile/<run>/<host>.xplane.pb (a hard link or copy of a
+        stored file, or the bytes of an upload); returns the run name."""
+        run = run_name(run)
+        target = self.logdir / "plugins" / "profile" / run / f"{run_name(host)}.xplane.pb"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".tmp")
+            if isinstance(source, bytes):
+                tmp.write_bytes(source)
+            else:
+                try:
+                    os.link(source, tmp)
+                except OSError:
+                    shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        return run
+
+    def start(self) -> str:
+        """Start xprof if it is not running; its base URL. XprofUnavailable if it cannot."""
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                return self.url
+            self.logdir.mkdir(parents=True, exist_ok=True)
+            port, grpc_port = _free_port(), _free_port()
+            log_path = self.logdir / "xprof_server.log"
+            self._log = open(log_path, "ab")  # noqa: SIM115 - kept open for the server's life
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+            try:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-c", WATCHDOG, str(os.getpid()),
+                     *xprof_command(), "--logdir", str(self.logdir), "--port", str(port),
+                     "--grpc_port", str(grpc_port), "--hide_capture_profile_button"],
+                    stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                    env=env, start_new_session=True)
+            except OSError as e:
+                raise XprofUnavailable(f"xprof did not start: {e.strerror or e}") from None
+            self.port = port
+            atexit.register(self.stop)
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise XprofUnavailable(f"xprof exited at start (code {self.proc.returncode})"
+                                           f": {_last_line(log_path)}")
+                try:
+                    with urllib.request.urlopen(self.url, timeout=2):
+                        return self.url
+                except OSError:
+                    time.sleep(0.5)
+            self.stop()
+            raise XprofUnavailable(f"xprof did not answer within {START_TIMEOUT_S:g} s")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def link(self, run: str, source: str | os.PathLike | bytes) -> str:
+        """URL of XProf's UI for one trace (started on demand)."""
+        name = self.add_trace(run, source)
+        return f"{self.start()}?run={name}"
+
+    def stop(self) -> None:
+        """Stop the server (its whole process group)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:200] if lines else "no output"

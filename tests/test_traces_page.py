@@ -1,0 +1,69 @@
+"""AppTest of the Traces page's failure paths and its diff tab: a converter that really
+segfaults or hangs (a test hook in profiling/traces/convert_child.py) is a one-line error and
+the app, running in this very process, goes on serving the next trace."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import FIXTURES
+from test_app_pages import open_page, texts
+
+PYTORCH = FIXTURES / "pytorch_cpu_trace.json"
+
+
+def _upload(at, name, content, index=0):
+    at.get("file_uploader")[index].set_value((name, content, "application/octet-stream"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_a_crashing_or_hanging_converter_leaves_the_app_running(data_dir, monkeypatch):
+    at = open_page("traces")
+    monkeypatch.setenv("_RELU_LAB_INTERNAL_CONVERT_FAULT", "segfault")
+    _upload(at, "crash.xplane.pb", b"\x0a\x04host")
+    errors = texts(at.error)
+    assert len(errors) == 1 and "crashed (SIGSEGV)" in errors[0] and "\n" not in errors[0]
+    monkeypatch.setenv("_RELU_LAB_INTERNAL_CONVERT_FAULT", "hang")
+    monkeypatch.setenv("RELU_LAB_CONVERT_TIMEOUT_S", "2")
+    _upload(at, "hang.xplane.pb", b"\x0a\x04hang")
+    errors = texts(at.error)
+    assert len(errors) == 1 and "did not finish within 2 s" in errors[0]
+    # the same process (the "server") reads the next trace as if nothing happened
+    monkeypatch.delenv("_RELU_LAB_INTERNAL_CONVERT_FAULT")
+    _upload(at, PYTORCH.name, PYTORCH.read_bytes())
+    assert not at.error, texts(at.error)
+    assert at.get("plotly_chart")
+
+
+def test_the_page_shows_the_readers_own_message(data_dir):
+    at = open_page("traces")
+    bad = json.dumps({"traceEvents": [{"ph": "X", "name": "a", "pid": [1], "tid": 1, "ts": 0,
+                                       "dur": 1}]}).encode()
+    _upload(at, "pid.json", bad)
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("Could not read pid.json: ")
+    assert "pid" in errors[0] and "failed" not in errors[0]  # not the page's catch-all
+    inf = json.dumps({"traceEvents": [{"ph": "X", "name": "a", "pid": 1, "tid": 1,
+                                       "ts": 1e308, "dur": 1e308}]}).encode()
+    _upload(at, "inf.json", inf)
+    assert "out of range" in texts(at.error)[0]
+
+
+def test_diff_tab_compares_two_uploads(data_dir):
+    at = open_page("traces")
+    a = json.loads(PYTORCH.read_text())
+    b = json.loads(PYTORCH.read_text())
+    for e in b["traceEvents"]:
+        if e.get("name") == "aten::relu":
+            e["dur"] = e["dur"] * 10  # B: a ReLU ten times slower
+    assert len(at.get("file_uploader")) == 1  # the diff's pickers start on "choose"
+    at.radio(key="diff_a_source").set_value("Upload a file")
+    at.radio(key="diff_b_source").set_value("Upload a file").run()
+    _upload(at, "a.json", json.dumps(a).encode(), index=1)
+    _upload(at, "b.json", json.dumps(b).encode(), index=2)
+    assert not at.error, texts(at.error)
+    ops = next(d.value for d in at.dataframe if "delta_us" in d.value.columns
+               and "name" in d.value.columns)
+    assert ops.iloc[0]["name"] == "aten::relu" and ops.iloc[0]["delta_us"] > 0
+    assert ops.iloc[0]["occurrences_a"] == ops.iloc[0]["occurrences_b"]
