@@ -152,7 +152,8 @@ def import_bundle(store: Store, path_or_obj: str | os.PathLike | Mapping) -> lis
         if isinstance(e, ValueError):
             raise BundleError(str(e)) from None
         if isinstance(e, (*db_errors(), OSError)):  # constraint errors, a full disk
-            raise BundleError(f"bundle rejected by the store: {e}") from None
+            first = (str(e).strip().splitlines() or [""])[0]  # PostgreSQL adds a DETAIL line
+            raise BundleError(f"bundle rejected by the store: {first}") from None
         raise
     return [r["run_id"] for r in tables["runs"]]
 
