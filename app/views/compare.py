@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from app import resources, share
+from app import machine_filter, resources, share
 from app.guard import one_line, page_guard
 from profiling import charts, noise, report
 from profiling.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
@@ -19,6 +19,7 @@ FILTER_COLUMNS = ("dtype", "device", "threads", "mode", "pass")
 def run_title(runs, run_id: str) -> str:
     row = runs[runs["run_id"] == run_id].iloc[0]
     label = f" · {row['label']}" if row.get("label") else ""
+    label += f" · {row['machine']}" if row.get("machine") else ""
     return f"{run_id}{label} · {row['created_at']} · {row['n_cases']} cases · {row['status']}"
 
 
@@ -119,7 +120,7 @@ def render() -> None:
         st.info("No runs yet: start one on the Run page.")
         st.page_link("views/run.py", label="Go to Run", icon=":material/play_arrow:")
         return
-    run_ids = pick_runs(runs)
+    run_ids = pick_runs(machine_filter.pick_machines(runs))
     if not run_ids:
         st.info("Pick at least one run.")
         share.write(runs=None)
