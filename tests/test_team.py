@@ -17,8 +17,14 @@ from test_app_pages import figures, open_page, texts
 from test_bundle_hostile import make_run
 
 from profiling.cli import main
-from profiling.history import (FilterError, case_history, history_figure, machines_figure,
-                               mark_changes, parse_filter)
+from profiling.history import (
+    FilterError,
+    case_history,
+    history_figure,
+    machines_figure,
+    mark_changes,
+    parse_filter,
+)
 from profiling.machine import IDENTITY_KEYS
 from profiling.store import Store, new_run_id
 
