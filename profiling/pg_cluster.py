@@ -3,7 +3,8 @@
 `start_cluster(dir)` runs initdb + pg_ctl as an unprivileged user (initdb refuses root: as root
 the cluster belongs to the `postgres` system user, run through `runuser`), listening only on
 127.0.0.1 at a free port, trust auth for that loopback socket. `python -m profiling.pg_cluster
-start DIR` prints the URL; `stop DIR` stops it.
+start DIR` starts it (or finds it running), creates database relu_lab and prints its URL;
+`stop DIR` stops it.
 """
 
 from __future__ import annotations
@@ -87,6 +88,16 @@ def start_cluster(root: str | os.PathLike, port: int | None = None) -> Cluster:
     return Cluster(datadir, port)
 
 
+def create_database(cluster: Cluster, name: str) -> str:
+    """The URL of database `name` in the cluster, created when missing."""
+    import psycopg
+
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return cluster.url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def _run(cmd: list[str], what: str) -> None:
     out = subprocess.run(_as_owner(cmd), capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
@@ -103,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.action == "start":
-            print(start_cluster(args.dir, args.port).url)
+            print(create_database(start_cluster(args.dir, args.port), "relu_lab"))
         else:
             Cluster(Path(args.dir) / "data", args.port).stop()
     except ClusterError as e:

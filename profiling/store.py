@@ -222,8 +222,9 @@ class Store:
         from profiling.machine import machine_columns
 
         run_id = run_id or new_run_id()
-        row = {**machine_columns(environment), "run_id": run_id, "created_at": now_iso(), "status": "running", "n_cases": n_cases,
+        row = {"run_id": run_id, "created_at": now_iso(), "status": "running", "n_cases": n_cases,
                "label": label or "", "pid": os.getpid(), "host": socket.gethostname(),
+               **machine_columns(environment),
                "spec_json": spec_json if isinstance(spec_json, str) else json.dumps(spec_json),
                "environment_json": json.dumps(environment or {}, default=str)}
         self._write(lambda c: self._insert(c, "runs", row))

@@ -214,3 +214,22 @@ def test_migrate_store_copies_runs_and_traces_and_verifies(tmp_path, pg_url, cap
     assert main(["migrate-store", "--from", "mysql://x/y", "--to", pg_url]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unsupported store URL" in err[0]
+
+
+def test_store_flag_and_variable_choose_the_backend(pg_url, tmp_path, machine_env, capsys,
+                                                    monkeypatch):
+    monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path / "local"))
+    monkeypatch.delenv("RELU_LAB_STORE", raising=False)
+    run_id = add_run(Store(pg_url), "shared", 1e-3)
+    assert main(["--store", pg_url, "list", "--json"]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)["runs"]] == [run_id]
+    monkeypatch.delenv("RELU_LAB_STORE", raising=False)  # --store set it for this process
+    assert main(["list", "--json"]) == 0  # the default: SQLite in RELU_LAB_DATA, empty
+    assert json.loads(capsys.readouterr().out)["runs"] == []
+    assert (tmp_path / "local" / "relu_lab.sqlite").exists()
+    monkeypatch.setenv("RELU_LAB_STORE", pg_url)
+    assert Store().list_runs().run_id.tolist() == [run_id]
+    for bad in ("postgresql://nobody@127.0.0.1:1/x", "ftp://x/y"):
+        assert main(["--store", bad, "list"]) == 2
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(err) == 1 and err[0].startswith("error: "), err
