@@ -121,11 +121,21 @@ class PgConnection:
 
     def __init__(self, url: str):
         self.engine = engine_for(url)
+        self._keys: dict[str, list[str]] = {}
+        self._cols: dict[str, list[tuple]] = {}
+        self._connect()
+
+    def _connect(self) -> None:
         self._raw = self.engine.raw_connection()
         self._pg = self._raw.driver_connection
         self._pg.autocommit = True
-        self._keys: dict[str, list[str]] = {}
-        self._cols: dict[str, list[tuple]] = {}
+
+    def _alive(self) -> None:
+        """A server restart breaks the connection: open a new one between transactions (one
+        broken inside a transaction raises, as the transaction is lost)."""
+        if self._pg.closed or self._pg.broken:
+            self._raw.invalidate()
+            self._connect()
 
     # -- sqlite3-like API --------------------------------------------------------------------
     @property
@@ -138,14 +148,28 @@ class PgConnection:
         special = self._special(sql)
         if special is not None:
             return special
+        import psycopg
+
+        self._alive()
+        idle = not self.in_transaction
+        try:
+            cur = self._run(sql, params)
+        except psycopg.OperationalError:
+            if not (idle and self._pg.broken):
+                raise
+            self._alive()  # the server dropped us between transactions: nothing was lost
+            cur = self._run(sql, params)
+        if cur.description is None:
+            return _Rows([], [])
+        return _Rows(cur.fetchall(), [d.name for d in cur.description])
+
+    def _run(self, sql: str, params: Sequence[Any]) -> Any:
         cur = self._pg.cursor()
         if params:
             cur.execute(self.translate(sql, True), [_param(p) for p in params])
         else:
             cur.execute(self.translate(sql, False))
-        if cur.description is None:
-            return _Rows([], [])
-        return _Rows(cur.fetchall(), [d.name for d in cur.description])
+        return cur
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         rows = [[_param(p) for p in r] for r in rows]

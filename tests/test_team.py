@@ -233,3 +233,15 @@ def test_store_flag_and_variable_choose_the_backend(pg_url, tmp_path, machine_en
         assert main(["--store", bad, "list"]) == 2
         err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
         assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_a_dropped_connection_is_reopened_between_transactions(pg_url, pg_server, machine_env):
+    import psycopg
+
+    store = Store(pg_url)  # e.g. the dashboard's long-lived handle
+    run_id = add_run(store, "m", 1e-3)
+    with psycopg.connect(pg_server.url, autocommit=True) as admin:  # a server restart, say
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s AND pid <> pg_backend_pid()", [pg_url.rsplit("/")[-1]])
+    assert store.list_runs().run_id.tolist() == [run_id]
+    assert len(store.cases([add_run(store, "m", 2e-3)])) == 1
