@@ -245,3 +245,16 @@ def test_a_dropped_connection_is_reopened_between_transactions(pg_url, pg_server
                       "WHERE datname = %s AND pid <> pg_backend_pid()", [pg_url.rsplit("/")[-1]])
     assert store.list_runs().run_id.tolist() == [run_id]
     assert len(store.cases([add_run(store, "m", 2e-3)])) == 1
+
+
+def test_history_page_on_an_empty_store_and_with_a_planted_slowdown(backend, machine_env):
+    at = open_page("history")
+    assert not at.error and "No successful cases yet" in texts(at.info)[0]
+    store = Store(backend)
+    for median in (1e-3, 1e-3, 2e-3):
+        add_run(store, "laptop", median)
+    at = open_page("history", {"variant": "nn_relu"})
+    assert not at.exception and not at.error, texts(at.error)
+    names = [t["name"] for t in figures(at)["chart_history"]["data"]]
+    assert names == ["laptop", "laptop: slower (CIs apart)"]
+    assert "1 change(s)" in texts(at.warning)[0]
