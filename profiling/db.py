@@ -50,11 +50,12 @@ def store_url(path: str | os.PathLike | None) -> str | None:
 
 
 def sqlite_path(path: str | os.PathLike | None) -> Path | None:
-    """The path a Store argument or $RELU_LAB_STORE names for SQLite (None: the default)."""
+    """The path a Store argument or $RELU_LAB_STORE names for SQLite (None: the default).
+    As in SQLAlchemy, sqlite:///rel/path is relative and sqlite:////abs/path absolute."""
     value = str(path) if path is not None else os.environ.get(STORE_ENV) or None
     if value is None:
         return None
-    return Path(value[len("sqlite:///") - 1:] if value.startswith("sqlite:///") else value)
+    return Path(value[len("sqlite:///"):] if value.startswith("sqlite:///") else value)
 
 
 def engine_for(url: str) -> Any:

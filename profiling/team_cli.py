@@ -78,8 +78,12 @@ def migrate_store(source: str, target: str, log: Any = None) -> dict[str, Any]:
     traces are the same in both. Returns {'copied', 'skipped', 'tables'}; BundleError (one line)
     when a count differs."""
     from profiling.bundle import export_bundle, import_bundle
+    from profiling.db import sqlite_path, store_url
     from profiling.store import BUNDLE_TABLES, Store, export_rows
 
+    if store_url(source) is None and not sqlite_path(source).exists():
+        raise BundleError(f"no store at {sqlite_path(source)} (sqlite:///relative/path or "
+                          "sqlite:////absolute/path)")
     src, dst = Store(source), Store(target)
     try:
         have = set(dst.list_runs().run_id)

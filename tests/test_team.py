@@ -211,9 +211,12 @@ def test_migrate_store_copies_runs_and_traces_and_verifies(tmp_path, pg_url, cap
     assert target._query("SELECT COUNT(*) n FROM trace_blobs").n.iloc[0] == 2
     assert main(args) == 0  # again: nothing to copy, still verified
     assert "copied 0 run(s), 3 already there" in capsys.readouterr().out
-    assert main(["migrate-store", "--from", "mysql://x/y", "--to", pg_url]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "unsupported store URL" in err[0]
+    for bad, why in (("mysql://x/y", "unsupported store URL"),
+                     (f"sqlite:///{tmp_path / 'missing'}", "no store at")):
+        assert main(["migrate-store", "--from", bad, "--to", pg_url]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0], err
+    assert not (tmp_path / "missing").exists()
 
 
 def test_store_flag_and_variable_choose_the_backend(pg_url, tmp_path, machine_env, capsys,
