@@ -15,10 +15,15 @@ def machine_of(runs: pd.DataFrame) -> pd.Series:
 
 
 def pick_machines(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs grouped by machine (newest first within one); with several machines, a
-    multiselect (kept in the URL as ?machines=) keeps only the chosen ones."""
+    """Runs grouped by machine, the machine with the newest run first (so the page's default,
+    the first complete run, stays the newest), newest first within one; with several
+    machines, a multiselect (kept in the URL as ?machines=) keeps only the chosen ones."""
     runs = runs.assign(machine=machine_of(runs))
-    runs = runs.sort_values(["machine", "created_at"], ascending=[True, False], kind="stable")
+    newest = runs.groupby("machine")["created_at"].transform("max")
+    runs = (runs.assign(_newest=newest)
+            .sort_values(["_newest", "machine", "created_at"], ascending=[False, True, False],
+                         kind="stable")
+            .drop(columns="_newest"))
     machines = sorted(runs["machine"].unique())
     if len(machines) < 2:
         return runs

@@ -261,3 +261,17 @@ def test_history_page_on_an_empty_store_and_with_a_planted_slowdown(backend, mac
     names = [t["name"] for t in figures(at)["chart_history"]["data"]]
     assert names == ["laptop", "laptop: slower (CIs apart)"]
     assert "1 change(s)" in texts(at.warning)[0]
+
+
+def test_compare_page_groups_runs_by_machine_newest_first(backend, machine_env):
+    store = Store(backend)
+    runs = [add_run(store, m, 1e-3) for m in ("laptop", "laptop", "server", "laptop")]
+    for minute, run_id in zip((1, 2, 4, 3), runs, strict=True):
+        store._conn.execute("UPDATE runs SET created_at=? WHERE run_id=?",
+                            (f"2026-01-01T00:0{minute}:00+00:00", run_id))
+    old, new, server, newer = runs
+    at = open_page("compare")
+    assert not at.exception and not at.error, texts(at.error)
+    ids = [t.split(" · ")[0] for t in at.multiselect(key="compare_runs").options]
+    assert ids == [server, newer, new, old]  # grouped; the machine with the newest run first
+    assert at.multiselect(key="compare_runs").value == [server]  # the default: the newest run
