@@ -149,3 +149,24 @@ def test_export_reads_one_snapshot_while_a_run_writes(backend):
     reader._query = query_while_writing
     rows = export_rows(reader, [run_id])
     assert len(rows["cases"]) == 1 and len(rows["samples"]) == 1  # no orphan sample
+
+
+def test_postgresql_migrates_an_old_database_once_under_concurrent_openers(pg_url):
+    from profiling.db import PgConnection, migrate_pg
+
+    conn = PgConnection(pg_url)
+    migrate_pg(conn, MIGRATIONS[:4])  # a store written by the v4 code
+    conn.execute("INSERT INTO runs (run_id, created_at, status, spec_json) "
+                 "VALUES ('old', '2020-01-01', 'complete', '{}')")
+    conn.close()
+    opener = "import sys; from profiling.store import Store; Store(sys.argv[1]).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", opener, pg_url], cwd=REPO,
+                              stderr=subprocess.PIPE) for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
+    store = Store(pg_url)
+    assert store._query("SELECT version FROM schema_version").version.tolist() == [SCHEMA_VERSION]
+    runs = store.list_runs()
+    assert runs.run_id.tolist() == ["old"] and runs.machine.isna().all()
+    assert store.fusion(["old"]).empty
+    types = {r[1]: r[2] for r in store._conn.execute("PRAGMA table_info(cases)")}
+    assert types["median_s"] == "DOUBLE PRECISION" and types["numel"] == "BIGINT"
