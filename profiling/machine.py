@@ -2,7 +2,7 @@
 
 The name is $RELU_LAB_MACHINE when set (a CI runner whose hostname changes every job, or two
 identities on one host), else the hostname. The identity gathers what makes timings comparable:
-CPU model, cores, cache sizes, memory, GPUs, OS, TensorFlow version, the op's build key and the
+CPU model, cores, cache sizes, memory, GPUs (TensorFlow's and nvidia-smi's models), OS, TensorFlow version, the op's build key and the
 project's git commit, taken from the run's environment (profiling.env) where present.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from profiling.env import host_environment
 
 MACHINE_ENV = "RELU_LAB_MACHINE"
 IDENTITY_KEYS = ("hostname", "cpu_model", "cores_physical", "cores_logical", "caches",
-                 "memory_gb", "gpus", "os", "tf_version", "op_build_key", "git_commit")
+                 "memory_gb", "gpus", "gpu_models", "os", "tf_version", "op_build_key", "git_commit")
 
 
 def cpu_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict[str, str]:
@@ -36,6 +38,21 @@ def cpu_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict[
     return out
 
 
+def gpu_models(timeout_s: float = 5.0) -> list[str]:
+    """['NVIDIA H100 80GB HBM3, 81559 MiB', ...] from nvidia-smi; [] without one (or if it
+    fails): TensorFlow's device list names GPUs but not their model."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [ln.strip() for ln in out.stdout.splitlines() if ln.strip()] if out.returncode == 0 \
+        else []
+
+
 def machine_identity(environment: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The IDENTITY_KEYS of this machine, preferring what the run's environment recorded."""
     env = {**host_environment(), **{k: v for k, v in (environment or {}).items()
@@ -50,6 +67,7 @@ def machine_identity(environment: Mapping[str, Any] | None = None) -> dict[str, 
         "caches": cpu_caches(),
         "memory_gb": env.get("memory_gb"),
         "gpus": [d for d in devices if "GPU" in str(d)],
+        "gpu_models": gpu_models(),
         "os": env.get("platform"),
         "tf_version": env.get("tf_version"),
         "op_build_key": build.get("key") if isinstance(build, Mapping) else None,

@@ -275,3 +275,17 @@ def test_compare_page_groups_runs_by_machine_newest_first(backend, machine_env):
     ids = [t.split(" · ")[0] for t in at.multiselect(key="compare_runs").options]
     assert ids == [server, newer, new, old]  # grouped; the machine with the newest run first
     assert at.multiselect(key="compare_runs").value == [server]  # the default: the newest run
+
+
+def test_gpu_models_come_from_nvidia_smi_when_there_is_one(tmp_path, monkeypatch):
+    from profiling.machine import gpu_models, machine_identity
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi (this CPU machine has none)
+    assert gpu_models() == [] and machine_identity()["gpu_models"] == []
+    smi = tmp_path / "nvidia-smi"  # what the real tool prints for --query-gpu=name,memory.total
+    smi.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 81559 MiB'\n"
+                   "echo 'NVIDIA H100 80GB HBM3, 81559 MiB'\n")
+    smi.chmod(0o755)
+    assert gpu_models() == ["NVIDIA H100 80GB HBM3, 81559 MiB"] * 2
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    assert gpu_models() == []
