@@ -2,8 +2,9 @@
 
 The name is $RELU_LAB_MACHINE when set (a CI runner whose hostname changes every job, or two
 identities on one host), else the hostname. The identity gathers what makes timings comparable:
-CPU model, cores, cache sizes, memory, GPUs (TensorFlow's and nvidia-smi's models), OS, TensorFlow version, the op's build key and the
-project's git commit, taken from the run's environment (profiling.env) where present.
+CPU model, cores, cache sizes, memory, GPUs (TensorFlow's devices, nvidia-smi's models), OS,
+TensorFlow version, the op's build key and the project's git commit, taken from the run's
+environment (profiling.env) where present.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from profiling.env import host_environment
 
 MACHINE_ENV = "RELU_LAB_MACHINE"
 IDENTITY_KEYS = ("hostname", "cpu_model", "cores_physical", "cores_logical", "caches",
-                 "memory_gb", "gpus", "gpu_models", "os", "tf_version", "op_build_key", "git_commit")
+                 "memory_gb", "gpus", "gpu_models", "os", "tf_version", "op_build_key",
+                 "git_commit")
 
 
 def cpu_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict[str, str]:
