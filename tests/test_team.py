@@ -151,7 +151,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_two_machines_write_one_postgresql_at_once(pg_url, machine_env):
+def test_two_machines_write_one_postgresql_at_once(pg_url, machine_env, monkeypatch):
     Store(pg_url).close()  # schema in place; the writers then race only on rows
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, name], cwd=REPO,
@@ -173,24 +173,21 @@ def test_two_machines_write_one_postgresql_at_once(pg_url, machine_env):
         assert n == 150, machine
 
     # the dashboard on that store shows both machines' runs, grouped, and both in History
-    os.environ["RELU_LAB_STORE"] = pg_url
-    try:
-        at = open_page("compare")
-        assert at.multiselect(key="compare_machines").options == ["gpu-box", "laptop"]
-        titles = at.multiselect(key="compare_runs").options
-        assert len(titles) == 2
-        at.multiselect(key="compare_machines").set_value(["laptop"]).run()
-        assert not at.exception
-        only = at.multiselect(key="compare_runs").options  # titles: id · label · machine · …
-        assert [t.split(" · ")[0] for t in only] == runs[runs.machine == "laptop"].run_id.tolist()
-        assert all(" · laptop · " in t for t in only)
-        hist = open_page("history", {"variant": "nn_relu", "shape": "7"})
-        assert not hist.exception and not hist.error, texts(hist.error)
-        chart = figures(hist)
-        assert sorted(t["name"] for t in chart["chart_history"]["data"]) == ["gpu-box", "laptop"]
-        assert list(chart["chart_machines"]["data"][0]["x"]) == ["gpu-box", "laptop"]
-    finally:
-        del os.environ["RELU_LAB_STORE"]
+    monkeypatch.setenv("RELU_LAB_STORE", pg_url)
+    at = open_page("compare")
+    assert at.multiselect(key="compare_machines").options == ["gpu-box", "laptop"]
+    titles = at.multiselect(key="compare_runs").options
+    assert len(titles) == 2
+    at.multiselect(key="compare_machines").set_value(["laptop"]).run()
+    assert not at.exception
+    only = at.multiselect(key="compare_runs").options  # titles: id · label · machine · …
+    assert [t.split(" · ")[0] for t in only] == runs[runs.machine == "laptop"].run_id.tolist()
+    assert all(" · laptop · " in t for t in only)
+    hist = open_page("history", {"variant": "nn_relu", "shape": "7"})
+    assert not hist.exception and not hist.error, texts(hist.error)
+    chart = figures(hist)
+    assert sorted(t["name"] for t in chart["chart_history"]["data"]) == ["gpu-box", "laptop"]
+    assert list(chart["chart_machines"]["data"][0]["x"]) == ["gpu-box", "laptop"]
 
 
 def test_migrate_store_copies_runs_and_traces_and_verifies(tmp_path, pg_url, capsys,
@@ -222,11 +219,13 @@ def test_migrate_store_copies_runs_and_traces_and_verifies(tmp_path, pg_url, cap
 def test_store_flag_and_variable_choose_the_backend(pg_url, tmp_path, machine_env, capsys,
                                                     monkeypatch):
     monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path / "local"))
-    monkeypatch.delenv("RELU_LAB_STORE", raising=False)
+    # empty = unset; setenv (not delenv of an absent variable) so that the value --store
+    # leaves in this process is undone after the test
+    monkeypatch.setenv("RELU_LAB_STORE", "")
     run_id = add_run(Store(pg_url), "shared", 1e-3)
     assert main(["--store", pg_url, "list", "--json"]) == 0
     assert [r["run_id"] for r in json.loads(capsys.readouterr().out)["runs"]] == [run_id]
-    monkeypatch.delenv("RELU_LAB_STORE", raising=False)  # --store set it for this process
+    monkeypatch.setenv("RELU_LAB_STORE", "")  # --store set it for this process
     assert main(["list", "--json"]) == 0  # the default: SQLite in RELU_LAB_DATA, empty
     assert json.loads(capsys.readouterr().out)["runs"] == []
     assert (tmp_path / "local" / "relu_lab.sqlite").exists()
