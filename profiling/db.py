@@ -122,7 +122,6 @@ class PgConnection:
 
     def __init__(self, url: str):
         self.engine = engine_for(url)
-        self._keys: dict[str, list[str]] = {}
         self._cols: dict[str, list[tuple]] = {}
         self._connect()
 
@@ -221,7 +220,6 @@ class PgConnection:
 
     # -- schema, through SQLAlchemy's inspector ----------------------------------------------
     def forget_schema(self) -> None:
-        self._keys.clear()
         self._cols.clear()
 
     def tables(self) -> list[str]:
