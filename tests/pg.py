@@ -9,6 +9,7 @@ per test. `backend` parametrizes a test over both stores: it gives the location 
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -22,7 +23,8 @@ from profiling.pg_cluster import Cluster, ClusterError, start_cluster
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Cluster]:
-    root = Path(tempfile.mkdtemp(prefix="relu_lab_pg_"))  # /tmp: the postgres user reaches it
+    # as root the cluster runs as `postgres`, which must reach the dir: /tmp, not a private TMPDIR
+    root = Path(tempfile.mkdtemp(prefix="relu_lab_pg_", dir="/tmp" if os.geteuid() == 0 else None))
     try:
         cluster = start_cluster(root)
     except ClusterError as e:
