@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build browser run test lint bench bench-timeit bench-traces bench-app screenshots readme clean
+.PHONY: setup build browser postgres run run-team test lint bench bench-timeit bench-traces bench-app screenshots readme clean
 
 setup: $(STAMP)
 
@@ -35,10 +35,30 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium
 
+# The store's tests also run against a real PostgreSQL server (tests/pg.py starts a throwaway
+# cluster): install Debian's server when neither PATH nor /usr/lib/postgresql/*/bin has initdb.
+postgres:
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; \
+	then :; else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
+	    postgresql; fi
+
 run: build
 	$(VENV)/bin/streamlit run app/main.py --server.port $(PORT) --server.headless true
 
-test: build browser
+# A local PostgreSQL (in /tmp, port TEAM_PG_PORT) and the dashboard on it: the team set-up on
+# one machine. Ctrl-C stops both. Point other shells at it with RELU_LAB_STORE=<printed URL>.
+TEAM_PG_DIR ?= /tmp/relu_lab_team_pg
+TEAM_PG_PORT ?= 5433
+run-team: build postgres
+	@set -e; url=$$($(PY) -m profiling.pg_cluster start $(TEAM_PG_DIR) --port $(TEAM_PG_PORT)); \
+	trap '$(PY) -m profiling.pg_cluster stop $(TEAM_PG_DIR) --port $(TEAM_PG_PORT)' EXIT; \
+	echo "team store: $$url (export RELU_LAB_STORE=$$url to write to it)"; \
+	RELU_LAB_STORE=$$url $(VENV)/bin/streamlit run app/main.py --server.port $(PORT) \
+	  --server.headless true
+
+test: build browser postgres
 	$(PY) -m pytest
 
 lint: setup

@@ -20,6 +20,7 @@ st.html("""<style>
 pages = [
     st.Page("views/run.py", title="Run", icon=":material/play_arrow:", default=True),
     st.Page("views/compare.py", title="Compare", icon=":material/bar_chart:"),
+    st.Page("views/history.py", title="History", icon=":material/history:"),
     st.Page("views/traces.py", title="Traces", icon=":material/timeline:"),
     st.Page("views/variants.py", title="Variants", icon=":material/function:"),
     st.Page("views/scenarios.py", title="Scenarios", icon=":material/science:"),

@@ -12,8 +12,9 @@ from profiling.store import Store, default_data_dir
 
 
 def data_dir() -> str:
-    """The data dir in use now ($RELU_LAB_DATA or ./.relu_lab), as a cache key."""
-    return str(default_data_dir().resolve())
+    """The store in use now ($RELU_LAB_STORE, else the data dir $RELU_LAB_DATA or
+    ./.relu_lab), as a cache key."""
+    return os.environ.get("RELU_LAB_STORE") or str(default_data_dir().resolve())
 
 
 @st.cache_resource(show_spinner=False)

@@ -14,12 +14,12 @@ import binascii
 import hashlib
 import json
 import os
-import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from profiling.bundle_check import BundleError, check_rows, check_trace_files
+from profiling.db import db_errors
 from profiling.files import FileRefused, read_bounded
 from profiling.store import BUNDLE_TABLES, Store, export_rows, import_rows, now_iso, table_schema
 from profiling.traces.model import Trace, TraceError
@@ -143,14 +143,15 @@ def import_bundle(store: Store, path_or_obj: str | os.PathLike | Mapping) -> lis
             if not dest.exists():  # content-addressed: a file already there is this one
                 store.write_trace_file(name, data)
                 written.append(dest)
-        import_rows(store, tables)
+        import_rows(store, tables, {sha: data for sha, (_, data) in traces.items()})
     except BaseException as e:
         for path in written:
             path.unlink(missing_ok=True)
         if isinstance(e, ValueError):
             raise BundleError(str(e)) from None
-        if isinstance(e, (sqlite3.Error, OSError)):  # constraint errors, a full disk
-            raise BundleError(f"bundle rejected by the store: {e}") from None
+        if isinstance(e, (*db_errors(), OSError)):  # constraint errors, a full disk
+            first = (str(e).strip().splitlines() or [""])[0]  # PostgreSQL adds a DETAIL line
+            raise BundleError(f"bundle rejected by the store: {first}") from None
         raise
     return [r["run_id"] for r in tables["runs"]]
 

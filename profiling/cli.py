@@ -272,7 +272,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from profiling.compare import compare_runs
 
     store = _store()
-    a, b = store.resolve_run(args.run_a), store.resolve_run(args.run_b)
+    if args.against:  # `compare RUN --against FILTER`: RUN against the newest matching run
+        from profiling.history import newest_matching_run
+
+        b = store.resolve_run(args.run_a)
+        a = newest_matching_run(store, args.against, exclude=b)
+    elif args.run_b is None:
+        raise UsageError("compare needs two runs, or one run and --against FILTER")
+    else:
+        a, b = store.resolve_run(args.run_a), store.resolve_run(args.run_b)
     threshold = _parse_pct(args.max_regression)
     table = compare_runs(store.cases([a]), store.cases([b]), threshold)
     noise = {a: _noise(store.run(a)), b: _noise(store.run(b))}
@@ -376,6 +384,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m profiling",
                 description="Profile ReLU implementations: run, inspect, compare, export.")
+    p.add_argument("--store", help="postgresql://user@host:port/db or sqlite:///path "
+                                   "(default: $RELU_LAB_STORE, else $RELU_LAB_DATA)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="measure variants × shapes × dtypes × devices × modes",
@@ -420,7 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="B vs A ratios with CIs; exit 1 on regression",
                        description="Compare run B against run A case by case.")
     c.add_argument("run_a")
-    c.add_argument("run_b")
+    c.add_argument("run_b", nargs="?")
+    c.add_argument("--against", metavar="FILTER",
+                   help="run_a against the newest other run matching e.g. machine=ci,label=main")
     c.add_argument("--max-regression", default="5%",
                    help="slowdown tolerated before exit 1 (default %(default)s)")
     c.add_argument("--json", action="store_true")
@@ -464,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     from profiling import claims_cli  # `claims`: the guide's claims with verdicts
 
     claims_cli.add_command(sub)
+
+    from profiling import team_cli
+
+    team_cli.add_commands(sub)
     return p
 
 
@@ -475,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from profiling.traces import TraceError
 
     args = build_parser().parse_args(argv)
+    if args.store:
+        os.environ["RELU_LAB_STORE"] = args.store
     try:
         return int(args.func(args) or 0)
     except (SpecError, TraceError, BundleError, UsageError, UnknownRunError) as e:

@@ -1,4 +1,7 @@
-"""Ordered schema migrations for the SQLite store; PRAGMA user_version = number applied."""
+"""Ordered schema migrations for the store; PRAGMA user_version = number applied (SQLite).
+
+Written in the SQL subset both backends read: profiling.db applies the same list to
+PostgreSQL (schema_version table)."""
 
 from __future__ import annotations
 
@@ -79,6 +82,14 @@ MIGRATIONS: list[str] = [
         method TEXT, roof_gbps REAL
     );
     CREATE INDEX roof_run ON roof(run_id);
+    """,
+    # 5: team store: the machine a run was measured on (a name and its identity as JSON, see
+    # profiling.machine), and trace bytes in the database for stores without a shared disk
+    """
+    ALTER TABLE runs ADD COLUMN machine TEXT;
+    ALTER TABLE runs ADD COLUMN machine_json TEXT;
+    CREATE INDEX runs_machine ON runs(machine, created_at);
+    CREATE TABLE trace_blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
     """,
 ]
 

@@ -1,6 +1,10 @@
-"""Result store: SQLite (WAL) plus content-addressed trace files beside it.
+"""Result store: SQLite (WAL) plus content-addressed trace files beside it, or PostgreSQL.
 
 Data dir: $RELU_LAB_DATA or ./.relu_lab ; database <data>/relu_lab.sqlite ; traces <data>/traces/.
+$RELU_LAB_STORE (or a Store argument) = postgresql://user@host:port/db opens a shared server
+instead (profiling.db): the same schema and SQL; trace bytes live in its trace_blobs table and
+are copied on first use into a per-user cache ($RELU_LAB_TRACE_CACHE or
+~/.cache/relu_lab/traces/<store>), which then serves as the traces dir.
 Every write is one short IMMEDIATE transaction retried on a busy database, so readers never block
 and concurrent writer processes lose nothing.
 """
@@ -26,7 +30,8 @@ from typing import Any
 import pandas as pd
 
 from profiling import settings
-from profiling.migrations import migrate
+from profiling.db import PgConnection, migrate_pg, sqlite_path, store_url
+from profiling.migrations import MIGRATIONS, migrate
 from profiling.process import pid_alive
 from profiling.tempdirs import remove_dead_temp_dirs
 
@@ -71,6 +76,13 @@ def default_data_dir() -> Path:
     return settings.data_dir()
 
 
+def trace_cache_dir(url: str) -> Path:
+    """Where this user keeps local copies of a PostgreSQL store's traces."""
+    root = os.environ.get("RELU_LAB_TRACE_CACHE")
+    base = Path(root) if root else Path.home() / ".cache" / "relu_lab" / "traces"
+    return base / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -80,10 +92,16 @@ def new_run_id() -> str:
 
 
 class Store:
-    """Handle on one data dir. `path` may be the data dir or the .sqlite file itself."""
+    """Handle on one data dir. `path` may be the data dir or the .sqlite file itself, or a
+    postgresql:// URL; without one, $RELU_LAB_STORE, else the default data dir."""
 
     def __init__(self, path: str | os.PathLike | None = None, busy_timeout_s: float = 30.0):
-        p = Path(path) if path is not None else default_data_dir()
+        self.url = store_url(path)
+        self.dialect = "postgresql" if self.url else "sqlite"
+        if self.url:
+            self._open_postgresql(self.url)
+            return
+        p = sqlite_path(path) or default_data_dir()
         if p.suffix in (".sqlite", ".db"):
             self.db_path, self.data_dir = p, p.parent
         else:
@@ -98,6 +116,18 @@ class Store:
         self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._retry(lambda: migrate(self._conn))
+        self.mark_stale_runs()
+        remove_dead_temp_dirs()
+
+    def _open_postgresql(self, url: str) -> None:
+        self.db_path = None
+        self.data_dir = trace_cache_dir(url)
+        self.traces_dir = self.data_dir
+        self.traces_dir.mkdir(parents=True, exist_ok=True)
+        self._busy_timeout_s = 30.0
+        self._lock = threading.RLock()
+        self._conn = PgConnection(url)
+        migrate_pg(self._conn, MIGRATIONS)
         self.mark_stale_runs()
         remove_dead_temp_dirs()
 
@@ -161,6 +191,10 @@ class Store:
 
     def _query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
         with self._lock:
+            if self.dialect == "postgresql":
+                rows = self._conn.execute(sql, list(params))
+                return pd.DataFrame.from_records(
+                    rows.fetchall(), columns=[d[0] for d in rows.description], coerce_float=True)
             return self._retry(lambda: pd.read_sql_query(sql, self._conn, params=list(params)))
 
     def query(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
@@ -174,7 +208,10 @@ class Store:
         return int(self._query(f"SELECT COUNT(*) n FROM {table}").n.iloc[0])
 
     def schema_version(self) -> int:
-        """The database's schema version (PRAGMA user_version)."""
+        """The database's schema version (SQLite: PRAGMA user_version; PostgreSQL: the
+        schema_version table)."""
+        if self.dialect == "postgresql":
+            return int(self._query("SELECT version FROM schema_version").iloc[0, 0])
         return int(self._query("PRAGMA user_version").iloc[0, 0])
 
     @staticmethod
@@ -186,9 +223,12 @@ class Store:
     # ---- writes ----------------------------------------------------------------------------
     def create_run(self, spec_json: Mapping | str, label: str = "", n_cases: int = 0,
                    environment: Mapping | None = None, run_id: str | None = None) -> str:
+        from profiling.machine import machine_columns
+
         run_id = run_id or new_run_id()
         row = {"run_id": run_id, "created_at": now_iso(), "status": "running", "n_cases": n_cases,
                "label": label or "", "pid": os.getpid(), "host": socket.gethostname(),
+               **machine_columns(environment),
                "spec_json": spec_json if isinstance(spec_json, str) else json.dumps(spec_json),
                "environment_json": json.dumps(environment or {}, default=str)}
         self._write(lambda c: self._insert(c, "runs", row))
@@ -213,8 +253,12 @@ class Store:
         self.finish_run(run_id, "complete")
 
     def set_environment(self, run_id: str, environment: Mapping) -> None:
-        self._write(lambda c: c.execute("UPDATE runs SET environment_json=? WHERE run_id=?",
-                                        (json.dumps(environment, default=str), run_id)))
+        from profiling.machine import machine_columns
+
+        m = machine_columns(environment)
+        self._write(lambda c: c.execute(
+            "UPDATE runs SET environment_json=?, machine=?, machine_json=? WHERE run_id=?",
+            (json.dumps(environment, default=str), m["machine"], m["machine_json"], run_id)))
 
     def finish_run(self, run_id: str, status: str) -> None:
         if status not in RUN_STATUSES:
@@ -280,8 +324,14 @@ class Store:
         sha = hashlib.sha256(data).hexdigest()
         suffix = "".join(Path(filename).suffixes[-2:]) or ".bin"
         dest = self.write_trace_file(f"{sha}{suffix}", data)
-        self._write(lambda c: c.execute(
-            "INSERT OR IGNORE INTO traces VALUES (?,?,?,?)", (sha, dest.name, len(data), now_iso())))
+
+        def write(conn: Any) -> None:
+            conn.execute("INSERT OR IGNORE INTO traces VALUES (?,?,?,?)",
+                         (sha, dest.name, len(data), now_iso()))
+            if self.dialect == "postgresql":  # no shared disk: the bytes go into the database
+                conn.execute("INSERT OR IGNORE INTO trace_blobs VALUES (?,?)", (sha, data))
+
+        self._write(write)
         return sha
 
     def write_trace_file(self, name: str, data: bytes) -> Path:
@@ -354,6 +404,7 @@ class Store:
                 row = conn.execute("SELECT filename FROM traces WHERE sha256=?", (sha,)).fetchone()
                 names.append(str(row[0]) if row and row[0] else f"{sha}.xplane.pb")
                 conn.execute("DELETE FROM traces WHERE sha256=?", (sha,))
+                conn.execute("DELETE FROM trace_blobs WHERE sha256=?", (sha,))
             return names
 
         removed = []
@@ -375,8 +426,8 @@ class Store:
         return self._query(
             "SELECT r.run_id, r.created_at, r.status, "
             "(SELECT COUNT(*) FROM cases c WHERE c.run_id = r.run_id) AS n_cases, r.label, "
-            "r.spec_json, r.finished_at, r.n_cases AS n_planned, r.noise_verdict, r.noise_json "
-            "FROM runs r "
+            "r.spec_json, r.finished_at, r.n_cases AS n_planned, r.noise_verdict, r.noise_json, "
+            "r.machine FROM runs r "
             "ORDER BY r.created_at DESC, r.run_id DESC")
 
     def data_version(self) -> tuple:
@@ -393,7 +444,8 @@ class Store:
             df = self._query("SELECT run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1")
         else:
             # a literal prefix: LIKE would read '_' and '%' in it as wildcards
-            df = self._query("SELECT run_id FROM runs WHERE substr(run_id, 1, length(?)) = ?",
+            df = self._query("SELECT run_id FROM runs "
+                             "WHERE substr(run_id, 1, length(CAST(? AS TEXT))) = ?",
                              (run_id, run_id))
             if run_id in set(df.run_id):  # a full id wins over longer ids it is a prefix of
                 return run_id
@@ -492,6 +544,8 @@ class Store:
         try:
             root = self.traces_dir.resolve()
             path = (self.traces_dir / name).resolve()
+            if self.dialect == "postgresql" and path.parent == root and not path.exists():
+                self._materialise(path.name)
             if path.parent != root or not path.is_file():
                 return None
         except (OSError, ValueError):  # ValueError: a NUL byte in the name
@@ -511,6 +565,20 @@ class Store:
         paths = {row.case_id: self.traces_dir / (row.filename or f"{row.trace_sha256}.xplane.pb")
                  for row in df.itertuples()}
         return {case_id: path for case_id, path in paths.items() if path.exists()}
+
+    def _materialise(self, name: str) -> None:
+        """Copy a trace named <sha256><suffix> from trace_blobs into the local cache."""
+        from profiling.bundle_check import TRACE_NAME
+
+        m = TRACE_NAME.fullmatch(name)
+        if not m:
+            return
+        df = self._query("SELECT data FROM trace_blobs WHERE sha256=?", (m.group("sha"),))
+        if len(df):
+            data = bytes(df.iloc[0, 0])
+            if hashlib.sha256(data).hexdigest() == m.group("sha"):  # never serve other bytes
+                self.traces_dir.mkdir(parents=True, exist_ok=True)
+                self.write_trace_file(name, data)
 
 
 def _plain(v: Any) -> Any:
@@ -589,11 +657,16 @@ def export_rows(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict]]:
     return out
 
 
-def import_rows(store: Store, tables: Mapping[str, Sequence[Mapping]]) -> None:
+def import_rows(store: Store, tables: Mapping[str, Sequence[Mapping]],
+                trace_data: Mapping[str, bytes] | None = None) -> None:
     """Insert bundle rows in ONE transaction: all of them or none. Unknown columns are ignored;
-    a run id already present is an error (ValueError)."""
+    a run id already present is an error (ValueError). On PostgreSQL `trace_data` (sha256 ->
+    bytes) goes into trace_blobs in the same transaction."""
 
     def write(conn: sqlite3.Connection) -> None:
+        if store.dialect == "postgresql":
+            conn.executemany("INSERT OR IGNORE INTO trace_blobs VALUES (?,?)",
+                             list((trace_data or {}).items()))
         for table in BUNDLE_TABLES:
             cols = set(_table_columns(conn, table))
             for row in tables.get(table, []):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from pg import backend, pg_server, pg_url  # noqa: F401  (PostgreSQL fixtures, tests/pg.py)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

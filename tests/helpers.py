@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import select
-import sqlite3
 import subprocess
 import sys
 import time
@@ -147,13 +146,12 @@ def texts(elements) -> list[str]:
 
 
 def store_state(store: Store) -> tuple[dict, dict]:
-    """(table -> sha256 of its sorted rows, trace file name -> sha256 of its bytes)."""
-    with sqlite3.connect(store.db_path) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        rows = {t: hashlib.sha256(repr(sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))))
-                                  .encode()).hexdigest() for t in tables}
-        rows["user_version"] = conn.execute("PRAGMA user_version").fetchone()[0]
+    """(table -> sha256 of its sorted rows, trace file name -> sha256 of its bytes); either
+    backend (tests/pg.py)."""
+    from pg import table_rows
+
+    rows = {t: hashlib.sha256(repr(r).encode()).hexdigest() for t, r in table_rows(store).items()}
+    rows["schema_version"] = store.schema_version()
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
              for p in sorted(store.traces_dir.iterdir())}
     return rows, files

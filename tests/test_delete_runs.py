@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,23 +18,23 @@ REPO = Path(__file__).resolve().parents[1]
 def rows_mentioning(store: Store, run_id: str) -> dict[str, int]:
     """Rows of any table whose run_id or case_id belongs to the run (by id prefix)."""
     out = {}
-    with sqlite3.connect(store.db_path) as conn:
-        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-            keys = [c for c in ("run_id", "case_id") if c in cols]
-            if keys:
-                where = " OR ".join(f"{k} LIKE ?" for k in keys)
-                n = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}",
-                                 [f"{run_id}%"] * len(keys)).fetchone()[0]
-                if n:
-                    out[table] = n
+    conn = store._conn  # sqlite3, or profiling.db's PostgreSQL connection: the same calls
+    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        keys = [c for c in ("run_id", "case_id") if c in cols]
+        if keys:
+            where = " OR ".join(f"{k} LIKE ?" for k in keys)
+            n = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}",
+                             [f"{run_id}%"] * len(keys)).fetchone()[0]
+            if n:
+                out[table] = n
     return out
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> Store:
-    monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path / "data"))
-    return Store(tmp_path / "data")
+def store(backend) -> Store:
+    """A store on SQLite and on PostgreSQL (tests/pg.py), also the CLI's and the pages'."""
+    return Store(backend)
 
 
 def test_delete_removes_every_row_and_only_unshared_traces(store):

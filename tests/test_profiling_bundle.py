@@ -22,9 +22,9 @@ def bundle(tmp_path):
     return json.loads(json.dumps(export_bundle(store, [run_id]))), run_id
 
 
-def test_round_trip_keeps_full_precision(bundle, tmp_path):
+def test_round_trip_keeps_full_precision(bundle, backend):
     obj, run_id = bundle
-    dest = Store(tmp_path / "dst")
+    dest = Store(backend)
     assert import_bundle(dest, obj) == [run_id]
     case = dest.cases([run_id]).iloc[0]
     assert case.median_s == 1.234567890123e-5
@@ -34,7 +34,7 @@ def test_round_trip_keeps_full_precision(bundle, tmp_path):
 
 @pytest.mark.parametrize("corrupt", ["traversal", "bad_sha", "bad_b64", "orphan_case",
                                      "version", "dup_sample", "foreign_sample"])
-def test_bad_bundles_write_nothing(bundle, tmp_path, corrupt):
+def test_bad_bundles_write_nothing(bundle, backend, corrupt):
     obj, _ = bundle
     obj = copy.deepcopy(obj)
     t = obj["tables"]
@@ -53,7 +53,7 @@ def test_bad_bundles_write_nothing(bundle, tmp_path, corrupt):
         obj["version"] = 99
     else:
         t["samples"].append(dict(t["samples"][0]))
-    dest = Store(tmp_path / "dst")
+    dest = Store(backend)
     with pytest.raises(BundleError):
         import_bundle(dest, obj)
     assert dest.list_runs().empty

@@ -1,4 +1,5 @@
-"""SQLite store: round trip, migrations, stale runs, concurrent writer processes."""
+"""The store on SQLite and PostgreSQL: round trip, migrations, stale runs, concurrent writer
+processes."""
 
 from __future__ import annotations
 
@@ -17,12 +18,6 @@ from profiling.store import CASE_COLUMNS, Store, UnknownRunError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _sql(store: Store, sql: str, params: tuple) -> None:
-    """Change the database behind the store's back, as another program would."""
-    with sqlite3.connect(store.db_path) as conn:
-        conn.execute(sql, params)
-
-
 def _case(run_id: str, i: int, median: float = 1e-3) -> dict:
     return {"run_id": run_id, "case_id": f"{run_id}-{i:04d}", "idx": i, "variant": "nn_relu",
             "variant_params": "{}", "label": "nn_relu", "shape": "1000", "numel": 1000,
@@ -31,8 +26,8 @@ def _case(run_id: str, i: int, median: float = 1e-3) -> dict:
             "ci95_low_s": median * 0.9, "ci95_high_s": median * 1.1, "ci95_s": median * 0.1}
 
 
-def test_round_trip(tmp_path):
-    store = Store(tmp_path)
+def test_round_trip(backend):
+    store = Store(backend)
     run_id = store.create_run({"variants": ["nn_relu"]}, "label-x", 1, {"tf_version": "t"})
     ops = pd.DataFrame([{"op_name": "Relu", "op_type": "Relu", "occurrences": 3,
                          "self_time_us": 12.5, "total_time_us": 13.0, "device": "/host:CPU"}])
@@ -46,7 +41,7 @@ def test_round_trip(tmp_path):
     store.finish_run(run_id, "complete")
     store.close()
 
-    again = Store(tmp_path / "relu_lab.sqlite")  # by file path too
+    again = Store(backend if "://" in backend else f"{backend}/relu_lab.sqlite")  # a file too
     runs = again.list_runs()
     assert list(runs.columns[:6]) == ["run_id", "created_at", "status", "n_cases", "label",
                                       "spec_json"]
@@ -85,15 +80,15 @@ def test_migrates_an_old_database(tmp_path):
     assert store.fusion(["old"]).empty  # table from a later migration exists
 
 
-def test_stale_running_run_becomes_interrupted(tmp_path):
-    store = Store(tmp_path)
+def test_stale_running_run_becomes_interrupted(backend):
+    store = Store(backend)
     run_id = store.create_run({}, "", 2)
     store.add_case(_case(run_id, 0))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    _sql(store, "UPDATE runs SET pid=? WHERE run_id=?", (dead.pid, run_id))
-    assert Store(tmp_path).list_runs().status.tolist() == ["interrupted"]
-    assert len(Store(tmp_path).cases([run_id])) == 1  # finished cases kept
+    store._conn.execute("UPDATE runs SET pid=? WHERE run_id=?", (dead.pid, run_id))
+    assert Store(backend).list_runs().status.tolist() == ["interrupted"]
+    assert len(Store(backend).cases([run_id])) == 1  # finished cases kept
 
 
 WRITER = textwrap.dedent("""
@@ -108,11 +103,11 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def test_two_concurrent_writer_processes_lose_nothing(tmp_path):
-    Store(tmp_path).close()
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"w{i}"], cwd=REPO,
+def test_two_concurrent_writer_processes_lose_nothing(backend):
+    Store(backend).close()
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, backend, f"w{i}"], cwd=REPO,
                               stderr=subprocess.PIPE) for i in range(2)]
-    reader = Store(tmp_path)
+    reader = Store(backend)
     seen = 0
     while any(p.poll() is None for p in procs):  # reading while they write
         seen = max(seen, reader.count("cases"))
@@ -124,23 +119,23 @@ def test_two_concurrent_writer_processes_lose_nothing(tmp_path):
     assert reader.count("samples") == 800
 
 
-def test_run_from_a_reused_pid_is_stale(tmp_path):
+def test_run_from_a_reused_pid_is_stale(backend):
     import os
 
-    store = Store(tmp_path)
+    store = Store(backend)
     run_id = store.create_run({}, "", 1)
     # our own pid, but a process that started after the run -> not the run's process
-    _sql(store, "UPDATE runs SET pid=?, created_at='2000-01-01T00:00:00+00:00' WHERE run_id=?",
-         (os.getpid(), run_id))
-    assert Store(tmp_path).list_runs().status.tolist() == ["interrupted"]
+    store._conn.execute("UPDATE runs SET pid=?, created_at='2000-01-01T00:00:00+00:00' "
+                        "WHERE run_id=?", (os.getpid(), run_id))
+    assert Store(backend).list_runs().status.tolist() == ["interrupted"]
     live = store.create_run({}, "", 1)
-    assert Store(tmp_path).list_runs().set_index("run_id").status[live] == "running"
+    assert Store(backend).list_runs().set_index("run_id").status[live] == "running"
 
 
-def test_export_reads_one_snapshot_while_a_run_writes(tmp_path):
+def test_export_reads_one_snapshot_while_a_run_writes(backend):
     from profiling.store import export_rows
 
-    reader, writer = Store(tmp_path), Store(tmp_path)
+    reader, writer = Store(backend), Store(backend)
     run_id = reader.create_run({}, "", 2)
     reader.add_case(_case(run_id, 0), [1e-3])
     query, calls = reader.query, []
@@ -172,3 +167,24 @@ def test_saving_run_finishes_complete_failed_or_interrupted(tmp_path):
                                                                "interrupted")
     assert json.loads(store.run(done)["spec_json"]) == {"kind": "scenario", "model": "resnet"}
     assert len(store.cases([done])) == 1
+
+
+def test_postgresql_migrates_an_old_database_once_under_concurrent_openers(pg_url):
+    from profiling.db import PgConnection, migrate_pg
+
+    conn = PgConnection(pg_url)
+    migrate_pg(conn, MIGRATIONS[:4])  # a store written by the v4 code
+    conn.execute("INSERT INTO runs (run_id, created_at, status, spec_json) "
+                 "VALUES ('old', '2020-01-01', 'complete', '{}')")
+    conn.close()
+    opener = "import sys; from profiling.store import Store; Store(sys.argv[1]).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", opener, pg_url], cwd=REPO,
+                              stderr=subprocess.PIPE) for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
+    store = Store(pg_url)
+    assert store._query("SELECT version FROM schema_version").version.tolist() == [SCHEMA_VERSION]
+    runs = store.list_runs()
+    assert runs.run_id.tolist() == ["old"] and runs.machine.isna().all()
+    assert store.fusion(["old"]).empty
+    types = {r[1]: r[2] for r in store._conn.execute("PRAGMA table_info(cases)")}
+    assert types["median_s"] == "DOUBLE PRECISION" and types["numel"] == "BIGINT"

@@ -6,7 +6,7 @@ import json
 
 import streamlit as st
 
-from app import case_links, resources, run_again, share
+from app import case_links, machine_filter, resources, run_again, share
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from profiling import noise, report, units
@@ -20,6 +20,7 @@ FILTER_COLUMNS = ("dtype", "device", "threads", "mode", "pass")
 def run_title(runs, run_id: str) -> str:
     row = runs[runs["run_id"] == run_id].iloc[0]
     label = f" · {row['label']}" if row.get("label") else ""
+    label += f" · {row['machine']}" if row.get("machine") else ""
     return f"{run_id}{label} · {row['created_at']} · {row['n_cases']} cases · {row['status']}"
 
 
@@ -120,7 +121,7 @@ def render() -> None:
         st.info("No runs yet: start one on the Run page.")
         st.page_link("views/run.py", label="Go to Run", icon=":material/play_arrow:")
         return
-    run_ids = pick_runs(runs)
+    run_ids = pick_runs(machine_filter.pick_machines(runs))
     if not run_ids:
         st.info("Pick at least one run.")
         share.write(runs=None)
