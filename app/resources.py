@@ -8,13 +8,14 @@ import os
 import pandas as pd
 import streamlit as st
 
+from profiling import settings
 from profiling.store import Store, default_data_dir
 
 
 def data_dir() -> str:
     """The store in use now ($RELU_LAB_STORE, else the data dir $RELU_LAB_DATA or
     ./.relu_lab), as a cache key."""
-    return os.environ.get("RELU_LAB_STORE") or str(default_data_dir().resolve())
+    return settings.store_url() or str(default_data_dir().resolve())
 
 
 @st.cache_resource(show_spinner=False)

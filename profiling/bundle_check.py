@@ -16,11 +16,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from profiling.store import CASE_STATUSES, RUN_STATUSES, Column
+from profiling.store import CASE_STATUSES, RUN_STATUSES, TRACE_NAME, Column
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
-TRACE_NAME = re.compile(r"(?P<sha>[0-9a-f]{64})(?:\.[A-Za-z0-9_-]{1,32}){1,2}")
 ID_COLUMNS = ("run_id", "case_id", "baseline_case_id")
 SHA_COLUMNS = ("sha256", "trace_sha256")
 NOISE_VERDICTS = ("quiet", "noisy", "unknown")

@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from profiling import settings
+
 STORE_ENV = "RELU_LAB_STORE"
 PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
@@ -40,7 +42,7 @@ def store_url(path: str | os.PathLike | None) -> str | None:
 
     `sqlite:///path` names the SQLite data dir or file at path (returned as None: the caller
     uses sqlite_path)."""
-    value = str(path) if path is not None else os.environ.get(STORE_ENV) or None
+    value = str(path) if path is not None else settings.store_url()
     if value is None or not value.startswith(PG_SCHEMES):
         if value and "://" in value and not value.startswith("sqlite:///"):
             raise StoreUrlError(f"unsupported store URL {value[:80]!r}: use "
@@ -52,7 +54,7 @@ def store_url(path: str | os.PathLike | None) -> str | None:
 def sqlite_path(path: str | os.PathLike | None) -> Path | None:
     """The path a Store argument or $RELU_LAB_STORE names for SQLite (None: the default).
     As in SQLAlchemy, sqlite:///rel/path is relative and sqlite:////abs/path absolute."""
-    value = str(path) if path is not None else os.environ.get(STORE_ENV) or None
+    value = str(path) if path is not None else settings.store_url()
     if value is None:
         return None
     return Path(value[len("sqlite:///"):] if value.startswith("sqlite:///") else value)

@@ -251,7 +251,7 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
 
     import keras
 
-    from profiling.analysis.breakdown import store_breakdown, trace_file_breakdown
+    from profiling.analysis.breakdown import store_breakdown
     from profiling.analysis.classify import op_type_kind
     from profiling.scenarios import (
         ScenarioConfig,
@@ -263,6 +263,7 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
     )
     from profiling.stats import summarize_samples
     from profiling.timing import measure
+    from profiling.traces import trace_file_breakdown
 
     if cfg.strategy == "mirrored":
         devices = cfg.devices or (

@@ -10,13 +10,13 @@ environment (profiling.env) where present.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from profiling import settings
 from profiling.env import host_environment
 
 MACHINE_ENV = "RELU_LAB_MACHINE"
@@ -79,7 +79,7 @@ def machine_identity(environment: Mapping[str, Any] | None = None) -> dict[str, 
 
 def machine_name(identity: Mapping[str, Any] | None = None) -> str:
     """$RELU_LAB_MACHINE, else the identity's hostname."""
-    name = os.environ.get(MACHINE_ENV, "").strip()
+    name = settings.machine_name() or ""
     return name or str((identity or {}).get("hostname") or host_environment()["hostname"])
 
 

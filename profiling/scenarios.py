@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from profiling.analysis.breakdown import store_breakdown, trace_file_breakdown
+from profiling.analysis.breakdown import store_breakdown
 from profiling.errors import one_line
 from profiling.stats import unpaired_ratio
 from profiling.tempdirs import temp_dir_unless
+from profiling.traces import trace_file_breakdown
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -62,6 +62,15 @@ SETTINGS: tuple[Setting, ...] = (
             "address-space limit of the child process that converts an `.xplane.pb` (MiB)",
             "8192", "profiling.settings.convert_limits"),
 )
+SETTINGS += (
+    Setting("RELU_LAB_STORE", "a shared store, `postgresql://user@host:port/db` (or "
+            "`sqlite:///path`); CLI: `--store`", "unset: SQLite in `RELU_LAB_DATA`",
+            "profiling.settings.store_url"),
+    Setting("RELU_LAB_MACHINE", "the machine name runs are recorded under", "the hostname",
+            "profiling.settings.machine_name"),
+    Setting("RELU_LAB_TRACE_CACHE", "local copies of a PostgreSQL store's traces",
+            "`~/.cache/relu_lab/traces`", "profiling.settings.trace_cache_root"),
+)
 DEFAULT_CONVERT_TIMEOUT_S = 300.0
 DEFAULT_CONVERT_MEMORY_MB = 8192
 """The standard toolchain variables `CXX` (C++ compiler, default `g++`) and `NVCC` (default
@@ -100,3 +109,19 @@ def convert_limits() -> tuple[float, int]:
     RELU_LAB_CONVERT_MEMORY_MB, else 300 s and 8192 MiB; a bad value -> the default."""
     return (_positive("RELU_LAB_CONVERT_TIMEOUT_S", DEFAULT_CONVERT_TIMEOUT_S),
             int(_positive("RELU_LAB_CONVERT_MEMORY_MB", DEFAULT_CONVERT_MEMORY_MB)))
+
+
+def store_url() -> str | None:
+    """`$RELU_LAB_STORE` (a postgresql:// or sqlite:/// URL), else None: SQLite in data_dir()."""
+    return os.environ.get("RELU_LAB_STORE") or None
+
+
+def machine_name() -> str | None:
+    """`$RELU_LAB_MACHINE` stripped, else None (the hostname is used)."""
+    return os.environ.get("RELU_LAB_MACHINE", "").strip() or None
+
+
+def trace_cache_root() -> Path:
+    """`$RELU_LAB_TRACE_CACHE`, else ~/.cache/relu_lab/traces."""
+    root = os.environ.get("RELU_LAB_TRACE_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "relu_lab" / "traces"

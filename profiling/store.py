@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -36,6 +37,8 @@ from profiling.process import pid_alive
 from profiling.tempdirs import remove_dead_temp_dirs
 
 DB_NAME = "relu_lab.sqlite"
+# a stored trace file: <sha256 of its bytes><one or two suffixes>, e.g. <sha>.xplane.pb
+TRACE_NAME = re.compile(r"(?P<sha>[0-9a-f]{64})(?:\.[A-Za-z0-9_-]{1,32}){1,2}")
 RUN_STATUSES = ("running", "complete", "interrupted", "failed", "incomplete")
 CASE_STATUSES = ("ok", "skipped", "failed")
 CASE_COLUMNS = [
@@ -78,9 +81,7 @@ def default_data_dir() -> Path:
 
 def trace_cache_dir(url: str) -> Path:
     """Where this user keeps local copies of a PostgreSQL store's traces."""
-    root = os.environ.get("RELU_LAB_TRACE_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "relu_lab" / "traces"
-    return base / hashlib.sha256(url.encode()).hexdigest()[:16]
+    return settings.trace_cache_root() / hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def now_iso() -> str:
@@ -568,8 +569,6 @@ class Store:
 
     def _materialise(self, name: str) -> None:
         """Copy a trace named <sha256><suffix> from trace_blobs into the local cache."""
-        from profiling.bundle_check import TRACE_NAME
-
         m = TRACE_NAME.fullmatch(name)
         if not m:
             return

@@ -55,7 +55,7 @@ def print_json(obj: Any) -> None:
 
 @contextlib.contextmanager
 def _trace_limit(max_bytes: float | None) -> Iterator[None]:
-    from profiling.cli import UsageError
+    from profiling.cli_common import UsageError
 
     if max_bytes is not None and not 0 < max_bytes < math.inf:
         raise UsageError(f"--max-bytes {max_bytes:g}; accepted: a positive number of bytes")
@@ -72,7 +72,7 @@ def _trace_limit(max_bytes: float | None) -> Iterator[None]:
 
 
 def _check_top(top: int) -> None:
-    from profiling.cli import UsageError
+    from profiling.cli_common import UsageError
 
     if top < 1:
         raise UsageError(f"--top {top}; accepted: integers >= 1")

@@ -142,11 +142,3 @@ def store_breakdown(b: dict) -> dict:
     """The store's breakdown row (compute_us, memcpy_us, collective_us, idle_us, other_us)."""
     return {k: b.get(k) for k in ("compute_us", "memcpy_us", "collective_us", "idle_us",
                                   "other_us")}
-
-
-def trace_file_breakdown(path) -> dict:
-    """time_breakdown of a trace file (any format load_trace reads): what scenarios,
-    distributed and capture runs store, so every surface shows the same numbers."""
-    from profiling.traces import load_trace
-
-    return time_breakdown(load_trace(path, keep_args=False).events)

@@ -85,3 +85,11 @@ def summarize(trace: Trace, top: int = 20) -> dict:
             "top_ops": top_ops(ev, top, kind),
             "breakdown": b, "busy_us": busy, "thread_time": thread_time,
             "compute_comm_ratio": ratio, "source": trace.source}
+
+
+def trace_file_breakdown(path) -> dict:
+    """time_breakdown of a trace file (any format load_trace reads): what scenarios,
+    distributed and capture runs store, so every surface shows the same numbers."""
+    from profiling.analysis.breakdown import time_breakdown
+
+    return time_breakdown(load_trace(path, keep_args=False).events)
