@@ -31,7 +31,7 @@ class Snapshot:
     busy_s: float  # all CPUs, every non-idle state (user..steal), seconds
     steal_s: float
     total_s: float
-    own_cpu_s: float  # user + system of our processes
+    own_cpu_s: float  # user + system of our processes and their children
 
 
 def _proc_stat() -> tuple[float, float, float]:
@@ -50,11 +50,17 @@ def _proc_stat() -> tuple[float, float, float]:
 
 
 def _cpu_seconds(pids: Iterable[int]) -> float:
+    """CPU seconds of these processes, their reaped children included (the worker converts
+    each trace in a child process) and their live children's so far."""
     total = 0.0
     for pid in pids:
         try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
+            proc = psutil.Process(pid)
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+            for child in proc.children(recursive=True):
+                c = child.cpu_times()
+                total += c.user + c.system
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return total

@@ -30,8 +30,8 @@ from profiling.timing import measure_interleaved
 CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
 MIN_WORKING_SET = 4 << 10
 LLC_MULTIPLE = 4  # the largest point: this many times the last-level cache
-PASSES = 3  # repeats per point, interleaved across points
-ROOF_MIN_TIME = 0.01
+PASSES = 5  # repeats per point, interleaved across points
+ROOF_MIN_TIME = 0.02
 
 
 @dataclass(frozen=True)
