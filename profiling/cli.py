@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
-from profiling.cli_common import UsageError
+from profiling.cli_common import UsageError, print_table
 from profiling.cli_common import open_store as _store
 from profiling.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
 
@@ -74,15 +74,6 @@ def _fmt_time(s: Any) -> str:
         if s * scale >= 1:
             return f"{s * scale:.3g} {unit}"
     return f"{s * 1e9:.3g} ns"
-
-
-def _print_table(df: pd.DataFrame) -> None:
-    if df.empty:
-        print("(none)")
-        return
-    with pd.option_context("display.width", 200, "display.max_columns", 40,
-                           "display.max_colwidth", 60):
-        print(df.to_string(index=False))
 
 
 def _quiet_tensorflow() -> None:
@@ -176,7 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         _print_cases(cases)
         if spec.fusion:
-            _print_table(store.fusion([run_id]).drop(columns=["run_id", "case_id"]))
+            print_table(store.fusion([run_id]).drop(columns=["run_id", "case_id"]))
         print(f"run {run_id}: {run['status']}, {len(cases)} cases "
               f"({(cases.status == 'ok').sum()} ok, {(cases.status == 'skipped').sum()} skipped, "
               f"{(cases.status == 'failed').sum()} failed)")
@@ -214,7 +205,7 @@ def _print_cases(cases: pd.DataFrame) -> None:
         "vs baseline [CI95]": [_fmt_ratio(r) for r in cases.itertuples()],
         "floor": cases.floor_s.map(_fmt_time),
         "reason": cases.reason.fillna("").str.slice(0, 60)})
-    _print_table(view)
+    print_table(view)
 
 
 # ---- list / show -------------------------------------------------------------------------
@@ -223,7 +214,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"runs": _records(runs.drop(columns=["spec_json"]))})
     else:
-        _print_table(runs.drop(columns=["spec_json", "finished_at"]))
+        print_table(runs.drop(columns=["spec_json", "finished_at"]))
     return 0
 
 
@@ -253,7 +244,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _print_cases(cases)
     fusion = store.fusion([run_id])
     if len(fusion):
-        _print_table(fusion.drop(columns=["run_id", "case_id"]))
+        print_table(fusion.drop(columns=["run_id", "case_id"]))
     return 0
 
 
@@ -301,7 +292,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                          zip(table.ratio_low, table.ratio_high, strict=True)],
             "verdict": ["REGRESSION" if r else ("faster" if i else "") for r, i in
                         zip(table.regression, table.improvement, strict=True)]})
-        _print_table(view)
+        print_table(view)
         print(f"{int(table.regression.sum())} regression(s): slowdown CI wholly beyond "
               f"{threshold:.1%} ({len(table)} matched cases)"
               + (f"; noisy machine during {', '.join(noisy)}" if noisy else ""))
@@ -373,7 +364,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
               f"({calib.get('method')}, at a {calib.get('size_bytes', 0) / 2**20:.3g} MiB "
               f"working set); harness floor {_fmt_time(reply.get('floor_s'))} per call")
         print("roof (working set = bytes read + written; best, median and IQR of the passes):")
-        _print_table(pd.DataFrame([{
+        print_table(pd.DataFrame([{
             "working set": f"{p['working_set_bytes'] / 2**10:,.0f} KiB",
             "best GB/s": f"{p['gbps']:.1f}", "median GB/s": f"{p['gbps_median']:.1f}",
             "IQR": f"{p['gbps_iqr']:.1f}"} for p in calib.get("curve") or []]))

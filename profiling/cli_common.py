@@ -1,5 +1,5 @@
-"""What every `python -m profiling` subcommand module shares: the usage error (exit 2) and the
-store it opens. Sub-CLIs (scenario_cli, ...) import these from here, not from profiling.cli,
+"""What every `python -m profiling` subcommand module shares: the usage error (exit 2), the
+store it opens and how a table is printed. Sub-CLIs (scenario_cli, ...) import these from here, not from profiling.cli,
 which imports them: no import cycle between the main CLI and its parts."""
 
 from __future__ import annotations
@@ -16,3 +16,15 @@ def open_store() -> Any:
     from profiling.store import Store
 
     return Store()
+
+
+def print_table(df: Any) -> None:
+    """A DataFrame as plain text on stdout, '(none)' when empty."""
+    import pandas as pd
+
+    if df.empty:
+        print("(none)")
+        return
+    with pd.option_context("display.width", 200, "display.max_columns", 40,
+                           "display.max_colwidth", 60):
+        print(df.to_string(index=False))

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiling.cli_common import print_table
+
 LIMIT_ENV = "RELU_LAB_MAX_TRACE_BYTES"
 
 
@@ -78,15 +80,6 @@ def _check_top(top: int) -> None:
         raise UsageError(f"--top {top}; accepted: integers >= 1")
 
 
-def _table(df: pd.DataFrame) -> None:
-    if df.empty:
-        print("(none)")
-        return
-    with pd.option_context("display.width", 200, "display.max_columns", 40,
-                           "display.max_colwidth", 60):
-        print(df.to_string(index=False))
-
-
 # ---- trace-summary -----------------------------------------------------------------------
 def cmd_trace_summary(args: argparse.Namespace) -> int:
     from profiling.bundle import load_any_trace
@@ -120,7 +113,7 @@ def cmd_trace_summary(args: argparse.Namespace) -> int:
         top["self_us"] = top.self_us.round(1)
         top["total_us"] = top.total_us.round(1)
         top["pct"] = top.pct.map(lambda v: f"{v:.1f}%")
-    _table(top)
+    print_table(top)
     return 0
 
 
@@ -141,7 +134,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if len(acts):
         acts["self_us"] = acts.self_us.round(1)
         acts["pct"] = acts.pct.map(lambda v: f"{v:.1f}%")
-    _table(acts)
+    print_table(acts)
     for line in result["recommendations"]:
         print(f"- {line}")
     return 0
@@ -164,13 +157,13 @@ def cmd_trace_diff(args: argparse.Namespace) -> int:
     print(f"A {args.a}: {d['duration_a_us'] / 1e3:.3f} ms   B {args.b}: "
           f"{d['duration_b_us'] / 1e3:.3f} ms")
     print("breakdown (wall µs):")
-    _table(d["breakdown"].round(1))
+    print_table(d["breakdown"].round(1))
     print(f"ops by |self-time change| (top {args.top}):")
     ops = d["ops"].copy()
     for c in ("self_us_a", "self_us_b", "delta_us"):
         ops[c] = ops[c].round(1)
     ops["ratio"] = ops["ratio"].map(lambda v: "-" if v != v else f"{v:.2f}x")
-    _table(ops)
+    print_table(ops)
     return 0
 
 

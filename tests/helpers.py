@@ -266,6 +266,11 @@ def scenarios_page():
 def click_run(at, limit_s: float = 300.0) -> None:
     """Press Run and poll the page until its background job has finished."""
     at.button(key="sc_run").click().run()
+    wait_finished(at, limit_s)
+
+
+def wait_finished(at, limit_s: float = 300.0) -> None:
+    """Poll the Scenarios page until its background job has finished."""
     deadline = time.monotonic() + limit_s
     while not at.session_state["sc_job"].finished:
         assert time.monotonic() < deadline, "the scenario did not finish"

@@ -3,20 +3,9 @@ only when it completes."""
 
 from __future__ import annotations
 
-import time
-
-from helpers import assert_short_numbers, click_run, scenarios_page
+from helpers import assert_short_numbers, click_run, scenarios_page, wait_finished
 
 from profiling.store import Store
-
-
-def wait_finished(at, limit_s: float = 300.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not at.session_state["sc_job"].finished:
-        assert time.monotonic() < deadline, "the scenario did not finish"
-        time.sleep(0.5)
-        at.run()
-    at.run()
 
 
 def test_a_scenario_shows_progress_and_cancel_stops_it_storing_nothing(data_dir):

@@ -59,7 +59,7 @@ def test_run_scenario_and_capture_leave_no_temp_entries(env, tmp_path, monkeypat
     assert entries(env) == []
 
     out = cli(env, "scenario", "wide_deep", "--variants", "nn_relu", "--batch", "4",
-              "--hidden", "8", "--repeats", "2", "--number", "1", "--train-steps", "2", "--json")
+              "--hidden", "8", "--repeats", "2", "--min-time", "0.001", "--train-steps", "2", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["run_id"]
     assert entries(env) == []

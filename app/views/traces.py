@@ -196,11 +196,8 @@ def activation_audit(result: dict) -> None:
     cols[1].metric("Activations, % of traced time", f"{result['activation_pct']:.1f}%")
     cols[2].metric("Separate (unfused), % of traced time", f"{result['unfused_pct']:.1f}%")
     acts["fused"] = acts["fused"].map({True: "fused", False: "separate"}).fillna("unknown")
-    st.dataframe(acts, hide_index=True, key="trace_audit_table",
-                 column_config={"self_us": st.column_config.NumberColumn("self µs",
-                                                                         format="%.1f"),
-                                "pct": st.column_config.NumberColumn("% of step",
-                                                                     format="%.2f")})
+    st.dataframe(units.readable(acts.rename(columns={"pct": "% of step"}), unit="µs"),
+                 hide_index=True, key="trace_audit_table")
     for line in result["recommendations"]:
         st.markdown(f"- {line}")
 
@@ -269,7 +266,7 @@ def diff_tab() -> None:
                                                 "delta_us": "B - A µs"}),
                  hide_index=True, key="diff_breakdown")
     st.plotly_chart(trace_charts.op_diff_figure(d["ops"]), key="chart_diff")
-    st.dataframe(units.readable(d["ops"], unit="µs"), hide_index=True, key="diff_ops_table")
+    st.dataframe(d["ops"], hide_index=True, key="diff_ops_table")
 
 
 def render() -> None:
