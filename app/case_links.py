@@ -24,9 +24,11 @@ def case_rows(cases: pd.DataFrame, traced: frozenset[str], unit: str = "µs") ->
     """One row per ok case: the trace link (None without a stored trace), label, shape, the settings that vary, median and CI in ``unit``,
     GB/s, utilization and faults per call."""
     frame = charts.ok_cases(cases)
-    settings = [c for c in charts.varying_settings(frame) if c != "run_id"]
+    settings = [c for c in charts.varying_settings(frame) if c not in ("run_id", "run")]
     multi_run = "run_id" in frame.columns and frame["run_id"].nunique() > 1
-    columns = (["run_id"] if multi_run else []) + ["label", "shape", *settings]
+    if multi_run:  # the run's short unique name (charts.run_names), as in the chart legends
+        frame = frame.assign(run=frame["run_id"].astype(str).map(charts.run_names(frame)))
+    columns = (["run"] if multi_run else []) + ["label", "shape", *settings]
     rows = frame[columns].astype(str).copy()
     scale = dict(units.TIME_UNITS)[unit]
     rows[f"median ({unit})"] = frame["median_s"].astype(float) / scale

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -47,6 +46,7 @@ from profiling.scenarios import (
     synthetic_data,
     unsupported_reason,
 )
+from profiling.tempdirs import temp_dir_unless
 from profiling.training_watch import dead_fraction, train_and_watch
 
 KINDS = ("mixed_precision", "qat", "batch_sweep", "sparsity")
@@ -124,15 +124,16 @@ def run_guide(gcfg: GuideConfig, store: Any = None,
     variants = gcfg.validate()
     runner = {"mixed_precision": _mixed_precision, "qat": _qat, "batch_sweep": _batch_sweep,
               "sparsity": _sparsity}[gcfg.kind]
-    rows, layers, extra = runner(gcfg, variants, on_progress or (lambda *a: None),
-                                 trace_dir or tempfile.mkdtemp(prefix="relu_lab_guide_"))
-    config = {"kind": gcfg.kind, **{k: list(v) if isinstance(v, tuple) else v
-                                    for k, v in asdict(gcfg).items() if k not in ("kind", "base")},
-              "base": {**asdict(gcfg.base), "hidden": list(gcfg.base.hidden)}}
-    result = GuideResult(gcfg.kind, config, pd.DataFrame(rows), pd.DataFrame(layers), extra,
-                         step_device())
-    if store is not None:
-        result.run_id = save_guide(result, store)
+    with temp_dir_unless(trace_dir, "guide") as traces:  # a temp dir goes once stored
+        rows, layers, extra = runner(gcfg, variants, on_progress or (lambda *a: None), traces)
+        config = {"kind": gcfg.kind,
+                  **{k: list(v) if isinstance(v, tuple) else v
+                     for k, v in asdict(gcfg).items() if k not in ("kind", "base")},
+                  "base": {**asdict(gcfg.base), "hidden": list(gcfg.base.hidden)}}
+        result = GuideResult(gcfg.kind, config, pd.DataFrame(rows), pd.DataFrame(layers), extra,
+                             step_device())
+        if store is not None:
+            result.run_id = save_guide(result, store)
     return result
 
 

@@ -223,3 +223,16 @@ def test_speedup_table_takes_cases_whose_settings_are_all_missing():
             _case("where", 2.0, threads=None, allocator=None)]
     table = speedup_table(pd.DataFrame(rows), "nn_relu")
     assert table.speedup.tolist() == [pytest.approx(0.5)]
+
+
+def test_case_links_table_names_the_run_when_two_runs_share_labels():
+    from app.case_links import case_rows
+
+    rows = []
+    for run_id in ("20261127-101500-aaaaaa", "20261127-101501-bbbbbb"):
+        for variant in ("nn_relu", "where"):
+            rows.append({**_case(variant, 1e-5, gbps=1.0, utilization=0.5,
+                                 page_faults_per_call=0.0),
+                         "run_id": run_id, "case_id": f"{run_id}-{variant}", "run_label": ""})
+    table = case_rows(pd.DataFrame(rows), frozenset())
+    assert sorted(set(table["run"])) == ["101500-aaaaaa", "101501-bbbbbb"] and len(table) == 4
