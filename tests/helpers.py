@@ -269,11 +269,11 @@ def click_run(at, limit_s: float = 300.0) -> None:
     wait_finished(at, limit_s)
 
 
-def wait_finished(at, limit_s: float = 300.0) -> None:
-    """Poll the Scenarios page until its background job has finished."""
+def wait_finished(at, limit_s: float = 300.0, job: str = "sc_job") -> None:
+    """Poll the page until its background job (session key `job`) has finished."""
     deadline = time.monotonic() + limit_s
-    while not at.session_state["sc_job"].finished:
-        assert time.monotonic() < deadline, "the scenario did not finish"
+    while not at.session_state[job].finished:
+        assert time.monotonic() < deadline, f"the background job {job} did not finish"
         time.sleep(0.5)
         at.run()
     at.run()

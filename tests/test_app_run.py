@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import assert_short_numbers, figures, open_page, texts
+from helpers import assert_short_numbers, figures, open_page, texts, wait_finished
 from streamlit.testing.v1 import AppTest
 
 RUN_LIMIT_S = 180
@@ -30,12 +29,7 @@ def choose_tiny(at: AppTest, shapes: list[str] = ("1000",), custom: str = "") ->
 
 
 def wait_for_run(at: AppTest) -> None:
-    deadline = time.monotonic() + RUN_LIMIT_S
-    while not at.session_state["job"].finished:
-        assert time.monotonic() < deadline, "the run did not finish"
-        time.sleep(0.5)
-        at.run()
-    at.run()
+    wait_finished(at, RUN_LIMIT_S, job="job")
 
 
 def test_tiny_profile_runs_with_live_progress_and_shows_results(data_dir):

@@ -226,7 +226,7 @@ def test_a_bundle_over_the_size_limit_is_refused_before_reading(bundle, dest, tm
 @pytest.mark.parametrize("kind", ["nul_filename", "traversal_sha", "median_fast", "huge_1e309",
                                   "duplicate_sample"])
 def test_compare_page_refuses_a_crafted_bundle_and_changes_nothing(kind, bundle, dest):
-    from test_app_pages import open_page, texts
+    from helpers import open_page, texts
 
     before = store_state(dest)
     at = open_page("compare")

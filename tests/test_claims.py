@@ -158,7 +158,7 @@ def test_report_shows_a_guide_scenario_and_survives_a_hostile_spec(tmp_path):
 
 
 def test_variants_page_shows_the_stored_claims(tmp_path, monkeypatch):
-    from test_app_pages import open_page
+    from helpers import open_page
 
     monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path))
     at = open_page("variants")

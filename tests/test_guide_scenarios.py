@@ -108,7 +108,7 @@ def test_batch_sweep_gives_samples_per_second_with_a_ci(store, sweep):
 
 
 def test_a_guide_run_appears_in_compare_and_the_html_report(store, sweep, monkeypatch):
-    from test_app_pages import open_page
+    from helpers import open_page
 
     from profiling.report import render_html
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_app_pages import figures, open_page, texts
-from test_bundle_hostile import make_run
+from helpers import figures, make_run, open_page, texts
 
 from profiling.cli import main
 from profiling.history import (

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_charts import as_json
+from helpers import as_json
 
 from profiling import trace_charts
 from profiling.analysis.diff import op_diff

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from conftest import FIXTURES
-from test_app_pages import open_page, texts
+from helpers import open_page, texts
 
 PYTORCH = FIXTURES / "pytorch_cpu_trace.json"
 

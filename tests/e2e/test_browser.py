@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.headless import CHROMIUM, REPO, DashboardError, serve
+from app.headless import REPO, DashboardError, serve
 from app.headless import screenshot as full_screenshot
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -20,7 +20,7 @@ pytest.importorskip("playwright.sync_api")
 
 
 def fixtures_dir() -> Path:
-    return Path(os.environ.get("RELU_LAB_FIXTURES") or REPO.parent / "shared" / "fixtures")
+    return Path(os.environ.get("RELU_LAB_FIXTURES") or REPO / "tests" / "fixtures")
 
 
 @pytest.fixture(scope="module")
@@ -30,28 +30,6 @@ def app_url(tmp_path_factory):
             yield url
     except DashboardError as error:
         pytest.fail(str(error))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (make browser)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    from app.headless import chromium
-
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 1100}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def set_number(page, label: str, value: str) -> None:

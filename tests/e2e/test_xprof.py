@@ -10,15 +10,13 @@ import subprocess
 import sys
 
 import pytest
-from test_browser import (  # noqa: F401 - browser and page are fixtures used below
-    CHROMIUM,
-    REPO,
-    browser,
-    free_port,
-    page,
-    screenshot,
-    wait_healthy,
-)
+
+from app.headless import CHROMIUM, REPO, free_port, wait_healthy
+from app.headless import screenshot as full_screenshot
+
+
+def screenshot(page, name: str) -> None:
+    full_screenshot(page, REPO / "test-artifacts" / name)
 
 
 @pytest.fixture(scope="module")
