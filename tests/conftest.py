@@ -13,13 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _fixtures_dir() -> Path:
-    """tests/fixtures (shipped with the repo); RELU_LAB_FIXTURES points elsewhere."""
-    env = os.environ.get("RELU_LAB_FIXTURES")
-    return Path(env) if env else REPO / "tests" / "fixtures"
-
-
-FIXTURES = _fixtures_dir()
+from helpers import FIXTURES  # noqa: E402 - the one fixture lookup, shared with the tests
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from profiling.process import free_port
 from profiling.store import CASE_COLUMNS, Store
 
 REPO = Path(__file__).resolve().parents[1]
+# tests/fixtures (shipped with the repo); RELU_LAB_FIXTURES points elsewhere
+FIXTURES = Path(os.environ.get("RELU_LAB_FIXTURES") or REPO / "tests" / "fixtures")
 
 SHAPES = [("1000", 1000), ("100x1000", 100_000), ("1000x1000", 1_000_000)]
 

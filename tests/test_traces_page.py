@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import FIXTURES
-from helpers import open_page, texts
+from helpers import FIXTURES, open_page, texts
 
 PYTORCH = FIXTURES / "pytorch_cpu_trace.json"
 

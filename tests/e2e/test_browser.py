@@ -20,7 +20,7 @@ pytest.importorskip("playwright.sync_api")
 
 
 def fixtures_dir() -> Path:
-    return Path(os.environ.get("RELU_LAB_FIXTURES") or REPO / "tests" / "fixtures")
+    return Path(os.environ.get("RELU_LAB_FIXTURES") or REPO / "tests" / "fixtures")  # as helpers
 
 
 @pytest.fixture(scope="module")
