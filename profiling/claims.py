@@ -267,7 +267,8 @@ def save_claims(store: Any, table: pd.DataFrame, numel: int,
     """A run (spec kind "claims", the table in spec_json) with a kind="scenario" case per timed
     variant (mode "claims", pass "forward"); the first of each pair carries its paired ratio to
     the second (ratio_to_baseline and its CI). Returns the run id."""
-    from profiling.scenarios import scenario_case, step_device
+    from profiling.scenarios import scenario_case
+    from profiling.spec import default_device
 
     spec = {"kind": "claims", "numel": numel,
             "claims": json.loads(table.to_json(orient="records"))}
@@ -281,7 +282,7 @@ def save_claims(store: Any, table: pd.DataFrame, numel: int,
                 samples = m[f"samples_{key}"]
                 row = scenario_case(run_id, f"{run_id}-{idx:03d}", idx, variant=variant,
                                     variant_params="{}", label=variant, shape=str(numel),
-                                    numel=numel, dtype="float32", device=step_device(),
+                                    numel=numel, dtype="float32", device=default_device(),
                                     mode="claims", pass_="forward", samples=samples,
                                     number=m[f"number_{key}"])
                 if variant == vid:

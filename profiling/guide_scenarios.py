@@ -42,10 +42,10 @@ from profiling.scenarios import (
     op_stats,
     profile_calls,
     scenario_case,
-    step_device,
     synthetic_data,
     unsupported_reason,
 )
+from profiling.spec import default_device
 from profiling.tempdirs import temp_dir_unless
 from profiling.training_watch import dead_fraction, train_and_watch
 
@@ -131,7 +131,7 @@ def run_guide(gcfg: GuideConfig, store: Any = None,
                      for k, v in asdict(gcfg).items() if k not in ("kind", "base")},
                   "base": {**asdict(gcfg.base), "hidden": list(gcfg.base.hidden)}}
         result = GuideResult(gcfg.kind, config, pd.DataFrame(rows), pd.DataFrame(layers), extra,
-                             step_device())
+                             default_device())
         if store is not None:
             result.run_id = save_guide(result, store)
     return result

@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 
 from profiling.stats import summarize_samples
-from profiling.timing import measure_interleaved
+from profiling.timing import device_sync, measure_interleaved, no_sync
 
 CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
 MIN_WORKING_SET = 4 << 10
@@ -95,7 +95,7 @@ def _copy_fn(device: str) -> tuple[str, Callable[[int], tuple[Callable, Callable
             custom_op.load()
             import tensorflow as tf
 
-            sync = tf.test.experimental.sync_devices if device.startswith("GPU") else _no_sync
+            sync = device_sync(tf, device)
 
             def make_probe(numel: int) -> tuple[Callable, Callable]:
                 with tf.device(f"/{device}"):
@@ -109,13 +109,9 @@ def _copy_fn(device: str) -> tuple[str, Callable[[int], tuple[Callable, Callable
     def make_numpy(numel: int) -> tuple[Callable, Callable]:
         src = np.random.default_rng(0).random(numel, dtype=np.float32)
         dst = np.empty_like(src)
-        return (lambda: np.copyto(dst, src)), _no_sync
+        return (lambda: np.copyto(dst, src)), no_sync
 
     return "numpy_copy", make_numpy
-
-
-def _no_sync() -> None:
-    return None
 
 
 def measure_roof(device: str = "CPU:0", sizes: Sequence[int] | None = None,

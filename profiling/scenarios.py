@@ -29,6 +29,7 @@ import pandas as pd
 
 from profiling.analysis.breakdown import store_breakdown
 from profiling.errors import one_line
+from profiling.spec import default_device
 from profiling.stats import unpaired_ratio
 from profiling.tempdirs import temp_dir_unless
 from profiling.traces import trace_file_breakdown
@@ -294,13 +295,6 @@ def measure_step(fn: Callable, args: Sequence, repeats: int, min_time: float, wa
     return timing, summarize_samples(timing.samples)
 
 
-def step_device() -> str:
-    """Where Keras places the steps: "GPU:0" when TensorFlow sees a GPU, else "CPU:0"."""
-    import tensorflow as tf
-
-    return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
-
-
 def _sync(out) -> None:
     import tensorflow as tf
 
@@ -375,7 +369,7 @@ class ScenarioResult:
     samples: pd.DataFrame   # variant, label, step (train|inference), repeat, seconds
     fusion: pd.DataFrame    # variant, label, site, kind, fused, fused_into, kernels, self_time_us
     losses: pd.DataFrame    # variant, label, step, loss
-    device: str = "CPU:0"   # where the steps ran (step_device)
+    device: str = "CPU:0"   # where the steps ran (spec.default_device)
     trace_paths: dict[str, str] = field(default_factory=dict)  # label -> inference .xplane.pb
     op_stats: dict[str, pd.DataFrame] = field(default_factory=dict)  # label -> inference op stats
     run_id: str | None = None
@@ -458,7 +452,7 @@ def _run_variants(cfg: ScenarioConfig, variants: list, on_progress: Any,
         fusion=pd.DataFrame(fusion, columns=["variant", "label", "site", "kind", "fused",
                                              "fused_into", "kernels", "self_time_us"]),
         losses=pd.DataFrame(losses, columns=["variant", "label", "step", "loss"]),
-        device=step_device(),
+        device=default_device(),
         trace_paths=traces,
         op_stats=stats,
     )

@@ -112,6 +112,14 @@ def available_devices() -> list[str]:
             for i, d in enumerate(tf.config.list_physical_devices(kind))]
 
 
+def default_device() -> str:
+    """Where TensorFlow places an op with no device scope: "GPU:0" when it sees a GPU, else
+    "CPU:0"."""
+    import tensorflow as tf
+
+    return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
+
+
 @dataclass(frozen=True)
 class Case:
     """One measurement: a variant on one shape/dtype/device/mode/pass; skip_reason set when skipped."""

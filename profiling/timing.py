@@ -27,8 +27,15 @@ DEFAULT_WARMUP = 2
 MAX_NUMBER = 10**7
 
 
-def _no_sync() -> None:
+def no_sync() -> None:
+    """The sync of a CPU device: nothing to wait for."""
     return None
+
+
+def device_sync(tf: Any, device: str) -> Callable[[], None]:
+    """What ends a batch on `device` ("CPU:0", "GPU:1", ...): a device sync on a GPU, else
+    nothing (`tf` is the TensorFlow module, passed in so this module never imports it)."""
+    return tf.test.experimental.sync_devices if device.startswith("GPU") else no_sync
 
 
 @dataclass
@@ -70,7 +77,7 @@ def _minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def time_batch(call: Callable[[], Any], number: int, sync: Callable[[], None] = _no_sync) -> float:
+def time_batch(call: Callable[[], Any], number: int, sync: Callable[[], None] = no_sync) -> float:
     """Seconds for `number` calls, timed like timeit.Timer.timeit (GC off, results dropped)."""
     gc_was_on = gc.isenabled()
     gc.disable()
@@ -85,7 +92,7 @@ def time_batch(call: Callable[[], Any], number: int, sync: Callable[[], None] = 
             gc.enable()
 
 
-def autorange(call: Callable[[], Any], sync: Callable[[], None] = _no_sync,
+def autorange(call: Callable[[], Any], sync: Callable[[], None] = no_sync,
               min_time: float = DEFAULT_MIN_TIME) -> int:
     """Calls per batch so that one batch lasts about `min_time` seconds (at least 1).
 
@@ -131,7 +138,7 @@ def _timing(p: _Prepared) -> Timing:
     return Timing(p.samples, p.number, p.faults / (len(p.samples) * p.number), p.peak_rss_mb)
 
 
-def measure(call: Callable[[], Any], sync: Callable[[], None] = _no_sync,
+def measure(call: Callable[[], Any], sync: Callable[[], None] = no_sync,
             repeats: int = DEFAULT_REPEATS, min_time: float = DEFAULT_MIN_TIME,
             warmup: int = DEFAULT_WARMUP, number: int | None = None) -> Timing:
     """Warm up, calibrate `number` (autorange) unless given, then time `repeats` batches of one
@@ -166,4 +173,4 @@ def measure_interleaved(calls: Mapping[Hashable, tuple[Callable[[], Any], Callab
 def harness_floor(repeats: int = DEFAULT_REPEATS, min_time: float = DEFAULT_MIN_TIME) -> float:
     """Median seconds per call of the timing loop around a call that does nothing: what the
     harness itself adds to every per-call time (tens of ns; shown beside small cases)."""
-    return statistics.median(measure(_no_sync, repeats=repeats, min_time=min_time).samples)
+    return statistics.median(measure(no_sync, repeats=repeats, min_time=min_time).samples)

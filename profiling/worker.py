@@ -116,18 +116,17 @@ def run_group(tf: Any, req: dict) -> dict:
     on. When the interleaved timing raises, each case is timed alone to find the culprit.
     """
     from profiling.errors import one_line
-    from profiling.spec import Case
-    from profiling.timing import measure, measure_interleaved
+    from profiling.spec import Case, default_device
+    from profiling.timing import device_sync, measure, measure_interleaved
 
     cases = [Case.from_json(c) for c in req["cases"]]
     first = cases[0]
-    on_gpu = first.device.startswith("GPU")
-    sync = tf.test.experimental.sync_devices if on_gpu else _no_sync
+    sync = device_sync(tf, first.device)
     results: list[dict] = [{} for _ in cases]
     calls: dict[int, tuple] = {}
     # An explicit device scope costs ~1 µs per eager op: enter it only where the op would not
     # run on that device anyway (the default is the first GPU, else CPU:0).
-    scope = (contextlib.nullcontext() if first.device == default_device(tf)
+    scope = (contextlib.nullcontext() if first.device == default_device()
              else tf.device(f"/{first.device}"))
     with scope:
         x = make_input(tf, first.shape, first.dtype)
@@ -168,13 +167,6 @@ def run_group(tf: Any, req: dict) -> dict:
     return {"type": "group", "results": results}
 
 
-def _no_sync() -> None:
-    return None
-
-
-def default_device(tf: Any) -> str:
-    """Where TensorFlow places an op with no device scope: GPU:0 when it sees a GPU, else CPU:0."""
-    return "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
 
 
 def main() -> int:
