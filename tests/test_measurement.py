@@ -4,16 +4,17 @@ interleaved order, what is (not) inside the timed loop, the roof, noise verdicts
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from profiling import noise, roof
+from profiling import noise, roof, timing
 from profiling.charts import run_names, speedup_table
 from profiling.compare import compare_runs
 from profiling.stats import paired_ratio, relative_spread, unpaired_ratio
-from profiling.timing import harness_floor, measure, measure_interleaved
+from profiling.timing import SETTLE_FRACTION, harness_floor, measure, measure_interleaved
 
 
 def test_paired_ratio_by_hand():
@@ -56,10 +57,34 @@ def test_interleaving_runs_each_callable_once_per_repeat_in_shuffled_orders():
     seen: list[str] = []
     calls = {k: ((lambda k=k: seen.append(k)), lambda: None) for k in "abc"}
     timings = measure_interleaved(calls, repeats=20, warmup=0, number=1)
-    assert len(seen) == 60 and all(len(t.samples) == 20 for t in timings.values())
-    rounds = [seen[i:i + 3] for i in range(0, 60, 3)]
+    assert all(len(t.samples) == 20 for t in timings.values())
+    settle = max(2, math.ceil(SETTLE_FRACTION))  # untimed calls before each timed one
+    block = settle + 1
+    assert len(seen) == 60 * block
+    blocks = [seen[i:i + block] for i in range(0, len(seen), block)]
+    assert all(len(set(b)) == 1 for b in blocks)  # settle and timed calls of one callable
+    rounds = [[b[0] for b in blocks[i:i + 3]] for i in range(0, 60, 3)]
     assert all(sorted(r) == ["a", "b", "c"] for r in rounds)  # repeat i before repeat i + 1
     assert len({tuple(r) for r in rounds}) > 1  # the order is shuffled, not fixed
+
+
+def test_the_first_calls_after_a_switch_are_never_timed(monkeypatch):
+    """On a virtual clock, a call costs 100 right after the other callable ran and 1 otherwise
+    (the cache and thread-pool state another op leaves): the timed samples see only the 1s."""
+    clock = [0.0]
+    last: list[str] = [""]
+
+    def call(key: str) -> None:
+        clock[0] += 1.0 if last[0] == key else 100.0
+        last[0] = key
+
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    calls = {k: ((lambda k=k: call(k)), lambda: None) for k in "ab"}
+    timings = measure_interleaved(calls, repeats=9, warmup=0, number=8)
+    assert all(s == 1.0 for t in timings.values() for s in t.samples)
+    # one callable alone has nothing to settle from
+    alone = measure_interleaved({"a": calls["a"]}, repeats=5, warmup=1, number=8)
+    assert alone["a"].samples == [1.0] * 5
 
 
 def test_measure_keeps_every_sample_and_calibrates_number():
