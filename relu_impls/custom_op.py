@@ -18,8 +18,10 @@ try:  # the generated wrappers' eager fast path, called directly to save ~1 us p
     from tensorflow.python import pywrap_tfe
     from tensorflow.python.eager import context as _context
     from tensorflow.python.eager import core as _core
+    from tensorflow.python.framework.ops import EagerTensor as _EagerTensor
 except ImportError:  # pragma: no cover - private API moved; the generated wrappers still work
     pywrap_tfe = None
+    _EagerTensor = None
 
 ACCEPTED_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 _ACCEPTED_NAMES = ", ".join(d.name for d in ACCEPTED_DTYPES)
@@ -164,6 +166,25 @@ def custom_relu(x, name: str | None = None) -> tf.Tensor:
     if y is not _NOT_EAGER:
         return y
     return _run("CustomRelu", "custom_relu", name, _checked("CustomRelu", x))
+
+
+def checked_custom_relu(impl, accepted: frozenset, variant, x) -> tf.Tensor:
+    """What `relu_impls.get("custom_op")` calls: its dtype check and CustomRelu's eager fast
+    path in one Python frame (the generic check, then custom_relu, then _fast would be three).
+    Same arguments as relu_impls.variants' generic checked call, which handles every other
+    case: a non-eager input, an unloaded library, graph mode."""
+    if type(x) is _EagerTensor and x._datatype_enum() in accepted and _LOADER._module is not None:
+        ctx = _context._context
+        if ctx is not None and ctx._thread_local_data.is_eager:
+            try:
+                return pywrap_tfe.TFE_Py_FastPathExecute(ctx, "CustomRelu", None, x)
+            except _core._NotOkStatusException as exc:
+                raise _core._status_to_exception(exc) from None
+            except _core._FallbackException:
+                pass
+    from relu_impls.variants import call_checked
+
+    return call_checked(impl, accepted, variant, x)
 
 
 def custom_relu_grad(gradients, features, name: str | None = None) -> tf.Tensor:

@@ -189,6 +189,26 @@ def test_variant_fn_works_inside_tf_function():
     assert relu_impls.VARIANTS["leaky"].label({"alpha": 0.01}) == "leaky"
 
 
+def test_public_custom_op_takes_its_one_frame_path_for_eager_tensors(monkeypatch):
+    """relu_impls.get("custom_op") runs the dtype check and the op's eager fast path in one
+    frame; only other inputs (lists, symbolic tensors) take the generic checked call."""
+    from relu_impls import variants
+
+    needs_op("custom_op")
+    generic = []
+    real = variants.call_checked
+    monkeypatch.setattr(variants, "call_checked", lambda *a: generic.append(a) or real(*a))
+    fn = relu_impls.get("custom_op")
+    np.testing.assert_array_equal(fn(tf.constant([-1.0, 2.0])), [0.0, 2.0])
+    assert generic == []
+    np.testing.assert_array_equal(fn([-1.0, 3.0]), [0.0, 3.0])
+    graph = tf.function(fn, input_signature=[tf.TensorSpec([None], tf.float64)])
+    np.testing.assert_array_equal(graph(tf.constant([-4.0, 5.0], tf.float64)), [0.0, 5.0])
+    assert len(generic) == 2
+    with pytest.raises(TypeError, match="does not support dtype int32"):
+        fn(tf.constant([1, 2]))
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
