@@ -1,11 +1,12 @@
 """Does the tool agree with a plain `timeit`? `python -m profiling.timeit_check`
 
-Alternates, `--rounds` times: a `python -m profiling run` of nn_relu and custom_op (eager,
+Alternates, `--rounds` times (the order flips every round): a `python -m profiling run` of nn_relu and custom_op (eager,
 forward, no trace) in its own data dir, and a fresh plain Python process that times
 `tf.nn.relu(x)` and `custom_op.custom_relu(x)` with `timeit.Timer(...).autorange()` and
 `repeat(7, number)`. Both use the same allocator setting (TF_CPU_ALLOCATOR_USE_BFC=true, as the
 tool's default) and inputs uniform in [-1, 1). Prints the median of each side over the rounds
-and the tool's difference from timeit; `--json` prints the rows.
+and the tool's difference from timeit: the median over rounds of tool / timeit, with its 95% CI;
+`--json` prints the rows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from profiling import spec
+from profiling.stats import paired_ratio
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"nn_relu": "tf.nn.relu(x)", "custom_op": "custom_op.custom_relu(x)"}
@@ -67,21 +69,33 @@ def timeit_medians(sizes: list[int]) -> dict[str, float]:
 
 
 def agreement(sizes: list[int], rounds: int) -> list[dict]:
-    """Rows: variant, numel, tool_median_s, timeit_median_s (medians over rounds), diff
-    (tool / timeit - 1) and each side's values per round."""
+    """Rows: variant, numel, tool_median_s and timeit_median_s (medians over rounds), diff (the
+    median over rounds of tool / timeit, minus 1) with diff_ci95_low/high (order-statistic CI of
+    that median), and each side's values per round.
+
+    A round is one tool run and one plain run back to back, in alternating order, so each
+    round's ratio compares two processes that shared the machine's state: on a VM whose speed
+    drifts by tens of percent between minutes, the per-round ratio is far steadier than two
+    medians taken apart.
+    """
     tool: dict[str, list[float]] = {}
     plain: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        for side, fetch in ((tool, tool_medians), (plain, timeit_medians)):
+    for r in range(rounds):
+        sides = [(tool, tool_medians), (plain, timeit_medians)]
+        for side, fetch in sides if r % 2 == 0 else sides[::-1]:
             for key, value in fetch(sizes).items():
                 side.setdefault(key, []).append(value)
     rows = []
     for key in tool:
         variant, numel = key.split()
-        t, p = statistics.median(tool[key]), statistics.median(plain[key])
-        rows.append({"variant": variant, "numel": int(numel), "tool_median_s": t,
-                     "timeit_median_s": p, "diff": t / p - 1, "tool_rounds": tool[key],
-                     "timeit_rounds": plain[key]})
+        ratio = paired_ratio(plain[key], tool[key])
+        rows.append({"variant": variant, "numel": int(numel),
+                     "tool_median_s": statistics.median(tool[key]),
+                     "timeit_median_s": statistics.median(plain[key]),
+                     "diff": ratio.ratio - 1,
+                     "diff_ci95_low": None if ratio.ci95_low is None else ratio.ci95_low - 1,
+                     "diff_ci95_high": None if ratio.ci95_high is None else ratio.ci95_high - 1,
+                     "tool_rounds": tool[key], "timeit_rounds": plain[key]})
     return sorted(rows, key=lambda r: (r["numel"], r["variant"]))
 
 
@@ -96,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m profiling.timeit_check",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1e3,1e5,1e7")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)  # n >= 6: a >= 95% CI
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -109,11 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print("| call | elements | tool median | plain timeit median | tool vs timeit |")
+    print("| call | elements | tool median | plain timeit median | tool vs timeit, paired by "
+          "round [95% CI] |")
     print("|---|---|---|---|---|")
     for r in rows:
+        ci = ("" if r["diff_ci95_low"] is None
+              else f" [{r['diff_ci95_low']:+.1%}, {r['diff_ci95_high']:+.1%}]")
         print(f"| `{VARIANTS[r['variant']]}` | {r['numel']:.0e} | {_fmt(r['tool_median_s'])} | "
-              f"{_fmt(r['timeit_median_s'])} | {r['diff']:+.1%} |")
+              f"{_fmt(r['timeit_median_s'])} | {r['diff']:+.1%}{ci} |")
     return 0
 
 
