@@ -52,8 +52,8 @@ run: build
 TEAM_PG_DIR ?= /tmp/relu_lab_team_pg
 TEAM_PG_PORT ?= 5433
 run-team: build postgres
-	@set -e; url=$$($(PY) -m profiling.pg_cluster start $(TEAM_PG_DIR) --port $(TEAM_PG_PORT)); \
-	trap '$(PY) -m profiling.pg_cluster stop $(TEAM_PG_DIR) --port $(TEAM_PG_PORT)' EXIT; \
+	@set -e; url=$$($(PY) -m profiling.storage.pg_cluster start $(TEAM_PG_DIR) --port $(TEAM_PG_PORT)); \
+	trap '$(PY) -m profiling.storage.pg_cluster stop $(TEAM_PG_DIR) --port $(TEAM_PG_PORT)' EXIT; \
 	echo "team store: $$url (export RELU_LAB_STORE=$$url to write to it)"; \
 	RELU_LAB_STORE=$$url $(VENV)/bin/streamlit run app/main.py --server.port $(PORT) \
 	  --server.headless true
@@ -65,11 +65,11 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 bench: build
-	TF_CPU_ALLOCATOR_USE_BFC=true $(PY) -m profiling.op_bench
+	TF_CPU_ALLOCATOR_USE_BFC=true $(PY) -m profiling.bench.op
 
 # The tool's medians against a plain timeit of the same calls, alternating (README table).
 bench-timeit: build
-	$(PY) -m profiling.timeit_check
+	$(PY) -m profiling.bench.timeit_check
 
 # Page speed of the dashboard with 20 stored runs of 110 cases (Compare < 2 s, Run < 1 s).
 bench-app: build
@@ -82,7 +82,7 @@ screenshots: build browser
 # Trace ingestion at scale (generated 1M- and 8M-event Chrome traces, removed after): README
 # "Traces at scale".
 bench-traces: setup
-	$(PY) -m profiling.trace_bench --events 1e6,8e6
+	$(PY) -m profiling.bench.traces --events 1e6,8e6
 
 # Regenerates the README's tables from the code.
 readme: build

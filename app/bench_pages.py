@@ -32,7 +32,7 @@ def fill_store(data_dir: Path, runs: int, variants: list[str]) -> list[str]:
     """``runs`` complete runs of len(variants) × 5 sizes × 2 modes cases, with samples and a
     time breakdown per case (no trace files); returns their ids, oldest first."""
     from profiling.spec import RunSpec
-    from profiling.store import Store
+    from profiling.storage.store import Store
 
     ids = []
     with Store(data_dir) as store:
@@ -94,7 +94,7 @@ def measure(run_ids: list[str], repeats: int) -> dict[str, tuple[float, float]]:
     from streamlit.testing.v1 import AppTest
 
     from app.run_job import Job
-    from profiling.store import Store
+    from profiling.storage.store import Store
 
     def page(name: str, query: dict | None = None, job_of: str | None = None) -> AppTest:
         at = AppTest.from_file(str(MAIN), default_timeout=300)

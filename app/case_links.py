@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app import resources
-from profiling import charts, units
+from profiling.presentation import charts, units
 
 TRACE_COLUMN = "trace"
 

@@ -1,11 +1,11 @@
-"""``profiling.charts`` with its Plotly figures built once per input.
+"""``profiling.presentation.charts`` with its Plotly figures built once per input.
 
 Building a figure of a few dozen series costs 0.1–0.5 s (Plotly validates every property), and a
 page redraws all of them on every rerun. Figures are cached by their arguments (the cases'
 content, the baseline…), so new data draws anew; they are kept as objects (cache_resource:
 unpickling a figure would validate it again) and never mutated by ``st.plotly_chart``.
 Use as ``from app.figure_cache import charts``; anything that is not a cached figure passes
-through to ``profiling.charts``.
+through to ``profiling.presentation.charts``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from profiling import charts as _charts
+from profiling.presentation import charts as _charts
 
 FIGURES = ("latency_vs_size", "effective_bandwidth", "speedup_vs_baseline", "utilization",
            "page_faults", "breakdown_bars", "semantics_matrix", "roofline")
@@ -36,7 +36,7 @@ def _cached(name: str):
 
 
 class _Charts(SimpleNamespace):
-    def __getattr__(self, name: str) -> Any:  # everything else: profiling.charts itself
+    def __getattr__(self, name: str) -> Any:  # everything else: profiling.presentation.charts itself
         return getattr(_charts, name)
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from profiling import settings
-from profiling.store import Store, default_data_dir
+from profiling.storage.store import Store, default_data_dir
 
 
 def data_dir() -> str:

@@ -41,7 +41,7 @@ class Job:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def on_progress(self, progress: Any) -> None:
-        """profiling.runner's callback: Progress(done, total, current, status)."""
+        """profiling.execution.runner's callback: Progress(done, total, current, status)."""
         with self._lock:
             self.done = int(getattr(progress, "done", self.done))
             self.total = int(getattr(progress, "total", self.total) or self.total)
@@ -98,10 +98,10 @@ def start_background(work: Callable[[Job], Any], total: int, spec: Any = None,
 
 
 def start_job(spec: Any, store: Any, total: int) -> Job:
-    """Start ``profiling.runner.run_profile(spec, store, on_progress, cancel)`` in the background."""
+    """Start ``profiling.execution.runner.run_profile(spec, store, on_progress, cancel)`` in the background."""
 
     def work(job: Job) -> str:
-        from profiling.runner import run_profile
+        from profiling.execution.runner import run_profile
 
         return run_profile(spec, store=store, on_progress=job.on_progress, cancel=job.cancel)
 

@@ -35,7 +35,7 @@ using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 
 // Below this many input bytes (256K floats) one thread is faster: waking a pool thread costs
-// more than it saves (profiling.op_bench, 2 cores: 1e5 floats single-threaded 2.6x tf.nn.relu;
+// more than it saves (profiling.bench.op, 2 cores: 1e5 floats single-threaded 2.6x tf.nn.relu;
 // 1e6 split 1.24x vs 0.99x single). RELU_LAB_PARALLEL_MIN_BYTES overrides it for tuning.
 int64_t ParallelMinBytes() {
   static const int64_t value = [] {

@@ -1,5 +1,5 @@
 import sys
 
-from profiling.cli import main
+from profiling.cli.main import main
 
 sys.exit(main())

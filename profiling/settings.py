@@ -6,7 +6,7 @@ read by `relu_impls.build.build_settings()` (relu_impls sits below profiling and
 it), the op's thresholds by csrc/relu_kernels.cc, the requirements file by the Makefile and the
 fixtures folder by tests/conftest.py. Variables that one process sets for its children are not
 settings: they are named `_RELU_LAB_INTERNAL_*` and live beside the code that sets them
-(profiling.process, profiling.worker).
+(profiling.process, profiling.execution.worker).
 """
 
 from __future__ import annotations

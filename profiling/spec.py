@@ -12,7 +12,7 @@ from typing import Any
 import psutil
 
 from profiling import settings
-from profiling.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS, DEFAULT_WARMUP
+from profiling.measurement.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS, DEFAULT_WARMUP
 
 MODES = ("eager", "function", "xla")
 PASSES = ("forward", "backward")

@@ -13,6 +13,7 @@ from types import ModuleType
 import tensorflow as tf
 
 from relu_impls import build
+from relu_impls.checked import call_checked
 
 try:  # the generated wrappers' eager fast path, called directly to save ~1 us per call
     from tensorflow.python import pywrap_tfe
@@ -182,8 +183,6 @@ def checked_custom_relu(impl, accepted: frozenset, variant, x) -> tf.Tensor:
                 raise _core._status_to_exception(exc) from None
             except _core._FallbackException:
                 pass
-    from relu_impls.variants import call_checked
-
     return call_checked(impl, accepted, variant, x)
 
 

@@ -19,9 +19,9 @@ import pandas as pd
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
-from profiling import units
+from profiling.presentation import units
 from profiling.process import free_port
-from profiling.store import CASE_COLUMNS, Store
+from profiling.storage.store import CASE_COLUMNS, Store
 
 REPO = Path(__file__).resolve().parents[1]
 # tests/fixtures (shipped with the repo); RELU_LAB_FIXTURES points elsewhere

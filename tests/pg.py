@@ -1,6 +1,6 @@
 """A real PostgreSQL server for the store's tests, started once per session.
 
-`pg_server` starts a throwaway cluster (profiling.pg_cluster: unprivileged user, temp dir,
+`pg_server` starts a throwaway cluster (profiling.storage.pg_cluster: unprivileged user, temp dir,
 loopback port) and stops it at the end; when PostgreSQL is missing or will not start, the tests
 that use it FAIL with the reason (`make test` installs it first). `pg_url` is a fresh database
 per test. `backend` parametrizes a test over both stores: it gives the location to open
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from profiling.pg_cluster import Cluster, ClusterError, start_cluster
+from profiling.storage.pg_cluster import Cluster, ClusterError, start_cluster
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from profiling import activation_stats as acts
+from profiling.analysis import activation_stats as acts
 
 # 2 samples x 4 units: 5 exact zeros (one of them -0.0), 3 non-zeros.
 HAND = np.array([[0.0, 1.5, 0.0, -0.0],

@@ -21,7 +21,7 @@ from app.run_form import (
 )
 from app.run_job import Job
 from profiling.spec import RunSpec
-from profiling.store import Store
+from profiling.storage.store import Store
 
 OPTIONS = {"variants": ["nn_relu", "where", "maximum", "leaky"], "shape_presets": ["1000", "100000"],
            "dtypes": ["float32", "float16"], "devices": ["CPU:0"], "threads": [1, 2],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import decode, figures, fill, open_page, synthetic_cases, texts
 
-from profiling.store import Store
+from profiling.storage.store import Store
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_compare_page_reproduces_a_shared_link(data_dir):
 
 
 def test_compare_page_imports_a_bundle_and_refuses_a_bad_one(data_dir, tmp_path_factory):
-    from profiling.bundle import export_bundle
+    from profiling.storage.bundle import export_bundle
 
     with Store(tmp_path_factory.mktemp("elsewhere")) as other:
         run_id = fill(other, synthetic_cases(), label="from a colleague")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from helpers import assert_short_numbers, click_run, scenarios_page, wait_finished
 
-from profiling.store import Store
+from profiling.storage.store import Store
 
 
 def test_a_scenario_shows_progress_and_cancel_stops_it_storing_nothing(data_dir):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import make_run, store_state
 
-from profiling.bundle import BundleError, export_bundle, import_bundle
-from profiling.store import Store
+from profiling.storage.bundle import BundleError, export_bundle, import_bundle
+from profiling.storage.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 MARK = 123456.789  # replaced in the JSON text by tokens json.dumps cannot write (NaN, 1e309)
@@ -115,7 +115,7 @@ CRAFTED = ["traversal_sha", "absolute_sha", "uppercase_sha", "traversal_filename
 
 
 def cli_import(capsys, path: Path) -> tuple[int, list[str]]:
-    from profiling.cli import main
+    from profiling.cli.main import main
 
     code = main(["import", str(path)])
     err = capsys.readouterr().err
@@ -196,7 +196,7 @@ def test_a_run_exported_mid_run_is_imported_as_incomplete(tmp_path, dest, capsys
     assert import_bundle(dest, obj) == [run_id]
     assert dest.run(run_id)["status"] == "incomplete"
     assert dest.list_runs().set_index("run_id").loc[run_id, "status"] == "incomplete"
-    from profiling.cli import main
+    from profiling.cli.main import main
 
     assert main(["show", run_id, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "incomplete"
@@ -215,11 +215,11 @@ def test_import_of_dev_zero_and_a_fifo_refuses_at_once(dest, tmp_path, capsys):
 
 def test_a_bundle_over_the_size_limit_is_refused_before_reading(bundle, dest, tmp_path,
                                                                   capsys, monkeypatch):
-    import profiling.bundle
+    import profiling.storage.bundle
 
     path = tmp_path / "big.json"
     path.write_bytes(json.dumps(bundle).encode())
-    monkeypatch.setattr(profiling.bundle, "MAX_BUNDLE_BYTES", 100)
+    monkeypatch.setattr(profiling.storage.bundle, "MAX_BUNDLE_BYTES", 100)
     assert "size limit" in assert_refused(capsys, dest, path)
 
 

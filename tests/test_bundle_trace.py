@@ -1,4 +1,4 @@
-"""An exported bundle opens as a trace through the storage layer (profiling.bundle), while the
+"""An exported bundle opens as a trace through the storage layer (profiling.storage.bundle), while the
 trace layer only reads trace formats and names any other JSON document's format."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from profiling.bundle import export_bundle, load_any_trace
-from profiling.store import Store
+from profiling.storage.bundle import export_bundle, load_any_trace
+from profiling.storage.store import Store
 from profiling.traces import OtherFormat, TraceError, load_trace
-from profiling.tracing import capture_trace
+from profiling.traces.record import capture_trace
 
 
 def test_a_bundle_opens_as_the_traces_it_embeds(tmp_path):

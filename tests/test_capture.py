@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import start_target, wait_ready
 
-from profiling.capture import CaptureError, capture, parse_addresses
+from profiling.experiments.capture import CaptureError, capture, parse_addresses
 from profiling.process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def targets():
 
 
 def test_capture_one_worker_gives_a_stored_xplane(targets, tmp_path):
-    from profiling.store import Store
+    from profiling.storage.store import Store
     from profiling.traces import load_trace
 
     busy, _ = targets
@@ -109,7 +109,7 @@ def test_a_server_that_never_answers_cannot_hang_the_capture():
 
 
 def test_cli_capture(targets, capsys):
-    from profiling.scenario_cli import main
+    from profiling.cli.scenario import main
 
     busy, _ = targets
     assert main(["capture", busy, "--duration-ms", "200", "--no-store", "--json"]) == 0
@@ -145,7 +145,7 @@ def second_busy():
 
 
 def test_capture_page_draws_two_workers_and_stores_them(targets, second_busy, data_dir):
-    from profiling.store import Store
+    from profiling.storage.store import Store
 
     busy, _ = targets
     at = capture_page()

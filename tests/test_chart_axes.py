@@ -1,11 +1,11 @@
-"""Readable axes (profiling.charts._layout): log ticks that never crowd, margins that make room
+"""Readable axes (profiling.presentation.charts._layout): log ticks that never crowd, margins that make room
 for long tick labels."""
 
 from __future__ import annotations
 
 from helpers import synthetic_cases
 
-from profiling import charts
+from profiling.presentation import charts
 
 
 def test_log_axes_over_decades_label_powers_of_ten_only():

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from helpers import as_json, synthetic_cases, traces_named
 
-from profiling import charts
+from profiling.presentation import charts
 
 
 def test_latency_vs_size_is_log_log_with_one_line_and_band_per_variant():

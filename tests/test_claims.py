@@ -8,9 +8,9 @@ import json
 import pandas as pd
 import pytest
 
-from profiling import claims
-from profiling.report import render_html
-from profiling.store import Store
+from profiling.experiments import claims
+from profiling.presentation.report import render_html
+from profiling.storage.store import Store
 
 
 def sparsity_summary(coo: int, csr: int, bitmask: int) -> pd.DataFrame:
@@ -93,7 +93,7 @@ def test_paired_ratio_of_the_same_call_is_near_one():
 
 
 def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
-    from profiling.cli import main
+    from profiling.cli.main import main
 
     assert main(["claims", "--stored"]) == 2  # nothing stored yet: one line, exit 2
     assert "no stored claims run" in capsys.readouterr().err
@@ -126,7 +126,7 @@ def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
 
 @pytest.mark.parametrize("argv", [["--numel", "0"], ["--rounds", "3"], ["--min-time", "-1"]])
 def test_cli_claims_bad_input(argv, capsys):
-    from profiling.cli import main
+    from profiling.cli.main import main
 
     assert main(["claims", *argv]) == 2
     err = capsys.readouterr().err.strip()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from profiling.store import Store
+from profiling.storage.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 CASE_FIELDS = {"variant", "shape", "dtype", "device", "mode", "pass", "status", "median_s",
@@ -175,7 +175,7 @@ def test_bad_input_one_line_exit_2(data, tmp_path):
 
 
 def _main(capsys, *argv):
-    from profiling.cli import main
+    from profiling.cli.main import main
 
     code = main(list(argv))
     return code, capsys.readouterr()
@@ -211,7 +211,7 @@ def test_bad_input_in_process(data, tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("cmd", ["", "run", "list", "show", "compare", "export", "import",
                                  "trace-summary", "calibrate"])
 def test_help(cmd, capsys):
-    from profiling.cli import main
+    from profiling.cli.main import main
 
     with pytest.raises(SystemExit) as e:
         main([*([cmd] if cmd else []), "--help"])

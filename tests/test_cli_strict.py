@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import make_run, open_page, texts
 
-from profiling.store import Store
+from profiling.storage.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
     ["export", "latest", "-o", ""], ["trace-summary", "x.json", "--max-bytes", ""],
 ])
 def test_an_empty_flag_value_is_an_error(argv, capsys, tmp_path, monkeypatch):
-    from profiling.cli import main
+    from profiling.cli.main import main
 
     monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path))
     with pytest.raises(SystemExit) as e:
@@ -49,10 +49,10 @@ def test_export_html_prints_no_tensorflow_log_line(tmp_path):
 
 
 def test_compare_page_refuses_an_oversized_bundle_before_reading_it(tmp_path, monkeypatch):
-    import profiling.bundle
+    import profiling.storage.bundle
 
     monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path))
-    monkeypatch.setattr(profiling.bundle, "MAX_BUNDLE_BYTES", 1000)
+    monkeypatch.setattr(profiling.storage.bundle, "MAX_BUNDLE_BYTES", 1000)
     at = open_page("compare")
     at.get("file_uploader")[0].set_value(("big.json", b" " * 5000, "application/json"))
     at.run()

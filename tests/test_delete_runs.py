@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import make_run, open_page, store_state, texts
 
-from profiling.store import RunInUseError, Store, UnknownRunError
+from profiling.storage.store import RunInUseError, Store, UnknownRunError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def rows_mentioning(store: Store, run_id: str) -> dict[str, int]:
     """Rows of any table whose run_id or case_id belongs to the run (by id prefix)."""
     out = {}
-    conn = store._conn  # sqlite3, or profiling.db's PostgreSQL connection: the same calls
+    conn = store._conn  # sqlite3, or profiling.storage.db's PostgreSQL connection: the same calls
     for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
         cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
         keys = [c for c in ("run_id", "case_id") if c in cols]

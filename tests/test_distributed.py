@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from profiling import scenario_charts
-from profiling.distributed import DistributedConfig, DistributedError, run_distributed
-from profiling.scenarios import ScenarioError
+from profiling.experiments.distributed import DistributedConfig, DistributedError, run_distributed
+from profiling.experiments.scenarios import ScenarioError
+from profiling.presentation import scenario_charts
 
 TINY = {"image_size": 8, "channels": 4, "blocks": 1, "global_batch": 8, "steps": 2,
         "warmup": 1, "trace_steps": 1, "threads": 1, "timeout_s": 150}
 
 
 def test_mirrored_over_two_logical_cpus_reports_collective_time(data_dir):
-    from profiling.store import Store
+    from profiling.storage.store import Store
 
     store = Store()
     result = run_distributed(DistributedConfig(strategy="mirrored", logical_cpus=2, **TINY),
@@ -93,7 +93,7 @@ def test_a_worker_whose_parent_is_killed_exits():
     with subprocess.Popen([sys.executable, "-c", parent], cwd=root, stdout=subprocess.PIPE,
                           text=True) as proc:
         child_pid = int(proc.stdout.readline())
-        time.sleep(2)  # the child has imported profiling.distributed and is watching
+        time.sleep(2)  # the child has imported profiling.experiments.distributed and is watching
         proc.send_signal(signal.SIGKILL)
     deadline = time.monotonic() + 10
     while _alive(child_pid) and time.monotonic() < deadline:

@@ -8,10 +8,11 @@ import json
 import pandas as pd
 import pytest
 
-from profiling import claims, scenario_charts
-from profiling.guide_scenarios import GuideConfig, parse_int_list, run_guide
-from profiling.half_precision import half_summary, precision_of_ops
-from profiling.scenarios import ScenarioConfig, ScenarioError
+from profiling.analysis.half_precision import half_summary, precision_of_ops
+from profiling.experiments import claims
+from profiling.experiments.guide_scenarios import GuideConfig, parse_int_list, run_guide
+from profiling.experiments.scenarios import ScenarioConfig, ScenarioError
+from profiling.presentation import scenario_charts
 
 TINY = {"batch": 8, "image_size": 8, "channels": 4, "blocks": 1, "hidden": (16, 8),
         "repeats": 3, "min_time": 0.0, "warmup": 1, "train_steps": 4, "train_samples": 32}
@@ -23,7 +24,7 @@ def base(model: str, variants: list[str], **kw) -> ScenarioConfig:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    from profiling.store import Store
+    from profiling.storage.store import Store
 
     return Store(tmp_path_factory.mktemp("guide_store"))
 
@@ -110,7 +111,7 @@ def test_batch_sweep_gives_samples_per_second_with_a_ci(store, sweep):
 def test_a_guide_run_appears_in_compare_and_the_html_report(store, sweep, monkeypatch):
     from helpers import open_page
 
-    from profiling.report import render_html
+    from profiling.presentation.report import render_html
 
     document = render_html(store, [sweep.run_id])
     assert f"batch_sweep · run {sweep.run_id}" in document and "batch=64" in document
@@ -172,7 +173,7 @@ def test_bad_guide_config_is_a_one_line_error(kwargs, fragment):
 
 
 def test_cli_guide_kind_json_and_bad_input(capsys):
-    from profiling.scenario_cli import main
+    from profiling.cli.scenario import main
 
     assert main(["scenario", "wide_deep", "--kind", "batch_sweep", "--batches", "8,16",
                  "--variants", "nn_relu",

@@ -10,11 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from profiling import noise, roof, timing
-from profiling.charts import run_names, speedup_table
-from profiling.compare import compare_runs
-from profiling.stats import paired_ratio, relative_spread, unpaired_ratio
-from profiling.timing import SETTLE_FRACTION, harness_floor, measure, measure_interleaved
+from profiling.analysis.compare import compare_runs
+from profiling.measurement import noise, roof, timing
+from profiling.measurement.stats import paired_ratio, relative_spread, unpaired_ratio
+from profiling.measurement.timing import (
+    SETTLE_FRACTION,
+    harness_floor,
+    measure,
+    measure_interleaved,
+)
+from profiling.presentation.charts import run_names, speedup_table
 
 
 def test_paired_ratio_by_hand():
@@ -99,8 +104,8 @@ def test_no_validation_runs_inside_the_timed_loop(mode, monkeypatch):
     import tensorflow as tf
 
     import relu_impls
+    from profiling.execution.worker import make_input, prepare_case
     from profiling.spec import Case
-    from profiling.worker import make_input, prepare_case
 
     checks = []
     original = relu_impls.Variant.check_dtype
@@ -235,7 +240,7 @@ def test_compare_calls_only_a_ci_beyond_the_threshold_a_regression():
 
 
 def test_harness_floor_text_names_the_share_of_the_fastest_case():
-    from profiling.charts import harness_floor_text
+    from profiling.presentation.charts import harness_floor_text
 
     cases = pd.DataFrame([_case("nn_relu", 1e-6, floor_s=2e-8), _case("where", 4e-6, floor_s=2e-8)])
     assert harness_floor_text(cases) == ("Harness floor: 20 ns per call (the timing loop around a "

@@ -1,4 +1,4 @@
-"""profiling.op_bench runs end to end on a tiny size and reports every column (no timing asserts)."""
+"""profiling.bench.op runs end to end on a tiny size and reports every column (no timing asserts)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from profiling import op_bench as bench
+from profiling.bench import op as bench
 from profiling.spec import parse_shapes, parse_sizes
 
 

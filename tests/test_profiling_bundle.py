@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from profiling.bundle import BundleError, export_bundle, import_bundle
-from profiling.store import Store
+from profiling.storage.bundle import BundleError, export_bundle, import_bundle
+from profiling.storage.store import Store
 
 
 @pytest.fixture

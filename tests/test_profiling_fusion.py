@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from profiling.fusion import fusion_report, hlo_counts
+from profiling.analysis.fusion import fusion_report, hlo_counts
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from profiling.runner import run_profile
+from profiling.execution.runner import run_profile
 from profiling.spec import RunSpec, SpecError
-from profiling.store import Store
+from profiling.storage.store import Store
 
 FAST = {"repeats": 5, "min_time": 0.002, "warmup": 1}
 
@@ -179,8 +179,8 @@ def test_worker_exits_when_the_runner_is_killed(tmp_path, faulty_variants):
     import psutil
 
     repo = Path(__file__).resolve().parents[1]
-    code = ("from profiling.runner import run_profile; from profiling.spec import RunSpec; "
-            "from profiling.store import Store; "
+    code = ("from profiling.execution.runner import run_profile; from profiling.spec import RunSpec; "
+            "from profiling.storage.store import Store; "
             f"run_profile(RunSpec(variants=['_test_hang'], shapes=[(10,)], modes=['eager'], "
             f"threads=[1], trace=False, timeout_s=600, repeats=5), Store({str(tmp_path)!r}))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ["PYTHONPATH"]])}

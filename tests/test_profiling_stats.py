@@ -6,7 +6,12 @@ import math
 
 import pytest
 
-from profiling.stats import effective_bytes, median_ci_ranks, summarize_samples, throughput
+from profiling.measurement.stats import (
+    effective_bytes,
+    median_ci_ranks,
+    summarize_samples,
+    throughput,
+)
 
 
 def test_median_ci_ranks_match_binomial_by_hand():
@@ -44,7 +49,7 @@ def test_effective_bytes_and_throughput():
 def test_compare_runs_flags_only_clear_regressions():
     import pandas as pd
 
-    from profiling.compare import compare_runs
+    from profiling.analysis.compare import compare_runs
 
     base = {"label": "nn_relu", "shape": "1000", "dtype": "float32", "device": "CPU:0",
             "threads": 1, "allocator": "bfc", "mode": "eager", "pass": "forward", "status": "ok"}
@@ -64,7 +69,7 @@ def test_compare_runs_flags_only_clear_regressions():
 def test_peak_rss_is_per_window_after_reset():
     import numpy as np
 
-    from profiling.timing import measure, peak_rss_mb, reset_peak_rss
+    from profiling.measurement.timing import measure, peak_rss_mb, reset_peak_rss
 
     big = np.ones(100 << 20, dtype=np.uint8)  # 100 MiB resident
     before = peak_rss_mb()

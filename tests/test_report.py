@@ -7,8 +7,8 @@ import re
 import pytest
 from helpers import fill, synthetic_cases
 
-from profiling.report import render_html
-from profiling.store import Store
+from profiling.presentation.report import render_html
+from profiling.storage.store import Store
 
 EVIL = "<script>alert('x')</script>"
 

@@ -10,14 +10,14 @@ import plotly.graph_objects as go
 import pytest
 from helpers import click_run, scenarios_page
 
-from profiling import scenario_charts
-from profiling.scenarios import (
+from profiling.experiments.scenarios import (
     ScenarioConfig,
     ScenarioError,
     fusion_sites,
     parse_variant,
     run_scenario,
 )
+from profiling.presentation import scenario_charts
 
 ALL_VARIANTS = ["nn_relu", "maximum", "where", "keras", "custom_op", "mixed_precision",
                 "stable(epsilon=0.001)", "clipped", "leaky", "adaptive", "int8"]
@@ -27,7 +27,7 @@ TINY = {"batch": 8, "image_size": 8, "channels": 8, "blocks": 1, "repeats": 2, "
 
 @pytest.fixture(scope="module")
 def resnet(tmp_path_factory):
-    from profiling.store import Store
+    from profiling.storage.store import Store
 
     store = Store(tmp_path_factory.mktemp("store"))
     result = run_scenario(ScenarioConfig(model="resnet", variants=ALL_VARIANTS, **TINY),
@@ -225,7 +225,7 @@ def test_charts_are_figures_of_the_result(resnet):
 
 
 def test_cli_scenario_json_and_bad_input(capsys):
-    from profiling.scenario_cli import main
+    from profiling.cli.scenario import main
 
     assert main(["scenario", "resnet", "--variants", "leaky(alpha=0.2),nn_relu",
                  "--image-size", "8", "--channels", "4", "--blocks", "1", "--repeats", "1",
@@ -254,7 +254,7 @@ def test_scenarios_page_runs_variants_and_draws_charts(data_dir):
 
 
 def test_scenarios_page_runs_a_guide_scenario_and_stores_it(data_dir):
-    from profiling.store import Store
+    from profiling.storage.store import Store
 
     at = scenarios_page()
     at.radio(key="sc_mode").set_value("Guide scenario").run()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from profiling.migrations import MIGRATIONS, SCHEMA_VERSION
-from profiling.store import CASE_COLUMNS, Store, UnknownRunError
+from profiling.storage.migrations import MIGRATIONS, SCHEMA_VERSION
+from profiling.storage.store import CASE_COLUMNS, Store, UnknownRunError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_stale_running_run_becomes_interrupted(backend):
 
 WRITER = textwrap.dedent("""
     import sys
-    from profiling.store import Store
+    from profiling.storage.store import Store
     store = Store(sys.argv[1])
     run_id = store.create_run({}, sys.argv[2], 200)
     for i in range(200):
@@ -133,7 +133,7 @@ def test_run_from_a_reused_pid_is_stale(backend):
 
 
 def test_export_reads_one_snapshot_while_a_run_writes(backend):
-    from profiling.store import export_rows
+    from profiling.storage.store import export_rows
 
     reader, writer = Store(backend), Store(backend)
     run_id = reader.create_run({}, "", 2)
@@ -170,14 +170,14 @@ def test_saving_run_finishes_complete_failed_or_interrupted(tmp_path):
 
 
 def test_postgresql_migrates_an_old_database_once_under_concurrent_openers(pg_url):
-    from profiling.db import PgConnection, migrate_pg
+    from profiling.storage.db import PgConnection, migrate_pg
 
     conn = PgConnection(pg_url)
     migrate_pg(conn, MIGRATIONS[:4])  # a store written by the v4 code
     conn.execute("INSERT INTO runs (run_id, created_at, status, spec_json) "
                  "VALUES ('old', '2020-01-01', 'complete', '{}')")
     conn.close()
-    opener = "import sys; from profiling.store import Store; Store(sys.argv[1]).close()"
+    opener = "import sys; from profiling.storage.store import Store; Store(sys.argv[1]).close()"
     procs = [subprocess.Popen([sys.executable, "-c", opener, pg_url], cwd=REPO,
                               stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 from helpers import figures, make_run, open_page, texts
 
-from profiling.cli import main
-from profiling.history import (
+from profiling.cli.main import main
+from profiling.measurement.machine import IDENTITY_KEYS
+from profiling.presentation.history import (
     FilterError,
     case_history,
     history_figure,
@@ -24,8 +25,7 @@ from profiling.history import (
     mark_changes,
     parse_filter,
 )
-from profiling.machine import IDENTITY_KEYS
-from profiling.store import Store, new_run_id
+from profiling.storage.store import Store, new_run_id
 
 REPO = Path(__file__).resolve().parents[1]
 SERIAL = itertools.count()  # run ids in creation order, even within one second
@@ -138,7 +138,7 @@ def test_compare_latest_against_the_newest_matching_run(backend, machine_env, ca
 
 WRITER = textwrap.dedent("""
     import sys
-    from profiling.store import Store, new_run_id
+    from profiling.storage.store import Store, new_run_id
     store = Store(sys.argv[1])
     run_id = store.create_run({}, "concurrent", 150, {})
     for i in range(150):
@@ -276,7 +276,7 @@ def test_compare_page_groups_runs_by_machine_newest_first(backend, machine_env):
 
 
 def test_gpu_models_come_from_nvidia_smi_when_there_is_one(tmp_path, monkeypatch):
-    from profiling.machine import gpu_models, machine_identity
+    from profiling.measurement.machine import gpu_models, machine_identity
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi (this CPU machine has none)
     assert gpu_models() == [] and machine_identity()["gpu_models"] == []

@@ -21,8 +21,8 @@ import psutil
 import pytest
 from helpers import start_target, wait_ready
 
-from profiling.bundle import export_bundle, import_bundle
-from profiling.store import Store
+from profiling.storage.bundle import export_bundle, import_bundle
+from profiling.storage.store import Store
 from profiling.tempdirs import make_temp_dir, remove_dead_temp_dirs
 
 REPO = Path(__file__).resolve().parents[1]

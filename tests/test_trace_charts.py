@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from helpers import as_json
 
-from profiling import trace_charts
 from profiling.analysis.diff import op_diff
+from profiling.presentation import trace_charts
 from profiling.traces import load_trace
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from profiling.analysis.breakdown import time_breakdown
-from profiling.analysis.classify import classify_events, op_type_kind
 from profiling.traces import load_trace, summarize
+from profiling.traces.breakdown import time_breakdown
+from profiling.traces.classify import classify_events, op_type_kind
 
 
 def _trace(events, threads=None, processes=None):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from profiling.cli import main
+from profiling.cli.main import main
 
 REPO_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 

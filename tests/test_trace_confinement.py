@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from helpers import fill, open_page, synthetic_cases, texts
 
-from profiling.bundle import export_bundle
-from profiling.db import db_errors
-from profiling.store import Store
+from profiling.storage.bundle import export_bundle
+from profiling.storage.db import db_errors
+from profiling.storage.store import Store
 
 CHROME = {"traceEvents": [{"ph": "X", "name": "SecretOp", "pid": 1, "tid": 1, "ts": 0,
                            "dur": 5}]}

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from profiling.analysis.activations import audit
-from profiling.trace_cli import json_safe
+from profiling.cli.trace import json_safe
 from profiling.traces import TraceError, load_trace, summarize
 
 scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),

@@ -34,7 +34,7 @@ def _callable(variant, mode):
 def test_relu_capture_is_mostly_compute_with_null_ratio(tmp_path, variant, mode):
     import tensorflow as tf
 
-    from profiling.worker import capture_trace
+    from profiling.execution.worker import capture_trace
 
     x = tf.random.normal([SIZE])
     fn = _callable(variant, mode)

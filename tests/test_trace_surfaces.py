@@ -10,14 +10,14 @@ import sys
 
 import pytest
 
-from profiling.distributed import DistributedConfig, run_distributed
+from profiling.experiments.distributed import DistributedConfig, run_distributed
 
 TINY = {"image_size": 8, "channels": 4, "blocks": 1, "global_batch": 8, "steps": 2,
         "warmup": 1, "trace_steps": 1, "threads": 1, "timeout_s": 150}
 
 
 def test_collective_time_is_the_same_on_every_surface(data_dir):
-    from profiling.store import Store
+    from profiling.storage.store import Store
 
     store = Store()
     result = run_distributed(DistributedConfig(strategy="mirrored", logical_cpus=2, **TINY),

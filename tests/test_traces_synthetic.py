@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from profiling.analysis.breakdown import busy_union_us, lane_busy, time_breakdown
-from profiling.analysis.op_stats import top_ops
 from profiling.traces import load_trace, summarize
+from profiling.traces.breakdown import busy_union_us, lane_busy, time_breakdown
+from profiling.traces.op_stats import top_ops
 
 # Thread 1 (0..100 µs span overall):
 #   step      [0, 100)   other; children conv [10, 40) and relu [50, 60)
@@ -93,8 +93,8 @@ def test_gzip_and_bare_array(tmp_path):
 
 def test_profiler_range_lane_is_not_work(pytorch_trace):
     """PyTorch's "PyTorch Profiler (0)" span covers the capture on a lane of its own."""
-    from profiling.analysis.breakdown import time_breakdown
     from profiling.traces import load_trace
+    from profiling.traces.breakdown import time_breakdown
 
     events = load_trace(pytorch_trace, pytorch_trace.name).events
     b = time_breakdown(events)
@@ -107,7 +107,7 @@ def test_profiler_range_lane_is_not_work(pytorch_trace):
 
 
 def test_concat_events_keeps_lanes_apart_and_parents_right(trace):
-    from profiling.analysis.breakdown import time_breakdown
+    from profiling.traces.breakdown import time_breakdown
     from profiling.traces.model import concat_events
 
     both = concat_events([("a", trace.events), ("b", trace.events)])

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from profiling.analysis.breakdown import busy_union_us, time_breakdown
-from profiling.analysis.classify import classify_events
-from profiling.analysis.op_stats import tf_op_stats
 from profiling.traces import framework_op_stats, load_trace, summarize
+from profiling.traces.breakdown import busy_union_us, time_breakdown
+from profiling.traces.classify import classify_events
+from profiling.traces.op_stats import tf_op_stats
 
 STEPS = 3
 

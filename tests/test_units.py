@@ -1,4 +1,4 @@
-"""profiling.units: numbers for people (auto time units, 3 significant digits, GB/s, %, ± CI)."""
+"""profiling.presentation.units: numbers for people (auto time units, 3 significant digits, GB/s, %, ± CI)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from profiling import units
+from profiling.presentation import units
 
 
 @pytest.mark.parametrize("value, text", [

@@ -192,12 +192,12 @@ def test_variant_fn_works_inside_tf_function():
 def test_public_custom_op_takes_its_one_frame_path_for_eager_tensors(monkeypatch):
     """relu_impls.get("custom_op") runs the dtype check and the op's eager fast path in one
     frame; only other inputs (lists, symbolic tensors) take the generic checked call."""
-    from relu_impls import variants
+    from relu_impls import custom_op
 
     needs_op("custom_op")
     generic = []
-    real = variants.call_checked
-    monkeypatch.setattr(variants, "call_checked", lambda *a: generic.append(a) or real(*a))
+    real = custom_op.call_checked
+    monkeypatch.setattr(custom_op, "call_checked", lambda *a: generic.append(a) or real(*a))
     fn = relu_impls.get("custom_op")
     np.testing.assert_array_equal(fn(tf.constant([-1.0, 2.0])), [0.0, 2.0])
     assert generic == []
@@ -259,7 +259,7 @@ def test_split_variant_list_respects_parentheses():
 
 
 def test_declared_conv_fusion_matches_what_grappler_does():
-    from profiling.fusion import fusion_report
+    from profiling.analysis.fusion import fusion_report
 
     ids = [v.id for v in relu_impls.VARIANTS.values() if "float32" in v.dtypes]
     for vid in ids:

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from profiling import xprof_server
-from profiling.xprof_server import XprofServer, XprofUnavailable
+from profiling.presentation import xprof_server
+from profiling.presentation.xprof_server import XprofServer, XprofUnavailable
 
 
 def test_traces_are_laid_out_as_xprof_reads_them(tmp_path):

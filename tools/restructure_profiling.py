@@ -9,9 +9,9 @@ It refuses to start (exit 2, nothing changed) when a profiling/**/*.py has no li
 STAYS below: add one and run it again. What it does:
 
 1. `git mv` every module in MOVES (subpackages get an __init__.py with a docstring);
-2. rewrites every reference in tracked text files: dotted names (`profiling.worker` in imports,
-   `python -m profiling.worker`, monkeypatch targets, docs, pyproject's script), file paths
-   (`profiling/worker.py`), and `from profiling import x` / `from profiling.cli import
+2. rewrites every reference in tracked text files: dotted names (`profiling.execution.worker` in imports,
+   `python -m profiling.execution.worker`, monkeypatch targets, docs, pyproject's script), file paths
+   (`profiling/execution/worker.py`), and `from profiling import x` / `from profiling.cli.main import
    UsageError` forms (NAME_MOVES) through the AST;
 3. fixes `Path(__file__)...parents[n]` in modules that moved one level deeper;
 4. replaces tests/test_layers.py's LAYERS table (between `# layers:start` and `# layers:end`),
@@ -122,14 +122,14 @@ PACKAGE_DOCS = {
 # (old module, name) -> (old module it lives in now, its name there): names that left the
 # module other branches import them from (the targets are mapped through MOVES too)
 NAME_MOVES = {
-    ("profiling.cli", "UsageError"): ("profiling.cli_common", "UsageError"),
-    ("profiling.cli", "_store"): ("profiling.cli_common", "open_store"),
-    ("profiling.scenarios", "_one_line"): ("profiling.errors", "one_line"),
-    ("profiling.distributed", "child_env"): ("profiling.process", "child_env"),
-    ("profiling.distributed", "exit_with_parent"): ("profiling.process", "exit_with_parent"),
-    ("profiling.distributed", "free_port"): ("profiling.process", "free_port"),
-    ("profiling.store", "_pid_alive"): ("profiling.process", "pid_alive"),
-    ("profiling.bundle_check", "Column"): ("profiling.store", "Column"),
+    ("profiling.cli.main", "UsageError"): ("profiling.cli.common", "UsageError"),
+    ("profiling.cli.main", "_store"): ("profiling.cli.common", "open_store"),
+    ("profiling.experiments.scenarios", "_one_line"): ("profiling.errors", "one_line"),
+    ("profiling.experiments.distributed", "child_env"): ("profiling.process", "child_env"),
+    ("profiling.experiments.distributed", "exit_with_parent"): ("profiling.process", "exit_with_parent"),
+    ("profiling.experiments.distributed", "free_port"): ("profiling.process", "free_port"),
+    ("profiling.storage.store", "_pid_alive"): ("profiling.process", "pid_alive"),
+    ("profiling.storage.bundle_check", "Column"): ("profiling.storage.store", "Column"),
 }
 
 LAYERS = '''LAYERS: list[tuple[str, tuple[str, ...]]] = [
@@ -144,7 +144,7 @@ LAYERS = '''LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("execution", ("profiling.execution",)),
     ("experiments", ("profiling.experiments",)),
     ("presentation", ("profiling.presentation",)),
-    ("front ends", ("profiling.cli", "profiling.bench", "profiling.__main__")),
+    ("front ends", ("profiling.cli.main", "profiling.bench", "profiling.__main__")),
     ("dashboard", ("app",)),
 ]
 '''
@@ -156,7 +156,7 @@ SKIP_DIRS = ("tests/fixtures/", ".venv")
 
 
 def module_of(rel: str) -> str:
-    """'analysis/op_stats.py' -> 'profiling.analysis.op_stats'; '__init__.py' -> 'profiling'."""
+    """'analysis/op_stats.py' -> 'profiling.traces.op_stats'; '__init__.py' -> 'profiling'."""
     parts = ["profiling", *Path(rel).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -241,7 +241,7 @@ WARNINGS: list[str] = []
 
 
 def rewrite_from_imports(text: str, old_to_new: dict[str, str], path: str) -> str:
-    """`from profiling import x`, `from profiling.cli import UsageError` (NAME_MOVES) and, in
+    """`from profiling import x`, `from profiling.cli.main import UsageError` (NAME_MOVES) and, in
     tests/, `from test_x import helper` -> `from helpers import helper` forms (after the dotted
     rewrite, so modules named in `from` are new names already)."""
     new_to_old = {v: k for k, v in old_to_new.items()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st  # noqa: E402
 
 from app.guard import page_guard  # noqa: E402
-from profiling import scenario_charts, units  # noqa: E402
+from profiling.presentation import scenario_charts, units  # noqa: E402
 
 
 def render() -> None:
@@ -26,7 +26,7 @@ def render() -> None:
         st.session_state.pop("cap_result", None)
         with page_guard("Capture"), st.spinner("Capturing…"):
             from app import resources
-            from profiling.capture import capture
+            from profiling.experiments.capture import capture
 
             st.session_state["cap_result"] = capture(
                 addresses, int(duration_ms), timeout_s=float(timeout) + int(duration_ms) / 1000,

@@ -9,8 +9,9 @@ import streamlit as st
 from app import case_links, machine_filter, resources, run_again, share
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
-from profiling import noise, report, units
-from profiling.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
+from profiling.measurement import noise
+from profiling.presentation import report, units
+from profiling.storage.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json
 
@@ -80,7 +81,7 @@ def exports(run_ids: list[str], baseline: str, filters: dict, cases) -> None:
 
 
 def _bundle_bytes(store, run_ids: list[str]) -> bytes:
-    """profiling.bundle's export (runs, cases, samples, traces) as JSON bytes."""
+    """profiling.storage.bundle's export (runs, cases, samples, traces) as JSON bytes."""
     return json.dumps(export_bundle(store, run_ids), default=str).encode()
 
 
@@ -203,7 +204,7 @@ def render() -> None:
 # ---- deleting runs: a self-contained block at the bottom of the page ----------------------
 def _delete_chosen_runs() -> None:
     """Button callback (runs before the page is drawn again, so nothing shows a deleted run)."""
-    from profiling.store import RunInUseError, UnknownRunError
+    from profiling.storage.store import RunInUseError, UnknownRunError
 
     doomed = list(st.session_state.get("delete_runs") or [])
     if not doomed or not st.session_state.get("delete_confirm"):

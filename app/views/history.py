@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import resources, share
 from app.guard import page_guard
-from profiling import history
+from profiling.presentation import history
 
 
 def pick_case(choices) -> dict[str, str]:

@@ -8,7 +8,7 @@ import streamlit as st  # noqa: E402
 from app import job_panel  # noqa: E402
 from app.guard import page_guard  # noqa: E402
 from app.run_job import start_background  # noqa: E402
-from profiling import scenario_charts, units  # noqa: E402
+from profiling.presentation import scenario_charts, units  # noqa: E402
 
 SINGLE, MIRRORED, MULTIWORKER = ("Variants, one process", "MirroredStrategy",
                                  "MultiWorkerMirroredStrategy (loopback)")
@@ -64,7 +64,7 @@ def render() -> None:
         "The guide's block (conv → BatchNorm → activation)", False, key="sc_guide_block")
     if mode == GUIDE:
         if kind == "mixed_precision":
-            from profiling.guide_scenarios import POLICIES
+            from profiling.experiments.guide_scenarios import POLICIES
 
             policies = st.multiselect("Policies", POLICIES, default=list(POLICIES),
                                       key="sc_policies")
@@ -96,7 +96,11 @@ def render() -> None:
 
         def work(job):  # in a background thread: no st.* calls here
             if mode == SINGLE:
-                from profiling.scenarios import ScenarioConfig, parse_hidden, run_scenario
+                from profiling.experiments.scenarios import (
+                    ScenarioConfig,
+                    parse_hidden,
+                    run_scenario,
+                )
 
                 if not variants:
                     raise ValueError("choose at least one variant")
@@ -108,8 +112,12 @@ def render() -> None:
                                      guide_block=bool(guide_block), **kwargs)
                 return "single", run_scenario(cfg, store=store, on_progress=job.step)
             elif mode == GUIDE:
-                from profiling.guide_scenarios import GuideConfig, parse_int_list, run_guide
-                from profiling.scenarios import ScenarioConfig, parse_hidden
+                from profiling.experiments.guide_scenarios import (
+                    GuideConfig,
+                    parse_int_list,
+                    run_guide,
+                )
+                from profiling.experiments.scenarios import ScenarioConfig, parse_hidden
 
                 if not variants:
                     raise ValueError("choose at least one variant")
@@ -128,7 +136,7 @@ def render() -> None:
                     GuideConfig(kind=kind, base=base, int8_numel=1 << 18, **extra),
                     store=store, on_progress=job.step)
             else:
-                from profiling.distributed import DistributedConfig, run_distributed
+                from profiling.experiments.distributed import DistributedConfig, run_distributed
 
                 cfg = DistributedConfig(
                     strategy="mirrored" if mode == MIRRORED else "multiworker", model=model,

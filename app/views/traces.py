@@ -11,10 +11,10 @@ import streamlit as st
 
 from app import resources, run_again, share
 from app.guard import one_line, page_guard
-from profiling import trace_charts, units
 from profiling.analysis.activations import audit
 from profiling.analysis.diff import trace_diff
-from profiling.bundle import load_any_trace
+from profiling.presentation import trace_charts, units
+from profiling.storage.bundle import load_any_trace
 from profiling.traces import TraceError, summarize
 
 UPLOAD, STORED, CHOOSE = "Upload a file", "A trace stored by a run", "Choose…"
@@ -45,7 +45,7 @@ def xprof_server(data_dir: str):
     """One XProf server per dashboard and data dir, started on the first link asked for."""
     from pathlib import Path
 
-    from profiling.xprof_server import XprofServer
+    from profiling.presentation.xprof_server import XprofServer
 
     return XprofServer(Path(data_dir) / "xprof")
 
@@ -129,7 +129,7 @@ def xprof_section(picked) -> None:
     if cache_key not in urls and st.button("Open in XProf", key="xprof_open",
                                           help="XProf's trace viewer, op profile and memory "
                                                "tools, served locally and offline"):
-        from profiling.xprof_server import XprofUnavailable
+        from profiling.presentation.xprof_server import XprofUnavailable
 
         run = cache_key.split(":")[1] if cache_key.startswith("stored:") else filename
         run = run.rsplit("/", 1)[-1].removesuffix(".xplane.pb").removesuffix(".pb")[:40]

@@ -7,7 +7,7 @@ import streamlit as st
 
 from app import resources, share
 from app.guard import page_guard
-from profiling import charts
+from profiling.presentation import charts
 
 
 def variant_rows(registry: dict) -> pd.DataFrame:
@@ -45,7 +45,7 @@ def render() -> None:
 
 def claims_section() -> None:
     """The guide's claims: the newest stored claims run, and a button to measure them now."""
-    from profiling import claims
+    from profiling.experiments import claims
 
     st.subheader("Guide claims")
     st.caption("Each quantitative claim of the guide, measured on this machine: timing claims "

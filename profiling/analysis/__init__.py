@@ -1,1 +1,1 @@
-"""Analyzers: one module per question, each pure functions from Trace.events to DataFrames/dicts."""
+"""Analysis: verdicts and comparisons drawn from measurements and traces (fusion, run-to-run compare, activation audit, trace diff, activation statistics)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from profiling.analysis.breakdown import time_breakdown
-from profiling.analysis.op_stats import op_events
+from profiling.traces.breakdown import time_breakdown
+from profiling.traces.op_stats import op_events
 
 DIFF_COLUMNS = ["name", "occurrences_a", "occurrences_b", "self_us_a", "self_us_b",
                 "delta_us", "delta_occurrences", "ratio"]

@@ -37,7 +37,7 @@ def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = 
                keep_args: bool = True) -> Trace:
     """Read a TF .xplane.pb(.gz) or a Chrome trace .json/.json.gz (TensorBoard, PyTorch, ...).
     Files are size-checked before reading and streamed. A JSON document of another format
-    raises OtherFormat (profiling.bundle.load_any_trace opens exported bundles); anything else,
+    raises OtherFormat (profiling.storage.bundle.load_any_trace opens exported bundles); anything else,
     TraceError with a one-line message. ``keep_args=False`` drops each event's
     args text (the summary and the audit do not need it) to save memory."""
     name = filename or ("" if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).name)
@@ -68,11 +68,11 @@ def summarize(trace: Trace, top: int = 20) -> dict:
     """event_count, duration_us (first start to last end, µs), top_ops DataFrame
     (name, occurrences, self_us, total_us, pct), breakdown dict (compute_us, memcpy_us,
     collective_us = communication, idle_us, other_us: the wall span split by what ran, see
-    profiling.analysis.breakdown), thread_time dict (self time per kind summed over threads),
+    profiling.traces.breakdown), thread_time dict (self time per kind summed over threads),
     busy_us (union over threads) and compute_comm_ratio (None without communication)."""
-    from profiling.analysis.breakdown import time_breakdown
-    from profiling.analysis.classify import classify_events
-    from profiling.analysis.op_stats import top_ops
+    from profiling.traces.breakdown import time_breakdown
+    from profiling.traces.classify import classify_events
+    from profiling.traces.op_stats import top_ops
 
     ev = trace.events
     duration = float((ev.ts_us + ev.dur_us).max() - ev.ts_us.min()) if len(ev) else 0.0
@@ -90,6 +90,6 @@ def summarize(trace: Trace, top: int = 20) -> dict:
 def trace_file_breakdown(path) -> dict:
     """time_breakdown of a trace file (any format load_trace reads): what scenarios,
     distributed and capture runs store, so every surface shows the same numbers."""
-    from profiling.analysis.breakdown import time_breakdown
+    from profiling.traces.breakdown import time_breakdown
 
     return time_breakdown(load_trace(path, keep_args=False).events)

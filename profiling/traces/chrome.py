@@ -443,7 +443,7 @@ def _whole_document(data: bytes, bundle_ok: bool) -> Trace:
         raise TraceError("trace is empty")
     obj = decode_json(data)  # stdlib json, as the bundle reader expects
     if bundle_ok and isinstance(obj, dict) and isinstance(obj.get("format"), str):
-        raise OtherFormat(obj)  # profiling.bundle.load_any_trace opens exported bundles
+        raise OtherFormat(obj)  # profiling.storage.bundle.load_any_trace opens exported bundles
     raise TraceError("foreign JSON: not a Chrome trace (no traceEvents list) nor a ReLU Lab bundle")
 
 

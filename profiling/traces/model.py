@@ -28,7 +28,7 @@ class TraceError(ValueError):
 
 class OtherFormat(TraceError):
     """A JSON document that names another format (such as an exported bundle, which
-    profiling.bundle.load_any_trace opens); `document` holds it, decoded."""
+    profiling.storage.bundle.load_any_trace opens); `document` holds it, decoded."""
 
     def __init__(self, document: dict):
         self.document = document

@@ -1,0 +1,1 @@
+"""Front end: `python -m profiling` / `relu-lab` (main) and its subcommand modules."""

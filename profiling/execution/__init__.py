@@ -1,0 +1,1 @@
+"""Execution: the runner and the isolated worker processes it drives."""

@@ -1,0 +1,1 @@
+"""Presentation: pure Plotly figures, the self-contained HTML report, units."""

@@ -1,0 +1,644 @@
+"""Pure chart and table functions: a DataFrame in, a Plotly figure (or a DataFrame/Styler) out.
+
+Inputs follow the store's column contract (``Store.cases``, ``Store.breakdown``,
+``Store.fusion``, ``Trace.events``, ``summarize()["top_ops"]``). Nothing here reads files,
+touches Streamlit or imports TensorFlow, so the dashboard and the HTML report draw the same
+figures and tests can check them on synthetic frames.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from profiling.measurement.stats import unpaired_ratio
+from profiling.presentation.units import format_number
+
+# Dimensions that, besides the variant label, tell two measured series apart.
+SETTING_COLUMNS = ("dtype", "device", "threads", "allocator", "mode", "pass")
+BREAKDOWN_PARTS = ("compute_us", "memcpy_us", "collective_us", "idle_us", "other_us")
+BREAKDOWN_COLOURS = {
+    "compute_us": "#2a9d8f",
+    "memcpy_us": "#e9c46a",
+    "collective_us": "#f4a261",
+    "idle_us": "#bcbcbc",
+    "other_us": "#8d99ae",
+}
+# Ratio-to-best thresholds (upper bound inclusive) in the spirit of torch.utils.benchmark.Compare,
+# which also marks as best anything within 1% of the fastest (a tie within the noise).
+COMPARE_CATEGORIES = (
+    ("best", 1.01),
+    ("within 10%", 1.10),
+    ("slower", 2.0),
+    ("2x worse", 5.0),
+    ("5x worse", math.inf),
+)
+COMPARE_COLOURS = {
+    "best": "background-color: #1b7f3b; color: white; font-weight: bold",
+    "within 10%": "background-color: #b7e4c7",
+    "slower": "",
+    "2x worse": "background-color: #f9c6a8",
+    "5x worse": "background-color: #e76f51; color: white",
+}
+EMPTY_MESSAGE = "No successful cases to show"
+
+
+def display_text(text: object) -> str:
+    """Escape a user-supplied label so Plotly shows it literally (no pseudo-HTML tags)."""
+    return html.escape(str(text), quote=False)
+
+
+def ok_cases(cases: pd.DataFrame) -> pd.DataFrame:
+    """Rows with status ``ok`` and a finite positive median time, sorted by size."""
+    if cases.empty:
+        return cases.copy()
+    frame = cases[cases["status"] == "ok"].copy()
+    frame = frame[np.isfinite(frame["median_s"].astype(float)) & (frame["median_s"] > 0)]
+    return frame.sort_values("numel", kind="stable")
+
+
+FAILED_CASE_COLUMNS = ("label", "shape", "dtype", "mode", "pass", "status", "reason")
+
+
+def failed_cases(cases: pd.DataFrame) -> pd.DataFrame:
+    """The cases that were skipped or failed (status other than ``ok``), with why."""
+    if cases.empty:
+        return pd.DataFrame(columns=list(FAILED_CASE_COLUMNS))
+    failed = cases[cases["status"] != "ok"]
+    return failed[[c for c in FAILED_CASE_COLUMNS if c in failed.columns]]
+
+
+def varying_settings(cases: pd.DataFrame) -> list[str]:
+    """The setting columns that take more than one value in ``cases`` (order kept); "run"
+    when the same variant label appears in more than one run."""
+    columns = [c for c in SETTING_COLUMNS if c in cases.columns]
+    varying = [c for c in columns if cases[c].astype(str).nunique() > 1]
+    if "run_id" in cases.columns and _label_repeats_across_runs(cases):
+        varying.append("run")
+    return varying
+
+
+def _label_repeats_across_runs(cases: pd.DataFrame) -> bool:
+    if cases["run_id"].nunique() < 2:
+        return False
+    return bool((cases.groupby("label")["run_id"].nunique() > 1).any())
+
+
+def run_names(runs: pd.DataFrame) -> dict[str, str]:
+    """A short unique name per run: its label (``--label``) when that is unique among these
+    runs, else the part of its id that differs: the time and random suffix when all runs are
+    of one day (ids read YYYYMMDD-HHMMSS-xxxxxx), the whole id otherwise; a label shared by
+    several runs gets that id part appended."""
+    frame = runs.drop_duplicates("run_id")
+    ids = [str(r) for r in frame["run_id"]]
+    labels = ([str(v) if isinstance(v, str) else "" for v in frame["run_label"]]
+              if "run_label" in frame.columns else [""] * len(ids))
+    days = {i.split("-", 1)[0] for i in ids}
+    short = {i: (i.split("-", 1)[1] if len(days) == 1 and "-" in i else i) for i in ids}
+    counts = pd.Series([lbl for lbl in labels if lbl]).value_counts()
+    names = {}
+    for run_id, label in zip(ids, labels, strict=True):
+        if label and counts.get(label, 0) == 1:
+            names[run_id] = label
+        elif label:
+            names[run_id] = f"{label} ({short[run_id]})"
+        else:
+            names[run_id] = short[run_id]
+    return names
+
+
+def series_names(cases: pd.DataFrame) -> pd.Series:
+    """One legend name per row: the variant label plus the settings that vary, e.g.
+    ``leaky(alpha=0.2) · function · float32``; with several runs of the same variant, the
+    run's short unique name (``run_names``) too, so two runs never merge into one series."""
+    extra = varying_settings(cases)
+    names = cases["label"].astype(str)
+    for column in extra:
+        if column == "run":
+            values = cases["run_id"].astype(str).map(run_names(cases))
+            names = names + " · run " + values
+            continue
+        values = cases[column].astype(str)
+        if column == "threads":
+            values = values + " threads"
+        names = names + " · " + values
+    return names
+
+
+def empty_figure(title: str, message: str = EMPTY_MESSAGE) -> go.Figure:
+    """A titled figure with no data, hidden axes and ``message`` in the middle."""
+    figure = go.Figure()
+    figure.update_layout(
+        title=title,
+        annotations=[dict(text=message, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)],
+        xaxis=dict(visible=False),
+        yaxis=dict(visible=False),
+    )
+    return figure
+
+
+def _layout(figure: go.Figure, title: str, x_title: str, y_title: str, **axes) -> go.Figure:
+    figure.update_layout(
+        title=title,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        hovermode="closest",
+        legend=dict(title=None),
+        margin=dict(l=60, r=20, t=50, b=50),
+        **axes,
+    )
+    # Long tick labels (the breakdown's case names) push the axis title out instead of over it.
+    figure.update_xaxes(automargin=True, title_standoff=12)
+    figure.update_yaxes(automargin=True)
+    _readable_log_ticks(figure)
+    return figure
+
+
+def _readable_log_ticks(figure: go.Figure) -> None:
+    """Log axes: over two decades or more, labels only at powers of ten (minor ticks unlabelled);
+    over less, plain labels at 1, 2 and 5 of each decade (finer when that leaves fewer than
+    three), so labels neither crowd nor shrink to a lone "5"."""
+    for axis, letter in (("xaxis", "x"), ("yaxis", "y")):
+        if getattr(figure.layout, axis).type != "log":
+            continue
+        values = []
+        for trace in figure.data:
+            data = getattr(trace, letter, None)
+            if data is not None:
+                values.extend(v for v in np.asarray(data, dtype=object).ravel() if v is not None)
+        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        numbers = numbers[np.isfinite(numbers) & (numbers > 0)]
+        if numbers.empty:
+            continue
+        low, high = float(numbers.min()), float(numbers.max())
+        if math.log10(high / low) >= 2:
+            getattr(figure.layout, axis).update(
+                dtick=1, exponentformat="power",
+                minor=dict(dtick="D1", ticks="outside", showgrid=False))
+            continue
+        decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+        for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 8)):
+            ticks = [m * 10.0**e for e in decades for m in mantissas
+                     if low / 1.5 <= m * 10.0**e <= high * 1.5]
+            if len(ticks) >= 3:
+                break
+        getattr(figure.layout, axis).update(
+            tickmode="array", tickvals=ticks, ticktext=[f"{t:.3g}" for t in ticks])
+
+
+def _colour(index: int) -> str:
+    palette = (
+        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+        "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    )
+    return palette[index % len(palette)]
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    red, green, blue = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def latency_vs_size(cases: pd.DataFrame) -> go.Figure:
+    """Median time per call (µs) against element count, log-log, one line per series with a
+    shaded 95% confidence band (``ci95_low_s``..``ci95_high_s``)."""
+    title = "Latency vs size"
+    frame = ok_cases(cases)
+    if frame.empty:
+        return empty_figure(title)
+    frame["series"] = series_names(frame)
+    figure = go.Figure()
+    for index, (name, group) in enumerate(frame.groupby("series", sort=False)):
+        colour = _colour(index)
+        low = group["ci95_low_s"].fillna(group["median_s"]) * 1e6
+        high = group["ci95_high_s"].fillna(group["median_s"]) * 1e6
+        figure.add_trace(
+            go.Scatter(
+                x=list(group["numel"]) + list(group["numel"])[::-1],
+                y=list(high) + list(low)[::-1],
+                mode="lines",
+                fill="toself",
+                fillcolor=_rgba(colour, 0.18),
+                line=dict(width=0),
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=display_text(name),
+                name=f"{display_text(name)} 95% CI",
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=group["numel"],
+                y=group["median_s"] * 1e6,
+                mode="lines+markers",
+                line=dict(color=colour),
+                name=display_text(name),
+                legendgroup=display_text(name),
+                customdata=np.stack([group["shape"].astype(str), low, high], axis=-1),
+                hovertemplate=(
+                    "%{customdata[0]}<br>median %{y:.3g} µs"
+                    "<br>95% CI %{customdata[1]:.3g}–%{customdata[2]:.3g} µs<extra>%{fullData.name}</extra>"
+                ),
+            )
+        )
+    return _layout(
+        figure, title, "elements", "median time per call (µs)",
+        xaxis_type="log", yaxis_type="log",
+    )
+
+
+def calibrated_peak_gbps(cases: pd.DataFrame) -> float | None:
+    """The calibrated memory-bandwidth ceiling (GB/s) recorded with the cases, if any."""
+    if "peak_gbps" not in cases.columns:
+        return None
+    peaks = pd.to_numeric(cases["peak_gbps"], errors="coerce").dropna()
+    peaks = peaks[peaks > 0]
+    return float(peaks.max()) if not peaks.empty else None
+
+
+def effective_bandwidth(cases: pd.DataFrame) -> go.Figure:
+    """Effective GB/s (bytes read + written per call / median time) against element count,
+    log x, with the best point of the roof (the highest copy GB/s measured) as a dashed ceiling."""
+    title = "Effective memory bandwidth"
+    figure = _metric_vs_size(cases, "gbps", title, "effective GB/s", unit=" GB/s")
+    if not figure.data:
+        return figure
+    frame = ok_cases(cases)
+    frame = frame[pd.to_numeric(frame["gbps"], errors="coerce").notna()]
+    peak = calibrated_peak_gbps(frame)
+    if peak is not None:
+        figure.add_trace(
+            go.Scatter(
+                x=[frame["numel"].min(), frame["numel"].max()], y=[peak, peak],
+                mode="lines", line=dict(color="black", dash="dash"),
+                name=f"roof peak {peak:.3g} GB/s",
+                hovertemplate="roof peak %{y:.3g} GB/s<extra></extra>",
+            )
+        )
+    return figure
+
+
+def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFrame:
+    """Speedup of each series over the baseline variant at the same shape and settings.
+
+    ``speedup = baseline time / variant time`` (>1 means faster than the baseline). Where the
+    two cases were timed interleaved in one run (the stored ``ratio_to_baseline`` refers to this
+    baseline) the speedup and its 95% CI come from the paired samples (``paired`` True);
+    otherwise from the two medians' CIs (``stats.unpaired_ratio``). A case without a CI gets
+    none (NaN bounds) and is never called significant. ``significant``: the CI excludes 1.
+    Columns: ``series``, ``label``, ``variant``, ``shape``, ``numel``, ``speedup``,
+    ``speedup_low``, ``speedup_high``, ``paired``, ``significant`` and the setting keys.
+    """
+    frame = ok_cases(cases)
+    columns = ["series", "label", "variant", "shape", "numel", "speedup", "speedup_low",
+               "speedup_high", "paired", "significant"]
+    if frame.empty or baseline not in set(frame["variant"]):
+        return pd.DataFrame(columns=columns)
+    frame["series"] = series_names(frame)
+    keys = ["shape"] + [c for c in SETTING_COLUMNS if c in frame.columns]
+    if "run_id" in frame.columns and frame["run_id"].nunique() > 1:
+        keys.append("run_id")
+    # keys as text: a column that is None in every row (e.g. threads of scenario rows) is
+    # object-typed on one side and float on the other, and pandas refuses to merge those
+    frame[keys] = frame[keys].astype(str)
+    base = frame[frame["variant"] == baseline]
+    base = base.groupby(keys, dropna=False, as_index=False).first()
+    stat_cols = ["case_id", "median_s", "ci95_low_s", "ci95_high_s", "n_samples"]
+    base = base[keys + [c for c in stat_cols if c in base.columns]].rename(
+        columns={c: f"base_{c}" for c in stat_cols})
+    others = frame[frame["variant"] != baseline]
+    merged = others.merge(base, on=keys, how="inner")
+    if merged.empty:
+        return pd.DataFrame(columns=columns)
+    rows = [_speedup(r) for r in merged.to_dict("records")]
+    merged["speedup"] = [r[0] for r in rows]
+    merged["speedup_low"] = [r[1] for r in rows]
+    merged["speedup_high"] = [r[2] for r in rows]
+    merged["paired"] = [r[3] for r in rows]
+    merged["significant"] = (merged["speedup_low"] > 1) | (merged["speedup_high"] < 1)
+    return merged[columns + keys[1:]].sort_values(["series", "numel"], kind="stable")
+
+
+def _speedup(row: dict) -> tuple[float, float, float, bool]:
+    """(speedup, low, high, paired) of one merged row: baseline time / this case's time."""
+    paired = row.get("ratio_to_baseline")
+    if (row.get("baseline_case_id") is not None and row.get("baseline_case_id") ==
+            row.get("base_case_id") and paired is not None and not pd.isna(paired)):
+        return (1 / paired, 1 / row["ratio_ci95_high"], 1 / row["ratio_ci95_low"], True)
+    ratio = unpaired_ratio(
+        {k: row.get(f"base_{k}") for k in ("median_s", "ci95_low_s", "ci95_high_s", "n_samples")},
+        {k: row.get(k) for k in ("median_s", "ci95_low_s", "ci95_high_s", "n_samples")})
+    speedup = row["base_median_s"] / row["median_s"]
+    if ratio is None:
+        return (speedup, float("nan"), float("nan"), False)
+    return (speedup, 1 / ratio.ci95_high, 1 / ratio.ci95_low, False)
+
+
+def speedup_vs_baseline(cases: pd.DataFrame, baseline: str = "nn_relu") -> go.Figure:
+    """Speedup over ``baseline`` against element count (log x) with CI whiskers; points whose
+    CIs overlap the baseline's (difference not significant) are drawn as open circles."""
+    title = f"Speedup vs {display_text(baseline)} (>1 is faster)"
+    table = speedup_table(cases, baseline)
+    if table.empty:
+        return empty_figure(title, f"No cases to compare with baseline {display_text(baseline)}")
+    figure = go.Figure()
+    for index, (name, group) in enumerate(table.groupby("series", sort=False)):
+        symbols = np.where(group["significant"], "circle", "circle-open")
+        figure.add_trace(
+            go.Scatter(
+                x=group["numel"], y=group["speedup"], mode="lines+markers",
+                name=display_text(name), line=dict(color=_colour(index)),
+                marker=dict(symbol=list(symbols), size=10),
+                error_y=dict(
+                    type="data", symmetric=False,
+                    array=group["speedup_high"] - group["speedup"],
+                    arrayminus=group["speedup"] - group["speedup_low"],
+                ),
+                customdata=np.stack(
+                    [group["shape"].astype(str),
+                     np.where(group["significant"], "significant", "not significant"),
+                     np.where(group["paired"], "paired CI", "CI from two medians")],
+                    axis=-1,
+                ),
+                hovertemplate="%{customdata[0]}<br>%{y:.3g}x — %{customdata[1]} "
+                              "(%{customdata[2]})<extra>%{fullData.name}</extra>",
+            )
+        )
+    if not table["significant"].all():
+        # A legend entry explaining the open markers.
+        figure.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name="not significant (CI includes 1)",
+                marker=dict(symbol="circle-open", size=10, color="black"),
+            )
+        )
+    figure.add_hline(y=1.0, line=dict(color="grey", dash="dot"))
+    # Log y: 2x faster and 2x slower sit at the same distance from 1.
+    return _layout(figure, title, "elements", f"speedup vs {display_text(baseline)}",
+                   xaxis_type="log", yaxis_type="log")
+
+
+def roofline(cases: pd.DataFrame, roof: pd.DataFrame) -> go.Figure:
+    """Effective GB/s against working-set bytes (read + written per call), log-log: each
+    configuration's measured roof (best copy GB/s per working set) as a line, the cases as
+    markers under it. A case's utilization is its height over the roof at its x."""
+    title = "Roofline: effective bandwidth against working set"
+    frame = ok_cases(cases)
+    if "working_set_bytes" in frame.columns:
+        frame = frame[pd.to_numeric(frame["working_set_bytes"], errors="coerce") > 0]
+    else:
+        frame = frame.iloc[0:0]
+    if frame.empty and roof.empty:
+        return empty_figure(title)
+    figure = go.Figure()
+    keys = [k for k in ("run_id", "device", "threads", "allocator") if k in roof.columns]
+    groups = list(roof.groupby(keys, sort=False)) if not roof.empty else []
+    names = run_names(roof) if "run_id" in roof.columns and len(groups) > 1 else {}
+    for index, (key, group) in enumerate(groups):
+        key = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        name = f"roof {key.get('device', '')} t{key.get('threads', '')} {key.get('allocator', '')}"
+        if names:
+            name += f" · run {names.get(key.get('run_id'), key.get('run_id'))}"
+        y = group["roof_gbps"].fillna(group["gbps"]) if "roof_gbps" in group else group["gbps"]
+        figure.add_trace(go.Scatter(
+            x=group["working_set_bytes"], y=y, mode="lines", name=display_text(name),
+            line=dict(color="black", dash=["dash", "dot", "dashdot"][index % 3]),
+            hovertemplate="%{x:.3s}B working set: %{y:.3g} GB/s<extra>roof</extra>"))
+    if not frame.empty:
+        frame["series"] = series_names(frame)
+        for index, (name, group) in enumerate(frame.groupby("series", sort=False)):
+            util = pd.to_numeric(group.get("utilization"), errors="coerce") * 100
+            figure.add_trace(go.Scatter(
+                x=group["working_set_bytes"], y=group["gbps"], mode="markers",
+                name=display_text(name), marker=dict(color=_colour(index), size=9),
+                customdata=np.stack([group["shape"].astype(str), util.round(0)], axis=-1),
+                hovertemplate="%{customdata[0]}: %{y:.3g} GB/s, %{customdata[1]}% of the roof"
+                              "<extra>%{fullData.name}</extra>"))
+    return _layout(figure, title, "working set (bytes read + written per call)", "GB/s",
+                   xaxis_type="log", yaxis_type="log")
+
+
+def utilization(cases: pd.DataFrame) -> go.Figure:
+    """Share of the roof reached at each case's own working set (%), against element count
+    (log x)."""
+    figure = _metric_vs_size(
+        cases, "utilization", "Bandwidth utilization", "% of the roof at its working set", scale=100.0)
+    if figure.data:
+        # Above 100% happens honestly when the tensors fit in cache and the peak was calibrated
+        # on DRAM-sized buffers, so the axis is not clipped at 100.
+        figure.update_yaxes(rangemode="tozero")
+        figure.add_hline(y=100.0, line=dict(color="black", dash="dash"),
+                         annotation_text="the roof", annotation_position="top left")
+    return figure
+
+
+def page_faults(cases: pd.DataFrame) -> go.Figure:
+    """Page faults per call against element count (log x)."""
+    return _metric_vs_size(cases, "page_faults_per_call", "Page faults per call", "faults per call")
+
+
+def _metric_vs_size(
+    cases: pd.DataFrame, column: str, title: str, y_title: str, scale: float = 1.0,
+    unit: str = "",
+) -> go.Figure:
+    """One line per series of ``column`` (times ``scale``) against element count, log x; rows
+    where ``column`` is missing or not a number are left out. ``unit`` follows hover values."""
+    frame = ok_cases(cases)
+    if not frame.empty and column in frame.columns:
+        frame = frame[pd.to_numeric(frame[column], errors="coerce").notna()]
+    if frame.empty or column not in frame.columns:
+        return empty_figure(title)
+    frame["series"] = series_names(frame)
+    figure = go.Figure()
+    for index, (name, group) in enumerate(frame.groupby("series", sort=False)):
+        figure.add_trace(
+            go.Scatter(
+                x=group["numel"], y=group[column].astype(float) * scale, mode="lines+markers",
+                line=dict(color=_colour(index)), name=display_text(name),
+                customdata=group[["shape"]].astype(str),
+                hovertemplate="%{customdata[0]}<br>%{y:.3g}" + unit
+                              + "<extra>%{fullData.name}</extra>",
+            )
+        )
+    return _layout(figure, title, "elements", y_title, xaxis_type="log")
+
+
+def breakdown_bars(breakdown: pd.DataFrame, cases: pd.DataFrame) -> go.Figure:
+    """Stacked bars per case: compute / memcpy / collective (communication) / idle / other, µs
+    from the case's trace. ``breakdown`` has ``case_id`` + the five ``*_us`` columns."""
+    title = "Time breakdown per case (from traces)"
+    if breakdown.empty or cases.empty:
+        return empty_figure(title, "No traces with a time breakdown in these runs")
+    frame = cases.copy()
+    frame["series"] = series_names(frame)
+    frame["case"] = frame["series"] + " · " + frame["shape"].astype(str)
+    merged = breakdown.merge(frame[["case_id", "case", "numel"]], on="case_id", how="inner")
+    if merged.empty:
+        return empty_figure(title, "No traces with a time breakdown in these runs")
+    merged = merged.sort_values(["numel", "case"], kind="stable")
+    figure = go.Figure()
+    for part in BREAKDOWN_PARTS:
+        if part not in merged.columns:
+            continue
+        figure.add_trace(
+            go.Bar(
+                x=[display_text(c) for c in merged["case"]], y=merged[part].fillna(0.0),
+                name=part.removesuffix("_us"), marker_color=BREAKDOWN_COLOURS[part],
+                hovertemplate="%{x}<br>%{y:.4g} µs<extra>%{fullData.name}</extra>",
+            )
+        )
+    return _layout(figure, title, "case", "µs in trace", barmode="stack")
+
+
+RANKING_RULE = ("colour = ratio to the fastest case with the same shape, dtype, device, threads, "
+                "allocator, mode and pass")
+
+
+def compare_categories(cases: pd.DataFrame) -> pd.DataFrame:
+    """Long table of every ok case with its ratio to the fastest case of the same shape and
+    settings (RANKING_RULE), and its category (best, within 10%, slower, 2x worse, 5x worse).
+    Every case of every run is a row: series names carry the run where runs repeat a label."""
+    frame = ok_cases(cases)
+    columns = ["series", "label", "shape", "numel", *SETTING_COLUMNS, "median_us", "ci95_us",
+               "ratio_to_best", "category", "run_id", "case_id"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame["series"] = _unique(series_names(frame), frame["shape"].astype(str))
+    frame["median_us"] = frame["median_s"] * 1e6
+    frame["ci95_us"] = frame.get("ci95_s", pd.Series(np.nan, index=frame.index)) * 1e6
+    group_keys = ["shape"] + [c for c in SETTING_COLUMNS if c in frame.columns]
+    best = frame.groupby(group_keys, dropna=False)["median_s"].transform("min")
+    frame["ratio_to_best"] = frame["median_s"] / best
+    frame["category"] = frame["ratio_to_best"].map(compare_category)
+    present = [c for c in columns if c in frame.columns]
+    return frame[present].reset_index(drop=True)
+
+
+def _unique(names: pd.Series, shapes: pd.Series) -> pd.Series:
+    """Series names made unique per shape ("#2", "#3" for repeats), so a pivot loses no case."""
+    count = pd.Series(0, index=names.index).groupby([names, shapes]).cumcount()
+    return names.where(count == 0, names + " #" + (count + 1).astype(str))
+
+
+def harness_floor_text(cases: pd.DataFrame) -> str | None:
+    """'Harness floor: 24 ns per call (the timing loop around a no-op) — 0.4% of the fastest
+    case' from the cases' floor_s, or None when no case recorded one."""
+    if "floor_s" not in cases.columns:
+        return None
+    frame = ok_cases(cases)
+    floors = pd.to_numeric(frame["floor_s"], errors="coerce").dropna()
+    if floors.empty:
+        return None
+    floor = float(floors.max())
+    fastest = float(pd.to_numeric(frame["median_s"], errors="coerce").min())
+    share = f", {floor / fastest:.1%} of the fastest case" if fastest > 0 else ""
+    return (f"Harness floor: {floor * 1e9:.3g} ns per call (the timing loop around a call that "
+            f"does nothing){share}.")
+
+
+def compare_category(ratio: float) -> str:
+    """Category of a time ratio to the best (1.0 = best)."""
+    for name, upper in COMPARE_CATEGORIES:
+        if ratio <= upper:
+            return name
+    return COMPARE_CATEGORIES[-1][0]
+
+
+def compare_table(cases: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wide results table like ``torch.utils.benchmark.Compare``: one row per series, one
+    column per shape (ascending size), median µs per cell; plus the same-shaped frame of
+    categories used to colour it."""
+    long = compare_categories(cases)
+    if long.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    shapes = list(dict.fromkeys(long.sort_values("numel", kind="stable")["shape"]))
+    values = long.pivot(index="series", columns="shape", values="median_us")
+    categories = long.pivot(index="series", columns="shape", values="category")
+    order = list(dict.fromkeys(long["series"]))
+    values = values.reindex(index=order, columns=shapes)
+    categories = categories.reindex(index=order, columns=shapes)
+    values.columns.name = categories.columns.name = "median µs per call"
+    return values, categories
+
+
+def format_us(value: float) -> str:
+    """3 significant digits without exponent notation: 0.123, 12.3, 2,820 (units' rule)."""
+    return format_number(value)
+
+
+def compare_styler(cases: pd.DataFrame):
+    """``compare_table`` as a pandas Styler coloured by category (green best … red 5x worse).
+    For st.dataframe (text cells); the HTML report builds its own escaped table."""
+    values, categories = compare_table(cases)
+    return values.style.format(format_us, na_rep="–").apply(
+        lambda _: categories.map(lambda c: COMPARE_COLOURS.get(c, "") if isinstance(c, str) else ""),
+        axis=None,
+    )
+
+
+def fusion_table(fusion: pd.DataFrame) -> pd.DataFrame:
+    """Fusion results for display: did the ReLU fuse into Grappler's ``_FusedConv2D``/
+    ``_FusedMatMul`` or into an XLA fusion, and what that costs in time: the block's median
+    µs with its 95% CI half-width, and its paired ratio to the fused baseline with that
+    ratio's 95% CI (blank where none was measured: none is made up)."""
+    columns = ["variant", "block", "fused", "fused_into", "kernels", "time_us", "time_ci95_us",
+               "time_vs_fused", "time_vs_fused_ci95", "hlo_fusions", "instructions_before",
+               "instructions_after", "compiled", "reason"]
+    if fusion.empty:
+        return pd.DataFrame(columns=columns)
+    frame = fusion.copy()
+    if "time_s" in frame.columns:
+        frame["time_us"] = frame["time_s"] * 1e6
+    if {"time_ci95_low_s", "time_ci95_high_s"} <= set(frame.columns):
+        frame["time_ci95_us"] = (frame["time_ci95_high_s"] - frame["time_ci95_low_s"]) / 2 * 1e6
+    if {"ratio_ci95_low", "ratio_ci95_high"} <= set(frame.columns):
+        frame["time_vs_fused_ci95"] = [
+            f"[{lo:.3g}, {hi:.3g}]" if pd.notna(lo) and pd.notna(hi) else None
+            for lo, hi in zip(frame["ratio_ci95_low"], frame["ratio_ci95_high"], strict=True)]
+    return frame[[c for c in columns if c in frame.columns]].reset_index(drop=True)
+
+
+SEMANTICS_PROPERTIES = ("nan", "neg_zero", "pos_inf", "neg_inf", "grad_at_zero",
+                        "bitwise_equal_nn_relu")
+
+
+def semantics_matrix(table: pd.DataFrame, dtype: str | None = None,
+                     reference: str = "nn_relu") -> go.Figure:
+    """Heatmap of edge-case behaviour (rows: variants, columns: NaN, -0, +inf, -inf, grad at 0,
+    bitwise equal to nn_relu); cells that differ from ``reference`` are highlighted. Uses the
+    rows of ``dtype`` (default: float32 if present, else the first dtype per variant)."""
+    title = "Edge-case semantics (highlighted: differs from " + display_text(reference) + ")"
+    if table.empty:
+        return empty_figure(title, "No semantics table")
+    frame = _one_dtype_per_variant(table, dtype)
+    properties = [p for p in SEMANTICS_PROPERTIES if p in frame.columns]
+    text = frame[properties].astype(str).to_numpy(dtype=object)
+    is_reference = (frame["variant"] == reference).to_numpy()
+    if not is_reference.any():
+        differs = np.zeros(text.shape, dtype=float)
+    else:
+        differs = (text != text[is_reference][0]).astype(float)
+    labels = [display_text(f"{v} ({d})") for v, d in zip(frame["variant"], frame["dtype"], strict=True)]
+    figure = go.Figure(
+        go.Heatmap(
+            z=differs, x=list(properties), y=labels, text=np.vectorize(display_text, otypes=[object])(text),
+            texttemplate="%{text}", colorscale=[[0, "#e8f4ea"], [1, "#f4a261"]],
+            zmin=0, zmax=1, showscale=False, xgap=2, ygap=2,
+            hovertemplate="%{y}<br>%{x}: %{text}<extra></extra>",
+        )
+    )
+    figure.update_layout(title=title, height=max(300, 40 * len(labels) + 120),
+                         yaxis=dict(autorange="reversed"), margin=dict(l=160, r=20, t=50, b=40))
+    return figure
+
+
+def _one_dtype_per_variant(table: pd.DataFrame, dtype: str | None) -> pd.DataFrame:
+    rows = []
+    for _, group in table.groupby("variant", sort=False):
+        pick = group[group["dtype"] == (dtype or "float32")]
+        rows.append(pick.iloc[:1] if not pick.empty else group.iloc[:1])
+    return pd.concat(rows, ignore_index=True)

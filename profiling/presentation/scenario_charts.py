@@ -1,0 +1,241 @@
+"""Pure Plotly figures for scenarios, distributed runs and remote captures.
+
+DataFrame in, Figure out; labels, addresses and op names are escaped with
+`charts.display_text` so Plotly shows them literally.
+
+Inputs are the DataFrames of `profiling.experiments.scenarios.ScenarioResult`,
+`profiling.experiments.distributed.DistributedResult` and `profiling.experiments.capture.CaptureResult`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from profiling.presentation.charts import BREAKDOWN_COLOURS, display_text, empty_figure
+
+STEP_COLORS = {"train": "#1f77b4", "inference": "#ff7f0e"}
+# The Compare page's breakdown colours, so a category looks the same on every page.
+CATEGORY_COLORS = {part.removesuffix("_us"): colour for part, colour in BREAKDOWN_COLOURS.items()}
+CATEGORY_COLORS.update(transfer=CATEGORY_COLORS["memcpy"], input="#8c564b")
+
+
+def step_time_figure(summary: pd.DataFrame, title: str = "Step time per variant") -> go.Figure:
+    """Grouped bars: median training and inference step (ms) per variant, IQR as error bars."""
+    ok = summary[summary["status"] == "ok"] if "status" in summary else summary
+    if ok.empty:
+        return empty_figure(title, "no variant ran")
+    fig = go.Figure()
+    for step, key in (("train", "train"), ("inference", "infer")):
+        fig.add_bar(
+            name=step, x=[display_text(v) for v in ok["label"]],
+            y=list(ok[f"{key}_median_s"] * 1e3),
+            error_y={"type": "data", "array": list(ok[f"{key}_iqr_s"] * 1e3), "visible": True},
+            marker_color=STEP_COLORS[step],
+            hovertemplate="%{x}<br>" + step + " median %{y:.3f} ms<extra></extra>",
+        )
+    fig.update_layout(title=title, barmode="group", xaxis_title="variant",
+                      yaxis_title="median step time (ms; error bar = IQR)")
+    return fig
+
+
+def fusion_figure(fusion: pd.DataFrame, title: str = "Activation fused into conv/matmul?"
+                  ) -> go.Figure:
+    """Heatmap: activation site (rows) x variant (columns); 1 = fused, 0 = ran as its own ops."""
+    if fusion.empty:
+        return empty_figure(title, "no trace read (tracing off or no variant ran)")
+    labels = list(dict.fromkeys(fusion["label"]))
+    sites = list(dict.fromkeys(fusion["site"]))
+    table = fusion.set_index(["site", "label"])
+    z, text = [], []
+    for site in sites:
+        z_row, t_row = [], []
+        for label in labels:
+            if (site, label) not in table.index:
+                z_row.append(None)
+                t_row.append("")
+                continue
+            r = table.loc[(site, label)]
+            z_row.append(1 if bool(r["fused"]) else 0)
+            t_row.append(f"fused: {r['fused_into']}" + (f" + {r['kernels']}" if r["kernels"]
+                                                           else "")
+                         if bool(r["fused"]) else f"separate: {r['kernels'] or '-'}")
+        z.append(z_row)
+        text.append(t_row)
+    kinds = fusion.drop_duplicates("site").set_index("site")["kind"]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[display_text(v) for v in labels],
+        y=[display_text(f"{s} ({kinds[s]})") for s in sites],
+        text=[[display_text(t) for t in row] for row in text],
+        texttemplate="%{text}", zmin=0, zmax=1, showscale=False,
+        colorscale=[[0, "#f4cccc"], [1, "#b6d7a8"]],
+        hovertemplate="%{y}<br>%{x}<br>%{text}<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title="variant", yaxis_title="activation site",
+                      yaxis={"autorange": "reversed"})
+    return fig
+
+
+def loss_figure(losses: pd.DataFrame, title: str = "Training loss (same data, same init)"
+                ) -> go.Figure:
+    """One line per variant: loss per training step."""
+    if losses.empty:
+        return empty_figure(title, "no variant trained")
+    fig = go.Figure()
+    for label, part in losses.groupby("label", sort=False):
+        fig.add_scatter(x=list(part["step"]), y=list(part["loss"]), mode="lines",
+                        name=display_text(label))
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", yaxis_type="log")
+    return fig
+
+
+def compute_comm_figure(workers: pd.DataFrame, title: str = "Compute vs communication"
+                        ) -> go.Figure:
+    """Stacked bars per worker: the traced steps' wall time (ms) in compute, collective,
+    memcpy, other (profiling.traces.breakdown, the same numbers as trace-summary)."""
+    if workers.empty:
+        return empty_figure(title, "no worker result")
+    names = [display_text(f"worker {w} ({s})")
+             for w, s in zip(workers["worker"], workers["strategy"], strict=True)]
+    fig = go.Figure()
+    for category in ("compute", "collective", "memcpy", "other"):
+        column = f"{category}_us"
+        if column in workers:
+            fig.add_bar(name=category, x=names, y=list(workers[column].fillna(0) / 1e3),
+                        marker_color=CATEGORY_COLORS[category])
+    fig.update_layout(title=title, barmode="stack", xaxis_title="worker",
+                      yaxis_title="time in the traced steps (ms)")
+    return fig
+
+
+def capture_breakdown_figure(traces: pd.DataFrame, title: str = "Captured time by category"
+                             ) -> go.Figure:
+    """Stacked bars per captured worker: compute, memcpy, collective, other (ms)."""
+    ok = traces[traces["status"] == "ok"] if "status" in traces else traces
+    if ok.empty:
+        return empty_figure(title, "no worker returned events")
+    fig = go.Figure()
+    for category in ("compute", "collective", "memcpy", "other"):
+        fig.add_bar(name=category, x=[display_text(a) for a in ok["address"]],
+                    y=list(ok[f"{category}_us"].fillna(0) / 1e3),
+                    marker_color=CATEGORY_COLORS[category])
+    fig.update_layout(title=title, barmode="stack", xaxis_title="worker",
+                      yaxis_title="time in the capture (ms)")
+    return fig
+
+
+def top_ops_figure(top_ops: pd.DataFrame, top: int = 15, title: str = "Top ops by self time"
+                   ) -> go.Figure:
+    """Horizontal bars: the `top` ops by self time (ms), one trace per worker address."""
+    if top_ops.empty:
+        return empty_figure(title, "no ops")
+    fig = go.Figure()
+    for address, part in top_ops.groupby("address", sort=False):
+        part = part.nlargest(top, "self_us")
+        fig.add_bar(name=display_text(address), y=[display_text(n) for n in part["name"]],
+                    x=list(part["self_us"] / 1e3), orientation="h")
+    fig.update_layout(title=title, barmode="group", xaxis_title="self time (ms)",
+                      yaxis={"autorange": "reversed"})
+    return fig
+
+
+# --- the guide's scenarios (profiling.experiments.guide_scenarios.GuideResult) ---------------------------
+
+
+def _ci_bars(part: pd.DataFrame, scale: float = 1e3) -> dict:
+    med = part["median_s"] * scale
+    return {"type": "data", "symmetric": False, "visible": True,
+            "array": list(part["ci95_high_s"] * scale - med),
+            "arrayminus": list(med - part["ci95_low_s"] * scale)}
+
+
+def mode_step_time_figure(summary: pd.DataFrame, title: str = "Training step time by mode"
+                          ) -> go.Figure:
+    """Grouped bars: median step (ms) per variant label, one bar group per mode (policy,
+    float/qat...), asymmetric 95% CI error bars."""
+    ok = summary[(summary["status"] == "ok") & summary["median_s"].notna()] \
+        if "median_s" in summary else summary.iloc[0:0]
+    if ok.empty:
+        return empty_figure(title, "no case ran")
+    fig = go.Figure()
+    for mode, part in ok.groupby("mode", sort=False):
+        fig.add_bar(name=display_text(mode), x=[display_text(v) for v in part["label"]],
+                    y=list(part["median_s"] * 1e3), error_y=_ci_bars(part),
+                    hovertemplate="%{x}<br>median %{y:.3f} ms<extra>" + display_text(mode)
+                    + "</extra>")
+    fig.update_layout(title=title, barmode="group", xaxis_title="variant",
+                      yaxis_title="median step time (ms; error bar = 95% CI)")
+    return fig
+
+
+def batch_sweep_figure(summary: pd.DataFrame, title: str = "Training throughput by batch size"
+                       ) -> go.Figure:
+    """Lines: samples/s against batch size (log x) per variant, 95% CI error bars."""
+    ok = summary[(summary["status"] == "ok")] if "samples_per_s" in summary else summary.iloc[0:0]
+    if ok.empty:
+        return empty_figure(title, "no batch size ran")
+    fig = go.Figure()
+    for label, part in ok.groupby("label", sort=False):
+        part = part.sort_values("batch")
+        fig.add_scatter(x=list(part["batch"]), y=list(part["samples_per_s"]), mode="lines+markers",
+                        name=display_text(label),
+                        error_y={"type": "data", "symmetric": False, "visible": True,
+                                 "array": list(part["samples_per_s_high"] - part["samples_per_s"]),
+                                 "arrayminus": list(part["samples_per_s"]
+                                                    - part["samples_per_s_low"])})
+    fig.add_vline(x=64, line_dash="dot", annotation_text="guide: batch ≥ 64")
+    fig.update_layout(title=title, xaxis_type="log", xaxis_title="batch size",
+                      yaxis_title="samples/s (error bar = 95% CI)")
+    return fig
+
+
+def sparsity_figure(layers: pd.DataFrame, title: str = "Exact zeros per activation layer"
+                    ) -> go.Figure:
+    """Grouped bars: fraction of exact zeros (0..1) per layer, one bar series per variant."""
+    if layers.empty:
+        return empty_figure(title, "no activation was read")
+    fig = go.Figure()
+    for label, part in layers.groupby("label", sort=False):
+        fig.add_bar(name=display_text(label), x=[display_text(v) for v in part["layer"]],
+                    y=list(part["zero_fraction"]))
+    fig.update_layout(title=title, barmode="group", xaxis_title="activation layer",
+                      yaxis_title="fraction of outputs exactly 0", yaxis_range=[0, 1])
+    return fig
+
+
+STORAGE_FORMATS = {"dense_bytes": "dense", "coo_bytes": "COO (tf.sparse)", "csr_bytes": "CSR",
+                   "bitmask_bytes": "bitmask + values"}
+
+
+def storage_figure(summary: pd.DataFrame, title: str = "Bytes to store the activations"
+                   ) -> go.Figure:
+    """Grouped bars per variant: bytes of every activation of one pass, dense vs sparse formats."""
+    ok = summary[summary["status"] == "ok"] if "dense_bytes" in summary else summary.iloc[0:0]
+    if ok.empty:
+        return empty_figure(title, "no variant ran")
+    fig = go.Figure()
+    for column, name in STORAGE_FORMATS.items():
+        fig.add_bar(name=name, x=[display_text(v) for v in ok["label"]],
+                    y=list(ok[column] / 2**10))
+    fig.update_layout(title=title, barmode="group", xaxis_title="variant",
+                      yaxis_title="KiB for one pass over the training data")
+    return fig
+
+
+def guide_figures(kind: str, summary: pd.DataFrame, layers: pd.DataFrame,
+                  extra: dict[str, pd.DataFrame]) -> list[go.Figure]:
+    """The figures of one guide scenario result, in display order."""
+    if kind == "batch_sweep":
+        return [batch_sweep_figure(summary)]
+    if kind == "sparsity":
+        return [sparsity_figure(layers), storage_figure(summary)]
+    losses = extra.get("losses", pd.DataFrame())
+    timed = summary[summary["mode"] != "int8_path"] if "mode" in summary else summary
+    figures = [mode_step_time_figure(timed)]
+    if len(losses):
+        labelled = losses.assign(label=losses["label"] + " · " + losses["mode"])
+        figures.append(loss_figure(labelled, "Training loss by mode (same data, same init)"))
+    if kind == "qat" and "mode" in summary:
+        figures.append(mode_step_time_figure(summary[summary["mode"] == "int8_path"],
+                                             "INT8 path: forward time (ms)"))
+    return figures

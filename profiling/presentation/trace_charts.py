@@ -1,0 +1,221 @@
+"""Trace charts: pure functions from `Trace.events` (or an analysis table) to Plotly figures.
+
+The timeline is a viewer, not a summary: one lane per process/thread stacked by nesting depth,
+colours for the ops with the most self time, hover with name, duration, scope and arguments, and,
+for large traces, the longest event per pixel bucket of each lane so the browser stays
+responsive. Zoom is Plotly's drag-to-zoom on the time axis.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from profiling.presentation.charts import _colour, _layout, display_text, empty_figure
+from profiling.traces.classify import is_profiler_range
+
+COLOURED_OPS = 12
+OTHER_COLOUR = "#bcbcbc"
+ARGS_SHOWN = 300  # characters of an event's args in its hover box
+ROW_HEIGHT = 26
+
+
+def _text(column: pd.Series) -> pd.Series:
+    return column.astype("string").fillna("").str.strip()
+
+
+def lane_names(events: pd.DataFrame) -> pd.Series:
+    """'process / thread' per event, falling back to pid / tid where a name is missing."""
+
+    def named(name: pd.Series, fallback: pd.Series) -> pd.Series:
+        text = _text(name)
+        return text.where(text != "", fallback.astype(str))
+
+    return named(events["process"], events["pid"]) + " / " + named(events["thread"],
+                                                                    events["tid"])
+
+
+def _rows(events: pd.DataFrame) -> pd.Series:
+    """One timeline row per lane and nesting depth ('lane · d2'; depth 0 is the lane itself)."""
+    lanes = lane_names(events)
+    if "depth" not in events.columns:
+        return lanes
+    depth = events["depth"].fillna(0).astype(int)
+    return lanes.where(depth == 0, lanes + " · d" + depth.astype(str))
+
+
+def _self_time_by_name(events: pd.DataFrame) -> pd.Series:
+    """Self time per op name, the profiler's own capture range left out (it is no work)."""
+    if "cat" in events.columns:
+        events = events[~is_profiler_range(events).to_numpy(bool)]
+    weight = events["self_us"] if "self_us" in events.columns else events["dur_us"]
+    return weight.groupby(events["name"].astype(str), observed=True).sum()
+
+
+def colour_map(events: pd.DataFrame, n: int = COLOURED_OPS) -> dict[str, str]:
+    """Op name -> colour for the `n` names with the most self time (the rest are grey)."""
+    if events.empty:
+        return {}
+    names = _self_time_by_name(events).nlargest(n).index
+    return {name: _colour(i) for i, name in enumerate(names)}
+
+
+def downsample(events: pd.DataFrame, window_us: tuple[float, float], buckets: int) -> pd.DataFrame:
+    """At most one event per row and time bucket (`buckets` across the window): the longest,
+    so what a pixel would show survives and the rest is dropped."""
+    if events.empty or buckets <= 0:
+        return events
+    start, end = window_us
+    width = max((end - start) / buckets, 1e-9)
+    bucket = np.floor((events["ts_us"].to_numpy(float) - start) / width).astype(np.int64)
+    keyed = events.assign(_row=_rows(events).to_numpy(), _bucket=bucket)
+    keep = keyed.sort_values("dur_us", ascending=False, kind="stable") \
+        .drop_duplicates(["_row", "_bucket"]).index
+    return events.loc[keep]
+
+
+def select_events(
+    events: pd.DataFrame,
+    window_us: tuple[float, float] | None = None,
+    top_ops: int | None = None,
+    max_events: int = 5000,
+    query: str = "",
+    buckets: int = 1500,
+) -> pd.DataFrame:
+    """The trace events worth drawing: those overlapping ``window_us`` (µs, trace clock), whose
+    name contains ``query`` (case-insensitive), of the ``top_ops`` op names with the most self
+    time; past ``max_events``, the longest per row and pixel bucket (``buckets`` across the
+    window), then the ``max_events`` longest of those. Sorted by start."""
+    frame = events[events["dur_us"].fillna(0) > 0] if not events.empty else events
+    if frame.empty:
+        return frame
+    if window_us is None:
+        window_us = (float(frame["ts_us"].min()), float((frame["ts_us"] + frame["dur_us"]).max()))
+    start, end = window_us
+    frame = frame[(frame["ts_us"] + frame["dur_us"] >= start) & (frame["ts_us"] <= end)]
+    if query:
+        frame = frame[frame["name"].astype(str).str.contains(query, case=False, regex=False)]
+    if top_ops is not None and not frame.empty:
+        names = _self_time_by_name(frame).nlargest(top_ops).index
+        frame = frame[frame["name"].astype(str).isin(names)]
+    if len(frame) > max_events:
+        frame = downsample(frame, (start, end), buckets)
+    if len(frame) > max_events:
+        frame = frame.nlargest(max_events, "dur_us")
+    return frame.sort_values("ts_us", kind="stable")
+
+
+def _scope(events: pd.DataFrame) -> pd.Series:
+    if "long_name" not in events.columns:
+        return pd.Series("", index=events.index)
+    return _text(events["long_name"]).str.split(":", n=1).str[0]
+
+
+def _args(events: pd.DataFrame) -> pd.Series:
+    if "args" not in events.columns:
+        return pd.Series("", index=events.index)
+    text = events["args"].astype(str).replace("{}", "")
+    return text.str.slice(0, ARGS_SHOWN).map(display_text)
+
+
+def trace_timeline(events: pd.DataFrame, max_events: int = 5000,
+                   origin_us: float | None = None,
+                   colours: dict[str, str] | None = None) -> go.Figure:
+    """Zoomable timeline: one row per process/thread and nesting depth, one bar per event, in
+    ms from ``origin_us`` (the trace's start, so the axis matches a window chosen in trace time)
+    or, without it, from the first event drawn. ``colours`` (colour_map of the whole trace)
+    keeps an op's colour when the window changes. Each bar's customdata[2] is its row label in
+    ``events`` (for click-to-inspect). Draws at most ``max_events`` events (the longest)."""
+    title = "Timeline"
+    if events.empty:
+        return empty_figure(title, "No events in this window")
+    frame = events.nlargest(max_events, "dur_us") if len(events) > max_events else events
+    origin = float(frame["ts_us"].min()) if origin_us is None else float(origin_us)
+    colours = colours if colours is not None else colour_map(frame)
+    rows = _rows(frame).map(display_text)
+    frame = frame.assign(_row=rows.to_numpy(), _name=frame["name"].astype(str),
+                         _scope=_scope(frame).map(display_text).to_numpy(),
+                         _args=_args(frame).to_numpy(),
+                         _self=frame["self_us"] if "self_us" in frame else frame["dur_us"])
+    sort_cols = ["pid", "tid"] + (["depth"] if "depth" in frame.columns else [])
+    row_order = list(dict.fromkeys(frame.sort_values(sort_cols, kind="stable")["_row"]))
+    figure = go.Figure()
+    coloured = [n for n in colours if (frame["_name"] == n).any()]
+    parts = [(op, frame[frame["_name"] == op]) for op in coloured]
+    parts.append((None, frame[~frame["_name"].isin(coloured)]))
+    for op, part in parts:
+        if part.empty:
+            continue
+        figure.add_trace(go.Bar(
+            base=(part["ts_us"] - origin) / 1e3, x=part["dur_us"] / 1e3, y=part["_row"],
+            orientation="h", name="other ops" if op is None else display_text(op),
+            marker_color=colours.get(op, OTHER_COLOUR),
+            marker_line=dict(width=0.5, color="white"),
+            customdata=np.stack([part["_name"].map(display_text), part["dur_us"],
+                                 part.index.astype(str), part["_self"], part["_scope"],
+                                 part["_args"]], axis=-1),
+            hovertemplate="<b>%{customdata[0]}</b><br>start %{base:.4g} ms<br>"
+                          "%{customdata[1]:.4g} µs (self %{customdata[3]:.4g} µs)<br>"
+                          "scope %{customdata[4]}<br>%{customdata[5]}<extra>%{y}</extra>",
+        ))
+    figure.update_layout(barmode="overlay", bargap=0.15, dragmode="zoom")
+    figure.update_yaxes(categoryorder="array", categoryarray=row_order[::-1], fixedrange=True)
+    figure.update_layout(height=max(300, ROW_HEIGHT * len(row_order) + 140))
+    x_title = "ms from first event shown" if origin_us is None else "ms from trace start"
+    return _layout(figure, title, x_title, "process / thread · depth")
+
+
+def event_details(events: pd.DataFrame, row: object) -> dict:
+    """Name, start, duration, self time, scope, lane and parsed args of one event (by label)."""
+    e = events.loc[row]
+    try:
+        args = json.loads(e["args"]) if "args" in events.columns else {}
+    except (TypeError, ValueError):
+        args = {"raw": str(e["args"])}
+    return {"name": str(e["name"]), "lane": str(lane_names(events.loc[[row]]).iloc[0]),
+            "depth": int(e["depth"]) if "depth" in events.columns else 0,
+            "start_us": float(e["ts_us"]), "duration_us": float(e["dur_us"]),
+            "self_us": float(e.get("self_us", e["dur_us"])),
+            "scope": str(_scope(events.loc[[row]]).iloc[0]), "args": args}
+
+
+def op_breakdown(top_ops: pd.DataFrame) -> go.Figure:
+    """Horizontal bars of self time (µs) per op, largest on top (``summarize()["top_ops"]``)."""
+    title = "Ops by self time"
+    if top_ops.empty:
+        return empty_figure(title, "No ops")
+    frame = top_ops.sort_values("self_us", ascending=True)
+    counted = "occurrences" in frame.columns
+    figure = go.Figure(
+        go.Bar(
+            x=frame["self_us"], y=[display_text(n) for n in frame["name"]], orientation="h",
+            customdata=frame[["occurrences"]] if counted else None,
+            hovertemplate="%{y}<br>%{x:.4g} µs self"
+                          + ("<br>%{customdata[0]} calls" if counted else "") + "<extra></extra>",
+            name="self µs",
+        )
+    )
+    figure.update_layout(height=max(300, 24 * len(frame) + 120))
+    return _layout(figure, title, "self time (µs)", "op")
+
+
+def op_diff_figure(ops: pd.DataFrame, top: int = 20) -> go.Figure:
+    """Self-time change (µs, B - A) per op, biggest change on top (analysis.diff.op_diff)."""
+    title = "Self-time change, B - A"
+    if ops.empty:
+        return empty_figure(title, "No ops in either trace")
+    frame = ops.head(top).iloc[::-1]
+    figure = go.Figure(go.Bar(
+        x=frame["delta_us"], y=[display_text(n) for n in frame["name"]], orientation="h",
+        marker_color=["#d62728" if d > 0 else "#2ca02c" for d in frame["delta_us"]],
+        customdata=np.stack([frame["self_us_a"], frame["self_us_b"], frame["occurrences_a"],
+                             frame["occurrences_b"]], axis=-1),
+        hovertemplate="%{y}<br>%{x:+.4g} µs<br>A %{customdata[0]:.4g} µs "
+                      "(%{customdata[2]} calls)<br>B %{customdata[1]:.4g} µs "
+                      "(%{customdata[3]} calls)<extra></extra>",
+    ))
+    figure.update_layout(height=max(300, 24 * len(frame) + 120))
+    return _layout(figure, title, "self time B - A (µs; red: slower in B)", "op")
