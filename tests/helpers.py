@@ -5,10 +5,12 @@ imports another."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import select
+import sqlite3
 import subprocess
 import sys
 import time
@@ -28,6 +30,29 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("RELU_LAB_FIXTURES") or REPO / "tests" / "fixtures")
 
 SHAPES = [("1000", 1000), ("100x1000", 100_000), ("1000x1000", 1_000_000)]
+
+
+@contextlib.contextmanager
+def connect(store: Store):
+    """A connection of its own to the store's database (sqlite3, or profiling.storage.db's
+    PostgreSQL connection with the same calls and the SQLite dialect), never the Store's private
+    one: what a second client of the same database sees."""
+    if store.url:
+        from profiling.storage.db import PgConnection
+
+        conn = PgConnection(store.url)
+    else:
+        conn = sqlite3.connect(store.db_path, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def sql(store: Store, query: str, params: tuple = ()) -> list[tuple]:
+    """The rows of one statement, through `connect`."""
+    with connect(store) as conn:
+        return conn.execute(query, params).fetchall()
 
 
 def synthetic_cases(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import make_run, open_page, store_state, texts
+from helpers import connect, make_run, open_page, store_state, texts
 
 from profiling.storage.store import RunInUseError, Store, UnknownRunError
 
@@ -18,16 +18,16 @@ REPO = Path(__file__).resolve().parents[1]
 def rows_mentioning(store: Store, run_id: str) -> dict[str, int]:
     """Rows of any table whose run_id or case_id belongs to the run (by id prefix)."""
     out = {}
-    conn = store._conn  # sqlite3, or profiling.storage.db's PostgreSQL connection: the same calls
-    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-        keys = [c for c in ("run_id", "case_id") if c in cols]
-        if keys:
-            where = " OR ".join(f"{k} LIKE ?" for k in keys)
-            n = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}",
-                             [f"{run_id}%"] * len(keys)).fetchone()[0]
-            if n:
-                out[table] = n
+    with connect(store) as conn:
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            keys = [c for c in ("run_id", "case_id") if c in cols]
+            if keys:
+                where = " OR ".join(f"{k} LIKE ?" for k in keys)
+                n = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}",
+                                 [f"{run_id}%"] * len(keys)).fetchone()[0]
+                if n:
+                    out[table] = n
     return out
 
 

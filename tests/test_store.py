@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import sql
 
 from profiling.storage.migrations import MIGRATIONS, SCHEMA_VERSION
 from profiling.storage.store import CASE_COLUMNS, Store, UnknownRunError
@@ -86,7 +87,7 @@ def test_stale_running_run_becomes_interrupted(backend):
     store.add_case(_case(run_id, 0))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    store._conn.execute("UPDATE runs SET pid=? WHERE run_id=?", (dead.pid, run_id))
+    sql(store, "UPDATE runs SET pid=? WHERE run_id=?", (dead.pid, run_id))
     assert Store(backend).list_runs().status.tolist() == ["interrupted"]
     assert len(Store(backend).cases([run_id])) == 1  # finished cases kept
 
@@ -125,8 +126,8 @@ def test_run_from_a_reused_pid_is_stale(backend):
     store = Store(backend)
     run_id = store.create_run({}, "", 1)
     # our own pid, but a process that started after the run -> not the run's process
-    store._conn.execute("UPDATE runs SET pid=?, created_at='2000-01-01T00:00:00+00:00' "
-                        "WHERE run_id=?", (os.getpid(), run_id))
+    sql(store, "UPDATE runs SET pid=?, created_at='2000-01-01T00:00:00+00:00' WHERE run_id=?",
+        (os.getpid(), run_id))
     assert Store(backend).list_runs().status.tolist() == ["interrupted"]
     live = store.create_run({}, "", 1)
     assert Store(backend).list_runs().set_index("run_id").status[live] == "running"
@@ -182,9 +183,9 @@ def test_postgresql_migrates_an_old_database_once_under_concurrent_openers(pg_ur
                               stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
     store = Store(pg_url)
-    assert store._query("SELECT version FROM schema_version").version.tolist() == [SCHEMA_VERSION]
+    assert sql(store, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     runs = store.list_runs()
     assert runs.run_id.tolist() == ["old"] and runs.machine.isna().all()
     assert store.fusion(["old"]).empty
-    types = {r[1]: r[2] for r in store._conn.execute("PRAGMA table_info(cases)")}
+    types = {r[1]: r[2] for r in sql(store, "PRAGMA table_info(cases)")}
     assert types["median_s"] == "DOUBLE PRECISION" and types["numel"] == "BIGINT"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import figures, make_run, open_page, texts
+from helpers import figures, make_run, open_page, sql, texts
 
 from profiling.cli.main import main
 from profiling.measurement.machine import IDENTITY_KEYS
@@ -159,14 +159,14 @@ def test_two_machines_write_one_postgresql_at_once(pg_url, machine_env, monkeypa
     reader = Store(pg_url)
     seen = set()
     while any(p.poll() is None for p in procs):  # the runs appear while they are written
-        seen |= set(reader._query("SELECT COUNT(*) n FROM cases").n)
+        seen.add(sql(reader, "SELECT COUNT(*) FROM cases")[0][0])
     assert [p.returncode for p in procs] == [0, 0], [p.stderr.read().decode() for p in procs]
     runs = reader.list_runs()
     assert sorted(runs.machine) == ["gpu-box", "laptop"] and set(runs.status) == {"complete"}
     cases = reader.cases(runs.run_id.tolist())
     assert len(cases) == 300 and cases.case_id.is_unique
-    assert reader._query("SELECT COUNT(*) n FROM samples").n.iloc[0] == 900
-    assert reader._query("SELECT COUNT(*) n FROM trace_blobs").n.iloc[0] == 300
+    assert sql(reader, "SELECT COUNT(*) FROM samples")[0][0] == 900
+    assert sql(reader, "SELECT COUNT(*) FROM trace_blobs")[0][0] == 300
     assert len(seen) > 2  # intermediate counts were visible
     for machine, n in cases.merge(runs, on="run_id").groupby("machine").size().items():
         assert n == 150, machine
@@ -204,7 +204,7 @@ def test_migrate_store_copies_runs_and_traces_and_verifies(tmp_path, pg_url, cap
     assert set(target.list_runs().run_id) == set(runs)
     assert target.trace_path(f"{runs[1]}-0000").read_bytes() == b"trace-b"
     assert target.trace_path(f"{runs[2]}-0000").read_bytes() == b"trace-a"
-    assert target._query("SELECT COUNT(*) n FROM trace_blobs").n.iloc[0] == 2
+    assert sql(target, "SELECT COUNT(*) FROM trace_blobs")[0][0] == 2
     assert main(args) == 0  # again: nothing to copy, still verified
     assert "copied 0 run(s), 3 already there" in capsys.readouterr().out
     for bad, why in (("mysql://x/y", "unsupported store URL"),
@@ -265,8 +265,8 @@ def test_compare_page_groups_runs_by_machine_newest_first(backend, machine_env):
     store = Store(backend)
     runs = [add_run(store, m, 1e-3) for m in ("laptop", "laptop", "server", "laptop")]
     for minute, run_id in zip((1, 2, 4, 3), runs, strict=True):
-        store._conn.execute("UPDATE runs SET created_at=? WHERE run_id=?",
-                            (f"2026-01-01T00:0{minute}:00+00:00", run_id))
+        sql(store, "UPDATE runs SET created_at=? WHERE run_id=?",
+            (f"2026-01-01T00:0{minute}:00+00:00", run_id))
     old, new, server, newer = runs
     at = open_page("compare")
     assert not at.exception and not at.error, texts(at.error)
