@@ -55,6 +55,15 @@ def sql(store: Store, query: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(query, params).fetchall()
 
 
+def table_rows(store) -> dict[str, list]:
+    """Every row of every store table, sorted (the schema_version bookkeeping left out)."""
+    with connect(store) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall()))
+                for t in tables if t != "schema_version"}
+
+
 def synthetic_cases(
     variants: dict[str, float] | None = None,
     modes: tuple[str, ...] = ("eager",),
@@ -175,8 +184,6 @@ def texts(elements) -> list[str]:
 def store_state(store: Store) -> tuple[dict, dict]:
     """(table -> sha256 of its sorted rows, trace file name -> sha256 of its bytes); either
     backend (tests/pg.py)."""
-    from pg import table_rows
-
     rows = {t: hashlib.sha256(repr(r).encode()).hexdigest() for t, r in table_rows(store).items()}
     rows["schema_version"] = store.schema_version()
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()

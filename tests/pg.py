@@ -64,14 +64,3 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path,
     url = request.getfixturevalue("pg_url")
     monkeypatch.setenv("RELU_LAB_STORE", url)
     return url
-
-
-def table_rows(store) -> dict[str, list]:
-    """Every row of every store table, sorted (the schema_version bookkeeping left out)."""
-    from helpers import connect
-
-    with connect(store) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall()))
-                for t in tables if t != "schema_version"}
