@@ -3,6 +3,7 @@ and two MultiWorkerMirroredStrategy workers on 127.0.0.1, each bounded by a time
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,12 +23,26 @@ TINY = {"image_size": 8, "channels": 4, "blocks": 1, "global_batch": 8, "steps":
 
 
 def test_mirrored_over_two_logical_cpus_reports_collective_time(data_dir):
+    """Also: one trace, one answer. The collective time is the same in the scenario's worker
+    table, the store's breakdown and `trace-summary --json` of the stored trace."""
     from profiling.storage.store import Store
 
     store = Store()
     result = run_distributed(DistributedConfig(strategy="mirrored", logical_cpus=2, **TINY),
                              store=store)
     (worker,) = result.workers.to_dict("records")
+    stored = store.breakdown([result.run_id]).iloc[0]
+    path = store.trace_path(store.cases([result.run_id])["case_id"].iloc[0])
+    proc = subprocess.run([sys.executable, "-m", "profiling", "trace-summary", str(path),
+                           "--json"], capture_output=True, text=True, timeout=300, check=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    summary = json.loads(proc.stdout)
+    assert summary["thread_time"]["collective_us"] > 0  # the all-reduce is in the trace
+    for key in ("compute_us", "collective_us", "memcpy_us", "other_us", "idle_us"):
+        assert worker[key] == pytest.approx(summary["breakdown"][key]), key
+        assert stored[key] == pytest.approx(summary["breakdown"][key]), key
+    assert worker["collective_thread_us"] == pytest.approx(summary["thread_time"]
+                                                           ["collective_us"])
     assert worker["replicas"] == 2
     assert worker["devices"].count("CPU:") == 2
     assert worker["collective_us"] > 0 and worker["compute_us"] > 0
