@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from pg import backend, pg_server, pg_url  # noqa: F401  (PostgreSQL fixtures, tests/pg.py)
 
+pytest_plugins = ["no_skips"]  # tests/no_skips.py: in CI a skip is a failure
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,9 +5,6 @@ Screenshots land in test-artifacts/ (gitignored)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from app.headless import REPO, DashboardError, serve
@@ -17,10 +14,6 @@ ARTIFACTS = REPO / "test-artifacts"
 RUN_S = 180
 
 pytest.importorskip("playwright.sync_api")
-
-
-def fixtures_dir() -> Path:
-    return Path(os.environ.get("RELU_LAB_FIXTURES") or REPO / "tests" / "fixtures")  # as helpers
 
 
 @pytest.fixture(scope="module")
@@ -172,10 +165,8 @@ def test_profile_compare_report_offline(app_url, page, browser):
         offline.close()
 
 
-def test_trace_upload_good_and_bad(app_url, page):
-    trace = fixtures_dir() / "pytorch_cpu_trace.json"
-    if not trace.exists():
-        pytest.skip(f"PyTorch trace fixture not found at {trace} (set RELU_LAB_FIXTURES)")
+def test_trace_upload_good_and_bad(app_url, page, pytorch_trace):
+    trace = pytorch_trace
     page.goto(f"{app_url}/traces")
     page.get_by_role("heading", name="Traces").wait_for()
     page.locator("input[type=file]").set_input_files(str(trace))
