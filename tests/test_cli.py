@@ -77,6 +77,9 @@ def test_list_show(run, data):
     assert len(shown["cases"]) == 3 and shown["calibration"][0]["peak_gbps"] > 0
     text = cli("show", "latest", data=data).stdout
     assert "nn_relu" in text and "GB/s" in text
+    listed = cli("list", data=data).stdout
+    assert run["run_id"] in listed and "noise_verdict" in listed
+    assert "{" not in listed  # a table for people: no raw JSON column
 
 
 def test_compare_exit_codes(run, data):

@@ -214,7 +214,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"runs": _records(runs.drop(columns=["spec_json"]))})
     else:
-        print_table(runs.drop(columns=["spec_json", "finished_at"]))
+        # the noise details are JSON: `show RUN` (or --json) prints them readably
+        print_table(runs.drop(columns=["spec_json", "finished_at", "noise_json"],
+                              errors="ignore"))
     return 0
 
 
