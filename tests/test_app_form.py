@@ -149,7 +149,7 @@ def test_results_name_their_run_and_warn_when_the_machine_was_noisy(data_dir, st
 
 def test_compare_page_tables_show_short_numbers_and_link_cases(data_dir, store):
     run_id = fill(store, synthetic_cases(modes=("eager", "function")))
-    at = open_page("compare", {"runs": run_id})
+    at = open_page("compare", {"runs": run_id, "view": "Table"})
     assert not at.error, texts(at.error)
     assert_short_numbers(at)
     table = next(d for d in at.dataframe if "trace" in d.value.columns)
