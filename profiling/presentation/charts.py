@@ -216,12 +216,11 @@ def _figure_of(traces: list[dict]) -> go.Figure:
     return figure
 
 
-def _series_rows(frame: pd.DataFrame) -> Iterator[tuple[int, str, np.ndarray]]:
-    """(index, series name, row positions) of each series of ``frame``, in order of appearance
-    (positions, not groups: slicing numpy arrays per series is ~100x cheaper than pandas)."""
-    names = series_names(frame).to_numpy()
+def _series_rows(names: pd.Series) -> Iterator[tuple[int, str, np.ndarray]]:
+    """(index, series name, row positions) of each series in ``names`` (one per row), in order
+    of appearance (positions, not groups: slicing arrays per series is ~100x cheaper)."""
     positions: dict[str, list[int]] = {}
-    for position, name in enumerate(names):
+    for position, name in enumerate(names.tolist()):
         positions.setdefault(name, []).append(position)
     for index, (name, rows) in enumerate(positions.items()):
         yield index, name, np.asarray(rows)
@@ -240,7 +239,7 @@ def latency_vs_size(cases: pd.DataFrame) -> go.Figure:
     high_all = frame["ci95_high_s"].fillna(frame["median_s"]).astype(float).to_numpy() * 1e6
     shapes = frame["shape"].astype(str).to_numpy()
     traces = []
-    for index, name, rows in _series_rows(frame):
+    for index, name, rows in _series_rows(series_names(frame)):
         colour = _colour(index)
         low, high, x = low_all[rows], high_all[rows], numel[rows]
         shown = display_text(name)
@@ -360,29 +359,31 @@ def speedup_vs_baseline(cases: pd.DataFrame, baseline: str = "nn_relu") -> go.Fi
     table = speedup_table(cases, baseline)
     if table.empty:
         return empty_figure(title, f"No cases to compare with baseline {display_text(baseline)}")
-    figure = go.Figure()
-    for index, (name, group) in enumerate(table.groupby("series", sort=False)):
-        symbols = np.where(group["significant"], "circle", "circle-open")
-        figure.add_trace(
-            go.Scatter(
-                x=group["numel"], y=group["speedup"], mode="lines+markers",
-                name=display_text(name), line=dict(color=_colour(index)),
-                marker=dict(symbol=list(symbols), size=10),
-                error_y=dict(
-                    type="data", symmetric=False,
-                    array=group["speedup_high"] - group["speedup"],
-                    arrayminus=group["speedup"] - group["speedup_low"],
-                ),
-                customdata=np.stack(
-                    [group["shape"].astype(str),
-                     np.where(group["significant"], "significant", "not significant"),
-                     np.where(group["paired"], "paired CI", "CI from two medians")],
-                    axis=-1,
-                ),
-                hovertemplate="%{customdata[0]}<br>%{y:.3g}x — %{customdata[1]} "
-                              "(%{customdata[2]})<extra>%{fullData.name}</extra>",
-            )
-        )
+    numel = table["numel"].tolist()
+    speedup = table["speedup"].to_numpy(dtype=float)
+    high = (table["speedup_high"].to_numpy(dtype=float) - speedup).tolist()
+    low = (speedup - table["speedup_low"].to_numpy(dtype=float)).tolist()
+    significant = table["significant"].to_numpy(dtype=bool)
+    symbols = np.where(significant, "circle", "circle-open").tolist()
+    customdata = list(zip(table["shape"].astype(str).tolist(),
+                          np.where(significant, "significant", "not significant").tolist(),
+                          np.where(table["paired"].to_numpy(dtype=bool), "paired CI",
+                                   "CI from two medians").tolist(), strict=True))
+    speedup = speedup.tolist()
+    traces = []
+    for index, name, rows in _series_rows(table["series"]):
+        pick = rows.tolist()
+        traces.append(dict(
+            type="scatter", x=[numel[i] for i in pick], y=[speedup[i] for i in pick],
+            mode="lines+markers", name=display_text(name), line=dict(color=_colour(index)),
+            marker=dict(symbol=[symbols[i] for i in pick], size=10),
+            error_y=dict(type="data", symmetric=False, array=[high[i] for i in pick],
+                         arrayminus=[low[i] for i in pick]),
+            customdata=[customdata[i] for i in pick],
+            hovertemplate="%{customdata[0]}<br>%{y:.3g}x — %{customdata[1]} "
+                          "(%{customdata[2]})<extra>%{fullData.name}</extra>",
+        ))
+    figure = _figure_of(traces)
     if not table["significant"].all():
         # A legend entry explaining the open markers.
         figure.add_trace(
@@ -475,7 +476,7 @@ def _metric_vs_size(
              line=dict(color=_colour(index)), name=display_text(name),
              customdata=shapes[rows].tolist(),
              hovertemplate="%{customdata[0]}<br>%{y:.3g}" + unit + "<extra>%{fullData.name}</extra>")
-        for index, name, rows in _series_rows(frame)
+        for index, name, rows in _series_rows(series_names(frame))
     ]
     return _layout(_figure_of(traces), title, "elements", y_title, xaxis_type="log")
 
