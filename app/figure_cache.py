@@ -1,7 +1,7 @@
 """``profiling.presentation.charts`` with its Plotly figures built once per input.
 
 Building a figure of a few dozen series costs 0.1–0.5 s (Plotly validates every property), and a
-page redraws all of them on every rerun. Figures are cached by their arguments (the cases'
+page redraws the figures it shows on every rerun. Figures are cached by their arguments (the cases'
 content, the baseline…), so new data draws anew; they are kept as objects (cache_resource:
 unpickling a figure would validate it again) and never mutated by ``st.plotly_chart``.
 Use as ``from app.figure_cache import charts``; anything that is not a cached figure passes

@@ -165,6 +165,15 @@ def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, name: str) -> AppTest:
+    """Switch the Compare page's tabs to ``name`` (as a click does: the page reruns and draws
+    only that tab)."""
+    at.session_state["view"] = name
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def figures(at: AppTest) -> dict[str, dict]:
     """Plotly figures on the page by widget key suffix -> decoded figure JSON."""
     out = {}

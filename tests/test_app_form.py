@@ -8,7 +8,16 @@ import os
 import sqlite3
 
 import pytest
-from helpers import MAIN, TIMEOUT_S, assert_short_numbers, fill, open_page, synthetic_cases, texts
+from helpers import (
+    MAIN,
+    TIMEOUT_S,
+    assert_short_numbers,
+    fill,
+    open_page,
+    open_tab,
+    synthetic_cases,
+    texts,
+)
 from streamlit.testing.v1 import AppTest
 
 from app.run_form import (
@@ -149,12 +158,14 @@ def test_results_name_their_run_and_warn_when_the_machine_was_noisy(data_dir, st
 
 def test_compare_page_tables_show_short_numbers_and_link_cases(data_dir, store):
     run_id = fill(store, synthetic_cases(modes=("eager", "function")))
-    at = open_page("compare", {"runs": run_id})
+    at = open_page("compare", {"runs": run_id, "view": "Table"})
     assert not at.error, texts(at.error)
     assert_short_numbers(at)
     table = next(d for d in at.dataframe if "trace" in d.value.columns)
     assert {"label", "shape", "mode", "median (µs)", "CI95"} <= set(table.value.columns)
     assert table.value["trace"].isna().all()  # fill() stores no trace files
+    for tab in [t.label for t in at.get("tab")]:  # only the open tab is drawn: each in turn
+        assert_short_numbers(open_tab(at, tab))
 
 
 def test_variants_page_tables_show_short_numbers(data_dir):

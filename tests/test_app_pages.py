@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import decode, figures, fill, open_page, synthetic_cases, texts
+from helpers import decode, figures, fill, open_page, open_tab, synthetic_cases, texts
 
 from profiling.storage.store import Store
 
@@ -105,21 +105,33 @@ def test_compare_page_without_runs_points_to_run(data_dir):
     assert "No runs yet" in texts(at.info)[0]
 
 
+TAB_CHARTS = {"Latency": "chart_latency", "Bandwidth": "chart_bandwidth",
+              "Speedup": "chart_speedup", "Roofline": "chart_roofline",
+              "Utilization": "chart_utilization", "Page faults": "chart_faults",
+              "Breakdown": "chart_breakdown", "Semantics": "chart_semantics"}
+
+
 def test_compare_page_draws_every_chart_and_writes_the_url(data_dir):
     with Store(data_dir) as store:
         run_id = fill(store, synthetic_cases(modes=("eager", "function")))
     at = open_page("compare")
     assert at.multiselect(key="compare_runs").value == [run_id]
     charts = figures(at)
-    assert {"chart_latency", "chart_bandwidth", "chart_speedup", "chart_utilization",
-            "chart_faults", "chart_breakdown", "chart_semantics"} <= set(charts)
+    assert set(charts) == {"chart_latency"}  # only the open tab is drawn
     assert charts["chart_latency"]["layout"]["xaxis"]["type"] == "log"
     assert charts["chart_latency"]["layout"]["yaxis"]["type"] == "log"
-    assert any(t["name"].startswith("roof peak") for t in charts["chart_bandwidth"]["data"])
+    assert "view" not in at.query_params  # the first tab: a clean URL (a link opens another:
+    # test_compare_page_reproduces_a_shared_link; a click writes it: the browser test)
+    for tab, chart in TAB_CHARTS.items():  # each tab draws its own chart, and only it
+        assert set(figures(open_tab(at, tab))) == {chart}, tab
+    assert any(t["name"].startswith("roof peak")
+               for t in figures(open_tab(at, "Bandwidth"))["chart_bandwidth"]["data"])
     assert at.selectbox(key="compare_baseline").value == "nn_relu"
     assert at.query_params["runs"] == run_id and at.query_params["baseline"] == "nn_relu"
-    tables = [d.value for d in at.dataframe]
+    tables = [d.value for d in open_tab(at, "Table").dataframe]
     assert any(list(t.columns) == ["1000", "100x1000", "1000x1000"] for t in tables)
+    assert not at.get("plotly_chart")
+    open_tab(at, "Latency")
     # A filter narrows the charts and lands in the URL.
     at.multiselect(key="filter_mode").set_value(["function"]).run()
     assert at.query_params["mode"] == "function"
@@ -133,9 +145,11 @@ def test_compare_page_reproduces_a_shared_link(data_dir):
     with Store(data_dir) as store:
         first = fill(store, synthetic_cases(run_id="a"), label="first")
         second = fill(store, synthetic_cases(run_id="b"), label="second")
-    at = open_page("compare", {"runs": f"{first},{second},missing", "baseline": "where"})
+    at = open_page("compare", {"runs": f"{first},{second},missing", "baseline": "where",
+                               "view": "Speedup"})
     assert at.multiselect(key="compare_runs").value == [first, second]
     assert at.selectbox(key="compare_baseline").value == "where"
+    assert at.session_state["view"] == "Speedup"  # the link opens its tab
     speedup = figures(at)["chart_speedup"]
     assert "where" in speedup["layout"]["title"]["text"]
     assert at.query_params["runs"] == f"{first},{second}"

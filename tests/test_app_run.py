@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import assert_short_numbers, figures, open_page, texts, wait_finished
+from helpers import assert_short_numbers, figures, open_page, open_tab, texts, wait_finished
 from streamlit.testing.v1 import AppTest
 
 RUN_LIMIT_S = 180
@@ -65,7 +65,7 @@ def test_tiny_profile_runs_with_live_progress_and_shows_results(data_dir):
     at.run()
     assert not at.exception
     assert at.multiselect(key="compare_runs").value == [job.run_id]
-    assert "chart_speedup" in figures(at)
+    assert "chart_speedup" in figures(open_tab(at, "Speedup"))
     # Its traces open on the Traces page (TensorFlow .xplane.pb through xprof).
     at.switch_page("views/traces.py").run()
     at.radio(key="trace_source").set_value("A trace stored by a run").run()

@@ -235,3 +235,21 @@ def test_failed_cases_lists_the_skipped_with_their_reason():
     assert list(failed.columns) == list(charts.FAILED_CASE_COLUMNS)
     assert set(failed["label"]) == {"maximum"} and set(failed["reason"]) == {"no float64"}
     assert charts.failed_cases(cases.iloc[0:0]).empty
+
+
+def test_figures_built_without_validation_are_valid_plotly():
+    """Latency, bandwidth, utilization, page faults and speedup skip Plotly's validation for
+    speed: what they build must still pass it (a wrong property name would raise here)."""
+    import plotly.graph_objects as go
+
+    cases = pd.concat([synthetic_cases(run_id="a", modes=("eager", "function")),
+                       synthetic_cases(run_id="b")], ignore_index=True)
+    for function in (charts.latency_vs_size, charts.effective_bandwidth, charts.utilization,
+                     charts.page_faults, lambda c: charts.speedup_vs_baseline(c, "nn_relu")):
+        figure = function(cases)
+        assert len(figure.data) >= 6  # a series per variant (but the baseline), mode and run
+        checked = go.Figure(figure.to_dict())  # validates every trace property
+        assert [t.name for t in checked.data] == [t.name for t in figure.data]
+    broken = charts._figure_of([dict(type="scatter", x=[1], y=[1], colour="red")])  # noqa: SLF001
+    with pytest.raises(ValueError, match="colour"):
+        go.Figure(broken.to_dict())
