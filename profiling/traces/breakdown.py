@@ -81,7 +81,7 @@ def exclusive_pieces(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.n
     gap_start[first] = ts[p[first]]
     gap_end = np.minimum(ts[child], end[p])
     last = np.ones(len(child), dtype=bool)
-    last[:-1] = ~first[1:]
+    last[:-1] = first[1:]
     del first
     # each event's own time after its last child (all of it when it has none)
     tail_from = ts.copy()
