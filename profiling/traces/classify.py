@@ -54,7 +54,7 @@ def is_profiler_range(events: pd.DataFrame) -> pd.Series:
 
 def _per_category(column: pd.Series, rule) -> pd.Series:
     """Apply a str -> bool rule once per distinct value (columns are categoricals)."""
-    codes, names = _codes(column, None)
+    codes, names = category_codes(column, None)
     table = np.asarray([rule(n) for n in names] or [False], dtype=bool)
     return pd.Series(table[codes] if names else np.zeros(len(codes), bool), index=column.index)
 
@@ -88,7 +88,8 @@ def _lane_kind(process: str, thread: str) -> str:
     return ""
 
 
-def _codes(column: pd.Series, dtype: type | None = np.int64) -> tuple[np.ndarray, list[str]]:
+def category_codes(column: pd.Series, dtype: type | None = np.int64
+                   ) -> tuple[np.ndarray, list[str]]:
     """(codes, categories as text) of a column; ``dtype=None`` keeps pandas' compact codes
     (int8 for up to 127 categories), which is what a rule table indexed per event needs."""
     col = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
@@ -103,7 +104,7 @@ _CODE = {"": 0, "compute": 1, "memcpy": 2, "collective": 3, "other": 4, "runtime
 
 def _codes_of(column: pd.Series, rule) -> np.ndarray:
     """_CODE[rule(value)] per event, with the rule evaluated once per distinct value."""
-    codes, names = _codes(column, None)
+    codes, names = category_codes(column, None)
     if not names:
         return np.zeros(len(codes), dtype=np.int8)
     table = np.asarray([_CODE[rule(n)] for n in names], dtype=np.int8)
@@ -113,10 +114,9 @@ def _codes_of(column: pd.Series, rule) -> np.ndarray:
 def _lane_codes(process: pd.Series, thread: pd.Series) -> np.ndarray:
     """_CODE[_lane_kind] per event, evaluated once per (process, thread) pair: over every pair
     when there are few (a table indexed per event, no per-event sort), else over those seen."""
-    p_codes, p_names = _codes(process, None)
-    t_codes, t_names = _codes(thread, None)
-    if not p_names or not t_names:
-        return np.zeros(len(p_codes), dtype=np.int8)
+    p_codes, p_names = category_codes(process, None)
+    t_codes, t_names = category_codes(thread, None)
+    p_names, t_names = p_names or [""], t_names or [""]  # all missing: the code -1 reads ""
     if len(p_names) * len(t_names) <= 1 << 16:
         table = np.asarray([[_CODE[_lane_kind(p, t)] for t in t_names] for p in p_names],
                            dtype=np.int8)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from profiling.traces.classify import KINDS, _codes, classify_events
+from profiling.traces.classify import KINDS, category_codes, classify_events
 from profiling.traces.model import TF_OP_CAT
 
 
@@ -28,7 +28,7 @@ def top_ops(events: pd.DataFrame, top: int = 20, kind: pd.Series | None = None) 
     if events.empty:
         return pd.DataFrame(columns=cols)
     kind = classify_events(events) if kind is None else kind
-    codes, names = _codes(events["name"], None)
+    codes, names = category_codes(events["name"], None)
     ops = (kind.cat.codes.to_numpy() != KINDS.index("other")) & (codes >= 0)
     if not ops.any():  # nothing classified: every event counts
         ops = codes >= 0
