@@ -1,5 +1,6 @@
 """Each measured case as a table row with a link to its trace on the Traces page (one click
-from a number to its evidence). Used by the Run and Compare pages."""
+from a number to its evidence), and optionally one that opens it in XProf. Used by the Run and
+Compare pages."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from app import resources
 from profiling.presentation import charts, units
 
 TRACE_COLUMN = "trace"
+XPROF_COLUMN = "xprof"
 
 
 def trace_url(run_id: str, case_id: str) -> str:
@@ -20,7 +22,14 @@ def trace_url(run_id: str, case_id: str) -> str:
     return "./traces?" + urlencode({"run": run_id, "case": case_id})
 
 
-def case_rows(cases: pd.DataFrame, traced: frozenset[str], unit: str = "µs") -> pd.DataFrame:
+def xprof_url(run_id: str, case_id: str) -> str:
+    """Relative link to the Traces page that opens this case's stored trace in XProf at once
+    (the page's "Open in XProf" button, pressed by the ``xprof=1`` parameter)."""
+    return trace_url(run_id, case_id) + "&xprof=1"
+
+
+def case_rows(cases: pd.DataFrame, traced: frozenset[str], unit: str = "µs",
+              xprof: bool = False) -> pd.DataFrame:
     """One row per ok case: the trace link (None without a stored trace), label, shape, the settings that vary, median and CI in ``unit``,
     GB/s, utilization and faults per call."""
     frame = charts.ok_cases(cases)
@@ -37,15 +46,18 @@ def case_rows(cases: pd.DataFrame, traced: frozenset[str], unit: str = "µs") ->
     rows["utilization"] = pd.to_numeric(frame["utilization"], errors="coerce")
     rows["faults/call"] = pd.to_numeric(frame["page_faults_per_call"], errors="coerce")
     # First: where a click lands whatever the table's width.
-    rows.insert(0, TRACE_COLUMN, [trace_url(r, c) if c in traced else None
-                                  for r, c in zip(frame["run_id"], frame["case_id"], strict=True)])
+    ids = list(zip(frame["run_id"], frame["case_id"], strict=True))
+    if xprof:
+        rows.insert(0, XPROF_COLUMN, [xprof_url(r, c) if c in traced else None for r, c in ids])
+    rows.insert(0, TRACE_COLUMN, [trace_url(r, c) if c in traced else None for r, c in ids])
     return rows.reset_index(drop=True)
 
 
-def show(cases: pd.DataFrame, key: str, unit: str = "µs") -> None:
-    """The case table with a clickable "open trace" link per row."""
+def show(cases: pd.DataFrame, key: str, unit: str = "µs", xprof: bool = False) -> None:
+    """The case table with a clickable "open trace" link per row (and "open in XProf" with
+    ``xprof``)."""
     run_ids = sorted(set(cases["run_id"])) if not cases.empty else []
-    rows = case_rows(cases, resources.traced_cases(run_ids), unit)
+    rows = case_rows(cases, resources.traced_cases(run_ids), unit, xprof)
     if rows.empty:
         return
     st.dataframe(
@@ -53,6 +65,9 @@ def show(cases: pd.DataFrame, key: str, unit: str = "µs") -> None:
         column_config={
             TRACE_COLUMN: st.column_config.LinkColumn(
                 "trace", display_text="open trace", help="This case's trace on the Traces page"),
+            XPROF_COLUMN: st.column_config.LinkColumn(
+                "XProf", display_text="open in XProf",
+                help="This case's trace in XProf's own UI (trace viewer, op profile, memory)"),
             "gbps": st.column_config.Column("GB/s"),
         },
     )

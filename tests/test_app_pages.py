@@ -141,6 +141,20 @@ def test_compare_page_draws_every_chart_and_writes_the_url(data_dir):
         "Download HTML report", "Download CSV"}
 
 
+def test_compare_case_table_links_each_stored_trace_to_xprof(data_dir):
+    from helpers import make_run
+
+    with Store(data_dir) as store:
+        run_id = make_run(store, "traced", b"not read by the Compare page")
+    at = open_page("compare", {"runs": run_id})
+    assert not at.exception and not at.error, texts(at.error)
+    table = next(d.value for d in at.dataframe if "xprof" in d.value.columns)
+    assert list(table.columns[:2]) == ["trace", "xprof"]
+    traced = f"./traces?run={run_id}&case={run_id}-0000"
+    assert table["trace"].iloc[0] == traced and table["xprof"].iloc[0] == traced + "&xprof=1"
+    assert table[["trace", "xprof"]].iloc[1].isna().all()  # no trace, no link
+
+
 def test_compare_page_reproduces_a_shared_link(data_dir):
     with Store(data_dir) as store:
         first = fill(store, synthetic_cases(run_id="a"), label="first")

@@ -67,6 +67,28 @@ def test_breakdown_by_hand(trace):
     assert lanes.loc["2", "busy_us"] == 25
 
 
+def test_exclusive_pieces_tile_each_thread_once(trace):
+    """Each event's pieces add up to its self time and no two pieces of a thread overlap (a
+    parent with several children keeps only the gaps between them and its tail)."""
+    import numpy as np
+
+    from profiling.traces.breakdown import exclusive_pieces
+
+    extra = [{"ph": "X", "name": n, "cat": "cpu_op", "pid": 1, "tid": 3, "ts": t, "dur": d}
+             for n, t, d in [("outer", 0, 100), ("a", 10, 10), ("a1", 12, 3), ("b", 30, 10),
+                             ("c", 50, 20), ("outer2", 120, 10)]]
+    ev = load_trace(json.dumps({"traceEvents": EVENTS + extra}).encode(), "t.json").events
+    start, end, owner = exclusive_pieces(ev)
+    per_event = np.bincount(owner, weights=end - start, minlength=len(ev))
+    assert per_event == pytest.approx(ev.self_us.to_numpy())
+    assert per_event[(ev.name == "outer").to_numpy()] == [100 - 10 - 10 - 20]
+    lane = ev.tid.astype(str).to_numpy()[owner]
+    for tid in set(lane):
+        s, e = start[lane == tid], end[lane == tid]
+        order = np.argsort(s)
+        assert (s[order][1:] >= e[order][:-1]).all(), tid
+
+
 def test_busy_union_merges_overlaps():
     import numpy as np
 

@@ -205,7 +205,7 @@ def render() -> None:
         floor = charts.harness_floor_text(cases)
         if floor:
             st.caption(floor)
-        case_links.show(cases, key="compare_cases")
+        case_links.show(cases, key="compare_cases", xprof=True)
         failed = charts.failed_cases(cases)
         if not failed.empty:
             with st.expander(f"{len(failed)} cases skipped or failed"):

@@ -126,9 +126,14 @@ def xprof_section(picked) -> None:
     if not filename.lower().endswith(".pb"):
         return
     urls = st.session_state.setdefault("xprof_urls", {})
-    if cache_key not in urls and st.button("Open in XProf", key="xprof_open",
-                                          help="XProf's trace viewer, op profile and memory "
-                                               "tools, served locally and offline"):
+    # ?xprof=1 (a case table's "open in XProf" link) presses the button once
+    asked = share.read("xprof") == "1" and cache_key.startswith("stored:")
+    if asked:
+        share.write(xprof=None)
+    if cache_key not in urls and (asked or st.button(
+            "Open in XProf", key="xprof_open",
+            help="XProf's trace viewer, op profile and memory tools, served locally and "
+                 "offline")):
         from profiling.presentation.xprof_server import XprofUnavailable
 
         run = cache_key.split(":")[1] if cache_key.startswith("stored:") else filename

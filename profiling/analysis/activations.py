@@ -14,6 +14,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from profiling.traces.classify import category_codes
+
 KIND_OF_OP = {
     "relu": "relu", "relu6": "relu6", "leakyrelu": "leaky_relu", "elu": "elu", "selu": "selu",
     "gelu": "gelu", "sigmoid": "sigmoid", "tanh": "tanh", "softplus": "softplus",
@@ -61,11 +63,6 @@ def _site(long_name: str, name: str, cat: str) -> tuple[str, str, str, object] |
     return (scope, op_type, kind, False)
 
 
-def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    col = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
-    return col.cat.codes.to_numpy().astype(np.int64), [str(c) for c in col.cat.categories]
-
-
 OP_CATS = {"tf_op", "cpu_op", "kernel", "op", "operator"}
 
 
@@ -78,9 +75,10 @@ def activation_sites(events: pd.DataFrame) -> pd.DataFrame:
     cols = COLUMNS[:-1]
     if events.empty:
         return pd.DataFrame(columns=cols)
-    name_codes, names = _codes(events["name"])
-    cat_codes, cats = _codes(events["cat"])
-    long_codes, longs = _codes(events["long_name"]) if "long_name" in events else \
+    # compact codes per event (int8 for few names); widened only for the rows that are ops
+    name_codes, names = category_codes(events["name"], None)
+    cat_codes, cats = category_codes(events["cat"], None)
+    long_codes, longs = category_codes(events["long_name"], None) if "long_name" in events else \
         (np.zeros(len(events), dtype=np.int64), [""])
     op_name = np.asarray([("fusion" in n.lower()) and not n.startswith("end: ") for n in names]
                          or [False])
@@ -89,7 +87,8 @@ def activation_sites(events: pd.DataFrame) -> pd.DataFrame:
     if len(rows) == 0:
         return pd.DataFrame(columns=cols)
     width_c, width_n = len(cats) + 1, (len(names) + 1) * (len(cats) + 1)
-    key = (long_codes[rows] + 1) * width_n + name_codes[rows] * width_c + cat_codes[rows]
+    key = (long_codes[rows].astype(np.int64) + 1) * width_n \
+        + name_codes[rows].astype(np.int64) * width_c + cat_codes[rows]
     uniq, inverse = np.unique(key, return_inverse=True)
     site_list: list[tuple] = []
     site_of_key = np.full(len(uniq), -1, dtype=np.int64)

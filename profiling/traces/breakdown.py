@@ -60,29 +60,62 @@ def lane_busy(events: pd.DataFrame) -> pd.DataFrame:
 
 def exclusive_pieces(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(start, end, row) of the pieces of each event's own time on its thread: its interval
-    minus its children's, so each instant of a thread belongs to its innermost event."""
+    minus its children's, so each instant of a thread belongs to its innermost event. Built
+    with int32 rows and no per-piece temporaries beyond the three outputs, since a big trace
+    has a few million pieces."""
     ts = events.ts_us.to_numpy(float)
     end = ts + events.dur_us.to_numpy(float)
-    parent = events.parent.to_numpy(np.int64)
+    parent = events.parent.to_numpy()
     n = len(ts)
-    rows = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
-    child = rows[parent >= 0]
+    row_type = np.int32 if n < 2**31 else np.int64
+    child = np.flatnonzero(parent >= 0).astype(row_type)
     # siblings are contiguous after a stable sort by parent, in start order
     child = child[np.argsort(parent[child], kind="stable")]
-    p = parent[child]
+    p = parent[child].astype(row_type)
     first = np.ones(len(child), dtype=bool)
     first[1:] = p[1:] != p[:-1]
-    prev_end = np.where(first, ts[p], np.concatenate([[0.0], end[child[:-1]]]))
-    gap_start, gap_end, gap_row = prev_end, np.minimum(ts[child], end[p]), p
+    # the gap before each child: from its previous sibling's end (its parent's start for the
+    # first child) to its start
+    gap_start = np.empty(len(child))
+    gap_start[1:] = end[child[:-1]]
+    gap_start[first] = ts[p[first]]
+    gap_end = np.minimum(ts[child], end[p])
     last = np.ones(len(child), dtype=bool)
-    last[:-1] = p[:-1] != p[1:]
+    last[:-1] = first[1:]
+    del first
+    # each event's own time after its last child (all of it when it has none)
     tail_from = ts.copy()
     tail_from[p[last]] = np.minimum(end[child[last]], end[p[last]])
-    starts = np.concatenate([gap_start, tail_from])
-    ends = np.concatenate([gap_end, end])
-    owner = np.concatenate([gap_row, rows])
-    ok = ends > starts
-    return starts[ok], ends[ok], owner[ok]
+    del child, last
+    gaps = np.flatnonzero(gap_end > gap_start)
+    tails = np.flatnonzero(end > tail_from)
+    m = len(gaps) + len(tails)
+    starts, ends = np.empty(m), np.empty(m)
+    owner = np.empty(m, dtype=row_type)
+    starts[:len(gaps)], ends[:len(gaps)], owner[:len(gaps)] = \
+        gap_start[gaps], gap_end[gaps], p[gaps]
+    del gap_start, gap_end, p, gaps
+    starts[m - len(tails):], ends[m - len(tails):] = tail_from[tails], end[tails]
+    owner[m - len(tails):] = tails
+    return starts, ends, owner
+
+
+def _union_of(ts: np.ndarray, end: np.ndarray, mask: np.ndarray) -> float:
+    """Length of the union of the [ts, end) intervals where ``mask`` (sorted by ts), without
+    copying the selected intervals out."""
+    if not mask.any():
+        return 0.0
+    reach = np.where(mask, end, -np.inf)
+    np.maximum.accumulate(reach, out=reach)
+    before = np.empty_like(reach)  # the furthest selected end before each interval
+    before[0] = -np.inf
+    before[1:] = reach[:-1]
+    del reach
+    np.maximum(before, ts, out=before)
+    np.subtract(end, before, out=before)
+    np.maximum(before, 0.0, out=before)
+    before[~mask] = 0.0
+    return float(before.sum())
 
 
 def time_breakdown(events: pd.DataFrame, kind: pd.Series | None = None) -> dict:
@@ -99,29 +132,33 @@ def time_breakdown(events: pd.DataFrame, kind: pd.Series | None = None) -> dict:
     kinds = kind.cat.codes.to_numpy()  # positions in KINDS
     ts, end, owner = exclusive_pieces(events)
     if not keep.all():
-        kept = keep[owner]
+        kept = np.flatnonzero(keep[owner])
         ts, end, owner = ts[kept], end[kept], owner[kept]
         del kept
     order = np.argsort(ts, kind="stable")  # sorted once, for every union below
     ts = ts[order]
     end = end[order]
-    k = kinds[owner[order]]
-    del owner, order
+    owner = owner[order]
+    del order
+    k = kinds[owner]
+    del owner
     out = dict(empty)
     if len(ts):
-        span = float(end.max() - ts.min())
+        span = float(end.max() - ts[0])
         covered = 0.0
         mask = np.zeros(len(ts), dtype=bool)
         for name in PRIORITY:  # each kind gets what the kinds before it left uncovered
             mask |= k == KINDS.index(name)
-            now = union_length(ts[mask], end[mask], presorted=True)
+            now = _union_of(ts, end, mask)
             out[f"{name}_us"] = max(now - covered, 0.0)
             covered = now
         out["idle_us"] = max(span - covered, 0.0)
     busy = span - out["idle_us"] if len(ts) else 0.0
-    self_us = events.self_us.to_numpy(float)[keep]
-    thread = {f"{name}_us": float(self_us[kinds[keep] == KINDS.index(name)].sum())
-              for name in PRIORITY}
+    self_us = events.self_us.to_numpy(float)
+    sums = np.bincount(kinds[keep] if not keep.all() else kinds,
+                       weights=self_us[keep] if not keep.all() else self_us,
+                       minlength=len(KINDS))
+    thread = {f"{name}_us": float(sums[KINDS.index(name)]) for name in PRIORITY}
     comm = thread["collective_us"]
     ratio = thread["compute_us"] / comm if comm > 0 else None
     return {**out, "busy_us": busy, "thread_time": thread, "compute_comm_ratio": ratio}

@@ -143,9 +143,12 @@ class _Coder:
         self.categories: list[str] = []
 
     def encode(self, values: list) -> np.ndarray:
+        """Codes of one block, in the smallest integer type that holds every code so far
+        (np.concatenate widens the blocks to the last one's type)."""
         lookup = self.by_value
         try:  # the common case: every value seen before (a C-level loop)
-            return np.fromiter(map(lookup.__getitem__, values), np.int32, len(values))
+            return self._small(np.fromiter(map(lookup.__getitem__, values), np.int32,
+                                           len(values)))
         except KeyError:
             pass
         for v in set(values).difference(lookup):
@@ -155,7 +158,11 @@ class _Coder:
                 code = self.by_text[key] = len(self.categories)
                 self.categories.append(key)
             lookup[v] = code
-        return np.fromiter(map(lookup.__getitem__, values), np.int32, len(values))
+        return self._small(np.fromiter(map(lookup.__getitem__, values), np.int32, len(values)))
+
+    def _small(self, codes: np.ndarray) -> np.ndarray:
+        n = len(self.categories)
+        return codes.astype(np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32)
 
     def column(self, parts: list[np.ndarray]) -> Coded:
         codes = np.concatenate(parts) if parts else np.array([], dtype=np.int32)
@@ -384,6 +391,7 @@ def read_chrome(chunks: Iterable[bytes], keep_args: bool = True, source: str = "
     if not head_done:
         return _whole_document(bytes(buf), bundle_ok)
     trailer = _finish(buf, reader)
+    del buf  # up to a block of text, not needed while the columns are built
     return reader.trace(source, trailer, tf_rules)
 
 

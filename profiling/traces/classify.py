@@ -54,7 +54,7 @@ def is_profiler_range(events: pd.DataFrame) -> pd.Series:
 
 def _per_category(column: pd.Series, rule) -> pd.Series:
     """Apply a str -> bool rule once per distinct value (columns are categoricals)."""
-    codes, names = _codes(column)
+    codes, names = category_codes(column, None)
     table = np.asarray([rule(n) for n in names] or [False], dtype=bool)
     return pd.Series(table[codes] if names else np.zeros(len(codes), bool), index=column.index)
 
@@ -88,9 +88,14 @@ def _lane_kind(process: str, thread: str) -> str:
     return ""
 
 
-def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+def category_codes(column: pd.Series, dtype: type | None = np.int64
+                   ) -> tuple[np.ndarray, list[str]]:
+    """(codes, categories as text) of a column; ``dtype=None`` keeps pandas' compact codes
+    (int8 for up to 127 categories), which is what a rule table indexed per event needs."""
     col = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
-    return col.cat.codes.to_numpy().astype(np.int64), [str(c) for c in col.cat.categories]
+    codes = col.cat.codes.to_numpy()
+    return (codes if dtype is None else codes.astype(dtype)), [str(c) for c in
+                                                               col.cat.categories]
 
 
 # Kinds as small integer codes while classifying: 1..4 follow KINDS, 0 = not decided yet.
@@ -99,7 +104,7 @@ _CODE = {"": 0, "compute": 1, "memcpy": 2, "collective": 3, "other": 4, "runtime
 
 def _codes_of(column: pd.Series, rule) -> np.ndarray:
     """_CODE[rule(value)] per event, with the rule evaluated once per distinct value."""
-    codes, names = _codes(column)
+    codes, names = category_codes(column, None)
     if not names:
         return np.zeros(len(codes), dtype=np.int8)
     table = np.asarray([_CODE[rule(n)] for n in names], dtype=np.int8)
@@ -107,16 +112,20 @@ def _codes_of(column: pd.Series, rule) -> np.ndarray:
 
 
 def _lane_codes(process: pd.Series, thread: pd.Series) -> np.ndarray:
-    """_CODE[_lane_kind] per event, evaluated once per distinct (process, thread)."""
-    p_codes, p_names = _codes(process)
-    t_codes, t_names = _codes(thread)
-    width = len(t_names) + 1
-    uniq, inverse = np.unique(p_codes * width + t_codes, return_inverse=True)
-    table = np.asarray([_CODE[_lane_kind(p_names[k // width] if 0 <= k // width < len(p_names)
-                                         else "",
-                                         t_names[k % width] if k % width < len(t_names) else "")]
-                        for k in uniq], dtype=np.int8)
-    return table[inverse] if len(uniq) else np.zeros(len(p_codes), dtype=np.int8)
+    """_CODE[_lane_kind] per event, evaluated once per (process, thread) pair: over every pair
+    when there are few (a table indexed per event, no per-event sort), else over those seen."""
+    p_codes, p_names = category_codes(process, None)
+    t_codes, t_names = category_codes(thread, None)
+    p_names, t_names = p_names or [""], t_names or [""]  # all missing: the code -1 reads ""
+    if len(p_names) * len(t_names) <= 1 << 16:
+        table = np.asarray([[_CODE[_lane_kind(p, t)] for t in t_names] for p in p_names],
+                           dtype=np.int8)
+        return table[p_codes, t_codes]
+    width = len(t_names)
+    uniq, inverse = np.unique(p_codes.astype(np.int64) * width + t_codes, return_inverse=True)
+    table = np.asarray([_CODE[_lane_kind(p_names[k // width], t_names[k % width])]
+                        for k in uniq.tolist()], dtype=np.int8)
+    return table[inverse]
 
 
 def classify_events(events: pd.DataFrame) -> pd.Series:
@@ -144,6 +153,8 @@ def classify_events(events: pd.DataFrame) -> pd.Series:
 
 def _inherit(kind: np.ndarray, parent: np.ndarray, depth: np.ndarray) -> None:
     """Undecided events take their parent's kind, level by level from the top."""
+    if not ((kind == 0) & (parent >= 0)).any():
+        return
     order = np.argsort(depth, kind="stable")
     levels = np.searchsorted(depth[order], np.arange(int(depth.max()) + 2))
     for d in range(1, len(levels) - 1):

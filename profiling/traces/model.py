@@ -135,8 +135,10 @@ def nesting(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
         depth[cur[~ok]] = 0
     has = parent >= 0
     covered = np.maximum(np.minimum(end[has], end[parent[has]]) - ts[has], 0.0)
-    self_us = dur - np.bincount(parent[has], weights=covered, minlength=n)
-    return depth, parent, np.maximum(self_us, 0.0)
+    del end
+    self_us = np.bincount(parent[has], weights=covered, minlength=n).astype(float, copy=False)
+    np.subtract(dur, self_us, out=self_us)
+    return depth, parent, np.maximum(self_us, 0.0, out=self_us)
 
 
 def build_events(cols: EventColumns, process_names: Mapping[str, str],
@@ -149,8 +151,9 @@ def build_events(cols: EventColumns, process_names: Mapping[str, str],
     dur = np.asarray(cols.dur_us, dtype=float)
     check_times(ts, dur)
     # one small integer per (pid, tid) lane, in (pid, tid) string order
-    lane_rank = _sorted_codes(cols.pid).astype(np.int64) * (len(cols.tid.categories) + 1) \
-        + _sorted_codes(cols.tid)
+    width = len(cols.tid.categories) + 1
+    lane_type = np.int32 if (len(cols.pid.categories) + 1) * width < 2**31 else np.int64
+    lane_rank = _sorted_codes(cols.pid).astype(lane_type) * width + _sorted_codes(cols.tid)
     order = np.lexsort((-dur, ts, lane_rank)) if n else np.array([], dtype=np.int64)
     lane_key = lane_rank[order]
     del lane_rank
@@ -159,14 +162,19 @@ def build_events(cols: EventColumns, process_names: Mapping[str, str],
     depth, parent, self_us = nesting(lane_key, ts, dur)
     pid_codes, tid_codes = cols.pid.codes[order], cols.tid.codes[order]
     args = cols.args[order] if cols.args is not None else None
+    cols.args = None
     if tf_rules:  # renames some events: work on the strings
         names, cats = cols.name.values()[order], cols.cat.values()[order]
         long_names = cols.long_name.values()[order]
+        del order
         _apply_tf_rules(names, cats, long_names, args, parent)
         name_c, cat_c, long_c = _categorical(names), _categorical(cats), _categorical(long_names)
     else:
         name_c, cat_c, long_c = (_from_codes(c.codes[order], c.categories)
                                  for c in (cols.name, cols.cat, cols.long_name))
+        del order
+    for c in (cols.pid, cols.tid, cols.name, cols.cat, cols.long_name):
+        c.codes = np.array([], dtype=np.int8)  # gathered in order above: free the unsorted ones
     # Process and thread names per lane, spread to the events through the lane index (lanes
     # are contiguous once sorted).
     change = np.flatnonzero(np.diff(lane_key)) + 1 if n else np.array([], dtype=np.int64)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
-from profiling.traces.classify import classify_events
+from profiling.traces.classify import KINDS, category_codes, classify_events
 from profiling.traces.model import TF_OP_CAT
 
 
@@ -21,13 +22,28 @@ def op_events(events: pd.DataFrame, kind: pd.Series | None = None) -> pd.DataFra
 
 
 def top_ops(events: pd.DataFrame, top: int = 20, kind: pd.Series | None = None) -> pd.DataFrame:
-    """name, occurrences, self_us, total_us, pct (of the ops' summed self time), by self time."""
-    ops = op_events(events, kind)
+    """name, occurrences, self_us, total_us, pct (of the ops' summed self time), by self time.
+    Summed per name code (np.bincount), so a big trace's ops are never copied into a frame."""
     cols = ["name", "occurrences", "self_us", "total_us", "pct"]
-    if ops.empty:
+    if events.empty:
         return pd.DataFrame(columns=cols)
-    g = ops.groupby("name", observed=True).agg(occurrences=("name", "size"), self_us=("self_us", "sum"),
-                                total_us=("dur_us", "sum")).reset_index()
+    kind = classify_events(events) if kind is None else kind
+    codes, names = category_codes(events["name"], None)
+    ops = (kind.cat.codes.to_numpy() != KINDS.index("other")) & (codes >= 0)
+    if not ops.any():  # nothing classified: every event counts
+        ops = codes >= 0
+    if not ops.any():
+        return pd.DataFrame(columns=cols)
+    picked = codes[ops]
+    occurrences = np.bincount(picked, minlength=len(names))
+    self_us = np.bincount(picked, weights=events["self_us"].to_numpy(float)[ops],
+                          minlength=len(names))
+    total_us = np.bincount(picked, weights=events["dur_us"].to_numpy(float)[ops],
+                           minlength=len(names))
+    seen = np.flatnonzero(occurrences)
+    g = pd.DataFrame({"name": np.asarray(names, dtype=object)[seen],
+                      "occurrences": occurrences[seen], "self_us": self_us[seen],
+                      "total_us": total_us[seen]})
     total = g.self_us.sum()
     g["pct"] = 100 * g.self_us / total if total else 0.0
     g = g.sort_values(["self_us", "name"], ascending=[False, True]).head(top)

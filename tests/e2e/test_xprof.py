@@ -1,11 +1,12 @@
-"""End to end: a stored case's trace opens in XProf's own UI from the Traces page, served by
-the xprof server the dashboard starts on demand (offline, real Chromium, real xprof); and a
-click on a timeline bar shows that event's details."""
+"""End to end: a stored case's trace opens in XProf's own UI from the Traces page and from the
+Compare page's case table, served by the xprof server the dashboard starts on demand (offline,
+real Chromium, real xprof); and a click on a timeline bar shows that event's details."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -69,6 +70,28 @@ def test_stored_case_opens_in_xprof(app_with_a_run, page):  # noqa: F811 - fixtu
     screenshot(page, "xprof.png")
     # the logdir xprof serves is the layout it reads: plugins/profile/<run>/<host>.xplane.pb
     assert list((data / "xprof" / "plugins" / "profile").glob("*/*.xplane.pb"))
+
+
+def test_compare_case_table_opens_xprof(app_with_a_run, page):  # noqa: F811 - fixture
+    """The case table's "open in XProf" link lands on the Traces page with XProf started for
+    that case (no button to press), and its link opens XProf's UI."""
+    url, run_id, _ = app_with_a_run
+    page.goto(f"{url}/compare?runs={run_id}")
+    page.get_by_role("tab", name="Table").click()
+    grid = page.locator("[data-testid=stDataFrame]").filter(has_text="xprof=1").first
+    grid.wait_for(timeout=120_000)
+    # st.dataframe draws cells on a canvas; its accessible copy holds the link's target
+    target = re.search(r"\./traces\?run=[^&\s]+&case=([^&\s]+)&xprof=1", grid.text_content())
+    assert target, grid.text_content()[:300]
+    screenshot(page, "compare_xprof_links.png")
+    page.goto(f"{url}/{target.group(0)[2:]}")
+    link = page.get_by_role("link", name="Open XProf ↗")
+    link.wait_for(timeout=120_000)
+    assert page.get_by_role("button", name="Open in XProf").count() == 0
+    assert "xprof=1" not in page.url  # pressed once, not on every visit
+    page.goto(link.get_attribute("href"))
+    page.get_by_text("Performance Summary").wait_for(timeout=90_000)
+    assert "XProf" in page.inner_text("body")
 
 
 def test_clicking_a_timeline_bar_shows_the_event(app_with_a_run, page):  # noqa: F811 - fixture
