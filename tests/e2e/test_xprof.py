@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from app.headless import CHROMIUM, REPO, free_port, wait_healthy
+from app.headless import REPO, serve
 from app.headless import screenshot as full_screenshot
 
 
@@ -23,8 +23,6 @@ def screenshot(page, name: str) -> None:
 @pytest.fixture(scope="module")
 def app_with_a_run(tmp_path_factory):
     """The dashboard over a data dir holding one real run with a stored trace per case."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (make browser)")
     data = tmp_path_factory.mktemp("relu_lab_xprof_data")
     env = dict(os.environ, RELU_LAB_DATA=str(data), TF_CPP_MIN_LOG_LEVEL="2")
     run = subprocess.run([sys.executable, "-m", "profiling", "run", "--variants", "nn_relu",
@@ -32,24 +30,8 @@ def app_with_a_run(tmp_path_factory):
                           "--json"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=300, check=True)
     run_id = json.loads(run.stdout)["run_id"]
-    log = data / "streamlit.log"
-    port = free_port()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
-             "--server.headless", "true", "--server.address", "127.0.0.1"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
+    with serve(data) as url:
         yield url, run_id, data
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_stored_case_opens_in_xprof(app_with_a_run, page):  # noqa: F811 - fixture
