@@ -36,7 +36,8 @@ def _ci_bars(part: pd.DataFrame, prefix: str = "", scale: float = 1e3) -> dict:
 
 def step_time_figure(summary: pd.DataFrame, title: str = "Step time per variant") -> go.Figure:
     """Grouped bars: median training and inference step (ms) per variant, with the median's
-    95% CI as asymmetric error bars (from ci95_low_s to ci95_high_s, never past them)."""
+    95% CI as asymmetric error bars (from ci95_low_s to ci95_high_s, never past them; below 6
+    repeats no order-statistic interval reaches 95%, and the stored one is min..max)."""
     ok = summary[summary["status"] == "ok"] if "status" in summary else summary
     if ok.empty:
         return empty_figure(title, "no variant ran")
@@ -49,7 +50,8 @@ def step_time_figure(summary: pd.DataFrame, title: str = "Step time per variant"
             hovertemplate="%{x}<br>" + step + " median %{y:.3f} ms<extra></extra>",
         )
     fig.update_layout(title=title, barmode="group", xaxis_title="variant",
-                      yaxis_title="median step time (ms; error bar = 95% CI of the median)")
+                      yaxis_title="median step time (ms; error bar = 95% CI of the median, "
+                                  "min-max under 6 repeats)")
     return fig
 
 
