@@ -50,8 +50,7 @@ def step_time_figure(summary: pd.DataFrame, title: str = "Step time per variant"
             hovertemplate="%{x}<br>" + step + " median %{y:.3f} ms<extra></extra>",
         )
     fig.update_layout(title=title, barmode="group", xaxis_title="variant",
-                      yaxis_title="median step time (ms; error bar = 95% CI of the median, "
-                                  "min-max under 6 repeats)")
+                      yaxis_title="median step (ms); bar = 95% CI (min-max < 6 repeats)")
     return fig
 
 
