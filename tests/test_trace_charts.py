@@ -126,3 +126,16 @@ def test_op_diff_figure_biggest_change_on_top():
     fig = as_json(trace_charts.op_diff_figure(op_diff(a, b)))
     bar = fig["data"][0]
     assert bar["y"][-1] == "relu" and bar["x"][-1] == pytest.approx(30)
+
+
+def test_where_time_went_has_no_missing_cell_and_says_why_idle_has_no_thread_time():
+    summary = {"breakdown": {"compute_us": 43.7, "collective_us": 0.0, "memcpy_us": 3.55,
+                             "other_us": 185.0, "idle_us": 11.8},
+               "thread_time": {"compute_us": 87.4, "collective_us": 0.0, "memcpy_us": 3.55,
+                               "other_us": 185.04}}
+    table = trace_charts.where_time_went(summary)
+    assert list(table["kind"]) == ["compute", "communication", "memcpy", "other", "idle"]
+    assert not table.isna().any().any()
+    assert list(table["thread µs"]) == ["87.4", "0", "3.55", "185", trace_charts.NO_THREAD_IDLE]
+    assert table["% of span"].sum() == pytest.approx(100)
+    assert table.loc[4, "wall µs"] == 11.8

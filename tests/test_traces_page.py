@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from helpers import FIXTURES, open_page, texts
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 
 PYTORCH = FIXTURES / "pytorch_cpu_trace.json"
 
@@ -66,3 +67,22 @@ def test_diff_tab_compares_two_uploads(data_dir):
                and "name" in d.value.columns)
     assert ops.iloc[0]["name"] == "aten::relu" and ops.iloc[0]["delta_us"] > 0
     assert ops.iloc[0]["occurrences_a"] == ops.iloc[0]["occurrences_b"]
+
+
+def test_where_the_time_went_shows_no_missing_cell(data_dir):
+    """st.dataframe draws a null cell as 'None' whatever a Styler's na_rep says, so the table
+    must hold no null: idle's thread time is the explicit text 'n/a'."""
+    at = open_page("traces")
+    _upload(at, PYTORCH.name, PYTORCH.read_bytes())
+    raw, arrow = next((frame, d.proto.arrow_data) for d in at.dataframe
+                      if "kind" in (frame := convert_arrow_bytes_to_pandas_df(
+                          d.proto.arrow_data.data)).columns)
+    shown = convert_arrow_bytes_to_pandas_df(arrow.styler.display_values)
+    assert list(raw["kind"]) == ["compute", "communication", "memcpy", "other", "idle"]
+    assert not raw.isna().any().any(), raw
+    words = {str(v).strip().lower() for v in shown.to_numpy().ravel()}
+    assert not words & {"none", "nan", "<na>", ""}, words
+    idle = raw[raw["kind"] == "idle"].iloc[0]
+    assert idle["thread µs"] == "n/a"
+    assert float(raw[raw["kind"] == "compute"].iloc[0]["wall µs"]) > 0
+    assert "idle is n/a" in " ".join(texts(at.caption))

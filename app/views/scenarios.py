@@ -33,7 +33,7 @@ def render() -> None:
     import relu_impls  # imports TensorFlow; a failure is one line under the guard
 
     st.title("Scenarios")
-    st.caption("Small Keras models with the activation swapped: step time (median, IQR), which "
+    st.caption("Small Keras models with the activation swapped: step time (median, 95% CI), which "
                "activations Grappler fuses into the conv/matmul (read from a profiler trace), and "
                "the loss each variant reaches on the same synthetic task from the same weights.")
 

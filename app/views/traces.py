@@ -24,7 +24,9 @@ BREAKDOWN_HELP = (
     "**wall**: the trace's span split by what ran on any thread at each instant (the innermost "
     "event per thread; compute first, then communication, memcpy, other); idle = no event at "
     "all; the five add up to the span, and busy = span - idle (the union over threads). "
-    "**thread**: self time per kind summed over threads, so parallel threads add up. "
+    "**thread**: self time per kind summed over threads, so parallel threads add up; idle "
+    f"is {trace_charts.NO_THREAD_IDLE} there, as idle exists only against the wall span "
+    "(no thread runs then). "
     "Communication = collectives and transfers between devices or hosts; memcpy = copies "
     "within one device.")
 
@@ -148,17 +150,6 @@ def xprof_section(picked) -> None:
         st.link_button("Open XProf ↗", urls[cache_key])
 
 
-def breakdown_table(summary: dict) -> pd.DataFrame:
-    b, t = summary["breakdown"], summary["thread_time"]
-    span = sum(b.values()) or 1.0
-    rows = []
-    for k in ("compute", "collective", "memcpy", "other", "idle"):
-        rows.append({"kind": "communication" if k == "collective" else k,
-                     "wall µs": b[f"{k}_us"], "% of span": 100 * b[f"{k}_us"] / span,
-                     "thread µs": t.get(f"{k}_us")})
-    return pd.DataFrame(rows)
-
-
 def timeline(events: pd.DataFrame, summary: dict) -> None:
     duration_ms = max(summary["duration_us"] / 1e3, 1e-3)
     origin = float(events["ts_us"].min())
@@ -227,7 +218,10 @@ def explore(events: pd.DataFrame, summary: dict, audit_result: dict) -> None:
         st.plotly_chart(trace_charts.op_breakdown(top_ops.head(n)), key="chart_ops")
     with right:
         st.markdown("**Where the time went**")
-        st.dataframe(units.readable(breakdown_table(summary)), hide_index=True, key="trace_breakdown")
+        st.dataframe(units.readable(trace_charts.where_time_went(summary)), hide_index=True,
+                     key="trace_breakdown", column_config={"thread µs": st.column_config.TextColumn(
+                         help=f"{trace_charts.NO_THREAD_IDLE} for idle: no thread runs then",
+                         alignment="right")})
         st.caption(BREAKDOWN_HELP)
     st.subheader("Per-op table")
     st.dataframe(units.readable(top_ops, unit="µs"), hide_index=True, key="trace_ops_table")

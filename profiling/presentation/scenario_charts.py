@@ -20,8 +20,24 @@ CATEGORY_COLORS = {part.removesuffix("_us"): colour for part, colour in BREAKDOW
 CATEGORY_COLORS.update(transfer=CATEGORY_COLORS["memcpy"], input="#8c564b")
 
 
+def _ci_bars(part: pd.DataFrame, prefix: str = "", scale: float = 1e3) -> dict:
+    """Asymmetric error bars from {prefix}ci95_low_s to {prefix}ci95_high_s around
+    {prefix}median_s (times `scale`); none where the CI is not stored. A median's CI is a pair
+    of samples, so the bar never reaches below the fastest sample, let alone 0; IQR drawn
+    symmetrically around the median could."""
+    low, high = f"{prefix}ci95_low_s", f"{prefix}ci95_high_s"
+    if low not in part or high not in part:
+        return {"visible": False}
+    med = part[f"{prefix}median_s"] * scale
+    return {"type": "data", "symmetric": False, "visible": True,
+            "array": list((part[high] * scale - med).clip(lower=0)),
+            "arrayminus": list((med - part[low] * scale).clip(lower=0))}
+
+
 def step_time_figure(summary: pd.DataFrame, title: str = "Step time per variant") -> go.Figure:
-    """Grouped bars: median training and inference step (ms) per variant, IQR as error bars."""
+    """Grouped bars: median training and inference step (ms) per variant, with the median's
+    95% CI as asymmetric error bars (from ci95_low_s to ci95_high_s, never past them; below 6
+    repeats no order-statistic interval reaches 95%, and the stored one is min..max)."""
     ok = summary[summary["status"] == "ok"] if "status" in summary else summary
     if ok.empty:
         return empty_figure(title, "no variant ran")
@@ -29,13 +45,12 @@ def step_time_figure(summary: pd.DataFrame, title: str = "Step time per variant"
     for step, key in (("train", "train"), ("inference", "infer")):
         fig.add_bar(
             name=step, x=[display_text(v) for v in ok["label"]],
-            y=list(ok[f"{key}_median_s"] * 1e3),
-            error_y={"type": "data", "array": list(ok[f"{key}_iqr_s"] * 1e3), "visible": True},
+            y=list(ok[f"{key}_median_s"] * 1e3), error_y=_ci_bars(ok, f"{key}_"),
             marker_color=STEP_COLORS[step],
             hovertemplate="%{x}<br>" + step + " median %{y:.3f} ms<extra></extra>",
         )
     fig.update_layout(title=title, barmode="group", xaxis_title="variant",
-                      yaxis_title="median step time (ms; error bar = IQR)")
+                      yaxis_title="median step (ms); bar = 95% CI (min-max < 6 repeats)")
     return fig
 
 
@@ -140,13 +155,6 @@ def top_ops_figure(top_ops: pd.DataFrame, top: int = 15, title: str = "Top ops b
 
 
 # --- the guide's scenarios (profiling.experiments.guide_scenarios.GuideResult) ---------------------------
-
-
-def _ci_bars(part: pd.DataFrame, scale: float = 1e3) -> dict:
-    med = part["median_s"] * scale
-    return {"type": "data", "symmetric": False, "visible": True,
-            "array": list(part["ci95_high_s"] * scale - med),
-            "arrayminus": list(med - part["ci95_low_s"] * scale)}
 
 
 def mode_step_time_figure(summary: pd.DataFrame, title: str = "Training step time by mode"

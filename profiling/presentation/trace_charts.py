@@ -1,4 +1,5 @@
-"""Trace charts: pure functions from `Trace.events` (or an analysis table) to Plotly figures.
+"""Trace charts: pure functions from `Trace.events` (or an analysis table) to Plotly figures,
+and the Traces page's "Where the time went" table.
 
 The timeline is a viewer, not a summary: one lane per process/thread stacked by nesting depth,
 colours for the ops with the most self time, hover with name, duration, scope and arguments, and,
@@ -15,16 +16,36 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from profiling.presentation.charts import _colour, _layout, display_text, empty_figure
+from profiling.presentation.units import format_number
 from profiling.traces.classify import is_profiler_range
 
 COLOURED_OPS = 12
 OTHER_COLOUR = "#bcbcbc"
 ARGS_SHOWN = 300  # characters of an event's args in its hover box
 ROW_HEIGHT = 26
+# Idle is an instant with no event on any thread, so it only exists against the wall span;
+# thread time sums each thread's own events and has nothing to subtract idle from.
+NO_THREAD_IDLE = "n/a"
 
 
 def _text(column: pd.Series) -> pd.Series:
     return column.astype("string").fillna("").str.strip()
+
+
+def where_time_went(summary: dict) -> pd.DataFrame:
+    """Rows compute, communication, memcpy, other, idle of a `profiling.traces.summarize`
+    result: wall µs, % of span, and thread µs as text (3 significant digits; NO_THREAD_IDLE
+    for idle, which has no per-thread measure; a missing value would show as 'None')."""
+    wall, thread = summary["breakdown"], summary["thread_time"]
+    span = sum(wall.values()) or 1.0
+    rows = []
+    for kind in ("compute", "collective", "memcpy", "other", "idle"):
+        key = f"{kind}_us"
+        rows.append({"kind": "communication" if kind == "collective" else kind,
+                     "wall µs": float(wall[key]), "% of span": 100 * wall[key] / span,
+                     "thread µs": (NO_THREAD_IDLE if kind == "idle"
+                                   else format_number(thread.get(key), 3))})
+    return pd.DataFrame(rows)
 
 
 def lane_names(events: pd.DataFrame) -> pd.Series:
