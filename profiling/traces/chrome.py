@@ -85,8 +85,8 @@ class _KnownArgs(msgspec.Struct, gc=False):
 _ArgsField = _KnownArgs | list | str | float | bool | None
 
 
-class _Event(msgspec.Struct, gc=False):
-    """One event with the args the analysis reads (long_name, metadata names)."""
+class _Fields(msgspec.Struct, gc=False):
+    """The fields every event carries; args are decoded per use below."""
 
     ph: str | None = None
     name: str | int | float | None = ""
@@ -95,19 +95,17 @@ class _Event(msgspec.Struct, gc=False):
     tid: int | float | str | None = 0
     ts: float | str | None = None
     dur: float | str | None = None
+
+
+class _Event(_Fields, gc=False):
+    """One event with the args the analysis reads (long_name, metadata names)."""
+
     args: _ArgsField = None
 
 
-class _RawEvent(msgspec.Struct, gc=False):
+class _RawEvent(_Fields, gc=False):
     """One event with its args kept as raw JSON (for the page's event details)."""
 
-    ph: str | None = None
-    name: str | int | float | None = ""
-    cat: str | int | float | None = ""
-    pid: int | float | str | None = 0
-    tid: int | float | str | None = 0
-    ts: float | str | None = None
-    dur: float | str | None = None
     args: msgspec.Raw = msgspec.Raw()
 
 
