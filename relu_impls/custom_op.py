@@ -12,7 +12,6 @@ from types import ModuleType
 
 import tensorflow as tf
 
-from relu_impls import build
 from relu_impls.checked import call_checked
 
 try:  # the generated wrappers' eager fast path, called directly to save ~1 us per call
@@ -60,6 +59,8 @@ class _Loader:
         if self._module is None:
             with self._lock:
                 if self._module is None:
+                    from relu_impls import build  # not at import: `python -m relu_impls.build`
+
                     info = build.build()
                     self._module = tf.load_op_library(info["path"])
                     self._info = info
@@ -81,6 +82,8 @@ def is_available() -> bool:
     """True if the library is loaded or a current build is in the cache (never builds)."""
     if _LOADER.loaded_info() is not None:
         return True
+    from relu_impls import build
+
     try:
         cfg = build.config()
     except build.BuildError:
@@ -100,6 +103,8 @@ def build_info() -> dict:
     loaded = _LOADER.loaded_info()
     if loaded is not None:
         return dict(loaded)
+    from relu_impls import build
+
     return build.read_info(build.config())
 
 
