@@ -116,7 +116,7 @@ def test_a_guide_run_appears_in_compare_and_the_html_report(store, sweep, monkey
     document = render_html(store, [sweep.run_id])
     assert f"batch_sweep · run {sweep.run_id}" in document and "batch=64" in document
     monkeypatch.setenv("RELU_LAB_DATA", str(store.data_dir))
-    at = open_page("compare", {"runs": sweep.run_id})
+    at = open_page("compare", {"runs": sweep.run_id, "view": "Table"})  # only the open tab draws
     assert at.multiselect(key="compare_runs").value == [sweep.run_id]
     assert not at.error
     # The results table has a column per input shape: batch 8 and batch 64.
