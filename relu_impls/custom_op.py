@@ -127,15 +127,9 @@ def _checked(op: str, x):
 
 def _run(op: str, wrapper: str, name: str | None, *inputs):
     module = _LOADER._module or load()
-    if pywrap_tfe is not None:
-        ctx = _context.context()
-        if ctx._thread_local_data.is_eager:
-            try:
-                return pywrap_tfe.TFE_Py_FastPathExecute(ctx, op, name, *inputs)
-            except _core._NotOkStatusException as exc:
-                raise _core._status_to_exception(exc) from None
-            except _core._FallbackException:
-                pass
+    y = _fast(op, name, *inputs)
+    if y is not _NOT_EAGER:
+        return y
     if _in_xla_context():
         raise XlaUnsupportedError(_XLA_MESSAGE.format(op=op))
     return getattr(module, wrapper)(*inputs, name=name)
@@ -144,7 +138,7 @@ def _run(op: str, wrapper: str, name: str | None, *inputs):
 _NOT_EAGER = object()
 
 
-def _fast(op: str, name: str | None, x):
+def _fast(op: str, name: str | None, *inputs):
     """The op through TF's eager fast path, as TF's generated wrappers run it (eager, library
     loaded), or _NOT_EAGER. The op's type attribute rejects other dtypes in C++; the TypeError
     naming the accepted dtypes is raised on that rare path."""
@@ -152,9 +146,10 @@ def _fast(op: str, name: str | None, x):
         ctx = _context._context or _context.context()
         if ctx._thread_local_data.is_eager:
             try:
-                return pywrap_tfe.TFE_Py_FastPathExecute(ctx, op, name, x)
+                return pywrap_tfe.TFE_Py_FastPathExecute(ctx, op, name, *inputs)
             except _core._NotOkStatusException as exc:
-                _checked(op, x)
+                for x in inputs:
+                    _checked(op, x)
                 raise _core._status_to_exception(exc) from None
             except _core._FallbackException:
                 pass
@@ -177,8 +172,10 @@ def custom_relu(x, name: str | None = None) -> tf.Tensor:
 def checked_custom_relu(impl, accepted: frozenset, variant, x) -> tf.Tensor:
     """What `relu_impls.get("custom_op")` calls: its dtype check and CustomRelu's eager fast
     path in one Python frame (the generic check, then custom_relu, then _fast would be three).
-    Same arguments as relu_impls.variants' generic checked call, which handles every other
-    case: a non-eager input, an unloaded library, graph mode."""
+    Same arguments as relu_impls.checked.call_checked, which handles every other case: a
+    non-eager input, an unloaded library, graph mode."""
+    # _fast inlined on purpose: this is the public call's hot path, one Python call fewer, and
+    # the dtype is already checked, so a failure needs no _checked before it is raised.
     if type(x) is _EagerTensor and x._datatype_enum() in accepted and _LOADER._module is not None:
         ctx = _context._context
         if ctx is not None and ctx._thread_local_data.is_eager:
