@@ -1,7 +1,7 @@
 """Does the tool agree with a plain `timeit`? `python -m profiling.bench.timeit_check`
 
-Alternates, `--rounds` times (the order flips every round): a `python -m profiling run` of nn_relu and custom_op (eager,
-forward, no trace) in its own data dir, and a fresh plain Python process that times
+Alternates, `--rounds` times (the order flips every round): a `python -m profiling run` of
+nn_relu and custom_op (eager, forward, no trace) in its own data dir, and a fresh plain Python process that times
 `tf.nn.relu(x)` and `custom_op.custom_relu(x)` with `timeit.Timer(...).autorange()` and
 `repeat(7, number)`. Both use the same allocator setting (TF_CPU_ALLOCATOR_USE_BFC=true, as the
 tool's default) and inputs uniform in [-1, 1). Prints the median of each side over the rounds
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from profiling import spec
 from profiling.measurement.stats import paired_ratio
+from profiling.presentation.units import format_time
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = {"nn_relu": "tf.nn.relu(x)", "custom_op": "custom_op.custom_relu(x)"}
@@ -99,13 +100,6 @@ def agreement(sizes: list[int], rounds: int) -> list[dict]:
     return sorted(rows, key=lambda r: (r["numel"], r["variant"]))
 
 
-def _fmt(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m profiling.bench.timeit_check",
                                      description=__doc__.split("\n\n")[0])
@@ -129,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         ci = ("" if r["diff_ci95_low"] is None
               else f" [{r['diff_ci95_low']:+.1%}, {r['diff_ci95_high']:+.1%}]")
-        print(f"| `{VARIANTS[r['variant']]}` | {r['numel']:.0e} | {_fmt(r['tool_median_s'])} | "
-              f"{_fmt(r['timeit_median_s'])} | {r['diff']:+.1%}{ci} |")
+        print(f"| `{VARIANTS[r['variant']]}` | {r['numel']:.0e} | {format_time(r['tool_median_s'])} | "
+              f"{format_time(r['timeit_median_s'])} | {r['diff']:+.1%}{ci} |")
     return 0
 
 

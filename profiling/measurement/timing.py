@@ -163,7 +163,8 @@ def measure_interleaved(calls: Mapping[Hashable, tuple[Callable[[], Any], Callab
     runs before repeat i + 1 of any, so drift of a shared machine hits them alike and sample i
     of two callables forms a pair (Google Benchmark's random interleaving; asv's interleaved
     sampling). With more than one callable, each timed batch follows an untimed settle batch of
-    the same callable (SETTLE_FRACTION of its calls), so the switch itself is never timed. `calls` maps a key to (call, sync); the result has the same keys.
+    the same callable (SETTLE_FRACTION of its calls), so the switch itself is never timed.
+    `calls` maps a key to (call, sync); the result has the same keys.
     """
     if not calls:
         return {}
