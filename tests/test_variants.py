@@ -209,6 +209,17 @@ def test_public_custom_op_takes_its_one_frame_path_for_eager_tensors(monkeypatch
         fn(tf.constant([1, 2]))
 
 
+def test_custom_op_variant_accepts_exactly_the_dtypes_its_op_allows():
+    """The public call leaves the dtype check to the op's T attribute, so the two must agree."""
+    from tensorflow.python.framework import op_def_registry
+
+    needs_op("custom_op")
+    relu_impls.get("custom_op")(tf.constant([1.0]))
+    (attr,) = [a for a in op_def_registry.get("CustomRelu").attr if a.name == "T"]
+    allowed = {tf.as_dtype(t).name for t in attr.allowed_values.list.type}
+    assert allowed == set(relu_impls.VARIANTS["custom_op"].dtypes)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
