@@ -19,6 +19,7 @@ import pandas as pd
 from profiling.cli.common import UsageError, print_table
 from profiling.cli.common import open_store as _store
 from profiling.measurement.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
+from profiling.presentation.units import format_time
 
 CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
 JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "numel", "dtype",
@@ -65,15 +66,6 @@ def _records(df: pd.DataFrame, cols: Sequence[str] | None = None) -> list[dict]:
 
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, default=str))
-
-
-def _fmt_time(s: Any) -> str:
-    if s is None or (isinstance(s, float) and not math.isfinite(s)):
-        return "-"
-    for unit, scale in (("s", 1), ("ms", 1e3), ("us", 1e6), ("ns", 1e9)):
-        if s * scale >= 1:
-            return f"{s * scale:.3g} {unit}"
-    return f"{s * 1e9:.3g} ns"
 
 
 def _quiet_tensorflow() -> None:
@@ -198,12 +190,12 @@ def _print_cases(cases: pd.DataFrame) -> None:
         "variant": cases.label, "shape": cases["shape"], "dtype": cases.dtype,
         "device": cases.device, "thr": cases.threads, "mode": cases["mode"],
         "pass": cases["pass"], "status": cases.status,
-        "median": cases.median_s.map(_fmt_time), "±ci95": cases.ci95_s.map(_fmt_time),
+        "median": cases.median_s.map(format_time), "±ci95": cases.ci95_s.map(format_time),
         "GB/s": cases.gbps.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}"),
         "util": cases.utilization.map(lambda v: "-" if pd.isna(v) else f"{100 * v:.0f}%"),
         "faults/call": cases.page_faults_per_call.map(lambda v: "-" if pd.isna(v) else f"{v:.2g}"),
         "vs baseline [CI95]": [_fmt_ratio(r) for r in cases.itertuples()],
-        "floor": cases.floor_s.map(_fmt_time),
+        "floor": cases.floor_s.map(format_time),
         "reason": cases.reason.fillna("").str.slice(0, 60)})
     print_table(view)
 
@@ -288,7 +280,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         view = pd.DataFrame({
             "variant": table.label, "shape": table["shape"], "dtype": table.dtype,
             "mode": table["mode"], "pass": table["pass"],
-            "A": table.median_s_a.map(_fmt_time), "B": table.median_s_b.map(_fmt_time),
+            "A": table.median_s_a.map(format_time), "B": table.median_s_b.map(format_time),
             "B/A": table.ratio.map(lambda v: f"{v:.3f}"),
             "ratio CI": [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in
                          zip(table.ratio_low, table.ratio_high, strict=True)],
@@ -364,7 +356,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"{device} threads={threads} allocator={args.allocator}: best "
               f"{calib.get('peak_gbps', float('nan')):.2f} GB/s copy bandwidth "
               f"({calib.get('method')}, at a {calib.get('size_bytes', 0) / 2**20:.3g} MiB "
-              f"working set); harness floor {_fmt_time(reply.get('floor_s'))} per call")
+              f"working set); harness floor {format_time(reply.get('floor_s'))} per call")
         print("roof (working set = bytes read + written; best, median and IQR of the passes):")
         print_table(pd.DataFrame([{
             "working set": f"{p['working_set_bytes'] / 2**10:,.0f} KiB",
