@@ -67,9 +67,9 @@ lint: setup
 bench: build
 	TF_CPU_ALLOCATOR_USE_BFC=true $(PY) -m profiling.bench.op
 
-# The tool's medians against a plain timeit of the same calls, alternating (README table).
+# The tool's medians against a plain timeit of the same calls, taking turns (README table).
 bench-timeit: build
-	$(PY) -m profiling.bench.timeit_check
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m profiling.bench.timeit_check
 
 # Page speed of the dashboard with 20 stored runs of 110 cases (Compare < 2 s, Run < 1 s).
 bench-app: build

@@ -188,6 +188,18 @@ def group_cases(cases: list[Case]) -> list[list[Case]]:
     return list(groups.values())
 
 
+def init_request(config: tuple, calibrate: bool) -> dict:
+    """The request that starts a worker of `config` (device, threads, allocator)."""
+    return {"cmd": "init", "device": config[0], "allocator": config[2], "calibrate": calibrate}
+
+
+def group_request(spec: RunSpec, cases: list[Case], trace_dir: str | None) -> dict:
+    """The worker request that times one group of `spec`'s cases (see group_cases)."""
+    return {"cmd": "group", "cases": [c.to_json() for c in cases], "repeats": spec.repeats,
+            "min_time": spec.min_time, "warmup": spec.warmup, "trace": spec.trace,
+            "trace_dir": trace_dir}
+
+
 def pair_with_baseline(rows: list[dict], results: list[dict], baseline: str) -> None:
     """Each ok row of one group gets its paired ratio to the group's baseline case, in place:
     ratio_to_baseline (> 1: slower than the baseline) with its 95% CI."""
@@ -227,8 +239,7 @@ class _Run:
         self.stop_worker()
         worker = Worker(*config)
         try:
-            ready = worker.request({"cmd": "init", "device": config[0], "allocator": config[2],
-                                    "calibrate": config not in self.calibration},
+            ready = worker.request(init_request(config, config not in self.calibration),
                                    INIT_TIMEOUT_S, self.cancel)
         except BaseException:  # cancelled or Ctrl-C mid start-up: no 10 s wait for a polite exit
             worker.kill()
@@ -285,11 +296,8 @@ class _Run:
         """One worker request for these cases; WorkerLost when the worker dies or hangs."""
         worker = self.ensure_worker(cases[0].config)
         before = noise.snapshot([worker.proc.pid])
-        reply = worker.request(
-            {"cmd": "group", "cases": [c.to_json() for c in cases], "repeats": self.spec.repeats,
-             "min_time": self.spec.min_time, "warmup": self.spec.warmup,
-             "trace": self.spec.trace, "trace_dir": self.trace_dir},
-            self.spec.timeout_s * len(cases), self.cancel)
+        reply = worker.request(group_request(self.spec, cases, self.trace_dir),
+                               self.spec.timeout_s * len(cases), self.cancel)
         self.noise_groups.append({"group": describe_group(cases[0]),
                                   **noise.between(before, noise.snapshot([worker.proc.pid]))})
         if reply.get("type") != "group":
