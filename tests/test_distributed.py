@@ -45,7 +45,10 @@ def test_mirrored_over_two_logical_cpus_reports_collective_time(data_dir):
                                                            ["collective_us"])
     assert worker["replicas"] == 2
     assert worker["devices"].count("CPU:") == 2
-    assert worker["collective_us"] > 0 and worker["compute_us"] > 0
+    # In wall time compute outranks communication, so an all-reduce that runs wholly under the
+    # other replica's compute shows 0 there (it happens on a busy 2-vCPU machine); its own
+    # thread time is never hidden.
+    assert worker["collective_thread_us"] > 0 and worker["compute_us"] > 0
     assert 0 < worker["collective_fraction"] < 1
     collectives = result.op_stats[result.op_stats["category"] == "collective"]
     assert collectives["op_type"].str.contains("CollectiveReduce").any()
