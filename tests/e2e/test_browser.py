@@ -58,8 +58,11 @@ def assert_form(page, variants: list[str], label: str, repeats: str) -> None:
     page.get_by_role("heading", name="Run a profile").wait_for()
     page.get_by_label("Run label").wait_for()
     assert [v.split(" — ")[0] for v in chosen(page, "Variants")] == variants
-    assert page.get_by_label("Run label").input_value() == label
-    assert page.get_by_label("Repeats", exact=True).input_value() == repeats
+    from playwright.sync_api import expect
+
+    # expect() retries: a fresh page draws the inputs before the query's values reach them
+    expect(page.get_by_label("Run label")).to_have_value(label, timeout=30_000)
+    expect(page.get_by_label("Repeats", exact=True)).to_have_value(repeats, timeout=30_000)
 
 
 def test_run_form_survives_other_pages_and_a_fresh_browser(app_url, page, browser):
