@@ -159,15 +159,17 @@ def _run_in(cfg: DistributedConfig, out: Path, store: Any, keep_logs: bool) -> D
                 break
             time.sleep(0.1)
     finally:
-        for p in procs:
+        killed = set()  # stopped by us once a peer failed: the peer's error is the one to show
+        for i, p in enumerate(procs):
             if p.poll() is None:
                 p.kill()
+                killed.add(i)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=10)
         for log in logs:
             log.close()
     texts = {i: (out / f"worker{i}.log").read_text(errors="replace") for i in range(n)}
-    for i, p in enumerate(procs):
+    for i, p in sorted(enumerate(procs), key=lambda ip: ip[0] in killed):
         if p.returncode != 0:
             raise DistributedError(
                 f"{cfg.strategy} worker {i} failed (exit {p.returncode}): {_last_error(texts[i])}"
