@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import functools
 import math
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -18,6 +21,8 @@ from profiling.measurement.timing import (
     harness_floor,
     measure,
     measure_interleaved,
+    no_sync,
+    on_fresh_stack,
 )
 from profiling.presentation.charts import run_names, speedup_table
 
@@ -123,6 +128,87 @@ def test_no_validation_runs_inside_the_timed_loop(mode, monkeypatch):
         assert isinstance(call, functools.partial) and call.func is tf.nn.relu
     measure(call, repeats=3, min_time=0.002)
     assert len(checks) == 1
+
+
+def _depth(frame) -> int:
+    n = 0
+    while frame is not None:
+        n, frame = n + 1, frame.f_back
+    return n
+
+
+def _deep(k: int, fn):
+    return fn() if k == 0 else _deep(k - 1, fn)
+
+
+# What an op's caller frame sees under `timeit.Timer(lambda: op()).repeat()` at a script's top
+# level: the reference that `make bench-timeit` compares the tool with.
+TOP_LEVEL_TIMEIT = """
+import sys, timeit
+def depth(f):
+    n = 0
+    while f is not None:
+        n, f = n + 1, f.f_back
+    return n
+seen = []
+def op():
+    seen.append(depth(sys._getframe(1)))
+timeit.Timer(lambda: op()).repeat(1, 1)
+print(seen[0])
+"""
+
+
+def test_ops_timed_on_a_fresh_stack_sit_as_deep_as_under_a_top_level_timeit():
+    # TF records every eager op's Python stack, so an op costs more under a deeper caller
+    # (~0.4 us per frame here): the timed calls must not sit deeper than timeit's, wherever
+    # measure is called from.
+    reference = int(subprocess.run([sys.executable, "-c", TOP_LEVEL_TIMEIT], check=True,
+                                   capture_output=True, text=True).stdout)
+    seen: list[int] = []
+
+    def op():
+        seen.append(_depth(sys._getframe(1)))
+
+    calls = {0: (lambda: op(), no_sync)}  # a lambda calls the op, as in `make bench`
+    for caller_depth in (0, 40):
+        seen.clear()
+        _deep(caller_depth, lambda: on_fresh_stack(measure_interleaved, calls, repeats=2,
+                                                   warmup=0, number=3))
+        assert seen == [reference] * 6
+    seen.clear()
+    measure_interleaved(calls, repeats=1, warmup=0, number=1)  # on the caller's own stack
+    assert seen[0] > reference
+
+
+def test_on_fresh_stack_returns_and_raises_in_the_callers_thread():
+    assert on_fresh_stack(lambda a, b=0: (a + b, threading.get_ident()), 1, b=2)[0] == 3
+    assert on_fresh_stack(threading.get_ident) != threading.get_ident()
+    with pytest.raises(ZeroDivisionError):
+        on_fresh_stack(lambda: 1 / 0)
+
+
+def test_the_worker_times_its_cases_at_the_depth_of_a_top_level_timeit(monkeypatch):
+    import tensorflow as tf
+
+    from profiling.execution import worker
+    from profiling.spec import Case
+
+    reference = int(subprocess.run([sys.executable, "-c", TOP_LEVEL_TIMEIT], check=True,
+                                   capture_output=True, text=True).stdout)
+    depths: list[int] = []
+    original = timing.time_batch
+
+    def time_batch(call, number, sync=no_sync):  # stands where time_batch stands: the caller
+        if sys._getframe(1).f_code.co_name == "_timed_repeat":  # of the op (a C partial)
+            depths.append(_depth(sys._getframe()))  # in a timed batch (not warm-up or autorange)
+        return original(call, number, sync)
+
+    monkeypatch.setattr(timing, "time_batch", time_batch)
+    case = Case(0, "nn_relu", {}, (1000,), "float32", "CPU:0", 1, "bfc", "eager", "forward")
+    reply = _deep(30, lambda: worker.run_group(tf, {"cases": [case.to_json()], "repeats": 2,
+                                                    "min_time": 0.001, "warmup": 1}))
+    assert reply["results"][0]["status"] == "ok" and len(reply["results"][0]["samples"]) == 2
+    assert depths == [reference] * 2
 
 
 def test_the_public_callable_wraps_the_raw_function():

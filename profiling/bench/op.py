@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 from profiling import spec
 from profiling.measurement.stats import paired_ratio, summarize_samples
-from profiling.measurement.timing import measure_interleaved
+from profiling.measurement.timing import measure_interleaved, on_fresh_stack
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000)
 HALF_SIZE = 10_000_000  # where float16/bfloat16 are compared with float32
@@ -70,7 +70,8 @@ def bench_one(dtype: str, size: int, repeats: int) -> Row:
         "nn_relu": lambda: tf.nn.relu(x),
         "probe": lambda: custom_op.bandwidth_probe(x),
     }
-    t = measure_interleaved({k: (f, lambda: None) for k, f in fns.items()}, repeats=repeats)
+    t = on_fresh_stack(measure_interleaved, {k: (f, lambda: None) for k, f in fns.items()},
+                       repeats=repeats)
     stats = {k: summarize_samples(v.samples) for k, v in t.items()}
     # nn_relu / custom per pair: > 1 means custom is faster
     speedup = paired_ratio(t["custom"].samples, t["nn_relu"].samples)

@@ -116,7 +116,12 @@ def run_group(tf: Any, req: dict) -> dict:
     on. When the interleaved timing raises, each case is timed alone to find the culprit.
     """
     from profiling.errors import one_line
-    from profiling.measurement.timing import device_sync, measure, measure_interleaved
+    from profiling.measurement.timing import (
+        device_sync,
+        measure,
+        measure_interleaved,
+        on_fresh_stack,
+    )
     from profiling.spec import Case, default_device
 
     cases = [Case.from_json(c) for c in req["cases"]]
@@ -124,11 +129,19 @@ def run_group(tf: Any, req: dict) -> dict:
     sync = device_sync(tf, first.device)
     results: list[dict] = [{} for _ in cases]
     calls: dict[int, tuple] = {}
+
     # An explicit device scope costs ~1 µs per eager op: enter it only where the op would not
     # run on that device anyway (the default is the first GPU, else CPU:0).
-    scope = (contextlib.nullcontext() if first.device == default_device()
-             else tf.device(f"/{first.device}"))
-    with scope:
+    def scope() -> Any:
+        return (contextlib.nullcontext() if first.device == default_device()
+                else tf.device(f"/{first.device}"))
+
+    def timed(measure_fn: Any, *args: Any, **kwargs: Any) -> Any:
+        # run by on_fresh_stack: the timed calls sit as deep as under a top-level timeit
+        with scope():
+            return measure_fn(*args, **kwargs)
+
+    with scope():
         x = make_input(tf, first.shape, first.dtype)
         for i, case in enumerate(cases):
             try:
@@ -144,12 +157,13 @@ def run_group(tf: Any, req: dict) -> dict:
                           "paired": len(cases) > 1}
         args = (req["repeats"], req["min_time"], req.get("warmup", 2))
         try:
-            timings = measure_interleaved(calls, *args, seed=req.get("seed", 0))
+            timings = on_fresh_stack(timed, measure_interleaved, calls, *args,
+                                     seed=req.get("seed", 0))
         except Exception:  # one callable raised mid-run: time each alone
             timings = {}
             for i, (call, sync_) in calls.items():
                 try:
-                    timings[i] = measure(call, sync_, *args)
+                    timings[i] = on_fresh_stack(timed, measure, call, sync_, *args)
                 except Exception as e:
                     results[i] = {"status": "failed", "reason": one_line(e)}
                 results[i]["paired"] = False
