@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup build browser postgres run run-team test lint bench bench-timeit bench-traces bench-app screenshots readme clean
+.PHONY: setup build browser postgres run run-team test lint bench bench-timeit bench-depth bench-traces bench-app screenshots readme clean
 
 setup: $(STAMP)
 
@@ -70,6 +70,10 @@ bench: build
 # The tool's medians against a plain timeit of the same calls, taking turns (README table).
 bench-timeit: build
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m profiling.bench.timeit_check
+
+# An eager op's cost against the stack depth of its caller (README table).
+bench-depth: build
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m profiling.bench.stack_depth --rounds 21
 
 # Page speed of the dashboard with 20 stored runs of 110 cases (Compare < 2 s, Run < 1 s).
 bench-app: build

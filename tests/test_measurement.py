@@ -352,3 +352,14 @@ def test_case_links_table_names_the_run_when_two_runs_share_labels():
                          "run_id": run_id, "case_id": f"{run_id}-{variant}", "run_label": ""})
     table = case_rows(pd.DataFrame(rows), frozenset())
     assert sorted(set(table["run"])) == ["101500-aaaaaa", "101501-bbbbbb"] and len(table) == 4
+
+
+def test_the_stack_depth_bench_puts_the_loop_in_the_frame_it_names():
+    from profiling.bench.stack_depth import at_frame, depth_costs
+
+    assert [at_frame(d, lambda: _depth(sys._getframe())) for d in (2, 3, 17)] == [2, 3, 17]
+    with pytest.raises(ValueError, match="frame must be >= 2"):
+        at_frame(1, print)
+    rows = depth_costs(1000, [5, 30], rounds=6, min_time=0.001)
+    assert [r["depth"] for r in rows] == [5, 30] and all(len(r["samples"]) == 6 for r in rows)
+    assert rows[0]["ratio_to_first"] == 1.0 and rows[1]["ratio_ci95_low"] is not None
