@@ -62,3 +62,17 @@ def test_bad_flags_exit_with_a_one_line_error(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--dtypes", "int8"])
     assert "not one of float16, bfloat16, float32, float64" in capsys.readouterr().err
+
+
+def test_timeit_check_takes_turns_and_pairs_every_round():
+    # The README's "tool against a plain timeit" table: both live processes answer every round,
+    # and each difference is the paired median of tool / timeit (no timing asserts).
+    from profiling.bench.timeit_check import agreement
+
+    rows = agreement([1000], rounds=2, sessions=1)
+    assert [(r["variant"], r["numel"]) for r in rows] == [("custom_op", 1000), ("nn_relu", 1000)]
+    for r in rows:
+        assert len(r["tool_rounds"]) == len(r["timeit_rounds"]) == 2
+        assert all(0 < v < 1e-2 for v in r["tool_rounds"] + r["timeit_rounds"])
+        ratios = sorted(t / p for t, p in zip(r["tool_rounds"], r["timeit_rounds"], strict=True))
+        assert r["diff"] == pytest.approx(sum(ratios) / 2 - 1)

@@ -123,7 +123,13 @@ def agreement(sizes: list[int], rounds: int, sessions: int = 1) -> list[dict]:
     plain: dict[tuple, list[float]] = {}
     turn = 0
     for _ in range(sessions):
-        sides = [(tool, ToolSide(sizes)), (plain, PlainSide())]
+        tool_side = ToolSide(sizes)
+        try:
+            plain_side = PlainSide()
+        except BaseException:
+            tool_side.close()  # a partner that started is never left running
+            raise
+        sides = [(tool, tool_side), (plain, plain_side)]
         try:
             for _ in range(rounds):
                 for n in sizes:
