@@ -19,7 +19,7 @@ import pandas as pd
 from profiling.cli.common import UsageError, print_table
 from profiling.cli.common import open_store as _store
 from profiling.measurement.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
-from profiling.presentation.units import format_time
+from profiling.presentation.units import MISSING, format_number, format_percent, format_time
 
 CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
 JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "numel", "dtype",
@@ -181,7 +181,7 @@ def _warn_noise(run_id: str, noise: dict) -> None:
 
 def _fmt_ratio(row: Any) -> str:
     if pd.isna(row.ratio_to_baseline):
-        return "-"
+        return MISSING
     return f"{row.ratio_to_baseline:.3f} [{row.ratio_ci95_low:.3f}, {row.ratio_ci95_high:.3f}]"
 
 
@@ -191,9 +191,9 @@ def _print_cases(cases: pd.DataFrame) -> None:
         "device": cases.device, "thr": cases.threads, "mode": cases["mode"],
         "pass": cases["pass"], "status": cases.status,
         "median": cases.median_s.map(format_time), "±ci95": cases.ci95_s.map(format_time),
-        "GB/s": cases.gbps.map(lambda v: "-" if pd.isna(v) else f"{v:.2f}"),
-        "util": cases.utilization.map(lambda v: "-" if pd.isna(v) else f"{100 * v:.0f}%"),
-        "faults/call": cases.page_faults_per_call.map(lambda v: "-" if pd.isna(v) else f"{v:.2g}"),
+        "GB/s": cases.gbps.map(format_number),
+        "util": cases.utilization.map(format_percent),
+        "faults/call": cases.page_faults_per_call.map(lambda v: format_number(v, 2)),
         "vs baseline [CI95]": [_fmt_ratio(r) for r in cases.itertuples()],
         "floor": cases.floor_s.map(format_time),
         "reason": cases.reason.fillna("").str.slice(0, 60)})

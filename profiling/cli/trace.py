@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from profiling.cli.common import print_table
+from profiling.presentation.units import MISSING
 
 LIMIT_ENV = "RELU_LAB_MAX_TRACE_BYTES"
 
@@ -162,7 +163,7 @@ def cmd_trace_diff(args: argparse.Namespace) -> int:
     ops = d["ops"].copy()
     for c in ("self_us_a", "self_us_b", "delta_us"):
         ops[c] = ops[c].round(1)
-    ops["ratio"] = ops["ratio"].map(lambda v: "-" if v != v else f"{v:.2f}x")
+    ops["ratio"] = ops["ratio"].map(lambda v: MISSING if v != v else f"{v:.2f}x")
     print_table(ops)
     return 0
 
