@@ -160,12 +160,14 @@ def case_row(run_id: str, case: Case, status: str, reason: str | None = None) ->
 def result_row(run_id: str, case: Case, result: dict, roof: list[dict] | None = None,
                floor_s: float | None = None) -> dict:
     """Store row of a measured case: stats over samples, throughput, utilization against the
-    roof at the case's own working set (bytes read + written per call)."""
+    roof at the case's own working set (bytes read + written per call): the stored curve's, or
+    the copy timed beside the case in its group (`probe_gbps`) where that is higher."""
     row = case_row(run_id, case, "ok", result.get("reason"))
     stats = summarize_samples(result["samples"])
     row.update({k: v for k, v in stats.to_dict().items() if k != "ci_coverage"})
     working_set = result["bytes_per_call"]
-    roof_gbps = roof_at(roof or [], working_set)
+    roofs = [r for r in (roof_at(roof or [], working_set), result.get("probe_gbps")) if r]
+    roof_gbps = max(roofs, default=None)
     peak = max((p["gbps"] for p in roof or []), default=None)
     tp = throughput(case.numel, working_set, stats.median_s, roof_gbps)
     row.update(number=result["number"], bytes_per_call=working_set,
@@ -197,7 +199,7 @@ def group_request(spec: RunSpec, cases: list[Case], trace_dir: str | None) -> di
     """The worker request that times one group of `spec`'s cases (see group_cases)."""
     return {"cmd": "group", "cases": [c.to_json() for c in cases], "repeats": spec.repeats,
             "min_time": spec.min_time, "warmup": spec.warmup, "trace": spec.trace,
-            "trace_dir": trace_dir}
+            "trace_dir": trace_dir, "probe": True}
 
 
 def pair_with_baseline(rows: list[dict], results: list[dict], baseline: str) -> None:

@@ -108,6 +108,26 @@ def prepare_case(tf: Any, case: Any, x: Any) -> tuple[Any, int]:
     return call, nbytes
 
 
+PROBE = "probe"  # the key of the roof's copy among a group's interleaved calls
+
+
+def _add_probe(calls: dict, results: list[dict], device: str) -> int | None:
+    """Add the roof's copy at the group's working set to `calls` (timed interleaved with the
+    cases, so a roof point shares their seconds of a busy machine); its bytes per call, or None
+    when no case is ready or no copy can be made."""
+    from profiling.measurement.roof import probe_at
+
+    sizes = [results[i]["bytes_per_call"] for i in calls]
+    if not sizes:
+        return None
+    try:
+        call, sync, nbytes = probe_at(device, max(set(sizes), key=sizes.count))
+    except Exception:  # no probe: the stored roof curve alone
+        return None
+    calls[PROBE] = (call, sync)
+    return nbytes
+
+
 def run_group(tf: Any, req: dict) -> dict:
     """Time cases that differ only in variant, interleaved repeat by repeat, on one shared input.
 
@@ -156,17 +176,25 @@ def run_group(tf: Any, req: dict) -> dict:
             results[i] = {"status": "ok", "bytes_per_call": nbytes,
                           "paired": len(cases) > 1}
         args = (req["repeats"], req["min_time"], req.get("warmup", 2))
+        probe_bytes = _add_probe(calls, results, first.device) if req.get("probe") else None
         try:
             timings = on_fresh_stack(timed, measure_interleaved, calls, *args,
                                      seed=req.get("seed", 0))
         except Exception:  # one callable raised mid-run: time each alone
             timings = {}
+            calls.pop(PROBE, None)
             for i, (call, sync_) in calls.items():
                 try:
                     timings[i] = on_fresh_stack(timed, measure, call, sync_, *args)
                 except Exception as e:
                     results[i] = {"status": "failed", "reason": one_line(e)}
                 results[i]["paired"] = False
+        probe = timings.pop(PROBE, None)
+        if probe is not None:  # a peak is a maximum: the best of the probe's samples
+            probe_gbps = probe_bytes / min(probe.samples) / 1e9
+            for i in timings:
+                if results[i]["bytes_per_call"] == probe_bytes:
+                    results[i]["probe_gbps"] = probe_gbps
         for i, timing in timings.items():
             results[i].update(samples=timing.samples, number=timing.number,
                               page_faults_per_call=timing.page_faults_per_call,

@@ -114,6 +114,15 @@ def _copy_fn(device: str) -> tuple[str, Callable[[int], tuple[Callable, Callable
     return "numpy_copy", make_numpy
 
 
+def probe_at(device: str, working_set: int) -> tuple[Callable, Callable, int]:
+    """(call, sync, bytes per call) of the roof's copy at `working_set` bytes (read + written),
+    for timing beside the cases that move that many bytes, in the same seconds."""
+    _, make = _copy_fn(device)
+    numel = max(1, working_set // 8)  # float32 in + out: 8 bytes per element
+    call, sync = make(numel)
+    return call, sync, 8 * numel
+
+
 def measure_roof(device: str = "CPU:0", sizes: Sequence[int] | None = None,
                  passes: int = PASSES, min_time: float = ROOF_MIN_TIME) -> list[RoofPoint]:
     """Copy GB/s (1e9 B/s, bytes read + written) at each working set, best of `passes`."""
