@@ -152,9 +152,10 @@ def run_group(tf: Any, req: dict) -> dict:
 
     # An explicit device scope costs ~1 µs per eager op: enter it only where the op would not
     # run on that device anyway (the default is the first GPU, else CPU:0).
-    def scope() -> Any:
-        return (contextlib.nullcontext() if first.device == default_device()
-                else tf.device(f"/{first.device}"))
+    explicit = first.device != default_device()
+
+    def scope() -> Any:  # entered twice: here and on the timing thread (scopes are per thread)
+        return tf.device(f"/{first.device}") if explicit else contextlib.nullcontext()
 
     def timed(measure_fn: Any, *args: Any, **kwargs: Any) -> Any:
         # run by on_fresh_stack: the timed calls sit as deep as under a top-level timeit

@@ -114,13 +114,17 @@ def _copy_fn(device: str) -> tuple[str, Callable[[int], tuple[Callable, Callable
     return "numpy_copy", make_numpy
 
 
+def _copy_numel(working_set: int) -> int:
+    """float32 elements of a copy that reads + writes about `working_set` bytes (8 per element)."""
+    return max(1, working_set // 8)
+
+
 def probe_at(device: str, working_set: int) -> tuple[Callable, Callable, int]:
     """(call, sync, bytes per call) of the roof's copy at `working_set` bytes (read + written),
     for timing beside the cases that move that many bytes, in the same seconds."""
     _, make = _copy_fn(device)
-    numel = max(1, working_set // 8)  # float32 in + out: 8 bytes per element
-    call, sync = make(numel)
-    return call, sync, 8 * numel
+    call, sync = make(_copy_numel(working_set))
+    return call, sync, 8 * _copy_numel(working_set)
 
 
 def measure_roof(device: str = "CPU:0", sizes: Sequence[int] | None = None,
@@ -128,14 +132,14 @@ def measure_roof(device: str = "CPU:0", sizes: Sequence[int] | None = None,
     """Copy GB/s (1e9 B/s, bytes read + written) at each working set, best of `passes`."""
     sizes = list(sizes) if sizes else working_sets(cache_sizes(), psutil.virtual_memory().total)
     method, make = _copy_fn(device)
-    calls = {ws: make(max(1, ws // 8)) for ws in sizes}  # float32 in + out: 8 bytes per element
+    calls = {ws: make(_copy_numel(ws)) for ws in sizes}
     # at the cases' stack depth (on_fresh_stack): a small copy is mostly eager dispatch, which
     # costs more under a deeper caller, and would make the roof lower than the cases' speed
     timings = on_fresh_stack(measure_interleaved, calls, repeats=passes, min_time=min_time,
                              warmup=1)
     points = []
     for ws, timing in timings.items():
-        gbps = [8 * max(1, ws // 8) / s / 1e9 for s in timing.samples]
+        gbps = [8 * _copy_numel(ws) / s / 1e9 for s in timing.samples]
         stats = summarize_samples(gbps)
         points.append(RoofPoint(ws, max(gbps), stats.median_s, stats.iqr_s, len(gbps), method))
     return sorted(points, key=lambda p: p.working_set_bytes)
