@@ -90,7 +90,7 @@ bench-traces: setup
 
 # Regenerates the README's tables from the code.
 readme: build
-	$(PY) -m relu_impls.semantics --update-readme README.md
+	$(PY) -m relu_impls.semantics --update .
 
 clean:
 	rm -rf $(VENV) .relu_lab .pytest_cache

@@ -1,7 +1,8 @@
 """What each variant really does at the edges: NaN, signed zero, infinities, the gradient at 0.
 
 Computed, never typed by hand: `semantics_table()` runs every variant on every dtype it supports.
-`python -m relu_impls.semantics` prints the Markdown tables that the README embeds.
+`python -m relu_impls.semantics` prints the Markdown tables that the README (the variants) and
+docs/semantics.md (the edge cases) embed; `--update ROOT` rewrites them under a repository root.
 """
 
 from __future__ import annotations
@@ -140,9 +141,10 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def readme_sections() -> dict[str, str]:
-    """The generated README sections, keyed by their marker name."""
-    return {"variants": to_markdown(variants_table()), "semantics": to_markdown(semantics_table())}
+def generated_sections() -> dict[str, dict[str, str]]:
+    """The generated Markdown sections: file (relative to the repository root) -> marker -> body."""
+    return {"README.md": {"variants": to_markdown(variants_table())},
+            "docs/semantics.md": {"semantics": to_markdown(semantics_table())}}
 
 
 def update_readme(path: Path, sections: dict[str, str]) -> bool:
@@ -160,14 +162,17 @@ def update_readme(path: Path, sections: dict[str, str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-readme", type=Path, help="rewrite the generated README sections")
+    parser.add_argument("--update", type=Path, metavar="ROOT",
+                        help="rewrite the generated sections of ROOT/README.md and ROOT/docs/")
     args = parser.parse_args(argv)
-    sections = readme_sections()
-    if args.update_readme:
-        changed = update_readme(args.update_readme, sections)
-        print(f"{args.update_readme}: {'updated' if changed else 'already up to date'}")
+    files = generated_sections()
+    if args.update:
+        for name, sections in files.items():
+            path = args.update / name
+            changed = update_readme(path, sections)
+            print(f"{path}: {'updated' if changed else 'already up to date'}")
     else:
-        print("\n\n".join(sections.values()))
+        print("\n\n".join(b for sections in files.values() for b in sections.values()))
     return 0
 
 

@@ -71,10 +71,13 @@ def test_format_value_keeps_sign(value, text):
     assert semantics.format_value(value) == text
 
 
-def test_readme_tables_are_generated_and_current(tmp_path):
-    """The README embeds the tables `python -m relu_impls.semantics --update-readme` writes."""
-    readme = (REPO / "README.md").read_text()
-    copy = tmp_path / "README.md"
-    copy.write_text(readme)
-    changed = semantics.update_readme(copy, semantics.readme_sections())
-    assert not changed, "README tables are stale: run `make readme`"
+@pytest.mark.parametrize("name", ["README.md", "docs/semantics.md"])
+def test_generated_tables_are_current(tmp_path, name):
+    """README.md and docs/semantics.md embed the tables `make readme` writes."""
+    sections = semantics.generated_sections()[name]
+    text = (REPO / name).read_text()
+    assert all(f"<!-- {m}:start -->" in text for m in sections), f"{name} lost a marker"
+    copy = tmp_path / "copy.md"
+    copy.write_text(text)
+    changed = semantics.update_readme(copy, sections)
+    assert not changed, f"{name} tables are stale: run `make readme`"
