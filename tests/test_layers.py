@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("spec", ("profiling.spec",)),
     ("traces", ("profiling.traces",)),
     ("analysis", ("profiling.analysis",)),
+    ("models", ("profiling.models",)),
     ("storage", ("profiling.storage",)),
     ("execution", ("profiling.execution",)),
     ("experiments", ("profiling.experiments",)),

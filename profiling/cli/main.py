@@ -465,6 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
     from profiling.cli import team as team_cli
 
     team_cli.add_commands(sub)
+
+    from profiling.cli import model as model_cli  # `model`: your model, measured
+
+    model_cli.add_command(sub)
     return p
 
 

@@ -59,25 +59,34 @@ class Cancelled(KeyboardInterrupt):
 class Worker:
     """A `python -m profiling.execution.worker` subprocess speaking JSON lines."""
 
-    def __init__(self, device: str, threads: int, allocator: str):
+    def __init__(self, device: str, threads: int, allocator: str,
+                 module: str = "profiling.execution.worker"):
         self.config = (device, threads, allocator)
         env = child_env(TF_CPU_ALLOCATOR_USE_BFC="true" if allocator == "bfc" else "false",
                         **{THREADS_ENV: str(threads)})  # and our pid, which the worker watches
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["TMPDIR"] = private_tmpdir(self)  # TF's autograph files go there, removed with us
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
-        self.proc = subprocess.Popen([sys.executable, "-m", "profiling.execution.worker"], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", module], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, start_new_session=True)
         self._buf = b""
 
     def request(self, obj: dict, timeout_s: float, cancel: threading.Event | None = None) -> dict:
         """Send one request and wait for its reply; WorkerLost on crash/timeout, Cancelled."""
+        self.send(obj)
+        return self.reply(timeout_s, cancel)
+
+    def send(self, obj: dict) -> None:
+        """Send one request (WorkerLost when the worker is gone)."""
         try:
             self.proc.stdin.write((json.dumps(obj) + "\n").encode())
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WorkerLost(self._death_message()) from None
+
+    def reply(self, timeout_s: float, cancel: threading.Event | None = None) -> dict:
+        """The worker's next line (a reply or a progress message); WorkerLost, Cancelled."""
         deadline = time.monotonic() + timeout_s
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buf:

@@ -212,14 +212,16 @@ def run_group(tf: Any, req: dict) -> dict:
 
 
 
-def main() -> int:
+def reply_channel() -> Any:
+    """Set this process up as a worker and return its `send(obj)`: exit with the parent, and
+    move the protocol off stdout so that stray prints (TF, user code) land on stderr."""
     from profiling.process import exit_with_parent
 
     # a runner killed with SIGKILL closes our stdin, but a worker stuck in a hanging case
     # would never read that EOF and outlive the run
     exit_with_parent()
     reply_fd = os.dup(1)
-    os.dup2(2, 1)  # stray prints (TF, user code) go to stderr, never into the protocol
+    os.dup2(2, 1)
     sys.stdout = sys.stderr
     replies = os.fdopen(reply_fd, "w", buffering=1)
 
@@ -227,6 +229,11 @@ def main() -> int:
         replies.write(json.dumps(obj, default=float) + "\n")
         replies.flush()
 
+    return send
+
+
+def main() -> int:
+    send = reply_channel()
     tf = _setup_tf()
     for line in sys.stdin:
         if not line.strip():

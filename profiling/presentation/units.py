@@ -40,6 +40,18 @@ def format_number(value: object, digits: int = 3) -> str:
     return f"{rounded:,.{max(digits - 1 - magnitude, 0)}f}"
 
 
+def format_scientific(value: object, digits: int = 2) -> str:
+    """A small or large number as 3e-6 / 1.2e+4 (for output differences); 0 stays 0."""
+    number = _finite(value)
+    if number is None:
+        return MISSING
+    if number == 0:
+        return "0"
+    mantissa, _, exponent = f"{number:.{digits - 1}e}".partition("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def time_unit(seconds: float | Iterable[float]) -> tuple[str, float]:
     """(name, seconds per unit) that reads best for ``seconds``: for several values, the unit of
     their median, so one table or chart uses one unit. No finite value: µs."""

@@ -1,0 +1,120 @@
+"""The one run writer: every experiment fills `CaseResult`s and hands them to `RunWriter`.
+
+A run is created when the writer opens and finished when it closes: complete when at least
+one case is ok (or the run has none), failed when every case failed, interrupted on Ctrl-C or
+a cancel, failed on an error (re-raised). Case ids have one format, `<run_id>-<idx:04d>`. A
+case's median, IQR and 95% CI are computed here from its samples, the same way for every kind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+CASE_KINDS = ("profile", "scenario", "claim", "distributed", "capture", "model")
+
+
+def case_id(run_id: str, idx: int) -> str:
+    """The id of case `idx` of a run (the one format)."""
+    return f"{run_id}-{idx:04d}"
+
+
+@dataclass
+class CaseResult:
+    """One measured (or failed) case, as every experiment reports it.
+
+    samples: seconds per call, one per repeat; metrics: further case columns (gbps,
+    ratio_to_baseline, peak_rss_mb, …); trace: a trace file stored with the case (its op stats
+    and breakdown alongside when given).
+    """
+
+    idx: int
+    kind: str
+    variant: str
+    label: str = ""
+    shape: str = ""
+    numel: int | None = None
+    dtype: str = "float32"
+    device: str = "CPU:0"
+    mode: str = ""
+    pass_: str = "forward"
+    status: str = "ok"
+    reason: str | None = None
+    variant_params: Mapping[str, Any] | str = field(default_factory=dict)
+    threads: int | None = None
+    allocator: str | None = None
+    samples: Sequence[float] = ()
+    number: int | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    trace: str | Path | None = None
+    op_stats: pd.DataFrame | None = None
+    breakdown: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in CASE_KINDS:
+            raise ValueError(f"bad case kind {self.kind!r}; accepted: {', '.join(CASE_KINDS)}")
+
+    def row(self, run_id: str) -> dict[str, Any]:
+        """The store's case row (without the trace's hash, which the writer adds)."""
+        from profiling.measurement.stats import summarize_samples
+
+        params = self.variant_params if isinstance(self.variant_params, str) else \
+            json.dumps(dict(self.variant_params), sort_keys=True)
+        row: dict[str, Any] = {
+            "run_id": run_id, "case_id": case_id(run_id, self.idx), "idx": self.idx,
+            "kind": self.kind, "variant": self.variant, "variant_params": params,
+            "label": self.label, "shape": self.shape, "numel": self.numel, "dtype": self.dtype,
+            "device": self.device, "threads": self.threads, "allocator": self.allocator,
+            "mode": self.mode, "pass": self.pass_, "status": self.status, "reason": self.reason,
+            "n_samples": len(self.samples), "number": self.number,
+        }
+        if len(self.samples):
+            st = summarize_samples(list(self.samples))
+            row.update({k: v for k, v in st.to_dict().items() if k != "ci_coverage"})
+        row.update(self.metrics)
+        return row
+
+
+def run_status(statuses: Sequence[str]) -> str:
+    """A finished run's status from its cases': failed when every case failed, else complete."""
+    return "failed" if statuses and all(s == "failed" for s in statuses) else "complete"
+
+
+class RunWriter:
+    """`with RunWriter(store, kind, spec, label, n_cases) as w: w.add(case)`; `w.run_id`."""
+
+    def __init__(self, store: Any, kind: str, spec: Mapping[str, Any], label: str = "",
+                 n_cases: int = 0, environment: Mapping | None = None) -> None:
+        self.store, self.kind = store, kind
+        self.spec = {"kind": kind, **dict(spec)}
+        self.label, self.n_cases, self.environment = label, n_cases, environment
+        self.run_id = ""
+        self.statuses: list[str] = []
+
+    def __enter__(self) -> RunWriter:
+        self.run_id = self.store.create_run(self.spec, self.label, self.n_cases, self.environment)
+        return self
+
+    def add(self, case: CaseResult) -> str:
+        """Store one case (row, samples, trace, op stats, breakdown) atomically; its id."""
+        row = case.row(self.run_id)
+        if case.trace:
+            path = Path(case.trace)
+            row["trace_sha256"] = self.store.put_trace(path.read_bytes(), path.name)
+        self.store.add_case(row, samples=list(case.samples), op_stats=case.op_stats,
+                            breakdown=case.breakdown)
+        self.statuses.append(case.status)
+        return row["case_id"]
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.store.finish_run(self.run_id, run_status(self.statuses))
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.store.finish_run(self.run_id, "interrupted")
+        else:
+            self.store.finish_run(self.run_id, "failed")
