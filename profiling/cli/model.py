@@ -96,8 +96,8 @@ def cmd_model(args: argparse.Namespace) -> int:
 
         store = open_store()
 
-    def progress(text: str) -> None:
-        if not args.json:
+    def progress(text: str) -> None:  # for a person at a terminal; a pipe gets results only
+        if not args.json and sys.stderr.isatty():
             print(f"  {text}", file=sys.stderr)
 
     try:

@@ -43,7 +43,7 @@ class LoadedModel:
 
 def _one_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+    return f"{type(e).__name__}: {text[0][:120]}" if text else type(e).__name__
 
 
 def import_custom_objects(module: str | None) -> None:
@@ -131,7 +131,7 @@ def open_model(source: str, input_shape: tuple[int, ...] | None = None, batch: i
     except Exception as e:  # corrupt files and unknown layers raise many types
         hint = "" if custom_objects else " (custom layers? name their module with " \
                                           "--custom-objects)"
-        raise ModelLoadError(f"{source}: could not load the model: {_one_line(e)}{hint}"
+        raise ModelLoadError(f"{source}: could not load the model{hint}: {_one_line(e)}"
                              ) from None
     return LoadedModel(model.name or path.stem, source, _keras_spec(model, input_shape, batch),
                        model=model)
