@@ -23,6 +23,7 @@ pages = [
     st.Page("views/history.py", title="History", icon=":material/history:"),
     st.Page("views/traces.py", title="Traces", icon=":material/timeline:"),
     st.Page("views/variants.py", title="Variants", icon=":material/function:"),
+    st.Page("views/model.py", title="Model", icon=":material/account_tree:"),
     st.Page("views/scenarios.py", title="Scenarios", icon=":material/science:"),
     st.Page("views/capture.py", title="Capture", icon=":material/radio_button_checked:"),
 ]

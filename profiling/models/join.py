@@ -47,7 +47,8 @@ def cause(layer: ActivationLayer, fused: bool | None) -> str:
 
 def join(layers: Sequence[ActivationLayer], rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One dict per activation layer: layer, kind, fused (None: not placed in the trace),
-    time_us (its own CPU time, None when fused), kernel_us (the kernel it was fused into),
+    time_us (its own CPU time in the trace, None when fused), kernel_us (the kernel it was
+    fused into),
     pct (of all ops' CPU time), occurrences, cause; in model order."""
     names = {layer.layer for layer in layers}
     by_layer: dict[str, list[dict]] = {}

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 
 from profiling.presentation import units
+from profiling.presentation.charts import display_text, empty_figure
 
 DEFAULT_THRESHOLD = 0.05
 WHAT = {"fold_bn": "fold BatchNorm into the convolutions for inference",
@@ -83,3 +85,59 @@ def decision(result: dict[str, Any], threshold: float = DEFAULT_THRESHOLD) -> li
         out.append("no rewrite was measurably faster here" if measured
                    else "no rewrite was measured")
     return out
+
+
+VERDICT_COLOURS = {"faster": "#2ca02c", "slower": "#d62728", "not resolved": "#7f7f7f"}
+
+
+def speedup_figure(rewrites: Sequence[dict[str, Any]], threshold: float = DEFAULT_THRESHOLD
+                   ) -> go.Figure:
+    """Each measured rewrite's speedup over the original with its 95% CI as whiskers, coloured
+    by verdict, the no-change line at 1 and the threshold band around it; the hover gives the
+    output difference."""
+    measured = [r for r in rewrites if r.get("speedup") is not None]
+    if not measured:
+        return empty_figure("Speedup of each rewrite over the original",
+                            "no rewrite was measured")
+    measured = sorted(measured, key=lambda r: r["speedup"])
+    figure = go.Figure()
+    for r in measured:
+        v = verdict(r, threshold) if r.get("status") == "ok" else "not resolved"
+        figure.add_trace(go.Scatter(
+            x=[r["speedup"]], y=[display_text(r["name"])], mode="markers",
+            marker={"size": 11, "color": VERDICT_COLOURS.get(v, "#7f7f7f"),
+                    "symbol": "circle" if r.get("status") == "ok" else "x"},
+            error_x={"type": "data", "symmetric": False,
+                     "array": [r["ci95_high"] - r["speedup"]],
+                     "arrayminus": [r["speedup"] - r["ci95_low"]]},
+            name=display_text(f"{r['name']}: {v}"),
+            hovertemplate=display_text(
+                f"{r['name']}<br>speedup {format_speedup(r['speedup'], r['ci95_low'], r['ci95_high'])}"
+                f"<br>max |Δ| {units.format_scientific(r.get('max_abs_diff'))}, max rel. Δ "
+                f"{units.format_scientific(r.get('max_rel_diff'))}<br>{v}") + "<extra></extra>"))
+    figure.add_vrect(x0=1 - threshold, x1=1 + threshold, fillcolor="#cccccc", opacity=0.3,
+                     line_width=0)
+    figure.add_vline(x=1, line_dash="dash", line_color="#555555")
+    figure.update_layout(title="Speedup of each rewrite over the original (t_original / "
+                               "t_rewrite; whiskers: 95% CI; band: ±threshold)",
+                         xaxis_title="speedup (above 1 is faster)", yaxis_title="",
+                         height=140 + 40 * len(measured), showlegend=True,
+                         margin={"l": 10, "r": 10, "t": 60, "b": 40})
+    return figure
+
+
+def layer_table(activations: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The per-layer table a person reads: layer, kind, fused, time, % of step, cause."""
+    rows = []
+    for a in activations:
+        fused = a.get("fused")
+        rows.append({
+            "layer": a.get("layer"), "kind": a.get("kind"),
+            "fused": "yes" if fused is True else "no" if fused is False else "not in trace",
+            "time per step": units.format_time(None if a.get("time_us") is None
+                                               else a["time_us"] / 1e6),
+            "% of step": units.format_percent(None if a.get("pct") is None
+                                              else a["pct"] / 100),
+            "cause": a.get("cause", ""),
+        })
+    return pd.DataFrame(rows)
