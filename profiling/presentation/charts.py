@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from profiling.measurement.stats import unpaired_ratio
+from profiling.measurement.stats import RatioStats, ratio_stats, unpaired_ratio
 from profiling.presentation.units import format_number
 
 # Dimensions that, besides the variant label, tell two measured series apart.
@@ -303,7 +303,8 @@ def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFram
     two cases were timed interleaved in one run (the stored ``ratio_to_baseline`` refers to this
     baseline) the speedup and its 95% CI come from the paired samples (``paired`` True);
     otherwise from the two medians' CIs (``stats.unpaired_ratio``). A case without a CI gets
-    none (NaN bounds) and is never called significant. ``significant``: the CI excludes 1.
+    none (NaN bounds) and is never called significant. ``significant``: the CI excludes 1
+    (``RatioStats.significant``).
     Columns: ``series``, ``label``, ``variant``, ``shape``, ``numel``, ``speedup``,
     ``speedup_low``, ``speedup_high``, ``paired``, ``significant`` and the setting keys.
     """
@@ -328,33 +329,33 @@ def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFram
     merged = others.merge(base, on=keys, how="inner")
     if merged.empty:
         return pd.DataFrame(columns=columns)
-    rows = [_speedup(r) for r in merged.to_dict("records")]
-    merged["speedup"] = [r[0] for r in rows]
-    merged["speedup_low"] = [r[1] for r in rows]
-    merged["speedup_high"] = [r[2] for r in rows]
-    merged["paired"] = [r[3] for r in rows]
-    merged["significant"] = (merged["speedup_low"] > 1) | (merged["speedup_high"] < 1)
+    ratios = [_ratio_to_base(r) for r in merged.to_dict("records")]
+    merged["speedup"] = [r.speedup for r in ratios]
+    merged["speedup_low"] = [r.speedup_ci95[0] for r in ratios]
+    merged["speedup_high"] = [r.speedup_ci95[1] for r in ratios]
+    merged["paired"] = [r.paired for r in ratios]
+    merged["significant"] = [r.significant() for r in ratios]
     return merged[columns + keys[1:]].sort_values(["series", "numel"], kind="stable")
 
 
-def _speedup(row: dict) -> tuple[float, float, float, bool]:
-    """(speedup, low, high, paired) of one merged row: baseline time / this case's time."""
+def _ratio_to_base(row: dict) -> RatioStats:
+    """This case's time / the baseline's of one merged row: the stored paired ratio when both
+    were timed interleaved, else the one from the two medians' CIs (NaN CI without them)."""
     paired = row.get("ratio_to_baseline")
     if (row.get("baseline_case_id") is not None and row.get("baseline_case_id") ==
             row.get("base_case_id") and paired is not None and not pd.isna(paired)):
-        return (1 / paired, 1 / row["ratio_ci95_high"], 1 / row["ratio_ci95_low"], True)
+        return ratio_stats(paired, row["ratio_ci95_low"], row["ratio_ci95_high"])
     ratio = unpaired_ratio(
         {k: row.get(f"base_{k}") for k in ("median_s", "ci95_low_s", "ci95_high_s", "n_samples")},
         {k: row.get(k) for k in ("median_s", "ci95_low_s", "ci95_high_s", "n_samples")})
-    speedup = row["base_median_s"] / row["median_s"]
     if ratio is None:
-        return (speedup, float("nan"), float("nan"), False)
-    return (speedup, 1 / ratio.ci95_high, 1 / ratio.ci95_low, False)
+        return ratio_stats(row["median_s"] / row["base_median_s"], None, None, paired=False)
+    return ratio
 
 
 def speedup_vs_baseline(cases: pd.DataFrame, baseline: str = "nn_relu") -> go.Figure:
     """Speedup over ``baseline`` against element count (log x) with CI whiskers; points whose
-    CIs overlap the baseline's (difference not significant) are drawn as open circles."""
+    speedup CI includes 1 (difference not significant) are drawn as open circles."""
     title = f"Speedup vs {display_text(baseline)} (>1 is faster)"
     table = speedup_table(cases, baseline)
     if table.empty:
