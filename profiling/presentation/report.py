@@ -133,7 +133,7 @@ def _guide_section(store: Any, runs: pd.DataFrame) -> str:
 
     found = claims.stored_claims(store, list(runs["run_id"])) or claims.stored_claims(store)
     body = (f"<p class=\"meta\">From run {_e(found[0])}.</p>"
-            + _table(found[1], ("claim", "verdict", "measured", "source"))) if found else (
+            + _table(claims.shown(found[1]))) if found else (
         "<p>No claims measured yet: <code>python -m profiling claims</code>.</p>")
     for run in runs.itertuples():
         try:
