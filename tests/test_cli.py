@@ -64,6 +64,9 @@ def test_run_json(run):
     assert by["int8"]["speedup"] is None  # nothing measured, nothing made up
     fusion = {(f["variant"], f["block"]): f for f in run["fusion"]}
     assert fusion[("nn_relu", "conv")]["fused"] is True
+    leaky_conv = fusion[("leaky(alpha=0.2)", "conv")]
+    assert leaky_conv["speedup"] == pytest.approx(1 / leaky_conv["time_vs_fused"])
+    assert leaky_conv["speedup_ci95_low"] == pytest.approx(1 / leaky_conv["ratio_ci95_high"])
     assert fusion[("leaky(alpha=0.2)", "conv")]["fused"] is False
     assert fusion[("nn_relu", "xla")]["compiled"] is True
     assert "float32" in fusion[("int8", "dense")]["reason"]

@@ -162,12 +162,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = {"run_id": run_id, "status": run["status"], "noise": noise,
                "cases": _records(_with_speedup(cases), JSON_CASE_FIELDS)}
         if spec.fusion:
-            out["fusion"] = _records(store.fusion([run_id]))
+            out["fusion"] = _fusion_records(store, run_id)
         _print_json(out)
     else:
         _print_cases(cases)
         if spec.fusion:
-            print_table(store.fusion([run_id]).drop(columns=["run_id", "case_id"]))
+            _print_fusion(store.fusion([run_id]))
         print(f"run {run_id}: {run['status']}, {len(cases)} cases "
               f"({(cases.status == 'ok').sum()} ok, {(cases.status == 'skipped').sum()} skipped, "
               f"{(cases.status == 'failed').sum()} failed)")
@@ -187,15 +187,25 @@ def _warn_noise(run_id: str, noise: dict) -> None:
               file=sys.stderr)
 
 
-def _with_speedup(cases: pd.DataFrame) -> pd.DataFrame:
-    """cases plus speedup, speedup_ci95_low/high: the inverse of each stored ratio_to_baseline
-    (NaN where none was measured)."""
+def _with_speedup(frame: pd.DataFrame, ratio: str = "ratio_to_baseline") -> pd.DataFrame:
+    """frame plus speedup, speedup_ci95_low/high: the inverse of each stored ratio (cases:
+    ratio_to_baseline, fusion rows: time_vs_fused) and its CI; NaN where none was measured."""
     from profiling.measurement.stats import ratio_stats
 
-    fields = [ratio_stats(r.ratio_to_baseline, r.ratio_ci95_low, r.ratio_ci95_high)
-              .speedup_fields() for r in cases.itertuples()]
-    return cases.assign(**{k: [f[k] for f in fields] for k in
+    fields = [ratio_stats(r.get(ratio), r.get("ratio_ci95_low"), r.get("ratio_ci95_high"))
+              .speedup_fields() for r in frame.to_dict("records")]
+    return frame.assign(**{k: [f[k] for f in fields] for k in
                            ("speedup", "speedup_ci95_low", "speedup_ci95_high")})
+
+
+def _fusion_records(store: Any, run_id: str) -> list[dict]:
+    return _records(_with_speedup(store.fusion([run_id]), "time_vs_fused"))
+
+
+def _print_fusion(fusion: pd.DataFrame) -> None:
+    from profiling.presentation.charts import fusion_table
+
+    print_table(fusion_table(fusion))
 
 
 def _print_cases(cases: pd.DataFrame) -> None:
@@ -237,7 +247,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                      "calibration": _records(store.calibration(run_id)),
                      "roof": _records(store.roof(run_id)),
                      "cases": _records(_with_speedup(cases), JSON_CASE_FIELDS),
-                     "fusion": _records(store.fusion([run_id]))})
+                     "fusion": _fusion_records(store, run_id)})
         return 0
     print(f"run {run_id}  status={run['status']}  created={run['created_at']}  "
           f"label={run['label'] or '-'}")
@@ -253,7 +263,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _print_cases(cases)
     fusion = store.fusion([run_id])
     if len(fusion):
-        print_table(fusion.drop(columns=["run_id", "case_id"]))
+        _print_fusion(fusion)
     return 0
 
 
