@@ -142,7 +142,7 @@ def _timing_rows(claim_id: str, variant: str, baseline: str, names: tuple[str, s
         low, high = m.ratio.speedup_ci95
         text = (f"speedup of {names[0]} over {names[1]} = "
                 f"{format_speedup(m.ratio.speedup, low, high)} (95% CI, {rounds} paired "
-                f"repeats) on tf.random.normal([{numel:,}]) float32, forward, {setting_name}")
+                f"repeats) on tf.random.normal([{numel}]) float32, forward, {setting_name}")
         rows.append(_row(claim_id, text, speedup_verdict(m.ratio, target), "measured now",
                          m.ratio.speedup, low, high, setting, m.ratio))
         pairs.append(m)
