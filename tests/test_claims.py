@@ -11,6 +11,7 @@ import pytest
 from profiling.experiments import claims
 from profiling.measurement.stats import RatioStats
 from profiling.presentation import units
+from profiling.presentation.claims import shown
 from profiling.presentation.report import render_html
 from profiling.storage.store import Store
 
@@ -106,11 +107,14 @@ def test_time_pair_goes_through_the_core_and_pairs_its_samples(setting):
 
 def test_shown_verdict_names_the_setting():
     table = pd.DataFrame([
-        claims._row("maximum_vs_where", "m", claims.HOLDS, "r", 3.2, 3.1, 3.3, "eager"),
-        claims._row("maximum_vs_where", "m", claims.PARTLY, "r", 3.0, 2.5, 3.5, "function"),
+        claims._row("maximum_vs_where", "m", claims.HOLDS, "r", 3.2, 3.1, 3.3, "eager",
+                    RatioStats(1 / 3.2, 1 / 3.3, 1 / 3.1, 9, True)),
+        claims._row("maximum_vs_where", "m", claims.PARTLY, "r", 3.0, 2.5, 3.5, "function",
+                    RatioStats(1 / 3, 1 / 3.5, 1 / 2.5, 9, True)),
         claims.batch_claim(sweep({8: 1, 16: 2}), "-")], columns=claims.COLUMNS)
-    assert list(claims.shown(table)["verdict"]) == [
-        "holds (eager)", "partly (tf.function)", claims.NOT_MEASURED]
+    view = shown(table)
+    assert list(view["verdict"]) == ["holds (eager)", "partly (tf.function)", claims.NOT_MEASURED]
+    assert list(view["speedup"]) == ["3.20× [3.10, 3.30]", "3.00× [2.50, 3.50]", units.MISSING]
 
 
 def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
@@ -135,10 +139,11 @@ def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
     assert "--kind batch_sweep" in by_id["batch_64"]["measured"]
     assert main(["claims", "--stored", "--markdown"]) == 0
     markdown = capsys.readouterr().out
-    assert markdown.startswith("| claim | verdict | measured | source |")
+    assert markdown.startswith("| claim | verdict | speedup | measured | source |")
     assert f"{timings[0]['verdict']} (eager)" in markdown
     assert f"{timings[1]['verdict']} (tf.function)" in markdown
-    assert f"{units.format_number(timings[0]['value'])}×" in markdown
+    assert units.format_speedup(timings[0]["value"], timings[0]["ci95_low"],
+                                timings[0]["ci95_high"]) in markdown
     with Store(data_dir) as store:
         run_id, stored = claims.stored_claims(store)
         assert stored.loc[0, "source"] == f"run {run_id}"

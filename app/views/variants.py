@@ -46,6 +46,7 @@ def render() -> None:
 def claims_section() -> None:
     """The guide's claims: the newest stored claims run, and a button to measure them now."""
     from profiling.experiments import claims
+    from profiling.presentation.claims import shown
 
     st.subheader("Guide claims")
     st.caption("Each quantitative claim of the guide, measured on this machine: timing claims "
@@ -61,7 +62,7 @@ def claims_section() -> None:
         return
     run_id, table = found
     st.caption(f"From run {run_id}.")
-    st.dataframe(claims.shown(table), hide_index=True, key="claims_table")
+    st.dataframe(shown(table), hide_index=True, key="claims_table")
 
 
 with page_guard("The Variants page"):

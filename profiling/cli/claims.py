@@ -42,7 +42,8 @@ def cmd_claims(args: argparse.Namespace) -> int:
         return _error(f"--rounds {args.rounds}; accepted: 6..1000 (a 95% CI needs 6)")
     if not 0 <= args.min_time <= 10:
         return _error(f"--min-time {args.min_time}; accepted: seconds in [0, 10]")
-    from profiling.experiments.claims import claims_table, shown, stored_claims
+    from profiling.experiments.claims import claims_table, stored_claims
+    from profiling.presentation.claims import shown
     from profiling.storage.store import Store
 
     store = Store()
@@ -62,8 +63,11 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
         print(to_markdown(shown(table)))
     else:
+        from profiling.presentation.units import MISSING
+
         for r in shown(table).itertuples():
-            print(f"[{r.verdict}] {r.claim}\n    {r.measured}  ({r.source})")
+            speedup = "" if r.speedup == MISSING else f"speedup {r.speedup}: "
+            print(f"[{r.verdict}] {r.claim}\n    {speedup}{r.measured}  ({r.source})")
     return 0
 
 

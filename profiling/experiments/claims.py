@@ -4,11 +4,12 @@ Verdicts: "holds", "partly", "does not hold here", or "not measured" (with what 
 
 The two timing claims are measured as the guide measured them (eager, on
 `tf.random.normal([1000000])`, float32, forward) and then again in `tf.function`: one row per
-setting, whose `setting` the shown verdict names. Each pair is timed by the measurement core
-(`measure_interleaved`, on a fresh stack, as the profile worker times its cases) and its time
-ratio t_variant / t_baseline comes from the paired samples (`stats.paired_ratio`); the row's
-`value` and CI are the speedup t_baseline / t_variant, also in `speedup*`, with the ratio in
-`ratio*`. A verdict reads the ratio's CI with the lab's one rule (`RatioStats.side_of`):
+setting, which the shown verdict names (`profiling.presentation.claims`). Each pair is timed by
+the measurement core (`measure_interleaved`, on a fresh stack, as the profile worker times its
+cases) and its time ratio t_variant / t_baseline comes from the paired samples
+(`stats.paired_ratio`); the row's `value` and CI are the speedup t_baseline / t_variant, also in
+`speedup*`, with the ratio in `ratio*`. A verdict reads the ratio's CI with the lab's one rule
+(`RatioStats.side_of`):
 
 - maximum_vs_where: `tf.maximum` 3-5x faster than `tf.where` -> speedup of maximum over where.
   Holds: the speedup's CI lies wholly above 3; does not hold: wholly below; partly: it touches
@@ -42,7 +43,6 @@ from profiling.measurement.timing import Timing
 COLUMNS = ["claim_id", "claim", "setting", "measured", "value", "ci95_low", "ci95_high",
            "verdict", "source", "ratio", "ratio_ci95_low", "ratio_ci95_high", "speedup",
            "speedup_ci95_low", "speedup_ci95_high"]
-SHOWN_COLUMNS = ["claim", "verdict", "measured", "source"]
 CLAIMS = {
     "maximum_vs_where": "tf.maximum is 3–5× faster than the tf.where version",
     "sparsity_storage": "ReLU's sparsity lowers storage (Wide & Deep)",
@@ -66,15 +66,6 @@ def _row(claim_id: str, measured: str, verdict: str, source: str, value: float |
         row.update(ratio=ratio.ratio, ratio_ci95_low=ratio.ci95_low,
                    ratio_ci95_high=ratio.ci95_high, **ratio.speedup_fields())
     return row
-
-
-def shown(table: pd.DataFrame) -> pd.DataFrame:
-    """SHOWN_COLUMNS for people: the verdict names its setting ("holds (eager)") where the
-    claim was measured in one."""
-    out = table.reindex(columns=COLUMNS).copy()
-    out["verdict"] = [f"{v} ({SETTINGS.get(s, s)})" if isinstance(s, str) and s else v
-                      for v, s in zip(out["verdict"], out["setting"], strict=True)]
-    return out[SHOWN_COLUMNS]
 
 
 # --- paired timing -----------------------------------------------------------------------------
@@ -133,16 +124,14 @@ def speedup_verdict(ratio: RatioStats, target: float) -> str:
 def _timing_rows(claim_id: str, variant: str, baseline: str, names: tuple[str, str],
                  target: float, numel: int, rounds: int, min_time: float
                  ) -> tuple[list[dict], list[PairedTiming]]:
-    from profiling.presentation.units import format_speedup
-
     x = _input(numel)
     rows, pairs = [], []
     for setting, setting_name in SETTINGS.items():
         m = time_pair(variant, baseline, x, setting, rounds, min_time)
         low, high = m.ratio.speedup_ci95
-        text = (f"speedup of {names[0]} over {names[1]} = "
-                f"{format_speedup(m.ratio.speedup, low, high)} (95% CI, {rounds} paired "
-                f"repeats) on tf.random.normal([{numel}]) float32, forward, {setting_name}")
+        text = (f"speedup of {names[0]} over {names[1]} (t_{baseline} / t_{variant}, median "
+                f"of {rounds} paired repeats, 95% CI) on tf.random.normal([{numel}]) float32, "
+                f"forward, {setting_name}")
         rows.append(_row(claim_id, text, speedup_verdict(m.ratio, target), "measured now",
                          m.ratio.speedup, low, high, setting, m.ratio))
         pairs.append(m)

@@ -107,6 +107,7 @@ def _guide(store: Any, runs: pd.DataFrame) -> dict[str, Any]:
 
     from profiling.experiments import claims
     from profiling.presentation import scenario_charts
+    from profiling.presentation.claims import shown
 
     found = claims.stored_claims(store, list(runs["run_id"])) or claims.stored_claims(store)
     scenarios = []
@@ -125,7 +126,7 @@ def _guide(store: Any, runs: pd.DataFrame) -> dict[str, Any]:
                               "layers": _table(layers) if len(layers) else None})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a hostile bundle
             scenarios.append({"run_id": run.run_id, "error": str(exc)})
-    return {"claims": {"run_id": found[0], "table": _table(claims.shown(found[1]))}
+    return {"claims": {"run_id": found[0], "table": _table(shown(found[1]))}
             if found else None, "scenarios": scenarios}
 
 
