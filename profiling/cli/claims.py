@@ -66,7 +66,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
         from profiling.presentation.units import MISSING
 
         for r in shown(table).itertuples():
-            speedup = "" if r.speedup == MISSING else f"speedup {r.speedup}: "
+            speedup = "" if r.speedup == MISSING else f"{r.speedup} = "
             print(f"[{r.verdict}] {r.claim}\n    {speedup}{r.measured}  ({r.source})")
     return 0
 
