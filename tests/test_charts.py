@@ -203,6 +203,18 @@ def test_fusion_table_converts_time_to_us():
     table = charts.fusion_table(fusion)
     assert table.loc[0, "time_us"] == pytest.approx(2.0)
     assert table.loc[0, "fused_into"] == "_FusedConv2D"
+    assert table.loc[0, "speedup"] == "1.00×"  # no CI stored, none shown
+
+
+def test_fusion_table_shows_the_speedup_over_the_fused_block():
+    fusion = pd.DataFrame([
+        dict(variant="where", block="conv", time_s=2e-6, time_vs_fused=1.25,
+             ratio_ci95_low=1.2, ratio_ci95_high=1.3),
+        dict(variant="odd", block="conv", time_s=2e-6, time_vs_fused=None,
+             ratio_ci95_low=None, ratio_ci95_high=None)])
+    table = charts.fusion_table(fusion)
+    assert table.loc[0, "speedup"] == "0.800× [0.769, 0.833]"  # 1 / 1.3, 1 / 1.2
+    assert pd.isna(table.loc[1, "speedup"]) and "time_vs_fused" not in table.columns
 
 
 def semantics_row(variant: str, dtype: str, nan: str, bitwise: bool) -> dict:

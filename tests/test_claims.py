@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 
 from profiling.experiments import claims
+from profiling.measurement.stats import RatioStats
+from profiling.presentation import units
+from profiling.presentation.claims import shown
 from profiling.presentation.report import render_html
 from profiling.storage.store import Store
 
@@ -72,24 +75,46 @@ def test_mixed_precision_verdict(ratio, drop, verdict):
 
 @pytest.mark.parametrize("low, high, verdict", [
     (3.1, 4.0, claims.HOLDS), (2.0, 2.9, claims.NOT_HOLD), (2.5, 3.5, claims.PARTLY),
-    (0.8, 6.0, claims.PARTLY),
+    (0.8, 6.0, claims.PARTLY), (3.0, 4.0, claims.PARTLY), (2.0, 3.0, claims.PARTLY),
 ])
-def test_at_least_verdict_reads_the_ci_against_the_claimed_factor(low, high, verdict):
-    assert claims.at_least_verdict(low, high, 3.0) == verdict
+def test_speedup_verdict_reads_the_ci_against_the_claimed_factor(low, high, verdict):
+    # a speedup CI [low, high] is the ratio CI [1/high, 1/low]; touching 3 is not beyond it
+    ratio = RatioStats(2 / (low + high), 1 / high, 1 / low, 9, True)
+    assert ratio.speedup_ci95 == (pytest.approx(low), pytest.approx(high))
+    assert claims.speedup_verdict(ratio, 3.0) == verdict
 
 
-def test_at_least_verdict_strict_for_faster_than():
-    assert claims.at_least_verdict(1.0, 1.2, 1.0, strict=True) == claims.PARTLY
-    assert claims.at_least_verdict(1.01, 1.2, 1.0, strict=True) == claims.HOLDS
-    assert claims.at_least_verdict(0.5, 0.9, 1.0, strict=True) == claims.NOT_HOLD
+def test_speedup_verdict_for_faster_than():
+    assert claims.speedup_verdict(RatioStats(0.9, 1 / 1.2, 1.0, 9, True), 1.0) == claims.PARTLY
+    assert claims.speedup_verdict(RatioStats(0.9, 0.8, 0.99, 9, True), 1.0) == claims.HOLDS
+    assert claims.speedup_verdict(RatioStats(1.5, 1.1, 2.0, 9, True), 1.0) == claims.NOT_HOLD
 
 
-def test_paired_ratio_of_the_same_call_is_near_one():
-    m = claims.paired_ratio(lambda: sum(range(2000)), lambda: sum(range(2000)), rounds=6,
-                            min_time=0.005)
-    assert len(m["samples_a"]) == len(m["samples_b"]) == 6
-    assert m["low"] <= m["ratio"] <= m["high"]
-    assert 0.2 < m["ratio"] < 5
+@pytest.mark.parametrize("setting", ["eager", "function"])
+def test_time_pair_goes_through_the_core_and_pairs_its_samples(setting):
+    import tensorflow as tf
+
+    x = tf.random.normal([1000], seed=0)
+    m = claims.time_pair("nn_relu", "maximum", x, setting, rounds=6, min_time=0.002)
+    assert len(m.variant_timing.samples) == len(m.baseline_timing.samples) == 6
+    assert m.ratio.paired and m.ratio.n_pairs == 6 and m.setting == setting
+    per_pair = sorted(v / b for v, b in zip(m.variant_timing.samples,
+                                            m.baseline_timing.samples, strict=True))
+    assert m.ratio.ratio == pytest.approx((per_pair[2] + per_pair[3]) / 2)  # the pairs' median
+    assert m.ratio.ci95_low <= m.ratio.ratio <= m.ratio.ci95_high
+    assert m.ratio.speedup == pytest.approx(1 / m.ratio.ratio)
+
+
+def test_shown_verdict_names_the_setting():
+    table = pd.DataFrame([
+        claims._row("maximum_vs_where", "m", claims.HOLDS, "r", 3.2, 3.1, 3.3, "eager",
+                    RatioStats(1 / 3.2, 1 / 3.3, 1 / 3.1, 9, True)),
+        claims._row("maximum_vs_where", "m", claims.PARTLY, "r", 3.0, 2.5, 3.5, "function",
+                    RatioStats(1 / 3, 1 / 3.5, 1 / 2.5, 9, True)),
+        claims.batch_claim(sweep({8: 1, 16: 2}), "-")], columns=claims.COLUMNS)
+    view = shown(table)
+    assert list(view["verdict"]) == ["holds (eager)", "partly (tf.function)", claims.NOT_MEASURED]
+    assert list(view["speedup"]) == ["3.20× [3.10, 3.30]", "3.00× [2.50, 3.50]", units.MISSING]
 
 
 def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
@@ -100,28 +125,41 @@ def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
     assert main(["claims", "--json", "--numel", "4096", "--rounds", "6", "--min-time", "0.002",
                  "--no-run-missing"]) == 0
     table = json.loads(capsys.readouterr().out)
-    assert [r["claim_id"] for r in table] == list(claims.CLAIMS)
+    assert list(dict.fromkeys(r["claim_id"] for r in table)) == list(claims.CLAIMS)
+    timings = [r for r in table if r["claim_id"] == "maximum_vs_where"]
+    assert [r["setting"] for r in timings] == ["eager", "function"]  # the guide's first
+    for timing in timings:
+        assert timing["ci95_low"] <= timing["value"] <= timing["ci95_high"]
+        assert timing["value"] == timing["speedup"] == pytest.approx(1 / timing["ratio"])
+        assert timing["speedup_ci95_low"] == pytest.approx(1 / timing["ratio_ci95_high"])
+        assert timing["verdict"] in (claims.HOLDS, claims.PARTLY, claims.NOT_HOLD)
+        assert f"{timing['setting'].replace('function', 'tf.function')}" in timing["measured"]
     by_id = {r["claim_id"]: r for r in table}
-    timing = by_id["maximum_vs_where"]
-    assert timing["ci95_low"] <= timing["value"] <= timing["ci95_high"]
-    assert timing["verdict"] in (claims.HOLDS, claims.PARTLY, claims.NOT_HOLD)
     assert by_id["batch_64"]["verdict"] == claims.NOT_MEASURED  # nothing stored, not run
     assert "--kind batch_sweep" in by_id["batch_64"]["measured"]
     assert main(["claims", "--stored", "--markdown"]) == 0
     markdown = capsys.readouterr().out
-    assert markdown.startswith("| claim | verdict | measured | source |")
-    assert f"{timing['value']:.2f}×" in markdown
+    assert markdown.startswith("| claim | verdict | speedup | measured | source |")
+    assert f"{timings[0]['verdict']} (eager)" in markdown
+    assert f"{timings[1]['verdict']} (tf.function)" in markdown
+    assert units.format_speedup(timings[0]["value"], timings[0]["ci95_low"],
+                                timings[0]["ci95_high"]) in markdown
     with Store(data_dir) as store:
         run_id, stored = claims.stored_claims(store)
         assert stored.loc[0, "source"] == f"run {run_id}"
         cases = store.cases([run_id])
-        where = cases[cases["variant"] == "where"].iloc[0]
-        assert where["ratio_to_baseline"] == pytest.approx(timing["value"])
+        maximum = cases[cases["variant"] == "maximum"].set_index("mode")
+        for timing in timings:
+            case = maximum.loc[timing["setting"]]
+            assert case["ratio_to_baseline"] == pytest.approx(timing["ratio"])
+            base = cases.set_index("case_id").loc[case["baseline_case_id"]]
+            assert base["variant"] == "where" and base["mode"] == timing["setting"]
         assert set(cases["kind"]) == {"scenario"} and (cases["n_samples"] == 6).all()
-        assert list(stored["claim_id"]) == list(claims.CLAIMS)
+        assert list(dict.fromkeys(stored["claim_id"])) == list(claims.CLAIMS)
         document = render_html(store, [run_id])
     assert "Guide claims and scenarios" in document
     assert "tf.maximum is 3–5× faster than the tf.where version" in document
+    assert f"{timings[0]['verdict']} (eager)" in document
 
 
 @pytest.mark.parametrize("argv", [["--numel", "0"], ["--rounds", "3"], ["--min-time", "-1"]])

@@ -57,8 +57,16 @@ def test_run_json(run):
     assert by["nn_relu"]["status"] == "ok" and by["nn_relu"]["median_s"] > 0
     assert by["nn_relu"]["gbps"] > 0 and by["nn_relu"]["ci95_s"] >= 0
     assert by["int8"]["status"] == "skipped" and "float32" in by["int8"]["reason"]
+    leaky = by["leaky(alpha=0.2)"]  # timed interleaved with nn_relu, the baseline
+    assert leaky["speedup"] == pytest.approx(1 / leaky["ratio_to_baseline"])
+    assert leaky["speedup_ci95_low"] == pytest.approx(1 / leaky["ratio_ci95_high"])
+    assert leaky["speedup_ci95_high"] == pytest.approx(1 / leaky["ratio_ci95_low"])
+    assert by["int8"]["speedup"] is None  # nothing measured, nothing made up
     fusion = {(f["variant"], f["block"]): f for f in run["fusion"]}
     assert fusion[("nn_relu", "conv")]["fused"] is True
+    leaky_conv = fusion[("leaky(alpha=0.2)", "conv")]
+    assert leaky_conv["speedup"] == pytest.approx(1 / leaky_conv["time_vs_fused"])
+    assert leaky_conv["speedup_ci95_low"] == pytest.approx(1 / leaky_conv["ratio_ci95_high"])
     assert fusion[("leaky(alpha=0.2)", "conv")]["fused"] is False
     assert fusion[("nn_relu", "xla")]["compiled"] is True
     assert "float32" in fusion[("int8", "dense")]["reason"]
@@ -77,6 +85,7 @@ def test_list_show(run, data):
     assert len(shown["cases"]) == 3 and shown["calibration"][0]["peak_gbps"] > 0
     text = cli("show", "latest", data=data).stdout
     assert "nn_relu" in text and "GB/s" in text
+    assert "speedup [CI95]" in text and "1.00× [1.00, 1.00]" in text  # nn_relu vs itself
     listed = cli("list", data=data).stdout
     assert run["run_id"] in listed and "noise_verdict" in listed
     assert "{" not in listed  # a table for people: no raw JSON column
@@ -97,9 +106,12 @@ def test_compare_exit_codes(run, data):
     res = json.loads(out.stdout)
     assert res["regressions"] == 2
     assert all(c["ratio"] == pytest.approx(3) for c in res["cases"])
+    assert all(c["speedup"] == pytest.approx(1 / 3) and c["speedup_ci95_high"] ==
+               pytest.approx(1 / c["ratio_low"]) for c in res["cases"])
     assert cli("compare", run["run_id"], slow, "--max-regression", "500%",
                data=data).returncode == 0
-    assert "REGRESSION" in cli("compare", run["run_id"], slow, data=data, check=1).stdout
+    text = cli("compare", run["run_id"], slow, data=data, check=1).stdout
+    assert "REGRESSION" in text and "speedup B vs A" in text and "0.333×" in text
     assert_one_line_error(cli("compare", run["run_id"], slow, "--max-regression", "lots",
                               data=data, check=None))
 

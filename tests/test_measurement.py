@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -269,6 +270,22 @@ def test_noise_between_counts_only_other_processes():
     assert noise.verdict([{"group": "g", **noise.between(before, quiet)}],
                          [("a", 0.02)])["verdict"] == "quiet"
     assert noise.stored("not json")["verdict"] == "unknown"
+
+
+def test_noise_snapshot_reads_the_machine_through_psutil():
+    first = noise.psutil.cpu_times()
+    before = noise.snapshot()
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # burn 0.3 s of CPU in this process
+        pass
+    after = noise.snapshot()
+    last = noise.psutil.cpu_times()
+    assert first.steal <= before.steal_s <= after.steal_s <= last.steal  # steal: psutil's own
+    assert first.idle <= before.total_s - before.busy_s <= last.idle + last.iowait + 1
+    assert after.own_cpu_s - before.own_cpu_s >= 0.25
+    # the machine's busy time includes ours (counters tick at 100 Hz)
+    assert after.busy_s - before.busy_s >= 0.2
+    assert after.total_s - before.total_s >= after.busy_s - before.busy_s
 
 
 def test_run_names_are_short_and_unique():

@@ -44,8 +44,27 @@ def test_report_escapes_user_supplied_text(store):
     run_id = fill(store, cases, label=EVIL)
     document = render_html(store, [run_id], baseline="nn_relu")
     assert EVIL not in document
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in document
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in document
     assert "test &lt;cpu&gt;" in document
+
+
+def test_report_escapes_a_hostile_spec_and_environment(store):
+    """Text from a bundle lands in the template's every kind of slot: a scenario's name, its
+    tables, an error message, an environment key and value, a fusion reason."""
+    run_id = fill(store, synthetic_cases(variants={"nn_relu": 1.0}), label="plain")
+    hostile = store.create_run({"kind": "scenario", "scenario": EVIL, "results": {
+        "summary": [{"label": EVIL, "mode": "x", "status": "ok", "median_s": 0.001}]}},
+        label=EVIL)
+    store.finish_run(hostile, "complete")
+    broken = store.create_run({"kind": "scenario", "scenario": "qat", "results": {
+        "summary": {EVIL: "not a table"}}}, label="broken")
+    store.finish_run(broken, "complete")
+    document = render_html(store, [run_id, hostile, broken], baseline=EVIL)
+    assert "<script>alert" not in document
+    assert f"&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; · run {hostile}" in document
+    assert document.count("&lt;script&gt;alert") >= 4  # title, baseline, run label, summary
+    # the one script of the page is plotly.js, inlined; the charts' own divs are not escaped
+    assert document.count("<script") == 1 + chart_count(document)
 
 
 def test_report_applies_filters(store):

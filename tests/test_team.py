@@ -110,7 +110,7 @@ def test_mark_changes_and_figures_are_pure():
     assert mark_changes(hist).change.tolist() == ["", "faster", "", "", ""]
     fig = history_figure(mark_changes(hist).assign(commit=None)).to_plotly_json()
     names = [t["name"] for t in fig["data"]]
-    assert names == ["a", "a: faster (CIs apart)", "b"]
+    assert names == ["a", "a: faster (ratio CI excludes 1)", "b"]
     bars = machines_figure(hist).data[0]
     assert list(bars.x) == ["a", "b"] and list(bars.y) == [0.5e6, 1e6]
     with pytest.raises(FilterError, match="unknown filter key"):
@@ -257,7 +257,7 @@ def test_history_page_on_an_empty_store_and_with_a_planted_slowdown(backend, mac
     at = open_page("history", {"variant": "nn_relu"})
     assert not at.exception and not at.error, texts(at.error)
     names = [t["name"] for t in figures(at)["chart_history"]["data"]]
-    assert names == ["laptop", "laptop: slower (CIs apart)"]
+    assert names == ["laptop", "laptop: slower (ratio CI excludes 1)"]
     assert "1 change(s)" in texts(at.warning)[0]
 
 

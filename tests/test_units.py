@@ -63,3 +63,14 @@ def test_readable_puts_a_table_in_one_unit_with_short_numbers():
 ])
 def test_significant_digits_of_displayed_text(text, digits):
     assert units.significant_digits(text) == digits
+
+
+def test_speedup_bytes_and_time_range():
+    assert units.format_speedup(1.4815, 1.409, 1.5549) == "1.48× [1.41, 1.55]"
+    assert units.format_speedup(0.3333, None, 0.4) == "0.333×"  # a CI needs both bounds
+    assert units.format_speedup(math.nan) == units.MISSING
+    assert units.format_bytes(1536) == "1.50 KiB" and units.format_bytes(2**20) == "1.00 MiB"
+    assert units.format_bytes(512) == "512 B" and units.format_bytes(None) == units.MISSING
+    assert units.format_time_range(27.12e-6, 28.04e-6) == "[27.1, 28.0] µs"
+    assert units.format_time_range(0.9e-3, 1.2e-3) == "[0.900, 1.20] ms"
+    assert units.format_time_range(None, 1.0) == units.MISSING

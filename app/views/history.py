@@ -42,11 +42,13 @@ def render() -> None:
                                            "created_at"), key="chart_history")
     changes = points[points["change"] != ""]
     if len(changes):
-        st.warning(f"{len(changes)} change(s) where consecutive CIs do not overlap: " + ", ".join(
+        st.warning(f"{len(changes)} change(s) where the ratio to the previous run's median has a "
+                   "95% CI wholly beyond 1: " + ", ".join(
             f"{r.machine} {r.run_id} {r.change}" for r in changes.itertuples()),
             icon=":material/trending_up:")
-    st.caption("A change is marked (ring) where a run's 95% CI does not overlap the previous "
-               "run's on the same machine, as asv does.")
+    st.caption("A change is marked (ring) where the ratio of a run's median to the previous "
+               "run's on the same machine has a 95% CI (from the two medians' CIs) wholly "
+               "beyond 1: the rule `compare` and the charts use.")
     st.plotly_chart(history.machines_figure(points), key="chart_machines")
     st.dataframe(points, hide_index=True, key="history_table")
 

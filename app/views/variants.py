@@ -46,22 +46,23 @@ def render() -> None:
 def claims_section() -> None:
     """The guide's claims: the newest stored claims run, and a button to measure them now."""
     from profiling.experiments import claims
+    from profiling.presentation.claims import shown
 
     st.subheader("Guide claims")
     st.caption("Each quantitative claim of the guide, measured on this machine: timing claims "
-               "from paired rounds (95% CI), the others from the newest stored guide scenarios "
+               "as speedups from paired rounds (95% CI), eager as the guide measured them and "
+               "in tf.function; the others from the newest stored guide scenarios "
                "(`python -m profiling claims`).")
     if st.button("Measure the claims now", key="claims_run"):
         with page_guard("Measuring the claims"), st.spinner("Measuring… (a minute or two)"):
-            claims.claims_table(resources.store(), numel=1 << 20, rounds=7, min_time=0.02)
+            claims.claims_table(resources.store(), rounds=7, min_time=0.02)
     found = claims.stored_claims(resources.store())
     if found is None:
         st.info("No claims measured yet: press the button or run `python -m profiling claims`.")
         return
     run_id, table = found
     st.caption(f"From run {run_id}.")
-    st.dataframe(table[["claim", "verdict", "measured", "source"]], hide_index=True,
-                 key="claims_table")
+    st.dataframe(shown(table), hide_index=True, key="claims_table")
 
 
 with page_guard("The Variants page"):

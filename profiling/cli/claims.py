@@ -10,17 +10,19 @@ import json
 import sys
 from typing import Any
 
+from profiling.experiments.claims import GUIDE_NUMEL
+
 
 def add_command(subparsers: Any) -> None:
     """Add `claims` to an argparse subparsers object."""
     c = subparsers.add_parser(
         "claims", help="the guide's claims: measured answer and verdict for each",
         description="Measure tf.maximum vs tf.where and the custom op vs tf.nn.relu now (paired "
-                    "rounds); judge sparsity, batch size and mixed precision from the newest "
+                    "rounds, eager as the guide measured them, then tf.function); judge sparsity, batch size and mixed precision from the newest "
                     "stored guide scenarios (running small ones when missing).",
     )
-    c.add_argument("--numel", type=int, default=1 << 22,
-                   help="elements for the timing claims (default: %(default)s)")
+    c.add_argument("--numel", type=int, default=GUIDE_NUMEL,
+                   help="elements for the timing claims (default: %(default)s, the guide's)")
     c.add_argument("--rounds", type=int, default=15, help="paired rounds (default: %(default)s)")
     c.add_argument("--min-time", type=float, default=0.05, help="seconds per timed sample")
     c.add_argument("--no-run-missing", action="store_true",
@@ -41,6 +43,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
     if not 0 <= args.min_time <= 10:
         return _error(f"--min-time {args.min_time}; accepted: seconds in [0, 10]")
     from profiling.experiments.claims import claims_table, stored_claims
+    from profiling.presentation.claims import shown
     from profiling.storage.store import Store
 
     store = Store()
@@ -58,10 +61,13 @@ def cmd_claims(args: argparse.Namespace) -> int:
     elif args.markdown:
         from relu_impls.semantics import to_markdown
 
-        print(to_markdown(table[["claim", "verdict", "measured", "source"]]))
+        print(to_markdown(shown(table)))
     else:
-        for r in table.itertuples():
-            print(f"[{r.verdict}] {r.claim}\n    {r.measured}  ({r.source})")
+        from profiling.presentation.units import MISSING
+
+        for r in shown(table).itertuples():
+            speedup = "" if r.speedup == MISSING else f"{r.speedup} = "
+            print(f"[{r.verdict}] {r.claim}\n    {speedup}{r.measured}  ({r.source})")
     return 0
 
 

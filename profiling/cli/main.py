@@ -19,7 +19,14 @@ import pandas as pd
 from profiling.cli.common import UsageError, print_table
 from profiling.cli.common import open_store as _store
 from profiling.measurement.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
-from profiling.presentation.units import MISSING, format_number, format_percent, format_time
+from profiling.presentation.units import (
+    format_bytes,
+    format_gbps,
+    format_number,
+    format_percent,
+    format_speedup,
+    format_time,
+)
 
 CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
 JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "numel", "dtype",
@@ -28,7 +35,8 @@ JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "n
                     "n_samples", "number", "elements_per_s", "bytes_per_call", "gbps",
                     "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb",
                     "working_set_bytes", "roof_gbps", "floor_s", "baseline_case_id",
-                    "ratio_to_baseline", "ratio_ci95_low", "ratio_ci95_high"]
+                    "ratio_to_baseline", "ratio_ci95_low", "ratio_ci95_high", "speedup",
+                    "speedup_ci95_low", "speedup_ci95_high"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -152,14 +160,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     _warn_noise(run_id, noise)
     if args.json:
         out = {"run_id": run_id, "status": run["status"], "noise": noise,
-               "cases": _records(cases, JSON_CASE_FIELDS)}
+               "cases": _records(_with_speedup(cases), JSON_CASE_FIELDS)}
         if spec.fusion:
-            out["fusion"] = _records(store.fusion([run_id]))
+            out["fusion"] = _fusion_records(store, run_id)
         _print_json(out)
     else:
         _print_cases(cases)
         if spec.fusion:
-            print_table(store.fusion([run_id]).drop(columns=["run_id", "case_id"]))
+            _print_fusion(store.fusion([run_id]))
         print(f"run {run_id}: {run['status']}, {len(cases)} cases "
               f"({(cases.status == 'ok').sum()} ok, {(cases.status == 'skipped').sum()} skipped, "
               f"{(cases.status == 'failed').sum()} failed)")
@@ -179,13 +187,29 @@ def _warn_noise(run_id: str, noise: dict) -> None:
               file=sys.stderr)
 
 
-def _fmt_ratio(row: Any) -> str:
-    if pd.isna(row.ratio_to_baseline):
-        return MISSING
-    return f"{row.ratio_to_baseline:.3f} [{row.ratio_ci95_low:.3f}, {row.ratio_ci95_high:.3f}]"
+def _with_speedup(frame: pd.DataFrame, ratio: str = "ratio_to_baseline") -> pd.DataFrame:
+    """frame plus speedup, speedup_ci95_low/high: the inverse of each stored ratio (cases:
+    ratio_to_baseline, fusion rows: time_vs_fused) and its CI; NaN where none was measured."""
+    from profiling.measurement.stats import ratio_stats
+
+    fields = [ratio_stats(r.get(ratio), r.get("ratio_ci95_low"), r.get("ratio_ci95_high"))
+              .speedup_fields() for r in frame.to_dict("records")]
+    return frame.assign(**{k: [f[k] for f in fields] for k in
+                           ("speedup", "speedup_ci95_low", "speedup_ci95_high")})
+
+
+def _fusion_records(store: Any, run_id: str) -> list[dict]:
+    return _records(_with_speedup(store.fusion([run_id]), "time_vs_fused"))
+
+
+def _print_fusion(fusion: pd.DataFrame) -> None:
+    from profiling.presentation.charts import fusion_table
+
+    print_table(fusion_table(fusion))
 
 
 def _print_cases(cases: pd.DataFrame) -> None:
+    cases = _with_speedup(cases)
     view = pd.DataFrame({
         "variant": cases.label, "shape": cases["shape"], "dtype": cases.dtype,
         "device": cases.device, "thr": cases.threads, "mode": cases["mode"],
@@ -194,7 +218,8 @@ def _print_cases(cases: pd.DataFrame) -> None:
         "GB/s": cases.gbps.map(format_number),
         "util": cases.utilization.map(format_percent),
         "faults/call": cases.page_faults_per_call.map(lambda v: format_number(v, 2)),
-        "vs baseline [CI95]": [_fmt_ratio(r) for r in cases.itertuples()],
+        "speedup [CI95]": [format_speedup(r.speedup, r.speedup_ci95_low, r.speedup_ci95_high)
+                           for r in cases.itertuples()],
         "floor": cases.floor_s.map(format_time),
         "reason": cases.reason.fillna("").str.slice(0, 60)})
     print_table(view)
@@ -221,8 +246,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                      "created_at": run["created_at"], "environment": env, "noise": _noise(run),
                      "calibration": _records(store.calibration(run_id)),
                      "roof": _records(store.roof(run_id)),
-                     "cases": _records(cases, JSON_CASE_FIELDS),
-                     "fusion": _records(store.fusion([run_id]))})
+                     "cases": _records(_with_speedup(cases), JSON_CASE_FIELDS),
+                     "fusion": _fusion_records(store, run_id)})
         return 0
     print(f"run {run_id}  status={run['status']}  created={run['created_at']}  "
           f"label={run['label'] or '-'}")
@@ -234,11 +259,11 @@ def cmd_show(args: argparse.Namespace) -> int:
                                              if noise.get("reasons") else ""))
     for c in _records(store.calibration(run_id)):
         print(f"  peak {c['device']} t{c['threads']} {c['allocator']}: "
-              f"{c['peak_gbps']:.1f} GB/s ({c['method']})")
+              f"{format_gbps(c['peak_gbps'])} ({c['method']})")
     _print_cases(cases)
     fusion = store.fusion([run_id])
     if len(fusion):
-        print_table(fusion.drop(columns=["run_id", "case_id"]))
+        _print_fusion(fusion)
     return 0
 
 
@@ -281,14 +306,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "variant": table.label, "shape": table["shape"], "dtype": table.dtype,
             "mode": table["mode"], "pass": table["pass"],
             "A": table.median_s_a.map(format_time), "B": table.median_s_b.map(format_time),
-            "B/A": table.ratio.map(lambda v: f"{v:.3f}"),
-            "ratio CI": [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in
-                         zip(table.ratio_low, table.ratio_high, strict=True)],
+            "speedup B vs A [CI95]": [
+                format_speedup(r.speedup, r.speedup_ci95_low, r.speedup_ci95_high)
+                for r in table.itertuples()],
             "verdict": ["REGRESSION" if r else ("faster" if i else "") for r, i in
                         zip(table.regression, table.improvement, strict=True)]})
         print_table(view)
         print(f"{int(table.regression.sum())} regression(s): slowdown CI wholly beyond "
-              f"{threshold:.1%} ({len(table)} matched cases)"
+              f"{format_percent(threshold)} ({len(table)} matched cases)"
               + (f"; noisy machine during {', '.join(noisy)}" if noisy else ""))
     return 1 if table.regression.any() else 0
 
@@ -354,14 +379,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         _print_json(calib)
     else:
         print(f"{device} threads={threads} allocator={args.allocator}: best "
-              f"{calib.get('peak_gbps', float('nan')):.2f} GB/s copy bandwidth "
-              f"({calib.get('method')}, at a {calib.get('size_bytes', 0) / 2**20:.3g} MiB "
+              f"{format_gbps(calib.get('peak_gbps'))} copy bandwidth "
+              f"({calib.get('method')}, at a {format_bytes(calib.get('size_bytes', 0))} "
               f"working set); harness floor {format_time(reply.get('floor_s'))} per call")
         print("roof (working set = bytes read + written; best, median and IQR of the passes):")
         print_table(pd.DataFrame([{
-            "working set": f"{p['working_set_bytes'] / 2**10:,.0f} KiB",
-            "best GB/s": f"{p['gbps']:.1f}", "median GB/s": f"{p['gbps_median']:.1f}",
-            "IQR": f"{p['gbps_iqr']:.1f}"} for p in calib.get("curve") or []]))
+            "working set": format_bytes(p["working_set_bytes"]),
+            "best": format_gbps(p["gbps"]), "median": format_gbps(p["gbps_median"]),
+            "IQR": format_gbps(p["gbps_iqr"])} for p in calib.get("curve") or []]))
     return 0
 
 

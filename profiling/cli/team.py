@@ -25,8 +25,8 @@ def add_commands(subparsers: Any) -> None:
     """Add `history` and `migrate-store` to an argparse subparsers object."""
     h = subparsers.add_parser(
         "history", help="one case's median and CI across runs, per machine",
-        description="One case across runs over time, per machine; 'slower'/'faster' where two "
-                    "consecutive CIs do not overlap. Keys: any cases column (variant, shape, "
+        description="One case across runs over time, per machine; 'slower'/'faster' where the "
+                    "ratio of two consecutive medians has a 95% CI wholly beyond 1. Keys: any cases column (variant, shape, "
                     "dtype, device, threads, mode, pass, ...) and machine, run_label, host, "
                     "status, commit (a prefix).")
     h.add_argument("filter", metavar="CASE-FILTER",
@@ -45,6 +45,7 @@ def add_commands(subparsers: Any) -> None:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from profiling.presentation.history import case_history, parse_filter
+    from profiling.presentation.units import format_time, format_time_range
     from profiling.storage.store import Store
 
     filters = parse_filter(args.filter)
@@ -59,12 +60,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     view = pd.DataFrame({
         "machine": history.machine, "run": history.run_id, "time": history.created_at,
         "commit": history["commit"].fillna("").str[:10],
-        "median": (history.median_s * 1e6).map(lambda v: f"{v:.2f} µs"),
-        "CI95": [f"[{lo * 1e6:.2f}, {hi * 1e6:.2f}]" for lo, hi in
+        "median": history.median_s.map(format_time),
+        "CI95": [format_time_range(lo, hi) for lo, hi in
                  zip(history.ci95_low_s, history.ci95_high_s, strict=True)],
         "change": history.change.str.upper()})
     print(view.to_string(index=False))
-    print(f"{int((history.change != '').sum())} change(s) where consecutive CIs do not overlap")
+    print(f"{int((history.change != '').sum())} change(s) where the ratio to the previous run "
+          "has a 95% CI wholly beyond 1")
     return 0
 
 

@@ -2,12 +2,20 @@
 
 Verdicts: "holds", "partly", "does not hold here", or "not measured" (with what to run).
 
-- maximum_vs_where: `tf.maximum` 3-5x faster than `tf.where` -> ratio t_where / t_maximum from
-  paired, interleaved rounds (each round one `profiling.measurement.timing.measure` sample of each; the
-  ratio's median and 95% CI over rounds). Holds: CI >= 3; does not hold: CI < 3; partly: the CI
-  straddles 3.
-- custom_op_fast: the C++ op as the high-performance route -> t_custom_op / t_nn_relu, paired the
-  same way. Holds: CI < 1 (faster); does not hold: CI > 1; partly: the CI contains 1 (on par).
+The two timing claims are measured as the guide measured them (eager, on
+`tf.random.normal([1000000])`, float32, forward) and then again in `tf.function`: one row per
+setting, which the shown verdict names (`profiling.presentation.claims`). Each pair is timed by
+the measurement core (`measure_interleaved`, on a fresh stack, as the profile worker times its
+cases) and its time ratio t_variant / t_baseline comes from the paired samples
+(`stats.paired_ratio`); the row's `value` and CI are the speedup t_baseline / t_variant, also in
+`speedup*`, with the ratio in `ratio*`. A verdict reads the ratio's CI with the lab's one rule
+(`RatioStats.side_of`):
+
+- maximum_vs_where: `tf.maximum` 3-5x faster than `tf.where` -> speedup of maximum over where.
+  Holds: the speedup's CI lies wholly above 3; does not hold: wholly below; partly: it touches
+  or straddles 3.
+- custom_op_fast: the C++ op as the high-performance route -> speedup of custom_op over nn_relu.
+  Holds: CI wholly above 1 (faster); does not hold: wholly below; partly: it contains 1 (on par).
 - sparsity_storage: ReLU's sparsity lowers storage (Wide & Deep) -> from the newest stored
   `sparsity` scenario: exact zeros and bytes dense vs COO (tf.sparse) / CSR / bitmask. Holds:
   COO < dense; partly: CSR or bitmask < dense only; else does not hold.
@@ -24,12 +32,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-COLUMNS = ["claim_id", "claim", "measured", "value", "ci95_low", "ci95_high", "verdict",
-           "source"]
+from profiling.measurement.stats import RatioStats
+from profiling.measurement.timing import Timing
+
+COLUMNS = ["claim_id", "claim", "setting", "measured", "value", "ci95_low", "ci95_high",
+           "verdict", "source", "ratio", "ratio_ci95_low", "ratio_ci95_high", "speedup",
+           "speedup_ci95_low", "speedup_ci95_high"]
 CLAIMS = {
     "maximum_vs_where": "tf.maximum is 3–5× faster than the tf.where version",
     "sparsity_storage": "ReLU's sparsity lowers storage (Wide & Deep)",
@@ -38,89 +51,116 @@ CLAIMS = {
     "custom_op_fast": "A custom C++ op is the high-performance route",
 }
 HOLDS, PARTLY, NOT_HOLD, NOT_MEASURED = "holds", "partly", "does not hold here", "not measured"
+GUIDE_NUMEL = 1_000_000  # the guide's tf.random.normal([1000000])
+# the settings the timing claims are measured in: the guide's first (the `mode` of their cases)
+SETTINGS = {"eager": "eager", "function": "tf.function"}
 
 
 def _row(claim_id: str, measured: str, verdict: str, source: str, value: float | None = None,
-         low: float | None = None, high: float | None = None) -> dict[str, Any]:
-    return {"claim_id": claim_id, "claim": CLAIMS[claim_id], "measured": measured,
-            "value": value, "ci95_low": low, "ci95_high": high, "verdict": verdict,
-            "source": source}
+         low: float | None = None, high: float | None = None, setting: str | None = None,
+         ratio: RatioStats | None = None) -> dict[str, Any]:
+    row = {"claim_id": claim_id, "claim": CLAIMS[claim_id], "setting": setting,
+           "measured": measured, "value": value, "ci95_low": low, "ci95_high": high,
+           "verdict": verdict, "source": source}
+    if ratio is not None:
+        row.update(ratio=ratio.ratio, ratio_ci95_low=ratio.ci95_low,
+                   ratio_ci95_high=ratio.ci95_high, **ratio.speedup_fields())
+    return row
 
 
 # --- paired timing -----------------------------------------------------------------------------
 
 
-def paired_ratio(call_a: Callable[[], Any], call_b: Callable[[], Any], rounds: int = 9,
-                 min_time: float = 0.05) -> dict[str, Any]:
-    """t_a / t_b from `rounds` interleaved rounds (a then b, one measure() sample each).
+@dataclass
+class PairedTiming:
+    """A variant timed interleaved with its baseline in one setting; ratio = t_variant /
+    t_baseline from the paired samples."""
 
-    Returns samples_a, samples_b (seconds per call), number_a/number_b (calls per sample, last
-    round), and the ratio's median and 95% CI over the per-round ratios
-    (profiling.measurement.stats.summarize_samples)."""
-    from profiling.measurement.stats import summarize_samples
-    from profiling.measurement.timing import measure
-
-    a, b, numbers = [], [], {}
-    for _ in range(rounds):
-        for key, call, out in (("a", call_a, a), ("b", call_b, b)):
-            timing = measure(call, repeats=1, min_time=min_time, warmup=1)
-            out += timing.samples
-            numbers[key] = timing.number
-    ratio = summarize_samples([x / y for x, y in zip(a, b, strict=True)])
-    return {"samples_a": a, "samples_b": b, "number_a": numbers["a"], "number_b": numbers["b"],
-            "ratio": ratio.median_s, "low": ratio.ci95_low_s, "high": ratio.ci95_high_s}
+    variant: str
+    baseline: str
+    setting: str
+    variant_timing: Timing
+    baseline_timing: Timing
+    ratio: RatioStats
 
 
-def _forward(variant_id: str, x) -> Callable[[], Any]:
+def time_pair(variant_id: str, baseline_id: str, x: Any, setting: str, rounds: int,
+              min_time: float) -> PairedTiming:
+    """Time two relu_impls variants on `x` in `setting` (eager or function), `rounds` paired
+    repeats through the measurement core."""
+    import tensorflow as tf
+
+    from profiling.measurement.stats import paired_ratio
+    from profiling.measurement.timing import device_sync, measure_interleaved, on_fresh_stack
+    from profiling.spec import default_device
+
+    sync = device_sync(tf, default_device())
+    calls = {key: (_call(vid, x, setting), sync)
+             for key, vid in (("variant", variant_id), ("baseline", baseline_id))}
+    t = on_fresh_stack(measure_interleaved, calls, repeats=rounds, min_time=min_time)
+    return PairedTiming(variant_id, baseline_id, setting, t["variant"], t["baseline"],
+                        paired_ratio(t["baseline"].samples, t["variant"].samples))
+
+
+def _call(variant_id: str, x: Any, setting: str) -> Callable[[], Any]:
     import tensorflow as tf
 
     import relu_impls
 
-    fn = tf.function(relu_impls.get(variant_id))
-    return lambda: fn(x)  # CPU kernels finish before the call returns
+    fn = relu_impls.get(variant_id)
+    if setting == "function":
+        fn = tf.function(fn)
+    return lambda: fn(x)
 
 
-def at_least_verdict(low: float, high: float, target: float, strict: bool = False) -> str:
-    """A claim "at least `target`" judged by a 95% CI [low, high]: holds when the whole CI is at
-    or above the target (above it when `strict`), does not hold when it is wholly below, and
-    partly when it straddles the target (not resolved by this machine's noise)."""
-    if low > target or (low == target and not strict):
-        return HOLDS
-    return NOT_HOLD if high < target or (high == target and strict) else PARTLY
+def speedup_verdict(ratio: RatioStats, target: float) -> str:
+    """A claim "the variant is at least `target` times faster" judged by the ratio's 95% CI:
+    holds when the speedup's CI lies wholly above `target` (the ratio's wholly below
+    1 / target), does not hold when wholly below, partly when it touches or straddles it (not
+    resolved by this machine's noise)."""
+    return {-1: HOLDS, 1: NOT_HOLD, 0: PARTLY}[ratio.side_of(1 / target)]
 
 
-def maximum_vs_where(numel: int, rounds: int, min_time: float) -> tuple[dict, dict]:
-    """The claim row and the paired measurement (float32 forward, tf.function, `numel`)."""
+def _timing_rows(claim_id: str, variant: str, baseline: str, names: tuple[str, str],
+                 target: float, numel: int, rounds: int, min_time: float
+                 ) -> tuple[list[dict], list[PairedTiming]]:
     x = _input(numel)
-    m = paired_ratio(_forward("where", x), _forward("maximum", x), rounds, min_time)
-    r, lo, hi = m["ratio"], m["low"], m["high"]
-    verdict = at_least_verdict(lo, hi, 3.0)
-    text = (f"t_where / t_maximum = {r:.2f}× (95% CI {lo:.2f}–{hi:.2f}) on {numel:,} float32, "
-            "forward, tf.function")
-    return _row("maximum_vs_where", text, verdict, "measured now", r, lo, hi), m
+    rows, pairs = [], []
+    for setting, setting_name in SETTINGS.items():
+        m = time_pair(variant, baseline, x, setting, rounds, min_time)
+        low, high = m.ratio.speedup_ci95
+        text = (f"speedup of {names[0]} over {names[1]} (t_{baseline} / t_{variant}, median "
+                f"of {rounds} paired repeats, 95% CI) on tf.random.normal([{numel}]) float32, "
+                f"forward, {setting_name}")
+        rows.append(_row(claim_id, text, speedup_verdict(m.ratio, target), "measured now",
+                         m.ratio.speedup, low, high, setting, m.ratio))
+        pairs.append(m)
+    return rows, pairs
 
 
-def custom_op_fast(numel: int, rounds: int, min_time: float) -> tuple[dict, dict | None]:
-    """The claim row and the paired measurement custom_op vs nn_relu, or not measured."""
+def maximum_vs_where(numel: int, rounds: int, min_time: float
+                     ) -> tuple[list[dict], list[PairedTiming]]:
+    """The claim's rows (eager, then tf.function) and their paired measurements."""
+    return _timing_rows("maximum_vs_where", "maximum", "where", ("tf.maximum", "tf.where"),
+                        3.0, numel, rounds, min_time)
+
+
+def custom_op_fast(numel: int, rounds: int, min_time: float
+                   ) -> tuple[list[dict], list[PairedTiming]]:
+    """The claim's rows custom_op vs nn_relu (eager, then tf.function), or not measured."""
     from relu_impls import custom_op
 
     if not custom_op.is_available():
-        return _row("custom_op_fast", "custom op library not built here (`make build`)",
-                    NOT_MEASURED, "-"), None
-    x = _input(numel)
-    m = paired_ratio(_forward("custom_op", x), _forward("nn_relu", x), rounds, min_time)
-    r, lo, hi = m["ratio"], m["low"], m["high"]
-    verdict = at_least_verdict(1 / hi, 1 / lo, 1.0, strict=True)  # speedup = 1 / ratio
-    text = (f"t_custom_op / t_nn_relu = {r:.2f}× (95% CI {lo:.2f}–{hi:.2f}) on {numel:,} "
-            "float32, forward")
-    return _row("custom_op_fast", text, verdict, "measured now", r, lo, hi), m
+        return [_row("custom_op_fast", "custom op library not built here (`make build`)",
+                     NOT_MEASURED, "-")], []
+    return _timing_rows("custom_op_fast", "custom_op", "nn_relu",
+                        ("the custom op", "tf.nn.relu"), 1.0, numel, rounds, min_time)
 
 
 def _input(numel: int):
-    import numpy as np
     import tensorflow as tf
 
-    return tf.constant(np.random.default_rng(0).standard_normal(numel).astype(np.float32))
+    return tf.random.normal([numel], seed=0)
 
 
 # --- from stored guide scenarios ---------------------------------------------------------------
@@ -240,55 +280,55 @@ def scenario_claim(claim_id: str, store: Any, run_missing: bool, save: bool = Tr
 # --- the table -----------------------------------------------------------------------------------
 
 
-def claims_table(store: Any = None, numel: int = 1 << 22, rounds: int = 9,
+def claims_table(store: Any = None, numel: int = GUIDE_NUMEL, rounds: int = 9,
                  min_time: float = 0.05, run_missing: bool = True, save: bool = True
                  ) -> pd.DataFrame:
-    """Every claim: the two timing claims measured now, the others from the stored guide
-    scenarios of `store` (small ones run, and stored when `save`, if missing and `run_missing`).
-    Saved as a run when `store` is given and `save`."""
-    max_row, max_m = maximum_vs_where(numel, rounds, min_time)
-    op_row, op_m = custom_op_fast(numel, rounds, min_time)
-    rows = [max_row,
+    """Every claim: the two timing claims measured now (a row per setting), the others from the
+    stored guide scenarios of `store` (small ones run, and stored when `save`, if missing and
+    `run_missing`). Saved as a run when `store` is given and `save`."""
+    max_rows, max_pairs = maximum_vs_where(numel, rounds, min_time)
+    op_rows, op_pairs = custom_op_fast(numel, rounds, min_time)
+    rows = [*max_rows,
             *(scenario_claim(c, store, run_missing, save) for c in FROM_SCENARIOS),
-            op_row]
+            *op_rows]
     table = pd.DataFrame(rows, columns=COLUMNS)
     if store is not None and save:
         from profiling.storage.store import new_run_id
 
         run_id = new_run_id()
         table.loc[table["source"] == "measured now", "source"] = f"run {run_id}"
-        save_claims(store, table, numel, [("where", "maximum", max_m),
-                                          ("custom_op", "nn_relu", op_m)], run_id=run_id)
+        save_claims(store, table, numel, [*max_pairs, *op_pairs], run_id=run_id)
     return table
 
 
-def save_claims(store: Any, table: pd.DataFrame, numel: int,
-                pairs: list[tuple[str, str, dict | None]], run_id: str | None = None) -> str:
+def save_claims(store: Any, table: pd.DataFrame, numel: int, pairs: list[PairedTiming],
+                run_id: str | None = None) -> str:
     """A run (spec kind "claims", the table in spec_json) with a kind="scenario" case per timed
-    variant (mode "claims", pass "forward"); the first of each pair carries its paired ratio to
-    the second (ratio_to_baseline and its CI). Returns the run id."""
+    variant and setting (mode eager or function, pass "forward"); each pair's variant case
+    carries its paired ratio to the baseline case (ratio_to_baseline and its CI). Returns the
+    run id."""
     from profiling.experiments.scenarios import scenario_case
     from profiling.spec import default_device
 
     spec = {"kind": "claims", "numel": numel,
             "claims": json.loads(table.to_json(orient="records"))}
-    measured = [p for p in pairs if p[2] is not None]
-    with store.saving_run(spec, label="guide claims", n_cases=2 * len(measured),
+    with store.saving_run(spec, label="guide claims", n_cases=2 * len(pairs),
                           run_id=run_id) as run_id:
         idx = 0
-        for vid, base, m in measured:
+        for m in pairs:
             base_id = f"{run_id}-{idx + 1:03d}"
-            for variant, key in ((vid, "a"), (base, "b")):
-                samples = m[f"samples_{key}"]
+            for variant, timing in ((m.variant, m.variant_timing),
+                                    (m.baseline, m.baseline_timing)):
                 row = scenario_case(run_id, f"{run_id}-{idx:03d}", idx, variant=variant,
                                     variant_params="{}", label=variant, shape=str(numel),
                                     numel=numel, dtype="float32", device=default_device(),
-                                    mode="claims", pass_="forward", samples=samples,
-                                    number=m[f"number_{key}"])
-                if variant == vid:
-                    row.update(baseline_case_id=base_id, ratio_to_baseline=m["ratio"],
-                               ratio_ci95_low=m["low"], ratio_ci95_high=m["high"])
-                store.add_case(row, samples=samples)
+                                    mode=m.setting, pass_="forward", samples=timing.samples,
+                                    number=timing.number)
+                if variant == m.variant:
+                    row.update(baseline_case_id=base_id, ratio_to_baseline=m.ratio.ratio,
+                               ratio_ci95_low=m.ratio.ci95_low,
+                               ratio_ci95_high=m.ratio.ci95_high)
+                store.add_case(row, samples=timing.samples)
                 idx += 1
     return run_id
 

@@ -1,7 +1,7 @@
 """Was the machine quiet? What the OS tells about other work while a group of cases ran.
 
 Around each group the runner takes a `Snapshot`: the load average, the machine's CPU time by
-state from /proc/stat (steal included) and the CPU time of our own processes (the runner and
+state from psutil.cpu_times() (steal included) and the CPU time of our own processes (the runner and
 its worker). Other processes' CPU time is the machine's busy time minus ours. A group is noisy
 when others used more than OTHER_CPU_LIMIT of the machine, or the hypervisor stole more than
 STEAL_LIMIT; a run is noisy when any group was, or when any case's spread (IQR / median)
@@ -34,19 +34,18 @@ class Snapshot:
     own_cpu_s: float  # user + system of our processes and their children
 
 
-def _proc_stat() -> tuple[float, float, float]:
-    """(busy, steal, total) CPU seconds of the whole machine since boot."""
-    tick = os.sysconf("SC_CLK_TCK")
+def _machine_cpu_times() -> tuple[float, float, float]:
+    """(busy, steal, total) CPU seconds of the whole machine since boot (psutil.cpu_times, all
+    CPUs; steal where the OS reports it)."""
     try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
+        t = psutil.cpu_times()
+    except (OSError, RuntimeError):
         return 0.0, 0.0, 0.0
-    # user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user)
-    fields = (fields + [0] * 10)[:10]
-    idle = fields[3] + fields[4]
-    total = sum(fields[:8])
-    return (total - idle) / tick, fields[7] / tick, total / tick
+    fields = t._asdict()
+    # Linux counts guest time inside user (and guest_nice inside nice): not twice
+    total = sum(fields.values()) - fields.get("guest", 0.0) - fields.get("guest_nice", 0.0)
+    idle = fields.get("idle", 0.0) + fields.get("iowait", 0.0)
+    return total - idle, fields.get("steal", 0.0), total
 
 
 def _cpu_seconds(pids: Iterable[int]) -> float:
@@ -68,7 +67,7 @@ def _cpu_seconds(pids: Iterable[int]) -> float:
 
 def snapshot(own_pids: Sequence[int] = ()) -> Snapshot:
     """The machine's counters now; own_pids are our processes (this one is always included)."""
-    busy, steal, total = _proc_stat()
+    busy, steal, total = _machine_cpu_times()
     try:
         load1 = os.getloadavg()[0]
     except OSError:

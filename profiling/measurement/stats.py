@@ -60,7 +60,12 @@ def summarize_samples(samples: list[float] | np.ndarray) -> SampleStats:
 
 @dataclass(frozen=True)
 class RatioStats:
-    """A ratio B / A (> 1: B takes longer) with a 95% CI; paired says how it was obtained."""
+    """The time ratio t_variant / t_baseline (> 1: the variant takes longer) with its 95% CI,
+    and its inverse, the speedup t_baseline / t_variant (> 1: the variant is faster). `paired`
+    says how the ratio was obtained (interleaved samples, or two separate medians).
+
+    The one significance rule of the lab: a difference is significant when the ratio's CI lies
+    wholly beyond the threshold; a CI that touches it is not, and neither is a missing one."""
 
     ratio: float
     ci95_low: float
@@ -68,12 +73,63 @@ class RatioStats:
     n_pairs: int
     paired: bool
 
+    @property
+    def speedup(self) -> float:
+        """t_baseline / t_variant: 1.48 reads "1.48× faster"; NaN without a positive ratio."""
+        return _inverse(self.ratio)
+
+    @property
+    def speedup_ci95(self) -> tuple[float, float]:
+        """(low, high) of the speedup: the ratio's CI bounds inverted, and so swapped."""
+        return _inverse(self.ci95_high), _inverse(self.ci95_low)
+
+    def side_of(self, bound: float) -> int:
+        """+1 when the ratio's CI lies wholly above `bound`, -1 wholly below, 0 when it touches
+        or straddles it (or is missing)."""
+        if self.ci95_low > bound:
+            return 1
+        return -1 if self.ci95_high < bound else 0
+
+    def change(self, threshold: float = 0.0) -> str:
+        """'slower' when the CI lies wholly above 1 + threshold, 'faster' wholly below
+        1 - threshold (a fraction, 0.05 = 5%), else ''."""
+        if self.side_of(1 + threshold) > 0:
+            return "slower"
+        return "faster" if self.side_of(1 - threshold) < 0 else ""
+
     def significant(self, threshold: float = 0.0) -> bool:
         """The CI lies wholly beyond 1 +- threshold (a fraction, 0.05 = 5%)."""
-        return self.ci95_low > 1 + threshold or self.ci95_high < 1 - threshold
+        return self.change(threshold) != ""
+
+    def speedup_fields(self) -> dict[str, float]:
+        """speedup, speedup_ci95_low, speedup_ci95_high: the fields `--json` carries beside
+        the ratio's."""
+        low, high = self.speedup_ci95
+        return {"speedup": self.speedup, "speedup_ci95_low": low, "speedup_ci95_high": high}
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _inverse(value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return 1 / value if math.isfinite(value) and value > 0 else math.nan
+
+
+def ratio_stats(ratio: object, low: object, high: object, paired: bool = True,
+                n_pairs: int = 0) -> RatioStats:
+    """A RatioStats from stored values (ratio_to_baseline and its CI); a missing value (None,
+    NaN, text) is NaN, and a CI with a NaN bound is never significant."""
+    def number(v: object) -> float:
+        try:
+            return float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return math.nan
+
+    return RatioStats(number(ratio), number(low), number(high), n_pairs, paired)
 
 
 def paired_ratio(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> RatioStats:
@@ -102,8 +158,11 @@ def unpaired_ratio(a: SampleStats | dict, b: SampleStats | dict) -> RatioStats |
     a_med, a_low, a_high, b_med, b_low, b_high = values
     if not all(math.isfinite(v) and v > 0 for v in values):
         return None
-    return RatioStats(b_med / a_med, b_low / a_high, b_high / a_low,
-                      int(min(get(a, "n_samples"), get(b, "n_samples"))), False)
+    try:
+        n = int(min(get(a, "n_samples"), get(b, "n_samples")))
+    except (KeyError, TypeError, ValueError):  # a count missing (None, NaN) or absent
+        n = 0
+    return RatioStats(b_med / a_med, b_low / a_high, b_high / a_low, n, False)
 
 
 def relative_spread(samples: list[float] | np.ndarray) -> float:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from profiling.measurement.stats import unpaired_ratio
-from profiling.presentation.units import format_number
+from profiling.measurement.stats import RatioStats, ratio_stats, unpaired_ratio
+from profiling.presentation.units import format_number, format_speedup
 
 # Dimensions that, besides the variant label, tell two measured series apart.
 SETTING_COLUMNS = ("dtype", "device", "threads", "allocator", "mode", "pass")
@@ -303,7 +303,8 @@ def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFram
     two cases were timed interleaved in one run (the stored ``ratio_to_baseline`` refers to this
     baseline) the speedup and its 95% CI come from the paired samples (``paired`` True);
     otherwise from the two medians' CIs (``stats.unpaired_ratio``). A case without a CI gets
-    none (NaN bounds) and is never called significant. ``significant``: the CI excludes 1.
+    none (NaN bounds) and is never called significant. ``significant``: the CI excludes 1
+    (``RatioStats.significant``).
     Columns: ``series``, ``label``, ``variant``, ``shape``, ``numel``, ``speedup``,
     ``speedup_low``, ``speedup_high``, ``paired``, ``significant`` and the setting keys.
     """
@@ -328,33 +329,33 @@ def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFram
     merged = others.merge(base, on=keys, how="inner")
     if merged.empty:
         return pd.DataFrame(columns=columns)
-    rows = [_speedup(r) for r in merged.to_dict("records")]
-    merged["speedup"] = [r[0] for r in rows]
-    merged["speedup_low"] = [r[1] for r in rows]
-    merged["speedup_high"] = [r[2] for r in rows]
-    merged["paired"] = [r[3] for r in rows]
-    merged["significant"] = (merged["speedup_low"] > 1) | (merged["speedup_high"] < 1)
+    ratios = [_ratio_to_base(r) for r in merged.to_dict("records")]
+    merged["speedup"] = [r.speedup for r in ratios]
+    merged["speedup_low"] = [r.speedup_ci95[0] for r in ratios]
+    merged["speedup_high"] = [r.speedup_ci95[1] for r in ratios]
+    merged["paired"] = [r.paired for r in ratios]
+    merged["significant"] = [r.significant() for r in ratios]
     return merged[columns + keys[1:]].sort_values(["series", "numel"], kind="stable")
 
 
-def _speedup(row: dict) -> tuple[float, float, float, bool]:
-    """(speedup, low, high, paired) of one merged row: baseline time / this case's time."""
+def _ratio_to_base(row: dict) -> RatioStats:
+    """This case's time / the baseline's of one merged row: the stored paired ratio when both
+    were timed interleaved, else the one from the two medians' CIs (NaN CI without them)."""
     paired = row.get("ratio_to_baseline")
     if (row.get("baseline_case_id") is not None and row.get("baseline_case_id") ==
             row.get("base_case_id") and paired is not None and not pd.isna(paired)):
-        return (1 / paired, 1 / row["ratio_ci95_high"], 1 / row["ratio_ci95_low"], True)
+        return ratio_stats(paired, row["ratio_ci95_low"], row["ratio_ci95_high"])
     ratio = unpaired_ratio(
         {k: row.get(f"base_{k}") for k in ("median_s", "ci95_low_s", "ci95_high_s", "n_samples")},
         {k: row.get(k) for k in ("median_s", "ci95_low_s", "ci95_high_s", "n_samples")})
-    speedup = row["base_median_s"] / row["median_s"]
     if ratio is None:
-        return (speedup, float("nan"), float("nan"), False)
-    return (speedup, 1 / ratio.ci95_high, 1 / ratio.ci95_low, False)
+        return ratio_stats(row["median_s"] / row["base_median_s"], None, None, paired=False)
+    return ratio
 
 
 def speedup_vs_baseline(cases: pd.DataFrame, baseline: str = "nn_relu") -> go.Figure:
     """Speedup over ``baseline`` against element count (log x) with CI whiskers; points whose
-    CIs overlap the baseline's (difference not significant) are drawn as open circles."""
+    speedup CI includes 1 (difference not significant) are drawn as open circles."""
     title = f"Speedup vs {display_text(baseline)} (>1 is faster)"
     table = speedup_table(cases, baseline)
     if table.empty:
@@ -597,11 +598,12 @@ def compare_styler(cases: pd.DataFrame):
 def fusion_table(fusion: pd.DataFrame) -> pd.DataFrame:
     """Fusion results for display: did the ReLU fuse into Grappler's ``_FusedConv2D``/
     ``_FusedMatMul`` or into an XLA fusion, and what that costs in time: the block's median
-    µs with its 95% CI half-width, and its paired ratio to the fused baseline with that
-    ratio's 95% CI (blank where none was measured: none is made up)."""
+    µs with its 95% CI half-width, and its speedup over the fused baseline's block (nn_relu;
+    the inverse of the stored ``time_vs_fused`` ratio) with its 95% CI, as
+    "0.870× [0.850, 0.890]" (blank where none was measured: none is made up)."""
     columns = ["variant", "block", "fused", "fused_into", "kernels", "time_us", "time_ci95_us",
-               "time_vs_fused", "time_vs_fused_ci95", "hlo_fusions", "instructions_before",
-               "instructions_after", "compiled", "reason"]
+               "speedup", "hlo_fusions", "instructions_before", "instructions_after",
+               "compiled", "reason"]
     if fusion.empty:
         return pd.DataFrame(columns=columns)
     frame = fusion.copy()
@@ -609,10 +611,11 @@ def fusion_table(fusion: pd.DataFrame) -> pd.DataFrame:
         frame["time_us"] = frame["time_s"] * 1e6
     if {"time_ci95_low_s", "time_ci95_high_s"} <= set(frame.columns):
         frame["time_ci95_us"] = (frame["time_ci95_high_s"] - frame["time_ci95_low_s"]) / 2 * 1e6
-    if {"ratio_ci95_low", "ratio_ci95_high"} <= set(frame.columns):
-        frame["time_vs_fused_ci95"] = [
-            f"[{lo:.3g}, {hi:.3g}]" if pd.notna(lo) and pd.notna(hi) else None
-            for lo, hi in zip(frame["ratio_ci95_low"], frame["ratio_ci95_high"], strict=True)]
+    if "time_vs_fused" in frame.columns:
+        ratios = [ratio_stats(r.get("time_vs_fused"), r.get("ratio_ci95_low"),
+                              r.get("ratio_ci95_high")) for r in frame.to_dict("records")]
+        frame["speedup"] = [None if math.isnan(r.speedup) else
+                            format_speedup(r.speedup, *r.speedup_ci95) for r in ratios]
     return frame[[c for c in columns if c in frame.columns]].reset_index(drop=True)
 
 

@@ -1,6 +1,6 @@
 """One case across runs, per machine: its median and CI over time (or commits), with changes
-marked where two consecutive CIs do not overlap (asv's rule); and the same case across
-machines.
+marked where the ratio of two consecutive points has a 95% CI wholly beyond 1 (the lab's one
+significance rule, `RatioStats.change`); and the same case across machines.
 
 `parse_filter("variant=nn_relu,shape=1000000,mode=eager")` -> {column: value};
 `case_history(store, filters)` reads the matching successful cases (one per run) with their
@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from profiling.measurement.machine import parse_identity
+from profiling.measurement.stats import unpaired_ratio
 from profiling.presentation.charts import _colour, _layout, empty_figure
 from profiling.storage.store import CASE_COLUMNS
 
@@ -89,24 +90,23 @@ def _commit(machine_json: Any, environment_json: Any) -> str | None:
 
 
 def mark_changes(history: pd.DataFrame) -> pd.DataFrame:
-    """`change` = 'slower' / 'faster' where a point's CI does not overlap the previous point's
-    of the same machine (a point without a CI is never a change)."""
+    """`change` = 'slower' / 'faster' where the ratio of a point to the previous point of the
+    same machine has a 95% CI wholly beyond 1 (`RatioStats.change`, from the two medians' CIs:
+    the same rule as `compare`); a point without a CI is never a change."""
     out = history.copy()
     out["change"] = ""
     for _, group in out.sort_values(["created_at", "run_id"]).groupby("machine", sort=False):
         prev = None
         for idx, row in group.iterrows():
-            if prev is not None and _has_ci(row) and _has_ci(prev):
-                if row.ci95_low_s > prev.ci95_high_s:
-                    out.loc[idx, "change"] = "slower"
-                elif row.ci95_high_s < prev.ci95_low_s:
-                    out.loc[idx, "change"] = "faster"
+            if prev is not None:
+                ratio = unpaired_ratio(_stats(prev), _stats(row))
+                out.loc[idx, "change"] = ratio.change() if ratio is not None else ""
             prev = row
     return out
 
 
-def _has_ci(row: Any) -> bool:
-    return pd.notna(row.ci95_low_s) and pd.notna(row.ci95_high_s)
+def _stats(row: Any) -> dict:
+    return {k: row.get(k) for k in ("median_s", "ci95_low_s", "ci95_high_s", "n_samples")}
 
 
 def history_figure(history: pd.DataFrame, x: str = "created_at",
@@ -131,7 +131,7 @@ def history_figure(history: pd.DataFrame, x: str = "created_at",
             if len(hit):
                 fig.add_trace(go.Scatter(
                     x=xs[hit.index], y=hit.median_s * 1e6, mode="markers",
-                    name=f"{machine}: {change} (CIs apart)",
+                    name=f"{machine}: {change} (ratio CI excludes 1)",
                     marker={"size": 16, "symbol": "circle-open", "color": colour,
                             "line": {"width": 3}}))
     return _layout(fig, title, "commit" if x == "commit" else "run time", "median (µs)")

@@ -1,9 +1,10 @@
 """Numbers for people: one place that turns seconds, GB/s and fractions into short text.
 
 Times get an automatic unit (ns, µs, ms, s) and 3 significant digits; GB/s one decimal;
-percentages 3 significant digits; confidence intervals read "± x". ``readable`` applies the
-same rules to a whole table (a pandas Styler: the numbers stay numbers, so columns still sort),
-with one time unit for the whole table so a page's tables and charts agree.
+percentages 3 significant digits; confidence intervals read "± x"; speedups "1.48× [1.41, 1.55]".
+``readable`` applies the same rules to a whole table (a pandas Styler: the numbers stay
+numbers, so columns still sort), with one time unit for the whole table so a page's tables and
+charts agree.
 """
 
 from __future__ import annotations
@@ -91,10 +92,42 @@ def format_gbps(gbps: object) -> str:
     return MISSING if number is None else f"{number:,.1f} GB/s"
 
 
+def format_bytes(count: object, digits: int = 3) -> str:
+    """Binary units: 1536 -> '1.50 KiB', 2**20 -> '1.00 MiB' (``digits`` significant digits)."""
+    number = _finite(count)
+    if number is None:
+        return MISSING
+    for name, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(number) >= scale:
+            return f"{format_number(number / scale, digits)} {name}"
+    return f"{format_number(number, digits)} B"
+
+
+def format_time_range(low_s: object, high_s: object, digits: int = 3) -> str:
+    """A 95% CI as '[27.1, 28.0] µs': both bounds in the unit that reads best for the pair."""
+    low, high = _finite(low_s), _finite(high_s)
+    if low is None or high is None:
+        return MISSING
+    name, scale = time_unit([low, high])
+    return f"[{format_number(low / scale, digits)}, {format_number(high / scale, digits)}] {name}"
+
+
 def format_percent(fraction: object, digits: int = 3) -> str:
     """0.642 -> '64.2%' (``digits`` significant digits)."""
     number = _finite(fraction)
     return MISSING if number is None else f"{format_number(number * 100, digits)}%"
+
+
+def format_speedup(speedup: object, low: object = None, high: object = None,
+                   digits: int = 3) -> str:
+    """'1.48× [1.41, 1.55]': a speedup (t_baseline / t_variant, > 1 is faster) with its 95% CI
+    when both bounds are known; '1.48×' without; MISSING without a speedup."""
+    if _finite(speedup) is None:
+        return MISSING
+    text = f"{format_number(speedup, digits)}×"
+    if _finite(low) is None or _finite(high) is None:
+        return text
+    return f"{text} [{format_number(low, digits)}, {format_number(high, digits)}]"
 
 
 def _unit(name: str) -> tuple[str, float]:
