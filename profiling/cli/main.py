@@ -332,9 +332,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 # ---- calibrate ---------------------------------------------------------------------------
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from profiling.execution.runner import INIT_TIMEOUT_S, Worker, WorkerLost
-    from profiling.spec import check_threads
+    from profiling.spec import check_devices, check_threads
 
+    _quiet_tensorflow()
     device = args.device
+    check_devices([device])
     threads = args.threads or os.cpu_count() or 1
     check_threads([threads])
     worker = Worker(device, threads, args.allocator)
