@@ -136,6 +136,9 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     except ScenarioError as error:
         return _error(f"--{error}", 2)
     try:
+        if args.devices and args.strategy != "mirrored":
+            raise ScenarioError(f"--devices {args.devices} with --strategy {args.strategy}; "
+                                "--devices applies to --strategy mirrored")
         if args.strategy != "none":
             if args.kind != "variants":
                 raise ScenarioError(f"--kind {args.kind} with --strategy {args.strategy}; a "
