@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
@@ -18,6 +17,7 @@ import pandas as pd
 
 from profiling.cli.common import UsageError, print_table
 from profiling.cli.common import open_store as _store
+from profiling.cli.trace import print_json as _print_json  # the one JSON printer: strict JSON
 from profiling.measurement.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
 from profiling.presentation.units import MISSING, format_number, format_percent, format_time
 
@@ -62,10 +62,6 @@ def _clean(v: Any) -> Any:
 def _records(df: pd.DataFrame, cols: Sequence[str] | None = None) -> list[dict]:
     cols = [c for c in (cols or df.columns) if c in df.columns]
     return [{k: _clean(v) for k, v in r.items()} for r in df[cols].to_dict("records")]
-
-
-def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, default=str))
 
 
 def _quiet_tensorflow() -> None:
