@@ -212,3 +212,18 @@ def test_capture_refuses_a_logdir_that_is_a_file(tmp_path, capsys, data_dir):
     _refused(["capture", f"grpc://127.0.0.1:{free_port()}", "--logdir", str(file)], capsys,
              data_dir, "--logdir", "not a directory")
     assert file.read_text() == "x"
+
+
+def test_run_whose_every_case_failed_is_stored_failed_with_one_line(faulty_variants, capsys,
+                                                                    data_dir):
+    from profiling.cli.main import main
+
+    code = main(["run", "--variants", "_test_raise", "--sizes", "100", "--modes", "eager",
+                 "--threads", "1", "--repeats", "5", "--min-time", "0.001", "--no-trace",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.count("\n") == 1 and err.startswith("error: every case of run ") \
+        and "raised on purpose" in err, err
+    with Store(data_dir) as store:
+        assert store.list_runs()["status"].tolist() == ["failed"]
