@@ -159,6 +159,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"run {run_id}: {run['status']}, {len(cases)} cases "
               f"({(cases.status == 'ok').sum()} ok, {(cases.status == 'skipped').sum()} skipped, "
               f"{(cases.status == 'failed').sum()} failed)")
+    if run["status"] == "failed":  # the store's rule: nothing was measured
+        failed = cases[cases.status == "failed"]
+        what = (f"every case of run {run_id} failed" if len(failed) == len(cases) else
+                f"no case of run {run_id} succeeded ({len(failed)} failed, the rest skipped)")
+        first = failed.iloc[0]
+        print(f"error: {what}; {first.label}: {' '.join(str(first.reason).split())}",
+              file=sys.stderr)
     return 0 if run["status"] == "complete" else 1
 
 
