@@ -231,10 +231,7 @@ class RunSpec:
                 raise SpecError("allocator", a, ", ".join(ALLOCATORS))
         devices = self.devices or available_devices()
         if self.devices:
-            seen = available_devices()
-            for d in devices:
-                if d not in seen:
-                    raise SpecError("devices", d, ", ".join(seen))
+            check_devices(devices)
         threads = self.threads or [os.cpu_count() or 1]
         check_threads(threads)
         if not isinstance(self.repeats, int) or not 5 <= self.repeats <= 1000:
@@ -258,6 +255,20 @@ class RunSpec:
                                         cases.append(Case(len(cases), v["id"], v["params"], shape,
                                                           dtype, device, t, alloc, mode, p, reason))
         return cases
+
+
+def check_devices(devices: Iterable[str], accepted: Iterable[str] | None = None) -> None:
+    """The one device check (run, calibrate, scenario): each device once, and each one of
+    `accepted` (default: available_devices(), what TensorFlow sees here); SpecError naming the
+    first bad one and what is accepted."""
+    seen = list(accepted) if accepted is not None else available_devices()
+    given: set[str] = set()
+    for d in devices:
+        if d not in seen:
+            raise SpecError("devices", d, ", ".join(seen))
+        if d in given:
+            raise SpecError("devices", d, "each device once (given twice)")
+        given.add(d)
 
 
 def check_threads(threads: Iterable) -> None:
@@ -286,13 +297,19 @@ def bytes_needed(numel: int, dtype: str, pass_: str) -> int:
 
 
 def check_memory_fits(shapes: list[tuple[int, ...]], dtypes: list[str], passes: list[str]) -> None:
-    available = psutil.virtual_memory().available
     for shape in shapes:
         for dtype in dtypes:
             for p in passes:
-                need = bytes_needed(math.prod(shape), dtype, p)
-                if need > available:
-                    raise SpecError(
-                        "shapes", shape_str(shape),
-                        f"shapes whose {dtype} {p} needs fit in free memory "
-                        f"(needs {need / 2**30:.1f} GiB, {available / 2**30:.1f} GiB available)")
+                check_fits_in_memory("shapes", shape_str(shape),
+                                     bytes_needed(math.prod(shape), dtype, p),
+                                     f"shapes whose {dtype} {p} needs")
+
+
+def check_fits_in_memory(field: str, value: Any, need: int, what: str) -> None:
+    """The one up-front memory check (run, scenarios): SpecError(field, value) when `need`
+    bytes exceed the memory free now; `what` says whose needs, e.g. "shapes whose float32
+    forward needs"."""
+    available = psutil.virtual_memory().available
+    if need > available:
+        raise SpecError(field, value, f"{what} fit in free memory (needs {need / 2**30:.1f} GiB, "
+                                      f"{available / 2**30:.1f} GiB available)")

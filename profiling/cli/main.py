@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import signal
@@ -18,6 +17,7 @@ import pandas as pd
 
 from profiling.cli.common import UsageError, print_table
 from profiling.cli.common import open_store as _store
+from profiling.cli.trace import print_json as _print_json  # the one JSON printer: strict JSON
 from profiling.measurement.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
 from profiling.presentation.units import (
     format_bytes,
@@ -70,10 +70,6 @@ def _clean(v: Any) -> Any:
 def _records(df: pd.DataFrame, cols: Sequence[str] | None = None) -> list[dict]:
     cols = [c for c in (cols or df.columns) if c in df.columns]
     return [{k: _clean(v) for k, v in r.items()} for r in df[cols].to_dict("records")]
-
-
-def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, default=str))
 
 
 def _quiet_tensorflow() -> None:
@@ -171,6 +167,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"run {run_id}: {run['status']}, {len(cases)} cases "
               f"({(cases.status == 'ok').sum()} ok, {(cases.status == 'skipped').sum()} skipped, "
               f"{(cases.status == 'failed').sum()} failed)")
+    if run["status"] == "failed":  # the store's rule: nothing was measured
+        failed = cases[cases.status == "failed"]
+        what = (f"every case of run {run_id} failed" if len(failed) == len(cases) else
+                f"no case of run {run_id} succeeded ({len(failed)} failed, the rest skipped)")
+        first = failed.iloc[0]
+        print(f"error: {what}; {first.label}: {' '.join(str(first.reason).split())}",
+              file=sys.stderr)
     return 0 if run["status"] == "complete" else 1
 
 
@@ -357,9 +360,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 # ---- calibrate ---------------------------------------------------------------------------
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from profiling.execution.runner import INIT_TIMEOUT_S, Worker, WorkerLost
-    from profiling.spec import check_threads
+    from profiling.spec import check_devices, check_threads
 
+    _quiet_tensorflow()
     device = args.device
+    check_devices([device])
     threads = args.threads or os.cpu_count() or 1
     check_threads([threads])
     worker = Worker(device, threads, args.allocator)

@@ -19,11 +19,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 import pandas as pd
+
+from profiling.cli.trace import print_json
 
 SUMMARY_SHOWN = ["label", "status", "train_median_s", "train_ci95_low_s", "train_ci95_high_s",
                  "infer_median_s", "infer_ci95_low_s", "infer_ci95_high_s", "fused_sites",
@@ -136,6 +137,9 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     except ScenarioError as error:
         return _error(f"--{error}", 2)
     try:
+        if args.devices and args.strategy != "mirrored":
+            raise ScenarioError(f"--devices {args.devices} with --strategy {args.strategy}; "
+                                "--devices applies to --strategy mirrored")
         if args.strategy != "none":
             if args.kind != "variants":
                 raise ScenarioError(f"--kind {args.kind} with --strategy {args.strategy}; a "
@@ -151,10 +155,11 @@ def cmd_scenario(args: argparse.Namespace) -> int:
                 image_size=args.image_size, channels=args.channels, blocks=args.blocks,
                 steps=args.steps, timeout_s=args.timeout,
             )
+            cfg.validate()  # before the store is opened
             result = run_distributed(cfg, store=_store(args))
             if args.json:
-                print(json.dumps({"run_id": result.run_id, "config": result.config,
-                                  "workers": result.workers.to_dict("records")}, default=str))
+                print_json({"run_id": result.run_id, "config": result.config,
+                            "workers": result.workers})
             else:
                 _print_frame(result.workers, [c for c in result.workers.columns
                                               if c != "xplane_path"])
@@ -178,14 +183,25 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     except DistributedError as exc:
         return _error(str(exc), 1)
     if args.json:
-        print(json.dumps({"run_id": result.run_id, "config": result.config,
-                          "summary": result.summary.to_dict("records"),
-                          "fusion": result.fusion.to_dict("records")}, default=str))
+        print_json({"run_id": result.run_id, "config": result.config,
+                    "summary": result.summary, "fusion": result.fusion})
     else:
         _print_frame(result.summary, SUMMARY_SHOWN)
         if result.run_id:
             print(f"run {result.run_id} saved")
-    return 0 if (result.summary["status"] != "failed").all() else 1
+    return report_failures(result.summary)
+
+
+def report_failures(summary: pd.DataFrame, noun: str = "variant") -> int:
+    """Exit code of a scenario from its summary's status column (a row per `noun`): 1, with
+    one line on stderr naming the first failure, when a row failed; else 0."""
+    failed = summary[summary["status"] == "failed"]
+    if not len(failed):
+        return 0
+    first = failed.iloc[0]
+    count = f"every {noun}" if len(failed) == len(summary) else \
+        f"{len(failed)} of {len(summary)} {noun}s"
+    return _error(f"{count} failed; {first['label']}: {first['reason']}", 1)
 
 
 def _guide(args: argparse.Namespace, cfg: Any) -> int:
@@ -202,11 +218,8 @@ def _guide(args: argparse.Namespace, cfg: Any) -> int:
         return _error(str(exc), 2)
     result = run_guide(gcfg, store=_store(args))
     if args.json:
-        print(json.dumps({"run_id": result.run_id, "kind": result.kind, "config": result.config,
-                          "summary": result.shown().to_dict("records"),
-                          "layers": result.layers.to_dict("records"),
-                          **{k: v.to_dict("records") for k, v in result.extra.items()}},
-                         default=str))
+        print_json({"run_id": result.run_id, "kind": result.kind, "config": result.config,
+                    "summary": result.shown(), "layers": result.layers, **result.extra})
     else:
         shown = result.shown()
         _print_frame(shown, [c for c in shown.columns if c not in ("params", "variant",
@@ -216,28 +229,24 @@ def _guide(args: argparse.Namespace, cfg: Any) -> int:
             _print_frame(result.layers, list(result.layers.columns))
         if result.run_id:
             print(f"run {result.run_id} saved")
-    return 0 if (result.summary["status"] != "failed").all() else 1
+    return report_failures(result.summary, "case")
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from profiling.experiments.capture import CaptureError, capture, parse_addresses
+    from profiling.experiments.capture import CaptureError, capture, check_arguments
 
     try:
-        parse_addresses(args.addresses)
+        check_arguments(args.addresses, args.duration_ms, args.logdir, args.timeout)
     except CaptureError as exc:
         return _error(str(exc), 2)
-    if args.timeout is not None and args.timeout <= 0:
-        return _error(f"--timeout {args.timeout}; accepted: seconds > 0", 2)
-    if not 1 <= args.duration_ms <= 600_000:
-        return _error(f"--duration-ms {args.duration_ms}; accepted: 1..600000", 2)
     try:
         result = capture(args.addresses, args.duration_ms, logdir=args.logdir,
                          timeout_s=args.timeout, store=_store(args), label=args.label)
     except CaptureError as exc:
         return _error(str(exc), 1)
     if args.json:
-        print(json.dumps({"run_id": result.run_id, "logdir": result.logdir,
-                          "traces": result.traces.to_dict("records")}, default=str))
+        print_json({"run_id": result.run_id, "logdir": result.logdir,
+                    "traces": result.traces})
     else:
         _print_frame(result.traces, ["address", "status", "event_count", "duration_us",
                                      "compute_us", "collective_us", "path", "reason"])

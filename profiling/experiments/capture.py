@@ -65,6 +65,24 @@ def parse_addresses(addresses: str | Sequence[str]) -> list[tuple[str, int]]:
     return out
 
 
+def check_arguments(addresses: str | Sequence[str], duration_ms: int,
+                    logdir: str | None = None, timeout_s: float | None = None
+                    ) -> list[tuple[str, int]]:
+    """The capture's arguments, checked before any connection: the parsed addresses, or
+    CaptureError (one line) naming the bad one and what is accepted."""
+    targets = parse_addresses(addresses)
+    if isinstance(duration_ms, bool) or not isinstance(duration_ms, int) \
+            or not 1 <= duration_ms <= MAX_DURATION_MS:
+        raise CaptureError(f"--duration-ms {duration_ms!r}; accepted: an integer in "
+                           f"1..{MAX_DURATION_MS}")
+    # as run's --timeout: NaN or inf would be no limit, and a stuck gRPC call would hang us
+    if timeout_s is not None and not 0 < timeout_s <= 86400:
+        raise CaptureError(f"--timeout {timeout_s:g}; accepted: seconds in (0, 86400]")
+    if logdir and Path(logdir).exists() and not Path(logdir).is_dir():
+        raise CaptureError(f"--logdir {logdir}: not a directory")
+    return targets
+
+
 def address_text(host: str, port: int) -> str:
     return f"grpc://{f'[{host}]' if ':' in host else host}:{port}"
 
@@ -100,11 +118,7 @@ def capture(
     `logdir` the traces go to a temp dir removed before returning: `path` then names the stored
     copy (with a `store`) or is None.
     """
-    targets = parse_addresses(addresses)
-    if isinstance(duration_ms, bool) or not isinstance(duration_ms, int) \
-            or not 1 <= duration_ms <= MAX_DURATION_MS:
-        raise CaptureError(f"duration_ms={duration_ms!r}; accepted: an integer in "
-                           f"1..{MAX_DURATION_MS}")
+    targets = check_arguments(addresses, duration_ms, logdir, timeout_s)
     for host, port in targets:
         check_reachable(host, port, connect_timeout_s)
     limit = timeout_s if timeout_s is not None else duration_ms / 1000 + 60

@@ -67,7 +67,12 @@ class DistributedConfig:
 
     def validate(self) -> None:
         """ScenarioError-style one-line ValueError on bad input."""
-        from profiling.experiments.scenarios import ScenarioError, parse_variant
+        from profiling.experiments.scenarios import (
+            ScenarioConfig,
+            ScenarioError,
+            check_memory,
+            parse_variant,
+        )
 
         if self.strategy not in STRATEGIES:
             raise ScenarioError(f"strategy={self.strategy!r}; accepted: {', '.join(STRATEGIES)}")
@@ -81,11 +86,39 @@ class DistributedConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ScenarioError(f"{name}={value!r}; accepted: an integer >= {low}")
-        if self.workers > 8:
-            raise ScenarioError(f"workers={self.workers!r}; accepted: 2..8")
+        for name, high in (("workers", 8), ("logical_cpus", 64), ("steps", 1000),
+                           ("trace_steps", 100)):
+            if getattr(self, name) > high:
+                low = 2 if name == "workers" else 1
+                raise ScenarioError(f"{name}={getattr(self, name)!r}; accepted: {low}..{high}")
         if not 1 <= self.timeout_s <= 3600:
             raise ScenarioError(f"timeout_s={self.timeout_s!r}; accepted: 1..3600 seconds")
         parse_variant(self.variant)
+        if self.devices is not None:
+            self._check_devices()
+        # each worker draws 4 global batches of data and steps on its share of one
+        check_memory(ScenarioConfig(model=self.model, image_size=self.image_size,
+                                    channels=self.channels, blocks=self.blocks),
+                     self.global_batch, 4 * self.global_batch,
+                     processes=self.workers if self.strategy == "multiworker" else 1)
+
+    def _check_devices(self) -> None:
+        """MirroredStrategy's devices: ones TensorFlow sees here, or, when all are CPUs, the
+        logical CPUs the worker makes for them (CPU:0..CPU:n-1); spec.check_devices."""
+        from profiling.experiments.scenarios import ScenarioError
+        from profiling.spec import SpecError, available_devices, check_devices
+
+        if self.strategy != "mirrored":
+            raise ScenarioError(f"devices={self.devices!r} with strategy={self.strategy!r}; "
+                                "--devices applies to --strategy mirrored")
+        if not self.devices:
+            raise ScenarioError("devices=[]; accepted: one or more devices, e.g. GPU:0,GPU:1")
+        cpus_only = all("CPU" in d.upper() for d in self.devices)
+        try:
+            check_devices(self.devices, [f"CPU:{i}" for i in range(len(self.devices))]
+                          if cpus_only else available_devices())
+        except SpecError as exc:
+            raise ScenarioError(str(exc)) from None
 
 
 @dataclass

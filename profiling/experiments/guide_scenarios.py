@@ -36,6 +36,7 @@ from profiling.experiments.scenarios import (
     ScenarioError,
     _validated,
     build_model,
+    check_memory,
     input_numel,
     input_shape_text,
     measure_step,
@@ -81,18 +82,22 @@ class GuideConfig:
                                 "[1, 65536]")
         if not 1 <= self.int8_numel <= 1 << 28:
             raise ScenarioError(f"int8_numel={self.int8_numel!r}; accepted: 1..2**28")
-        return self.base.validate()
+        variants = self.base.validate()
+        if self.kind == "batch_sweep":
+            top = max(self.batches)
+            check_memory(replace(self.base, batch=top), top, top + self.base.train_samples)
+        return variants
 
 
 def parse_int_list(name: str, text: str) -> tuple[int, ...]:
-    """'8,16,64' -> (8, 16, 64); ScenarioError naming `name` otherwise."""
+    """'8,16,1e3' -> (8, 16, 1000); ScenarioError naming `name` otherwise (2.5 is no batch)."""
     try:
-        values = tuple(int(float(p)) for p in text.split(",") if p.strip())
+        values = tuple(float(p) for p in text.split(",") if p.strip())
     except ValueError:
-        raise ScenarioError(f"{name}={text!r}; accepted: comma-separated integers") from None
-    if not values:
+        values = ()
+    if not values or not all(math.isfinite(v) and v == int(v) for v in values):
         raise ScenarioError(f"{name}={text!r}; accepted: comma-separated integers")
-    return values
+    return tuple(int(v) for v in values)
 
 
 @dataclass

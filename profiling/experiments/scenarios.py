@@ -90,6 +90,8 @@ class ScenarioConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ScenarioError(f"{name}={value!r}; accepted: an integer >= 1")
+        if self.repeats > 1000:  # run's bound too
+            raise ScenarioError(f"repeats={self.repeats!r}; accepted: 1..1000")
         if not (0 <= self.min_time <= 10):
             raise ScenarioError(f"min_time={self.min_time!r}; accepted: seconds in [0, 10]")
         if self.warmup < 0:
@@ -100,7 +102,51 @@ class ScenarioConfig:
             raise ScenarioError(f"hidden={self.hidden!r}; accepted: one or more widths >= 1")
         if not (0 < self.learning_rate < 10):
             raise ScenarioError(f"learning_rate={self.learning_rate!r}; accepted: (0, 10)")
-        return [parse_variant(v) for v in self.variants] or _no_variants()
+        variants = [parse_variant(v) for v in self.variants] or _no_variants()
+        _check_once(variants)
+        check_memory(self, max(self.batch, self.train_samples), self.batch + self.train_samples)
+        return variants
+
+
+def training_numel(cfg: ScenarioConfig, step_batch: int, data_samples: int) -> int:
+    """Float32 elements a training run of `cfg` holds at its peak, an estimate for the up-front
+    memory check: `data_samples` synthetic inputs (drawn as float64 first, so three times), the
+    activations one step of `step_batch` keeps for its backward pass, and the weights with
+    their gradients and two Adam moments."""
+    if cfg.model == "resnet":
+        pixels = cfg.image_size ** 2
+        per_block = 7 if cfg.guide_block else 6  # conv1, [bn1], act1, conv2, bn2, add, act_out
+        kept = step_batch * pixels * cfg.channels * (2 + per_block * cfg.blocks)
+        inputs = data_samples * pixels * 3
+        weights = (27 + cfg.classes) * cfg.channels + cfg.blocks * 18 * cfg.channels ** 2
+    else:
+        widths = [cfg.dense_features + cfg.categorical_features * cfg.embedding_dim,
+                  *(int(h) for h in cfg.hidden)]
+        kept = step_batch * (widths[0] + 2 * sum(widths[1:]))
+        inputs = data_samples * (cfg.dense_features + cfg.categorical_features)
+        weights = (sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+                   + cfg.vocab * cfg.embedding_dim
+                   + (cfg.dense_features + cfg.vocab + widths[-1]) * cfg.classes)
+    return kept + 3 * inputs + 4 * weights
+
+
+def check_memory(cfg: ScenarioConfig, step_batch: int, data_samples: int,
+                 processes: int = 1) -> None:
+    """ScenarioError (one line) when `processes` training runs of `cfg` (training_numel) cannot
+    fit in the memory free now: spec.check_fits_in_memory, with spec.bytes_needed's forward
+    pair (each kept tensor and its gradient) and margin."""
+    from profiling.spec import SpecError, bytes_needed, check_fits_in_memory
+
+    sizes = (f"batch={step_batch} image_size={cfg.image_size} channels={cfg.channels} "
+             f"blocks={cfg.blocks}" if cfg.model == "resnet" else
+             f"batch={step_batch} hidden={','.join(str(h) for h in cfg.hidden)}")
+    need = processes * bytes_needed(training_numel(cfg, step_batch, data_samples), "float32",
+                                    "forward")
+    try:
+        check_fits_in_memory("sizes", f"{sizes} samples={data_samples}", need,
+                             "sizes whose training needs")
+    except SpecError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -110,6 +156,16 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     except ValueError:
         raise ScenarioError(f"hidden={text!r}; accepted: comma-separated integers such as 64,32"
                             ) from None
+
+
+def _check_once(variants: list[tuple[str, dict[str, Any]]]) -> None:
+    # results are keyed by label: a variant given twice would mix its samples and traces
+    import relu_impls
+
+    labels = [relu_impls.VARIANTS[vid].label(params) for vid, params in variants]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise ScenarioError(f"variants: {label!r} given twice; accepted: each variant once")
 
 
 def _no_variants() -> list:

@@ -262,10 +262,21 @@ class Store:
             (json.dumps(environment, default=str), m["machine"], m["machine_json"], run_id)))
 
     def finish_run(self, run_id: str, status: str) -> None:
+        """Set the run's final status. Whoever writes it, "complete" is stored as "failed" when
+        some case failed and none is ok: such a run measured nothing."""
         if status not in RUN_STATUSES:
             raise ValueError(f"bad run status {status!r}; accepted: {', '.join(RUN_STATUSES)}")
-        self._write(lambda c: c.execute(
-            "UPDATE runs SET status=?, finished_at=? WHERE run_id=?", (status, now_iso(), run_id)))
+
+        def write(c: Any) -> None:
+            final = status
+            if status == "complete":
+                found = {r[0] for r in c.execute(
+                    "SELECT DISTINCT status FROM cases WHERE run_id=?", (run_id,)).fetchall()}
+                final = "failed" if "failed" in found and "ok" not in found else status
+            c.execute("UPDATE runs SET status=?, finished_at=? WHERE run_id=?",
+                      (final, now_iso(), run_id))
+
+        self._write(write)
 
     def add_case(self, row: Mapping[str, Any], samples: Sequence[float] = (),
                  op_stats: pd.DataFrame | None = None, breakdown: Mapping | None = None) -> None:
