@@ -81,3 +81,17 @@ def test_a_statement_stuck_on_a_lock_ends_at_the_statement_timeout(pg_url, capsy
     line = one_error_line(capsys.readouterr().err)
     assert code == 2 and elapsed < 10, (code, elapsed)
     assert "127.0.0.1" in line and "RELU_LAB_DB_STATEMENT_TIMEOUT_S" in line, line
+
+
+def test_a_refused_store_url_leaves_nothing_in_the_trace_cache(pg_server, tmp_path, capsys,
+                                                               monkeypatch):
+    from profiling.process import free_port
+
+    cache = tmp_path / "trace_cache"
+    monkeypatch.setenv("RELU_LAB_TRACE_CACHE", str(cache))
+    monkeypatch.setenv("RELU_LAB_STORE", "")
+    no_database = pg_server.url.rsplit("/", 1)[0] + "/no_such_database"
+    for refused in (f"postgresql://nobody@127.0.0.1:{free_port()}/relu_lab", no_database):
+        assert main(["--store", refused, "list"]) == 2
+        one_error_line(capsys.readouterr().err)
+    assert not cache.exists() or not any(cache.iterdir()), list(cache.iterdir())
