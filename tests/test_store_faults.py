@@ -95,3 +95,61 @@ def test_a_refused_store_url_leaves_nothing_in_the_trace_cache(pg_server, tmp_pa
         assert main(["--store", refused, "list"]) == 2
         one_error_line(capsys.readouterr().err)
     assert not cache.exists() or not any(cache.iterdir()), list(cache.iterdir())
+
+
+def test_the_server_stopped_mid_run_gives_one_line_and_keeps_the_run(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from profiling.storage.pg_cluster import create_database, start_cluster
+    from profiling.storage.store import Store
+
+    # a cluster of its own: stopping it must not stop the other tests' server
+    root = Path(tempfile.mkdtemp(prefix="relu_lab_pg_stop_",
+                                 dir="/tmp" if os.geteuid() == 0 else None))
+    cluster = start_cluster(root)
+    try:
+        url = create_database(cluster, "relu_lab")
+        repo = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "RELU_LAB_STORE": url, "PYTHONPATH": str(repo),
+               "RELU_LAB_TRACE_CACHE": str(tmp_path / "trace_cache")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "profiling", "run", "--variants", "nn_relu,maximum,where",
+             "--sizes", "100,200,300", "--modes", "eager", "--threads", "1", "--no-trace",
+             "--min-time", "0.05", "--quiet"], cwd=repo, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not stored_cases(url):
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before the server could be stopped"
+        cluster.stop()
+        _, err = proc.communicate(timeout=120)
+        line = one_error_line(err)
+        assert proc.returncode != 0 and line.startswith("error: "), (proc.returncode, line)
+        assert "127.0.0.1" in line and "Warning" not in line, line
+        start_cluster(root, cluster.port)  # the server is back
+        store = Store(url)
+        (run,) = store.list_runs().to_dict("records")
+        assert run["status"] == "interrupted"
+        cases = store.cases([run["run_id"]])
+        assert 1 <= len(cases) < 9 and (cases.status == "ok").all()
+        samples = store.query("SELECT case_id, COUNT(*) AS n FROM samples GROUP BY case_id")
+        assert dict(zip(samples.case_id, samples.n, strict=True)) == dict(
+            zip(cases.case_id, cases.n_samples, strict=True))
+        store.close()
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def stored_cases(url: str) -> int:
+    """Cases in the store at url, read directly (0 before its schema exists)."""
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
+    except psycopg.Error:
+        return 0
