@@ -200,7 +200,10 @@ class PgConnection:
         """A server restart breaks the connection: open a new one between transactions (one
         broken inside a transaction raises, as the transaction is lost)."""
         if self._pg.closed or self._pg.broken:
-            self._raw.invalidate()
+            # a reconnect that failed left the invalidated one here: invalidating it again
+            # only warns (SAWarning: Can't invalidate an already-closed connection)
+            if self._raw.dbapi_connection is not None:
+                self._raw.invalidate()
             self._connect()
 
     # -- sqlite3-like API --------------------------------------------------------------------
