@@ -41,6 +41,6 @@ def one_line(e: BaseException, limit: int = 300) -> str:
 
 
 def timeout_text(where: str, what: str, seconds: float, setting: str) -> str:
-    """The one line for a network wait that ran out, e.g. `PostgreSQL at db:5432 did not accept
-    the connection within 10 s (limit: RELU_LAB_DB_CONNECT_TIMEOUT_S)`."""
+    """The one line for a network wait that ran out, e.g. `PostgreSQL at db:5432 did not finish
+    connecting within 10 s (limit: RELU_LAB_DB_CONNECT_TIMEOUT_S)`."""
     return f"{where} {what} within {seconds:g} s (limit: {setting})"

@@ -153,3 +153,23 @@ def stored_cases(url: str) -> int:
             return conn.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
     except psycopg.Error:
         return 0
+
+
+def test_a_slow_statement_through_sqlalchemy_is_one_line_too(pg_url, monkeypatch):
+    import sqlalchemy as sa
+
+    from profiling.storage.db import StoreTimeoutError, engine_for
+
+    monkeypatch.setenv("RELU_LAB_DB_STATEMENT_TIMEOUT_S", "0.5")
+    engine = engine_for(pg_url + "?options=-c%20search_path%3Dpublic")  # the URL's own kept
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SHOW search_path")).scalar() == "public"
+            started = time.monotonic()
+            with pytest.raises(StoreTimeoutError) as info:
+                conn.execute(sa.text("SELECT pg_sleep(30)"))
+        assert time.monotonic() - started < 10
+    finally:
+        engine.dispose()
+    assert str(info.value) == (f"PostgreSQL at 127.0.0.1:{engine.url.port} did not finish a "
+                               "statement within 0.5 s (limit: RELU_LAB_DB_STATEMENT_TIMEOUT_S)")

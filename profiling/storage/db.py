@@ -108,7 +108,7 @@ def timeout_error(error: BaseException, engine: Any) -> StoreTimeoutError | None
     cause = getattr(error, "orig", None) or error
     where = f"PostgreSQL at {engine.url.host or 'localhost'}:{engine.url.port or 5432}"
     if isinstance(cause, psycopg.errors.ConnectionTimeout):
-        return StoreTimeoutError(timeout_text(where, "did not accept the connection",
+        return StoreTimeoutError(timeout_text(where, "did not finish connecting",
                                               settings.db_connect_timeout_s(),
                                               "RELU_LAB_DB_CONNECT_TIMEOUT_S"))
     if isinstance(cause, psycopg.errors.QueryCanceled) and "statement timeout" in str(cause):
