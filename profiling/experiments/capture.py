@@ -98,10 +98,9 @@ def capture(
     """Capture `duration_ms` of profile from every address at once.
 
     timeout_s bounds the whole client call (default: the duration + RELU_LAB_CAPTURE_TIMEOUT_S,
-    60 s). Workers whose trace holds
-    no events get status "empty"; CaptureError when no worker returned any event. Without a
-    `logdir` the traces go to a temp dir removed before returning: `path` then names the stored
-    copy (with a `store`) or is None.
+    60 s). Workers whose trace holds no events get status "empty"; CaptureError when no worker
+    returned any event. Without a `logdir` the traces go to a temp dir removed before
+    returning: `path` then names the stored copy (with a `store`) or is None.
     """
     targets = parse_addresses(addresses)
     if isinstance(duration_ms, bool) or not isinstance(duration_ms, int) \
