@@ -38,3 +38,9 @@ def one_line(e: BaseException, limit: int = 300) -> str:
     elif not isinstance(e, ValueError | TypeError):
         text = f"{type(e).__name__}: {text}"
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def timeout_text(where: str, what: str, seconds: float, setting: str) -> str:
+    """The one line for a network wait that ran out, e.g. `PostgreSQL at db:5432 did not finish
+    connecting within 10 s (limit: RELU_LAB_DB_CONNECT_TIMEOUT_S)`."""
+    return f"{where} {what} within {seconds:g} s (limit: {setting})"

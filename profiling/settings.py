@@ -70,9 +70,22 @@ SETTINGS += (
             "profiling.settings.machine_name"),
     Setting("RELU_LAB_TRACE_CACHE", "local copies of a PostgreSQL store's traces",
             "`~/.cache/relu_lab/traces`", "profiling.settings.trace_cache_root"),
+    Setting("RELU_LAB_DB_CONNECT_TIMEOUT_S",
+            "how long a PostgreSQL store may take to accept a connection (whole s, at least 2, "
+            "as libpq counts them)", "10", "profiling.settings.db_connect_timeout_s"),
+    Setting("RELU_LAB_DB_STATEMENT_TIMEOUT_S",
+            "longest one statement on a PostgreSQL store may run, lock waits and a trace of up "
+            "to 1 GiB written included (s)", "600", "profiling.settings.db_statement_timeout_s"),
+    Setting("RELU_LAB_CAPTURE_TIMEOUT_S",
+            "how long a remote capture may run past its duration (s); `capture --timeout` and "
+            "the Capture page set the whole limit instead", "60",
+            "profiling.settings.capture_timeout_s"),
 )
 DEFAULT_CONVERT_TIMEOUT_S = 300.0
 DEFAULT_CONVERT_MEMORY_MB = 8192
+DEFAULT_DB_CONNECT_TIMEOUT_S = 10
+DEFAULT_DB_STATEMENT_TIMEOUT_S = 600.0
+DEFAULT_CAPTURE_TIMEOUT_S = 60.0
 """The standard toolchain variables `CXX` (C++ compiler, default `g++`) and `NVCC` (default
 `nvcc` on PATH) are read by relu_impls.build.build_settings too; they carry no prefix."""
 
@@ -125,3 +138,19 @@ def trace_cache_root() -> Path:
     """`$RELU_LAB_TRACE_CACHE`, else ~/.cache/relu_lab/traces."""
     root = os.environ.get("RELU_LAB_TRACE_CACHE")
     return Path(root) if root else Path.home() / ".cache" / "relu_lab" / "traces"
+
+
+def db_connect_timeout_s() -> int:
+    """`$RELU_LAB_DB_CONNECT_TIMEOUT_S`, else 10: whole seconds, at least 2 (libpq rounds down
+    and waits at least 2 s); a bad value -> the default."""
+    return max(2, int(_positive("RELU_LAB_DB_CONNECT_TIMEOUT_S", DEFAULT_DB_CONNECT_TIMEOUT_S)))
+
+
+def db_statement_timeout_s() -> float:
+    """`$RELU_LAB_DB_STATEMENT_TIMEOUT_S`, else 600 s; a bad value -> the default."""
+    return _positive("RELU_LAB_DB_STATEMENT_TIMEOUT_S", DEFAULT_DB_STATEMENT_TIMEOUT_S)
+
+
+def capture_timeout_s() -> float:
+    """`$RELU_LAB_CAPTURE_TIMEOUT_S`, else 60 s: what a capture may take past its duration."""
+    return _positive("RELU_LAB_CAPTURE_TIMEOUT_S", DEFAULT_CAPTURE_TIMEOUT_S)

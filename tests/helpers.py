@@ -10,10 +10,13 @@ import hashlib
 import json
 import os
 import select
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +323,32 @@ def wait_finished(at, limit_s: float = 300.0, job: str = "sc_job") -> None:
         time.sleep(0.5)
         at.run()
     at.run()
+
+
+@contextlib.contextmanager
+def silent_server(lifetime_s: float = 30.0) -> Iterator[int]:
+    """A loopback port that accepts connections and never sends a byte; it closes them and
+    stops after lifetime_s at the latest (so code with no timeout fails the test, not hangs)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_stay_silent() -> None:
+        deadline = time.monotonic() + lifetime_s
+        while not stop.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                accepted.append(server.accept()[0])
+        for conn in accepted:
+            conn.close()
+        server.close()
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)

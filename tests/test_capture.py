@@ -4,12 +4,11 @@ paths, the CLI command and the Capture page."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
+import time
 from pathlib import Path
 
 import pytest
-from helpers import start_target, wait_ready
+from helpers import silent_server, start_target, wait_ready
 
 from profiling.experiments.capture import CaptureError, capture, parse_addresses
 from profiling.process import free_port
@@ -79,33 +78,16 @@ def test_refused_connection_is_reported_before_any_capture():
         capture(f"grpc://127.0.0.1:{port}", 100)
 
 
-def test_a_server_that_never_answers_cannot_hang_the_capture():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-    accepted = []
-    stop = threading.Event()
-
-    def accept_and_stay_silent():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
-    thread.start()
-    try:
+def test_a_server_that_never_answers_cannot_hang_the_capture(monkeypatch):
+    monkeypatch.setenv("RELU_LAB_CAPTURE_TIMEOUT_S", "3")  # beyond the capture's duration
+    with silent_server() as port:
+        started = time.monotonic()
         with pytest.raises(CaptureError) as info:
-            capture(f"grpc://127.0.0.1:{server.getsockname()[1]}", 100, timeout_s=5)
-        assert "\n" not in str(info.value)
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for conn in accepted:
-            conn.close()
-        server.close()
+            capture(f"grpc://127.0.0.1:{port}", 100)
+        elapsed = time.monotonic() - started
+    message = str(info.value)
+    assert "\n" not in message and elapsed < 3.1 + 5, elapsed
+    assert f"grpc://127.0.0.1:{port}" in message and "RELU_LAB_CAPTURE_TIMEOUT_S" in message
 
 
 def test_cli_capture(targets, capsys):

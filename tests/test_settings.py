@@ -53,6 +53,21 @@ def test_settings_are_read_when_asked(monkeypatch, tmp_path):
     assert settings.max_trace_bytes() == settings.DEFAULT_MAX_TRACE_BYTES
 
 
+def test_network_timeouts_are_read_when_asked(monkeypatch):
+    for name in ("RELU_LAB_DB_CONNECT_TIMEOUT_S", "RELU_LAB_DB_STATEMENT_TIMEOUT_S",
+                 "RELU_LAB_CAPTURE_TIMEOUT_S"):
+        monkeypatch.delenv(name, raising=False)
+    assert (settings.db_connect_timeout_s(), settings.db_statement_timeout_s(),
+            settings.capture_timeout_s()) == (10, 600.0, 60.0)
+    monkeypatch.setenv("RELU_LAB_DB_CONNECT_TIMEOUT_S", "0.5")  # libpq waits 2 s at least
+    monkeypatch.setenv("RELU_LAB_DB_STATEMENT_TIMEOUT_S", "1.5")
+    monkeypatch.setenv("RELU_LAB_CAPTURE_TIMEOUT_S", "-3")
+    assert (settings.db_connect_timeout_s(), settings.db_statement_timeout_s(),
+            settings.capture_timeout_s()) == (2, 1.5, 60.0)
+    monkeypatch.setenv("RELU_LAB_DB_CONNECT_TIMEOUT_S", "7.9")
+    assert settings.db_connect_timeout_s() == 7
+
+
 def test_extra_variants_are_real_variants_or_a_one_line_error(faulty_variants):
     from profiling.spec import RunSpec, variant_registry
     from relu_impls import Variant, extra_variants

@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st  # noqa: E402
 
 from app.guard import page_guard  # noqa: E402
+from profiling import settings  # noqa: E402
 from profiling.presentation import scenario_charts, units  # noqa: E402
 
 
@@ -19,7 +20,9 @@ def render() -> None:
                               key="cap_addresses")
     cols = st.columns(3)
     duration_ms = cols[0].number_input("Duration (ms)", 1, 600_000, 1000, key="cap_duration")
-    timeout = cols[1].number_input("Timeout (s)", 1, 1800, 60, key="cap_timeout")
+    timeout = cols[1].number_input("Timeout past the duration (s)", 1, 1800,
+                                   min(1800, int(settings.capture_timeout_s())),
+                                   key="cap_timeout")
     save = cols[2].checkbox("Save to the store", True, key="cap_save")
 
     if st.button("Capture", type="primary", key="cap_run"):

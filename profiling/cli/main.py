@@ -506,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 failed/regression, 2 bad input)."""
     from profiling.spec import SpecError
     from profiling.storage.bundle import BundleError
+    from profiling.storage.db import StoreTimeoutError
     from profiling.storage.store import UnknownRunError
     from profiling.traces import TraceError
 
@@ -514,7 +515,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["RELU_LAB_STORE"] = args.store
     try:
         return int(args.func(args) or 0)
-    except (SpecError, TraceError, BundleError, UsageError, UnknownRunError) as e:
+    except (SpecError, TraceError, BundleError, UsageError, UnknownRunError,
+            StoreTimeoutError) as e:
         print(f"error: {e}", file=sys.stderr)
     except BrokenPipeError:  # `… | head`: the reader left; nothing to report
         with contextlib.suppress(OSError):

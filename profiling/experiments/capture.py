@@ -24,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from profiling import settings
+from profiling.errors import timeout_text
 from profiling.tempdirs import temp_dir_unless
 
 ADDRESS = re.compile(r"^grpc://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
@@ -113,17 +115,21 @@ def capture(
 ) -> CaptureResult:
     """Capture `duration_ms` of profile from every address at once.
 
-    timeout_s bounds the whole client call (default duration + 60 s). Workers whose trace holds
-    no events get status "empty"; CaptureError when no worker returned any event. Without a
-    `logdir` the traces go to a temp dir removed before returning: `path` then names the stored
-    copy (with a `store`) or is None.
+    timeout_s bounds the whole client call (default: the duration + RELU_LAB_CAPTURE_TIMEOUT_S,
+    60 s). Workers whose trace holds no events get status "empty"; CaptureError when no worker
+    returned any event. Without a `logdir` the traces go to a temp dir removed before
+    returning: `path` then names the stored copy (with a `store`) or is None.
     """
     targets = check_arguments(addresses, duration_ms, logdir, timeout_s)
     for host, port in targets:
         check_reachable(host, port, connect_timeout_s)
-    limit = timeout_s if timeout_s is not None else duration_ms / 1000 + 60
+    if timeout_s is not None:
+        limit, setting = timeout_s, "the timeout given"
+    else:
+        limit, setting = duration_ms / 1000 + settings.capture_timeout_s(), (
+            f"{duration_ms} ms + RELU_LAB_CAPTURE_TIMEOUT_S")
     with temp_dir_unless(logdir, "capture") as where:
-        result = _capture_into(where, targets, duration_ms, limit, store, label)
+        result = _capture_into(where, targets, duration_ms, (limit, setting), store, label)
         if not logdir:  # the temp dir goes: point at the stored copies instead
             result.logdir = str(store.traces_dir) if store is not None else ""
             result.traces["path"] = [_stored_path(store, c) for c in result.traces["case_id"]]
@@ -135,8 +141,8 @@ def _stored_path(store: Any, case_id: Any) -> str | None:
     return str(path) if path else None
 
 
-def _capture_into(logdir: str, targets: list[tuple[str, int]], duration_ms: int, limit: float,
-                  store: Any, label: str) -> CaptureResult:
+def _capture_into(logdir: str, targets: list[tuple[str, int]], duration_ms: int,
+                  limit: tuple[float, str], store: Any, label: str) -> CaptureResult:
     Path(logdir).mkdir(parents=True, exist_ok=True)
     service = ",".join(address_text(h, p) for h, p in targets)
     _run_client(service, logdir, duration_ms, limit)
@@ -196,9 +202,11 @@ def _trace_file(logdir: str, host: str, port: int) -> str | None:
     return found[-1] if found else None
 
 
-def _run_client(service: str, logdir: str, duration_ms: int, timeout_s: float) -> None:
+def _run_client(service: str, logdir: str, duration_ms: int, limit: tuple[float, str]) -> None:
+    """Run the client subprocess; limit = (seconds, what set them: named in the error)."""
     from profiling.process import child_env
 
+    timeout_s, setting = limit
     env = child_env(TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "profiling.experiments.capture", "--client", service, logdir,
            str(duration_ms)]
@@ -207,7 +215,8 @@ def _run_client(service: str, logdir: str, duration_ms: int, timeout_s: float) -
     try:
         output, _ = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        raise CaptureError(f"{service}: capture did not finish within {timeout_s:g} s") from None
+        raise CaptureError(timeout_text(f"{service}:", "capture did not finish", timeout_s,
+                                        setting)) from None
     finally:
         if proc.poll() is None:
             proc.kill()

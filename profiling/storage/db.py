@@ -16,10 +16,17 @@ SQLAlchemy engine) the sqlite3 calls the store makes — `execute`, `executemany
 
 The schema version lives in `schema_version` (SQLite: PRAGMA user_version); migrations run under
 an advisory lock, so two processes opening a new database at once migrate it once.
+
+Every connection is bounded: connecting by RELU_LAB_DB_CONNECT_TIMEOUT_S (libpq's
+connect_timeout, which psycopg 3 applies to the whole start-up, so a server that accepts and
+never answers is covered too), each statement by RELU_LAB_DB_STATEMENT_TIMEOUT_S (the server's
+statement_timeout). Either one running out raises StoreTimeoutError, one line naming the host
+and the setting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -28,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from profiling import settings
+from profiling.errors import timeout_text
 
 STORE_ENV = "RELU_LAB_STORE"
 PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
@@ -35,6 +43,11 @@ PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
 
 class StoreUrlError(ValueError):
     """A store URL this code cannot open; str() is one line."""
+
+
+class StoreTimeoutError(RuntimeError):
+    """The database did not answer within a configured limit; str() is one line naming the
+    host and the setting."""
 
 
 def store_url(path: str | os.PathLike | None) -> str | None:
@@ -70,7 +83,39 @@ def engine_for(url: str) -> Any:
         raise StoreUrlError(f"bad store URL: {e}") from None
     if not parsed.database:
         raise StoreUrlError(f"store URL {url[:80]!r} names no database")
-    return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True)
+    statement_ms = int(settings.db_statement_timeout_s() * 1000)
+    own_options = parsed.query.get("options")  # the URL's ?options=... are kept, ours after
+    options = " ".join(filter(None, [own_options if isinstance(own_options, str) else None,
+                                     f"-c statement_timeout={statement_ms}"]))
+    engine = sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True,
+                              connect_args={"connect_timeout": settings.db_connect_timeout_s(),
+                                            "options": options})
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _one_line_timeouts(context: Any) -> None:  # whatever runs through SQLAlchemy
+        translated = timeout_error(context.original_exception, engine)
+        if translated is not None:
+            raise translated from None
+
+    return engine
+
+
+def timeout_error(error: BaseException, engine: Any) -> StoreTimeoutError | None:
+    """The StoreTimeoutError for a psycopg (or SQLAlchemy-wrapped) error that is a connect or
+    statement timeout of `engine`'s server, else None."""
+    import psycopg
+
+    cause = getattr(error, "orig", None) or error
+    where = f"PostgreSQL at {engine.url.host or 'localhost'}:{engine.url.port or 5432}"
+    if isinstance(cause, psycopg.errors.ConnectionTimeout):
+        return StoreTimeoutError(timeout_text(where, "did not finish connecting",
+                                              settings.db_connect_timeout_s(),
+                                              "RELU_LAB_DB_CONNECT_TIMEOUT_S"))
+    if isinstance(cause, psycopg.errors.QueryCanceled) and "statement timeout" in str(cause):
+        return StoreTimeoutError(timeout_text(where, "did not finish a statement",
+                                              settings.db_statement_timeout_s(),
+                                              "RELU_LAB_DB_STATEMENT_TIMEOUT_S"))
+    return None
 
 
 def db_errors() -> tuple[type[BaseException], ...]:
@@ -125,10 +170,29 @@ class PgConnection:
     def __init__(self, url: str):
         self.engine = engine_for(url)
         self._cols: dict[str, list[tuple]] = {}
-        self._connect()
+        try:
+            self._connect()
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    @contextlib.contextmanager
+    def timeouts(self) -> Iterator[None]:
+        """Inside, a connect or statement timeout raises StoreTimeoutError instead."""
+        import psycopg
+        import sqlalchemy as sa
+
+        try:
+            yield
+        except (psycopg.Error, sa.exc.DBAPIError) as e:
+            translated = timeout_error(e, self.engine)
+            if translated is None:
+                raise
+            raise translated from None
 
     def _connect(self) -> None:
-        self._raw = self.engine.raw_connection()
+        with self.timeouts():
+            self._raw = self.engine.raw_connection()
         self._pg = self._raw.driver_connection
         self._pg.autocommit = True
 
@@ -136,7 +200,10 @@ class PgConnection:
         """A server restart breaks the connection: open a new one between transactions (one
         broken inside a transaction raises, as the transaction is lost)."""
         if self._pg.closed or self._pg.broken:
-            self._raw.invalidate()
+            # a reconnect that failed left the invalidated one here: invalidating it again
+            # only warns (SAWarning: Can't invalidate an already-closed connection)
+            if self._raw.dbapi_connection is not None:
+                self._raw.invalidate()
             self._connect()
 
     # -- sqlite3-like API --------------------------------------------------------------------
@@ -154,16 +221,17 @@ class PgConnection:
 
         self._alive()
         idle = not self.in_transaction
-        try:
-            cur = self._run(sql, params)
-        except psycopg.OperationalError:
-            if not (idle and self._pg.broken):
-                raise
-            self._alive()  # the server dropped us between transactions: nothing was lost
-            cur = self._run(sql, params)
-        if cur.description is None:
-            return _Rows([], [])
-        return _Rows(cur.fetchall(), [d.name for d in cur.description])
+        with self.timeouts():
+            try:
+                cur = self._run(sql, params)
+            except psycopg.OperationalError:
+                if not (idle and self._pg.broken):
+                    raise
+                self._alive()  # the server dropped us between transactions: nothing was lost
+                cur = self._run(sql, params)
+            if cur.description is None:
+                return _Rows([], [])
+            return _Rows(cur.fetchall(), [d.name for d in cur.description])
 
     def _run(self, sql: str, params: Sequence[Any]) -> Any:
         cur = self._pg.cursor()
@@ -176,7 +244,8 @@ class PgConnection:
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         rows = [[_param(p) for p in r] for r in rows]
         if rows:
-            self._pg.cursor().executemany(self.translate(sql, True), rows)
+            with self.timeouts():
+                self._pg.cursor().executemany(self.translate(sql, True), rows)
 
     def close(self) -> None:
         self._raw.close()
@@ -227,19 +296,21 @@ class PgConnection:
     def tables(self) -> list[str]:
         import sqlalchemy as sa
 
-        return sorted(sa.inspect(self.engine).get_table_names())
+        with self.timeouts():
+            return sorted(sa.inspect(self.engine).get_table_names())
 
     def table_info(self, table: str) -> list[tuple]:
         """PRAGMA table_info rows: (cid, name, declared type, notnull, default, pk)."""
         if table not in self._cols:
             import sqlalchemy as sa
 
-            insp = sa.inspect(self.engine)
-            keys = insp.get_pk_constraint(table).get("constrained_columns") or []
-            self._cols[table] = [
-                (i, c["name"], str(c["type"]), int(not c["nullable"]), c.get("default"),
-                 keys.index(c["name"]) + 1 if c["name"] in keys else 0)
-                for i, c in enumerate(insp.get_columns(table))]
+            with self.timeouts():
+                insp = sa.inspect(self.engine)
+                keys = insp.get_pk_constraint(table).get("constrained_columns") or []
+                self._cols[table] = [
+                    (i, c["name"], str(c["type"]), int(not c["nullable"]), c.get("default"),
+                     keys.index(c["name"]) + 1 if c["name"] in keys else 0)
+                    for i, c in enumerate(insp.get_columns(table))]
         return self._cols[table]
 
     def columns(self, table: str) -> list[str]:
@@ -251,6 +322,11 @@ class PgConnection:
 
 def migrate_pg(conn: PgConnection, migrations: Sequence[str]) -> int:
     """Apply pending migrations in one transaction under an advisory lock; returns the version."""
+    with conn.timeouts():
+        return _migrate_pg(conn, migrations)
+
+
+def _migrate_pg(conn: PgConnection, migrations: Sequence[str]) -> int:
     conn._pg.execute("BEGIN")  # read committed: see what a process before us migrated
     try:
         conn._pg.execute("SELECT pg_advisory_xact_lock(7316)")  # 7316: this store's migrations

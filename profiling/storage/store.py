@@ -124,11 +124,11 @@ class Store:
         self.db_path = None
         self.data_dir = trace_cache_dir(url)
         self.traces_dir = self.data_dir
-        self.traces_dir.mkdir(parents=True, exist_ok=True)
         self._busy_timeout_s = 30.0
         self._lock = threading.RLock()
         self._conn = PgConnection(url)
         migrate_pg(self._conn, MIGRATIONS)
+        self.traces_dir.mkdir(parents=True, exist_ok=True)  # only for a store that opened
         self.mark_stale_runs()
         remove_dead_temp_dirs()
 
