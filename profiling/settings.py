@@ -71,6 +71,18 @@ SETTINGS += (
     Setting("RELU_LAB_TRACE_CACHE", "local copies of a PostgreSQL store's traces",
             "`~/.cache/relu_lab/traces`", "profiling.settings.trace_cache_root"),
 )
+# Servers the product starts: the dashboard under `make run` and its viewers (XProf, Perfetto).
+SETTINGS += (
+    Setting("RELU_LAB_HOST",
+            "address the dashboard (`make run`, or `make run HOST=…`) and its trace viewers "
+            "(XProf, Perfetto) listen on; `0.0.0.0` serves them to the network",
+            "`127.0.0.1` (this machine only)", "Makefile, profiling.settings.serve_host"),
+    Setting("RELU_LAB_XPROF_START_TIMEOUT_S",
+            "how long the dashboard waits for its XProf server to answer at start (s)", "90",
+            "profiling.settings.xprof_start_timeout_s"),
+)
+DEFAULT_SERVE_HOST = "127.0.0.1"
+DEFAULT_XPROF_START_TIMEOUT_S = 90.0
 DEFAULT_CONVERT_TIMEOUT_S = 300.0
 DEFAULT_CONVERT_MEMORY_MB = 8192
 """The standard toolchain variables `CXX` (C++ compiler, default `g++`) and `NVCC` (default
@@ -125,3 +137,14 @@ def trace_cache_root() -> Path:
     """`$RELU_LAB_TRACE_CACHE`, else ~/.cache/relu_lab/traces."""
     root = os.environ.get("RELU_LAB_TRACE_CACHE")
     return Path(root) if root else Path.home() / ".cache" / "relu_lab" / "traces"
+
+
+def serve_host() -> str:
+    """`$RELU_LAB_HOST` stripped (the address servers the product starts bind), else
+    127.0.0.1."""
+    return os.environ.get("RELU_LAB_HOST", "").strip() or DEFAULT_SERVE_HOST
+
+
+def xprof_start_timeout_s() -> float:
+    """`$RELU_LAB_XPROF_START_TIMEOUT_S`, else 90 s; a bad value -> the default."""
+    return _positive("RELU_LAB_XPROF_START_TIMEOUT_S", DEFAULT_XPROF_START_TIMEOUT_S)

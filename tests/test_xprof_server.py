@@ -25,7 +25,7 @@ def test_traces_are_laid_out_as_xprof_reads_them(tmp_path):
 
 
 def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(xprof_server, "xprof_command", lambda: [
+    monkeypatch.setattr(xprof_server, "xprof_command", lambda host: [
         sys.executable, "-c", "import sys; print('port already taken'); sys.exit(3)"])
     server = XprofServer(tmp_path / "logdir")
     with pytest.raises(XprofUnavailable) as info:
@@ -47,4 +47,17 @@ def test_every_socket_xprof_opens_is_on_loopback_only(tmp_path):
         assert_loopback_only(server.proc.pid, {server.port})
     finally:
         server.stop()
+    assert server.proc is None
+
+
+def test_a_server_that_never_answers_is_stopped_at_the_start_up_timeout(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_LAB_XPROF_START_TIMEOUT_S", "1.5")
+    monkeypatch.setattr(xprof_server, "xprof_command", lambda host: [
+        sys.executable, "-c", "import time; time.sleep(60)"])
+    server = XprofServer(tmp_path / "logdir")
+    with pytest.raises(XprofUnavailable) as info:
+        server.start()
+    message = str(info.value)
+    assert "\n" not in message and "1.5 s" in message
+    assert "RELU_LAB_XPROF_START_TIMEOUT_S" in message
     assert server.proc is None
