@@ -23,9 +23,10 @@ def make_run_command(*variables: str, env: dict | None = None) -> list[str]:
     test's virtualenv."""
     out = subprocess.run(["make", "-s", "-o", "build", "-n", "run", f"VENV={sys.prefix}",
                           *variables], cwd=REPO, env=env, capture_output=True, text=True,
-                         check=True, timeout=30).stdout.strip().splitlines()
-    assert len(out) == 1, out
-    return shlex.split(out[0])
+                         check=True, timeout=30).stdout
+    lines = out.replace("\\\n", " ").strip().splitlines()
+    assert len(lines) == 1, lines
+    return shlex.split(lines[0])
 
 
 def test_make_run_serves_on_loopback_only(tmp_path):
