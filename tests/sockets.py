@@ -54,10 +54,13 @@ def accepts(ip: str, port: int) -> bool:
     return True
 
 
-def assert_loopback_only(pid: int, expected_ports: set[int]) -> list[tuple[str, int]]:
-    """Every listening socket of ``pid``'s tree is on loopback, the expected ports are among
-    them, and a connection to each port on every other address of this machine is refused."""
-    sockets = listening(pid)
+def assert_loopback_only(pid: int, expected_ports: set[int], only: bool = False
+                         ) -> list[tuple[str, int]]:
+    """Every listening socket of ``pid``'s tree (with ``only``: those on ``expected_ports``, for
+    a server inside the test's own process) is on loopback, the expected ports are among them,
+    and a connection to each port on every other address of this machine is refused."""
+    sockets = [(ip, port) for ip, port in listening(pid)
+               if not only or port in expected_ports]
     assert expected_ports <= {port for _, port in sockets}, (sockets, expected_ports)
     wide = [(ip, port) for ip, port in sockets if ip not in LOOPBACK]
     # On a machine with no other address, the bound addresses above are the whole check.
