@@ -10,7 +10,10 @@ CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 # Where the dashboard and the viewers it starts (XProf, Perfetto) listen: this machine only,
 # unless you choose the network (`make run HOST=0.0.0.0` or RELU_LAB_HOST=0.0.0.0).
-HOST ?= $(or $(RELU_LAB_HOST),127.0.0.1)
+# (tcsh exports HOST=<hostname>: only a HOST given on make's command line counts)
+ifneq ($(origin HOST),command line)
+HOST := $(or $(RELU_LAB_HOST),127.0.0.1)
+endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup build browser postgres run run-team test lint bench bench-timeit bench-depth bench-traces bench-app screenshots readme clean

@@ -59,6 +59,9 @@ def test_the_network_is_served_only_when_asked():
     assert loopback[loopback.index("--server.address") + 1] == "127.0.0.1"
     chosen = make_run_command("HOST=0.0.0.0", env=env)
     assert chosen[chosen.index("--server.address") + 1] == "0.0.0.0"
+    # a shell's own HOST variable (tcsh exports the hostname) is not a choice of address
+    shell_host = make_run_command(env={**env, "HOST": "buildbox"})
+    assert shell_host[shell_host.index("--server.address") + 1] == "127.0.0.1"
     from_env = make_run_command(env={**env, "RELU_LAB_HOST": "0.0.0.0"})
     assert from_env[from_env.index("--server.address") + 1] == "0.0.0.0"
     # the viewers the dashboard starts (XProf, Perfetto) follow the same choice

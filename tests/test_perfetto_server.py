@@ -11,10 +11,10 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from profiling.presentation.perfetto_server import PerfettoServer, PerfettoUnavailable
 from sockets import assert_loopback_only
 
 from profiling.presentation import perfetto_server
+from profiling.presentation.perfetto_server import PerfettoServer, PerfettoUnavailable
 
 
 def get(url: str) -> bytes:
