@@ -51,6 +51,10 @@ import sys
 from xprof import server
 from xprof.convert import _pywrap_profiler_plugin as plugin
 host = sys.argv.pop(1)
+if not (hasattr(server, "_get_wildcard_address") and hasattr(plugin, "start_grpc_server")):
+    print("this xprof's server has no _get_wildcard_address/start_grpc_server to bind to "
+          + host + " (ReLU Lab pins xprof==2.24.2)", flush=True)
+    sys.exit(4)
 server._get_wildcard_address = lambda port: host
 plugin.start_grpc_server = lambda port, max_concurrent_requests: None
 sys.exit(server.main(sys.argv[1:]))
