@@ -8,6 +8,12 @@ REQUIREMENTS ?= $(or $(RELU_LAB_REQUIREMENTS),requirements.txt)
 STAMP := $(VENV)/.installed-$(notdir $(REQUIREMENTS))+project
 CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
+# Where the dashboard and the viewers it starts (XProf, Perfetto) listen: this machine only,
+# unless you choose the network (`make run HOST=0.0.0.0` or RELU_LAB_HOST=0.0.0.0).
+# (tcsh exports HOST=<hostname>: only a HOST given on make's command line counts)
+ifneq ($(origin HOST),command line)
+HOST := $(or $(RELU_LAB_HOST),127.0.0.1)
+endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: setup build browser postgres run run-team test lint bench bench-timeit bench-depth bench-traces bench-app screenshots readme clean
@@ -45,7 +51,8 @@ postgres:
 	    postgresql; fi
 
 run: build
-	$(VENV)/bin/streamlit run app/main.py --server.port $(PORT) --server.headless true
+	RELU_LAB_HOST=$(HOST) $(VENV)/bin/streamlit run app/main.py --server.port $(PORT) \
+	  --server.address $(HOST) --server.headless true
 
 # A local PostgreSQL (in /tmp, port TEAM_PG_PORT) and the dashboard on it: the team set-up on
 # one machine. Ctrl-C stops both. Point other shells at it with RELU_LAB_STORE=<printed URL>.
@@ -55,8 +62,8 @@ run-team: build postgres
 	@set -e; url=$$($(PY) -m profiling.storage.pg_cluster start $(TEAM_PG_DIR) --port $(TEAM_PG_PORT)); \
 	trap '$(PY) -m profiling.storage.pg_cluster stop $(TEAM_PG_DIR) --port $(TEAM_PG_PORT)' EXIT; \
 	echo "team store: $$url (export RELU_LAB_STORE=$$url to write to it)"; \
-	RELU_LAB_STORE=$$url $(VENV)/bin/streamlit run app/main.py --server.port $(PORT) \
-	  --server.headless true
+	RELU_LAB_STORE=$$url RELU_LAB_HOST=$(HOST) $(VENV)/bin/streamlit run app/main.py \
+	  --server.port $(PORT) --server.address $(HOST) --server.headless true
 
 test: build browser postgres
 	$(PY) -m pytest

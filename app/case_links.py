@@ -1,6 +1,6 @@
 """Each measured case as a table row with a link to its trace on the Traces page (one click
-from a number to its evidence), and optionally one that opens it in XProf. Used by the Run and
-Compare pages."""
+from a number to its evidence), and optionally ones that open it in XProf and in Perfetto. Used
+by the Run and Compare pages."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from profiling.presentation import charts, units
 
 TRACE_COLUMN = "trace"
 XPROF_COLUMN = "xprof"
+PERFETTO_COLUMN = "perfetto"
 
 
 def trace_url(run_id: str, case_id: str) -> str:
@@ -26,6 +27,12 @@ def xprof_url(run_id: str, case_id: str) -> str:
     """Relative link to the Traces page that opens this case's stored trace in XProf at once
     (the page's "Open in XProf" button, pressed by the ``xprof=1`` parameter)."""
     return trace_url(run_id, case_id) + "&xprof=1"
+
+
+def perfetto_url(run_id: str, case_id: str) -> str:
+    """Relative link to the Traces page that opens this case's stored trace in Perfetto at once
+    (the page's "Open in Perfetto" button, pressed by the ``perfetto=1`` parameter)."""
+    return trace_url(run_id, case_id) + "&perfetto=1"
 
 
 def case_rows(cases: pd.DataFrame, traced: frozenset[str], unit: str = "µs",
@@ -48,14 +55,16 @@ def case_rows(cases: pd.DataFrame, traced: frozenset[str], unit: str = "µs",
     # First: where a click lands whatever the table's width.
     ids = list(zip(frame["run_id"], frame["case_id"], strict=True))
     if xprof:
+        rows.insert(0, PERFETTO_COLUMN,
+                    [perfetto_url(r, c) if c in traced else None for r, c in ids])
         rows.insert(0, XPROF_COLUMN, [xprof_url(r, c) if c in traced else None for r, c in ids])
     rows.insert(0, TRACE_COLUMN, [trace_url(r, c) if c in traced else None for r, c in ids])
     return rows.reset_index(drop=True)
 
 
 def show(cases: pd.DataFrame, key: str, unit: str = "µs", xprof: bool = False) -> None:
-    """The case table with a clickable "open trace" link per row (and "open in XProf" with
-    ``xprof``)."""
+    """The case table with a clickable "open trace" link per row (and "open in XProf" and
+    "open in Perfetto" with ``xprof``)."""
     run_ids = sorted(set(cases["run_id"])) if not cases.empty else []
     rows = case_rows(cases, resources.traced_cases(run_ids), unit, xprof)
     if rows.empty:
@@ -68,6 +77,9 @@ def show(cases: pd.DataFrame, key: str, unit: str = "µs", xprof: bool = False) 
             XPROF_COLUMN: st.column_config.LinkColumn(
                 "XProf", display_text="open in XProf",
                 help="This case's trace in XProf's own UI (trace viewer, op profile, memory)"),
+            PERFETTO_COLUMN: st.column_config.LinkColumn(
+                "Perfetto", display_text="open in Perfetto",
+                help="This case's trace in Perfetto's UI, served offline by this dashboard"),
             "gbps": st.column_config.Column("GB/s"),
         },
     )

@@ -81,6 +81,18 @@ SETTINGS += (
             "the Capture page set the whole limit instead", "60",
             "profiling.settings.capture_timeout_s"),
 )
+# Servers the product starts: the dashboard under `make run` and its viewers (XProf, Perfetto).
+SETTINGS += (
+    Setting("RELU_LAB_HOST",
+            "address the dashboard (`make run`, or `make run HOST=…`) and its trace viewers "
+            "(XProf, Perfetto) listen on; `0.0.0.0` serves them to the network",
+            "`127.0.0.1` (this machine only)", "Makefile, profiling.settings.serve_host"),
+    Setting("RELU_LAB_XPROF_START_TIMEOUT_S",
+            "how long the dashboard waits for its XProf server to answer at start (s)", "90",
+            "profiling.settings.xprof_start_timeout_s"),
+)
+DEFAULT_SERVE_HOST = "127.0.0.1"
+DEFAULT_XPROF_START_TIMEOUT_S = 90.0
 DEFAULT_CONVERT_TIMEOUT_S = 300.0
 DEFAULT_CONVERT_MEMORY_MB = 8192
 DEFAULT_DB_CONNECT_TIMEOUT_S = 10
@@ -154,3 +166,14 @@ def db_statement_timeout_s() -> float:
 def capture_timeout_s() -> float:
     """`$RELU_LAB_CAPTURE_TIMEOUT_S`, else 60 s: what a capture may take past its duration."""
     return _positive("RELU_LAB_CAPTURE_TIMEOUT_S", DEFAULT_CAPTURE_TIMEOUT_S)
+
+
+def serve_host() -> str:
+    """`$RELU_LAB_HOST` stripped (the address servers the product starts bind), else
+    127.0.0.1."""
+    return os.environ.get("RELU_LAB_HOST", "").strip() or DEFAULT_SERVE_HOST
+
+
+def xprof_start_timeout_s() -> float:
+    """`$RELU_LAB_XPROF_START_TIMEOUT_S`, else 90 s; a bad value -> the default."""
+    return _positive("RELU_LAB_XPROF_START_TIMEOUT_S", DEFAULT_XPROF_START_TIMEOUT_S)

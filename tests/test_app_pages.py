@@ -141,7 +141,7 @@ def test_compare_page_draws_every_chart_and_writes_the_url(data_dir):
         "Download HTML report", "Download CSV"}
 
 
-def test_compare_case_table_links_each_stored_trace_to_xprof(data_dir):
+def test_compare_case_table_links_each_stored_trace_to_xprof_and_perfetto(data_dir):
     from helpers import make_run
 
     with Store(data_dir) as store:
@@ -149,10 +149,11 @@ def test_compare_case_table_links_each_stored_trace_to_xprof(data_dir):
     at = open_page("compare", {"runs": run_id, "view": "Table"})  # only the open tab is drawn
     assert not at.exception and not at.error, texts(at.error)
     table = next(d.value for d in at.dataframe if "xprof" in d.value.columns)
-    assert list(table.columns[:2]) == ["trace", "xprof"]
+    assert list(table.columns[:3]) == ["trace", "xprof", "perfetto"]
     traced = f"./traces?run={run_id}&case={run_id}-0000"
     assert table["trace"].iloc[0] == traced and table["xprof"].iloc[0] == traced + "&xprof=1"
-    assert table[["trace", "xprof"]].iloc[1].isna().all()  # no trace, no link
+    assert table["perfetto"].iloc[0] == traced + "&perfetto=1"
+    assert table[["trace", "xprof", "perfetto"]].iloc[1].isna().all()  # no trace, no link
 
 
 def test_compare_page_reproduces_a_shared_link(data_dir):

@@ -5,6 +5,8 @@ the app, running in this very process, goes on serving the next trace."""
 from __future__ import annotations
 
 import json
+import urllib.parse
+import urllib.request
 
 from helpers import FIXTURES, open_page, texts
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
@@ -86,3 +88,28 @@ def test_where_the_time_went_shows_no_missing_cell(data_dir):
     assert idle["thread µs"] == "n/a"
     assert float(raw[raw["kind"] == "compute"].iloc[0]["wall µs"]) > 0
     assert "idle is n/a" in " ".join(texts(at.caption))
+
+
+def test_an_upload_opens_in_perfetto_served_by_the_dashboard(data_dir):
+    at = open_page("traces")
+    _upload(at, PYTORCH.name, PYTORCH.read_bytes())
+    at.button(key="perfetto_open").click().run()
+    assert not at.exception and not at.warning, texts(at.warning)
+    (link,) = [b.proto.url for b in at.get("link_button") if "Perfetto" in b.proto.label]
+    assert link.startswith("http://127.0.0.1:") and "#!/?url=" in link
+    trace = urllib.parse.unquote(link.split("url=", 1)[1])
+    with urllib.request.urlopen(trace, timeout=10) as reply:
+        assert reply.read() == PYTORCH.read_bytes()
+
+
+def test_perfetto_that_cannot_start_says_why_in_one_line(data_dir, monkeypatch, tmp_path):
+    from profiling.presentation import perfetto_server
+
+    monkeypatch.setattr(perfetto_server, "web_dist", lambda: tmp_path / "gone")
+    at = open_page("traces")
+    _upload(at, PYTORCH.name, PYTORCH.read_bytes())
+    at.button(key="perfetto_open").click().run()
+    warnings = texts(at.warning)
+    assert len(warnings) == 1 and warnings[0].startswith("Perfetto is not available: ")
+    assert "\n" not in warnings[0]
+    assert at.get("plotly_chart")  # the rest of the page is drawn

@@ -1,10 +1,12 @@
 """Traces page: upload a trace (or open one a run stored) and explore it: timeline viewer,
-breakdown, ops, the activation audit, XProf's own UI; and a diff of two traces.
+breakdown, ops, the activation audit, XProf's own UI and Perfetto's; and a diff of two traces.
 
 Nothing sends the whole trace to the browser: a time window, a search, the top-N ops and a
 per-pixel downsample bound what is drawn."""
 
 from __future__ import annotations
+
+import hashlib
 
 import pandas as pd
 import streamlit as st
@@ -50,6 +52,16 @@ def xprof_server(data_dir: str):
     from profiling.presentation.xprof_server import XprofServer
 
     return XprofServer(Path(data_dir) / "xprof")
+
+
+@st.cache_resource(show_spinner=False)
+def perfetto_server(data_dir: str):
+    """One Perfetto server per dashboard and data dir, started on the first link asked for."""
+    from pathlib import Path
+
+    from profiling.presentation.perfetto_server import PerfettoServer
+
+    return PerfettoServer(Path(data_dir) / "perfetto")
 
 
 def uploaded_trace(key: str, label: str):
@@ -122,32 +134,70 @@ def read_or_explain(picked) -> tuple[pd.DataFrame, dict, dict] | None:
         return None
 
 
+def viewer_name(cache_key: str, filename: str) -> str:
+    """A short name for the trace in a viewer: the stored file's stem, or the upload's name."""
+    name = cache_key.split(":")[1] if cache_key.startswith("stored:") else filename
+    return name.rsplit("/", 1)[-1].removesuffix(".xplane.pb").removesuffix(".pb")[:40]
+
+
+def asked_once(parameter: str, cache_key: str) -> bool:
+    """True once when the URL carries ``parameter=1`` (a case table's "open in …" link) for a
+    stored trace; the parameter is then removed, so a later visit does not press it again."""
+    asked = share.read(parameter) == "1" and cache_key.startswith("stored:")
+    if asked:
+        share.write(**{parameter: None})
+    return asked
+
+
 def xprof_section(picked) -> None:
     """A button that opens the trace in XProf's own UI (xplane traces only)."""
     data, filename, cache_key = picked
     if not filename.lower().endswith(".pb"):
         return
     urls = st.session_state.setdefault("xprof_urls", {})
-    # ?xprof=1 (a case table's "open in XProf" link) presses the button once
-    asked = share.read("xprof") == "1" and cache_key.startswith("stored:")
-    if asked:
-        share.write(xprof=None)
+    asked = asked_once("xprof", cache_key)
     if cache_key not in urls and (asked or st.button(
             "Open in XProf", key="xprof_open",
             help="XProf's trace viewer, op profile and memory tools, served locally and "
                  "offline")):
         from profiling.presentation.xprof_server import XprofUnavailable
 
-        run = cache_key.split(":")[1] if cache_key.startswith("stored:") else filename
-        run = run.rsplit("/", 1)[-1].removesuffix(".xplane.pb").removesuffix(".pb")[:40]
         try:
             with st.spinner("Starting XProf…"):
-                urls[cache_key] = xprof_server(resources.data_dir()).link(run, data)
+                urls[cache_key] = xprof_server(resources.data_dir()).link(
+                    viewer_name(cache_key, filename), data)
         except (XprofUnavailable, OSError) as error:
             urls[cache_key] = None
             st.warning(f"XProf is not available: {one_line(error)}")
     if urls.get(cache_key):
         st.link_button("Open XProf ↗", urls[cache_key])
+
+
+def perfetto_section(picked, source: str | None) -> None:
+    """A button that opens the trace in Perfetto's UI (served offline by this dashboard):
+    Chrome/Kineto JSON as it is, an .xplane.pb converted first; not a ReLU Lab bundle."""
+    from profiling.presentation.perfetto_server import PerfettoUnavailable, trace_kind
+
+    data, filename, cache_key = picked
+    if source == "bundle" or trace_kind(filename) is None:
+        return
+    urls = st.session_state.setdefault("perfetto_urls", {})
+    asked = asked_once("perfetto", cache_key)
+    if cache_key not in urls and (asked or st.button(
+            "Open in Perfetto", key="perfetto_open",
+            help="Perfetto's trace viewer (timeline, flows, SQL over the trace), served locally "
+                 "and offline")):
+        # the cache key (path and mtime, or upload id) keeps two files of one name apart
+        tag = hashlib.sha1(cache_key.encode()).hexdigest()[:8]
+        try:
+            with st.spinner("Preparing the trace for Perfetto…"):
+                urls[cache_key] = perfetto_server(resources.data_dir()).link(
+                    f"{viewer_name(cache_key, filename)}-{tag}", data, filename)
+        except (PerfettoUnavailable, OSError) as error:
+            urls[cache_key] = None
+            st.warning(f"Perfetto is not available: {one_line(error)}")
+    if urls.get(cache_key):
+        st.link_button("Open Perfetto ↗", urls[cache_key])
 
 
 def timeline(events: pd.DataFrame, summary: dict) -> None:
@@ -235,7 +285,11 @@ def explore_tab() -> None:
     read = read_or_explain(picked)
     if read is None:
         return
-    xprof_section(picked)
+    xprof_col, perfetto_col, _ = st.columns([1, 1, 3])
+    with xprof_col:
+        xprof_section(picked)
+    with perfetto_col:
+        perfetto_section(picked, read[1].get("source"))
     explore(*read)
 
 

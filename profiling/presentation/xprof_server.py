@@ -1,15 +1,22 @@
 """XProf's own standalone UI (trace viewer, op profile, memory) for any .xplane.pb, offline.
 
 `XprofServer` lays out a logdir (`plugins/profile/<run>/<host>.xplane.pb`, the layout xprof
-reads), starts `xprof --logdir DIR --port P` on a free local port the first time a link is asked
-for, and stops it with the process that owns it (the dashboard). When xprof cannot start, the
-error says why in one line.
+reads), starts xprof's server on a free local port the first time a link is asked for, and stops
+it with the process that owns it (the dashboard). When xprof cannot start, the error says why in
+one line.
+
+xprof's CLI has no bind-address option: its web server binds the wildcard address and its gRPC
+worker service `0.0.0.0:<grpc_port>` (hard-coded in its C++). So xprof is started through
+`LAUNCHER`, which binds the web server to `RELU_LAB_HOST` (loopback by default) and does not
+start the gRPC worker service at all: xprof uses it only to map/reduce sessions of several
+hosts, and this logdir holds one host per run, so every tool runs in-process.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -22,7 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-START_TIMEOUT_S = 90.0
+from profiling import settings
+
 # Runs xprof as its child and stops it when the dashboard is gone, even after a SIGKILL that
 # leaves no time for atexit.
 WATCHDOG = """
@@ -36,6 +44,22 @@ while child.poll() is None:
     time.sleep(0.5)
 sys.exit(child.wait())
 """
+# `python -c LAUNCHER HOST xprof-args…`: xprof's own entry point with its web server bound to
+# HOST and its gRPC worker service (0.0.0.0 in its C++, no option) left unstarted.
+LAUNCHER = """
+import sys
+from xprof import server
+from xprof.convert import _pywrap_profiler_plugin as plugin
+host = sys.argv.pop(1)
+if not (hasattr(server, "_get_wildcard_address") and hasattr(plugin, "start_grpc_server")):
+    print("this xprof's server has no _get_wildcard_address/start_grpc_server to bind to "
+          + host + " (ReLU Lab pins xprof==2.24.2)", flush=True)
+    sys.exit(4)
+server._get_wildcard_address = lambda port: host
+plugin.start_grpc_server = lambda port, max_concurrent_requests: None
+sys.exit(server.main(sys.argv[1:]))
+"""
+WILDCARDS = {"", "0.0.0.0", "::"}
 RUN_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -49,13 +73,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def xprof_command() -> list[str]:
-    """The xprof console script installed beside this Python."""
-    beside = Path(sys.executable).with_name("xprof")
-    found = str(beside) if beside.exists() else shutil.which("xprof")
-    if not found:
-        raise XprofUnavailable("the xprof command is not installed (pip install xprof)")
-    return [found]
+def xprof_command(host: str) -> list[str]:
+    """xprof's server, run by this Python through `LAUNCHER`, listening on ``host`` only."""
+    if importlib.util.find_spec("xprof") is None:
+        raise XprofUnavailable("xprof is not installed (pip install xprof)")
+    return [sys.executable, "-c", LAUNCHER, host]
+
+
+def browser_host(host: str) -> str:
+    """The host a link on this machine uses for a server bound to ``host`` (a wildcard is
+    reached on 127.0.0.1; an IPv6 address goes in brackets)."""
+    if host in WILDCARDS:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def run_name(text: str) -> str:
@@ -70,6 +100,7 @@ class XprofServer:
         self.logdir = Path(logdir)
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
+        self.host = settings.serve_host()
         self._lock = threading.Lock()
         self._log = None
 
@@ -104,15 +135,18 @@ class XprofServer:
             try:
                 self.proc = subprocess.Popen(
                     [sys.executable, "-c", WATCHDOG, str(os.getpid()),
-                     *xprof_command(), "--logdir", str(self.logdir), "--port", str(port),
-                     "--grpc_port", str(grpc_port), "--hide_capture_profile_button"],
+                     *xprof_command(self.host), "--logdir", str(self.logdir),
+                     "--port", str(port), "--grpc_port", str(grpc_port),
+                     "--worker_service_address", f"{browser_host(self.host)}:{grpc_port}",
+                     "--hide_capture_profile_button"],
                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                     env=env, start_new_session=True)
             except OSError as e:
                 raise XprofUnavailable(f"xprof did not start: {e.strerror or e}") from None
             self.port = port
             atexit.register(self.stop)
-            deadline = time.monotonic() + START_TIMEOUT_S
+            timeout_s = settings.xprof_start_timeout_s()
+            deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise XprofUnavailable(f"xprof exited at start (code {self.proc.returncode})"
@@ -123,11 +157,12 @@ class XprofServer:
                 except OSError:
                     time.sleep(0.5)
             self.stop()
-            raise XprofUnavailable(f"xprof did not answer within {START_TIMEOUT_S:g} s")
+            raise XprofUnavailable(f"xprof did not answer on {self.url} within {timeout_s:g} s "
+                                   "(RELU_LAB_XPROF_START_TIMEOUT_S); it was stopped")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http://{browser_host(self.host)}:{self.port}/"
 
     def link(self, run: str, source: str | os.PathLike | bytes) -> str:
         """URL of XProf's UI for one trace (started on demand)."""

@@ -1,9 +1,15 @@
 """End to end in real headless Chromium: `streamlit run app/main.py`, a small profile through
-the UI, the charts, a trace upload (good and bad), the HTML report opened offline.
+the UI, the charts, a trace upload (good and bad), the HTML report opened offline, and a stored
+and an uploaded trace opened in Perfetto's UI served by the dashboard (no request leaves
+127.0.0.1).
 
 Screenshots land in test-artifacts/ (gitignored)."""
 
 from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -46,6 +52,50 @@ def click_first_trace_link(page) -> None:
     page.mouse.move(box["x"] + 30, box["y"] + 35 + 17)
     page.wait_for_timeout(500)
     page.mouse.click(box["x"] + 30, box["y"] + 35 + 17)
+
+
+def open_in_perfetto(page, browser, screenshot_name: str) -> None:
+    """Press the Traces page's "Open in Perfetto", then open its link in a context where every
+    request beyond 127.0.0.1 is refused, and see Perfetto's UI load that trace: its title names
+    the served file and a process of the trace is drawn as a track."""
+    page.get_by_role("button", name="Open in Perfetto").click()
+    link = page.get_by_role("link", name="Open Perfetto ↗")
+    link.wait_for(timeout=120_000)
+    href = link.get_attribute("href")
+    assert href.startswith("http://127.0.0.1:") and "#!/?url=" in href, href
+    served = urllib.parse.unquote(href.split("url=", 1)[1])
+    with urllib.request.urlopen(served, timeout=30) as reply:
+        events = json.loads(reply.read())["traceEvents"]
+    # Perfetto drops xprof's leading "/" ("/host:CPU" is drawn as "host:CPU")
+    processes = {str(e["args"]["name"]).strip("/") for e in events
+                 if e.get("ph") == "M" and e.get("name") == "process_name"}
+    assert processes
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    outside = []
+
+    def local_only(route) -> None:
+        if urllib.parse.urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    try:
+        viewer = context.new_page()
+        viewer.goto(href)
+        name = served.rsplit("/", 1)[-1]
+        viewer.wait_for_function("name => document.title.startsWith(name)", arg=name,
+                                 timeout=120_000)
+        assert viewer.title().endswith("Perfetto UI")
+        viewer.wait_for_function(
+            "names => names.some(n => document.body.innerText.includes(n))",
+            arg=sorted(processes), timeout=60_000)
+        viewer.screenshot(path=ARTIFACTS / screenshot_name)
+    finally:
+        context.close()
+    # Perfetto asks Google once whether the user is internal; nothing it needs is remote
+    assert all("is_internal_user" in url for url in outside), outside
 
 
 def chosen(page, label: str) -> list[str]:
@@ -123,6 +173,7 @@ def test_profile_compare_report_offline(app_url, page, browser):
     assert "/traces?" in trace.url and f"run={run_id}" in trace.url
     assert_no_traceback(trace)
     screenshot(trace, "trace_from_run.png")
+    open_in_perfetto(trace, browser, "perfetto_stored_trace.png")
     trace.close()
 
     page.get_by_text("Open the full comparison").click()
@@ -175,7 +226,7 @@ def test_profile_compare_report_offline(app_url, page, browser):
         offline.close()
 
 
-def test_trace_upload_good_and_bad(app_url, page, pytorch_trace):
+def test_trace_upload_good_and_bad(app_url, page, browser, pytorch_trace):
     trace = pytorch_trace
     page.goto(f"{app_url}/traces")
     page.get_by_role("heading", name="Traces").wait_for()
@@ -184,6 +235,7 @@ def test_trace_upload_good_and_bad(app_url, page, pytorch_trace):
     page.get_by_text("Per-op table").wait_for()
     assert_no_traceback(page)
     screenshot(page, "traces.png")
+    open_in_perfetto(page, browser, "perfetto_upload.png")
 
     page.locator("input[type=file]").set_input_files(
         files=[{"name": "broken.json", "mimeType": "application/json", "buffer": b"{oops"}])
