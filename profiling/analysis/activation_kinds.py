@@ -150,7 +150,8 @@ COMPOSITES = (
 # Kernels a fusion could absorb an activation into, and what a layer's input op says.
 CONV_OR_MATMUL_RE = re.compile(r"Conv[23]D|Depthwise|MatMul|Einsum|aten::(?:conv|linear|addmm|"
                                r"mm|matmul|mkldnn_conv|_convolution|bmm)", re.I)
-BATCHNORM_RE = re.compile(r"batch_?norm|/moments/|FusedBatchNorm|(?:^|/)bn\w*/", re.I)
+# Keras 3 lowers BatchNormalization under `<layer>/batchnorm/` (inference) and `moments` (training)
+BATCHNORM_RE = re.compile(r"batch_?norm|(?:^|/)moments/|FusedBatchNorm", re.I)
 
 
 def strip_index(token: str) -> str:
