@@ -288,34 +288,47 @@ def _sites_frame(events: pd.DataFrame, cpu: np.ndarray) -> tuple[pd.DataFrame, f
         return pd.DataFrame(columns=cols), op_total
     n = len(sites.rows)
 
-    def per_event(table: dict[int, int]) -> np.ndarray:
-        of_key = np.full(len(keys), -1, dtype=np.int64)
-        for k, s in table.items():
-            of_key[k] = s
-        out = np.full(len(events), -1, dtype=np.int64)
-        out[rows] = of_key[inverse]
+    def of_key(table: dict[int, int] | set[int]) -> np.ndarray:
+        out = np.full(len(keys), -1, dtype=np.int32)
+        for k in table:
+            out[k] = table[k] if isinstance(table, dict) else 0
         return out
 
-    fwd, bwd, kernel = per_event(sites.fwd), per_event(sites.bwd), per_event(sites.kernel)
-    counted = per_event(dict.fromkeys(sites.counted, 0)) >= 0
+    # per event only for the op rows that are an activation's (a big trace has few)
+    fwd_of_row, bwd_of_row = of_key(sites.fwd)[inverse], of_key(sites.bwd)[inverse]
+    kernel_of_row, counted_of_row = of_key(sites.kernel)[inverse], of_key(sites.counted)[inverse]
+    hit = fwd_of_row >= 0
+    fwd_rows, fwd_site = rows[hit], fwd_of_row[hit]
+    counted_rows = rows[hit & (counted_of_row >= 0)]
+    bhit = bwd_of_row >= 0
+    bwd_rows, bwd_site = rows[bhit], bwd_of_row[bhit]
+    khit = kernel_of_row >= 0
+    kernel_rows, kernel_site = rows[khit], kernel_of_row[khit]
     if "parent" in events.columns:  # an activation inside an activation is its parent's
         parent = events["parent"].to_numpy()
-        for site_of in (fwd, bwd):
-            inner = np.flatnonzero((site_of >= 0) & (parent >= 0))
-            inner = inner[site_of[parent[inner]] >= 0]
-            counted[inner] = False
-            site_of[inner] = site_of[parent[inner]]
-    hit, bhit = fwd >= 0, bwd >= 0
-    occurrences = np.bincount(fwd[counted], minlength=n)
-    fwd_us = np.bincount(fwd[hit], weights=cpu[hit], minlength=n)
-    bwd_us = np.bincount(bwd[bhit], weights=cpu[bhit], minlength=n)
-    khit = kernel >= 0
-    kernel_us = np.bincount(kernel[khit], weights=cpu[khit], minlength=n)
+        for which in ("fwd", "bwd"):
+            act_rows, act_site = (fwd_rows, fwd_site) if which == "fwd" else (bwd_rows, bwd_site)
+            site_at = dict(zip(act_rows.tolist(), act_site.tolist(), strict=True))
+            parents = parent[act_rows]
+            inner = np.asarray([p in site_at for p in parents.tolist()], dtype=bool)
+            if inner.any():
+                act_site = act_site.copy()
+                act_site[inner] = [site_at[p] for p in parents[inner].tolist()]
+                if which == "fwd":
+                    fwd_site = act_site
+                    counted_rows = np.setdiff1d(counted_rows, act_rows[inner])
+                else:
+                    bwd_site = act_site
+    fwd_site_of = dict(zip(fwd_rows.tolist(), fwd_site.tolist(), strict=True))
+    counted_site = np.asarray([fwd_site_of[r] for r in counted_rows.tolist()], dtype=np.int64)
+    occurrences = np.bincount(counted_site, minlength=n)
+    fwd_us = np.bincount(fwd_site, weights=cpu[fwd_rows], minlength=n)
+    bwd_us = np.bincount(bwd_site, weights=cpu[bwd_rows], minlength=n)
+    kernel_us = np.bincount(kernel_site, weights=cpu[kernel_rows], minlength=n)
     ts = events["ts_us"].to_numpy(float)
     first_row = np.full(n, -1, dtype=np.int64)
-    order = np.flatnonzero(counted)
-    order = order[np.argsort(ts[order], kind="stable")][::-1]
-    first_row[fwd[order]] = order  # the earliest write wins: reversed order
+    order = np.argsort(ts[counted_rows], kind="stable")[::-1]
+    first_row[counted_site[order]] = counted_rows[order]  # the earliest write wins: reversed
     out = pd.DataFrame([{k: r[k] for k in ("scope", "op", "kind", "fused", "confidence", "ops",
                                            "group", "framework")} for r in sites.rows])
     out["fused"] = out["fused"].astype(object)

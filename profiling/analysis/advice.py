@@ -70,21 +70,21 @@ class _Feeders:
         cat_codes, cats = category_codes(events["cat"], None)
         is_op = np.asarray([c in {"tf_op", "cpu_op", "op", "operator"} for c in cats] or [False])
         rows = np.flatnonzero(is_op[cat_codes])
-        tid, _ = category_codes(events["tid"], None) if "tid" in events else \
-            (np.zeros(len(events), np.int64), [])
+        self.tid = category_codes(events["tid"], None)[0] if "tid" in events else \
+            np.zeros(len(events), np.int8)
         ts = events["ts_us"].to_numpy(float)
-        self.order = rows[np.lexsort((ts[rows], tid[rows]))]
-        self.position = {int(r): i for i, r in enumerate(self.order)}
-        self.tid = tid
-        self.long = events["long_name"].astype(str).to_numpy() if "long_name" in events else \
-            np.full(len(events), "", dtype=object)
+        self.order = rows[np.lexsort((ts[rows], self.tid[rows]))]
+        self.long_codes, self.longs = category_codes(events["long_name"], None) \
+            if "long_name" in events else (np.full(len(events), -1, np.int8), [])
 
     def before(self, row: int, skip_group: str, skip_scope_re=None) -> tuple[str, str, int]:
         """(node, op type, row) of the op that ran before `row` on its thread ("", "", -1)."""
-        i = self.position.get(int(row), -1) - 1
+        hits = np.flatnonzero(self.order == row)
+        i = int(hits[0]) - 1 if len(hits) else -1
         while i >= 0 and self.tid[self.order[i]] == self.tid[row]:
-            node, _, op_type = self.long[self.order[i]].partition(":")
-            in_group = skip_group and (node.startswith(skip_group + "/"))
+            code = self.long_codes[self.order[i]]
+            node, _, op_type = (self.longs[code] if code >= 0 else "").partition(":")
+            in_group = skip_group and node.startswith(skip_group + "/")
             skipped = skip_scope_re is not None and skip_scope_re.search(node)
             if op_type not in K.BOOKKEEPING_OPS and not in_group and not skipped and node:
                 return node, op_type, int(self.order[i])
@@ -154,16 +154,17 @@ def recommend(events: pd.DataFrame, records: list[dict], context: pd.DataFrame, 
         if r["fused"] is True and family and (r["kind"], family) not in fusable:
             fusable[(r["kind"], family)] = (f"this trace has a {r['kind']} fused into "
                                            f"`{r['op']}` at `{r['scope']}`")
-    feeders = _Feeders(events) if len(events) else None
+    feeders: _Feeders | None = None
     groups: dict[tuple[str, str], list[tuple[dict, str, str]]] = {}
     for r, ctx in zip(records, context.itertuples(index=False), strict=True):
-        if r["fused"] is not False or (r["pct"] or 0.0) < NEGLIGIBLE_PCT or feeders is None:
+        if r["fused"] is not False or (r["pct"] or 0.0) < NEGLIGIBLE_PCT:
             continue
         if ctx.framework == "xla":
             found = ("xla_separate", "", "")
         elif ctx.framework != "tf" or ctx.first_row < 0:
             continue
         else:
+            feeders = feeders or _Feeders(events)  # built once, only for a TF trace
             found = _cause(feeders, r, ctx, fusable)
         if found is not None:
             groups.setdefault((found[0], r["kind"]), []).append((r, found[1], found[2]))
