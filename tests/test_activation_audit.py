@@ -317,3 +317,35 @@ def test_cpu_time_is_the_share_and_fused_kernels_stay_out(tmp_path):
     assert audit(events, cpu_us=cpu, op_total_us=1000)["activation_pct"] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="cpu_us has 2 values"):
         audit(events, cpu_us=[1.0, 2.0])
+
+
+def test_a_fused_kernels_fused_ops_attribute_names_what_it_absorbed(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"traceEvents": [
+        {**_op("_MklNativeFusedConv2D", 0, 40, "m/act/mul:_MklNativeFusedConv2D"),
+         "args": {"long_name": "m/act/mul:_MklNativeFusedConv2D",
+                  "fused_ops": "[BiasAdd, _MklFusedMish]"}},
+        _op("_MklNativeFusedConv2D", 50, 40, "m/hs/mul:_MklNativeFusedConv2D"),
+        _op("_MklNativeFusedMatMul", 100, 20, "m/dense/BiasAdd:_MklNativeFusedMatMul"),
+    ]}))
+    rows = {r["scope"]: r for r in audit(load_trace(str(p)).events)["activations"]}
+    assert (rows["m/act"]["kind"], rows["m/act"]["confidence"]) == ("mish", "exact")
+    # without the attribute a kernel named after a `mul` is Mish or hard-swish: no kind said
+    assert (rows["m/hs"]["kind"], rows["m/hs"]["confidence"]) == ("unknown", "guess")
+    assert "m/dense" not in rows  # Conv/MatMul + BiasAdd alone absorbed no activation
+
+
+def test_advice_only_where_a_fusion_was_possible_and_the_time_is_not_negligible(tmp_path):
+    events = _trace(tmp_path, [
+        _op("step 0", 0, 10_000, cat="python"),
+        _op("Relu", 1, 50, "m/lone/Relu:Relu"),  # nothing feeds it that could fuse
+        _op("_FusedConv2D", 60, 400, "m/conv/BiasAdd:_FusedConv2D"),
+        _op("Relu", 470, 50, "m/act/Relu:Relu"),  # right after a conv, still separate
+        _op("_FusedConv2D", 530, 8_000, "m/conv2/BiasAdd:_FusedConv2D"),
+        _op("Sigmoid", 8_540, 5, "m/gate/Sigmoid:Sigmoid"),  # 0.06%: negligible
+        _op("Relu", 8_550, 20, "m/other/Relu:Relu", tid=2),  # its thread ran nothing before
+    ])
+    advice = audit(events)["advice"]
+    assert [(a["cause"], a["sites"]) for a in advice] == [("not_fused", ["m/act/Relu"])]
+    assert "in this lab Conv2D/MatMul + BiasAdd + relu fuse" in advice[0]["text"]
+    assert advice[0]["feeds"] == ["conv"] and advice[0]["us_per_step"] == 50

@@ -53,6 +53,12 @@ GRAD_OP_KIND = {
 FUSED_LEAF_KIND = {"relu": "relu", "relu6": "relu6", "leakyrelu": "leaky_relu", "elu": "elu",
                    "selu": "selu", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu",
                    "softplus": "softplus", "swish": "silu", "mish": "mish"}
+# A fused kernel's `fused_ops` attribute (where a trace's args carry it), `_Mkl`/`_Fused` and
+# case dropped: "[BiasAdd, Relu6]", "[BiasAdd, _MklFusedMish]", "[BiasAdd, GeluApproximate]".
+FUSED_OPS_KIND = {"relu": "relu", "relu6": "relu6", "leakyrelu": "leaky_relu", "elu": "elu",
+                  "selu": "selu", "sigmoid": "sigmoid", "tanh": "tanh", "swish": "silu",
+                  "mish": "mish", "hardswish": "hard_swish", "geluexact": "gelu",
+                  "geluapproximate": "gelu_tanh", "gelu": "gelu"}
 FUSED_KERNEL_RE = re.compile(r"Fused(?:Conv|MatMul|Depthwise|BatchMatMul)|_FusedConv|_FusedMatMul")
 # Hints from a layer's own name where the kernel's name does not say the kind.
 LAYER_NAME_HINTS = (("hard_s", "hard_swish"), ("hardswish", "hard_swish"), ("mish", "mish"),

@@ -16,6 +16,7 @@ shares of all ops add up to 100%. A fused activation has no time of its own in t
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -135,8 +136,50 @@ def _composite(types: dict[str, int]) -> K.Composite | None:
     return None
 
 
-def _find_sites(keys: Sequence[tuple[str, str]]) -> _Sites:
-    """Sites of the distinct (long_name, name) pairs of a trace's op events."""
+def _fused_ops_kind(fused_ops: str) -> str | None:
+    """The activation named in a fused kernel's `fused_ops` attribute ("[BiasAdd, Relu]")."""
+    for token in re.findall(r"[A-Za-z_0-9]+", fused_ops):
+        kind = K.FUSED_OPS_KIND.get(token.lower().removeprefix("_mkl").removeprefix("_fused")
+                                    .removeprefix("fused").strip("_"))
+        if kind:
+            return kind
+    return None
+
+
+def _fused_ops_of(events: pd.DataFrame, rows: np.ndarray, inverse: np.ndarray,
+                  keys: Sequence[tuple[str, str]]) -> dict[int, str]:
+    """key -> the `fused_ops` attribute of its first event, for fused kernels whose args (when the
+    trace kept them) carry it."""
+    if "args" not in events.columns:
+        return {}
+    out: dict[int, str] = {}
+    first = {}
+    for k, (long_name, name) in enumerate(keys):
+        if K.FUSED_KERNEL_RE.search(long_name.partition(":")[2] or name):
+            first[k] = None
+    if not first:
+        return {}
+    wanted = np.flatnonzero(np.isin(inverse, list(first)))
+    args = events["args"].to_numpy()
+    for i in wanted.tolist():
+        k = int(inverse[i])
+        if first[k] is None:
+            first[k] = i
+            text = str(args[rows[i]])
+            if "fused_ops" in text:
+                try:
+                    value = json.loads(text).get("fused_ops")
+                except (ValueError, AttributeError):
+                    continue
+                if value:
+                    out[k] = str(value)
+    return out
+
+
+def _find_sites(keys: Sequence[tuple[str, str]], fused_ops: dict[int, str] | None = None
+                ) -> _Sites:
+    """Sites of the distinct (long_name, name) pairs of a trace's op events; fused_ops: a fused
+    kernel key's `fused_ops` attribute, where the trace carries it."""
     sites = _Sites()
     parsed = [_parse(ln, nm) for ln, nm in keys]
     nodes = {node for node, _, bwd in parsed if node and not bwd}
@@ -172,7 +215,8 @@ def _find_sites(keys: Sequence[tuple[str, str]]) -> _Sites:
             continue
         group = group_of(node) if node else ""
         if node and K.FUSED_KERNEL_RE.search(op_type):
-            found = _fused_kind(node)
+            named = _fused_ops_kind((fused_ops or {}).get(i, ""))
+            found = (named, "exact") if named else _fused_kind(node)
             if found:
                 s = sites.add(_display_scope(_dirname(node)), op_type, found[0], True, found[1],
                               _dirname(node))
@@ -283,7 +327,7 @@ def _sites_frame(events: pd.DataFrame, cpu: np.ndarray) -> tuple[pd.DataFrame, f
     op_total = float(cpu[rows].sum()) if len(rows) else 0.0
     if len(rows) == 0:
         return pd.DataFrame(columns=cols), op_total
-    sites = _find_sites(keys)
+    sites = _find_sites(keys, _fused_ops_of(events, rows, inverse, keys))
     if not sites.rows:
         return pd.DataFrame(columns=cols), op_total
     n = len(sites.rows)
