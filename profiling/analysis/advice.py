@@ -13,7 +13,7 @@ finished it), skipping bookkeeping and the activation's own ops. Causes, grouped
 - `xla_separate`: an XLA fusion kernel holding only the activation.
 
 A fused activation needs nothing. Only TF traces get TF advice (PyTorch traces get none: this
-lab measured nothing there); sites under 0.1% of op time get none.
+lab measured nothing there); a group of sites under 0.1% of op time in all gets none.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def recommend(events: pd.DataFrame, records: list[dict], context: pd.DataFrame, 
     feeders: _Feeders | None = None
     groups: dict[tuple[str, str], list[tuple[dict, str, str]]] = {}
     for r, ctx in zip(records, context.itertuples(index=False), strict=True):
-        if r["fused"] is not False or (r["pct"] or 0.0) < NEGLIGIBLE_PCT:
+        if r["fused"] is not False or not r["pct"]:
             continue
         if ctx.framework == "xla":
             found = ("xla_separate", "", "")
@@ -173,6 +173,8 @@ def recommend(events: pd.DataFrame, records: list[dict], context: pd.DataFrame, 
     for (cause, kind), members in groups.items():
         rows = [r for r, _, _ in members]
         pct = float(sum(r["pct"] for r in rows))
+        if pct < NEGLIGIBLE_PCT:
+            continue
         us = float(sum(r["self_us"] for r in rows)) / (steps or 1)
         out.append({"text": _text(cause, kind, rows, [c for _, c, _ in members], members[0][2],
                                   pct, us, per),
