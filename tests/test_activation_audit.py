@@ -52,6 +52,7 @@ def _kinds_model():
         ("softplus_act", L.Activation("softplus", name="softplus_act")),
         ("softsign_act", L.Activation("softsign", name="softsign_act")),
         ("tanh_act", L.Activation(keras.activations.tanh, name="tanh_act")),
+        ("prelu_act", L.PReLU(name="prelu_act")),
     ]
     for i, (_, layer) in enumerate(acts):
         x = layer(L.Conv2D(4, 1, use_bias=False, name=f"c{i}")(x))
@@ -68,6 +69,7 @@ KINDS_EXPECTED = {
     "hard_sigmoid_act": ("hard_sigmoid", {"pattern"}), "mish_act": ("mish", {"pattern", "exact"}),
     "selu_act": ("selu", {"exact"}), "softplus_act": ("softplus", {"exact"}),
     "softsign_act": ("softsign", {"exact"}), "tanh_act": ("tanh", {"exact"}),
+    "prelu_act": ("prelu", {"pattern"}),
     "conv_silu": ("silu", {"pattern", "exact"}), "sigmoid_act": ("sigmoid", {"exact"}),
 }
 
@@ -327,12 +329,14 @@ def test_a_fused_kernels_fused_ops_attribute_names_what_it_absorbed(tmp_path):
                   "fused_ops": "[BiasAdd, _MklFusedMish]"}},
         _op("_MklNativeFusedConv2D", 50, 40, "m/hs/mul:_MklNativeFusedConv2D"),
         _op("_MklNativeFusedMatMul", 100, 20, "m/dense/BiasAdd:_MklNativeFusedMatMul"),
+        _op("_MklNativeFusedMatMul", 130, 20, "m/pw/Gelu/mul_2:_MklNativeFusedMatMul"),
     ]}))
     rows = {r["scope"]: r for r in audit(load_trace(str(p)).events)["activations"]}
     assert (rows["m/act"]["kind"], rows["m/act"]["confidence"]) == ("mish", "exact")
     # without the attribute a kernel named after a `mul` is Mish or hard-swish: no kind said
     assert (rows["m/hs"]["kind"], rows["m/hs"]["confidence"]) == ("unknown", "guess")
     assert "m/dense" not in rows  # Conv/MatMul + BiasAdd alone absorbed no activation
+    assert (rows["m/pw"]["kind"], rows["m/pw"]["fused"]) == ("gelu", True)  # oneDNN's GELU
 
 
 def test_advice_only_where_a_fusion_was_possible_and_the_time_is_not_negligible(tmp_path):
