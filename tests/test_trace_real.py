@@ -122,4 +122,5 @@ def test_audit_finds_every_activation_of_a_keras_cnn(tmp_path):
     assert found["where0"]["op"] == "SelectV2" and "Fused" in found["conv_relu"]["op"]
     assert result["unfused_pct"] == pytest.approx(found["max0"]["pct"] + found["where0"]["pct"])
     assert len(result["recommendations"]) == 2
-    assert any("where0" in line and "separate op" in line for line in result["recommendations"])
+    assert any("where0" in line and "tf.where" in line and "write it as tf.nn.relu" in line
+               for line in result["recommendations"])

@@ -130,14 +130,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     acts = pd.DataFrame(result["activations"])
-    print(f"{args.file}: {len(acts)} activation sites, {result['activation_pct']:.1f}% of the "
-          f"traced time, {result['unfused_pct']:.1f}% in separate (unfused) ops")
+    per = f"{result['steps']} steps" if result["steps"] else "no step events: µs per trace"
+    print(f"{args.file}: {len(acts)} activation sites, {result['activation_pct']:.1f}% of all ops' "
+          f"time, {result['unfused_pct']:.1f}% in separate (unfused) ops ({per}); a fused "
+          f"activation has no time of its own: its kernel's time is shown as kernel_us")
     if len(acts):
-        acts["self_us"] = acts.self_us.round(1)
-        acts["pct"] = acts.pct.map(lambda v: f"{v:.1f}%")
+        acts = acts.drop(columns=["ops"])
+        for c in ("self_us", "kernel_us", "backward_us"):
+            acts[c] = acts[c].map(lambda v: MISSING if v is None or v != v else f"{v:.1f}")
+        acts["pct"] = acts.pct.map(lambda v: MISSING if v is None or v != v else f"{v:.1f}%")
     print_table(acts)
-    for line in result["recommendations"]:
-        print(f"- {line}")
+    for a in result["advice"]:
+        print(f"- {a['text']}")
     return 0
 
 
