@@ -28,6 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from profiling.storage.stored_json import decode
+
 COLUMNS = ["claim_id", "claim", "measured", "value", "ci95_low", "ci95_high", "verdict",
            "source"]
 CLAIMS = {
@@ -300,10 +302,7 @@ def stored_claims(store: Any, run_ids: list[str] | None = None) -> tuple[str, pd
     if run_ids is not None:
         runs = runs[runs["run_id"].isin(run_ids)]
     for r in runs.itertuples():
-        try:
-            spec = json.loads(r.spec_json or "{}")
-        except ValueError:
-            continue
+        spec = decode(r.spec_json, "spec_json", r.run_id)
         if spec.get("kind") == "claims":
             return str(r.run_id), pd.DataFrame(spec.get("claims", []), columns=COLUMNS)
     return None

@@ -14,6 +14,7 @@ from plotly.offline import get_plotlyjs
 
 from profiling.measurement import noise
 from profiling.presentation import charts, units
+from profiling.storage.stored_json import decode, shape_problem
 
 CASE_TABLE_COLUMNS = ("run_id", "label", "shape", "dtype", "device", "threads", "mode", "pass",
                       "status", "reason", "median_s", "ci95_s", "gbps", "utilization",
@@ -126,8 +127,6 @@ GUIDE_COLUMNS = ("label", "mode", "status", "median_s", "ci95_low_s", "ci95_high
 def _guide_section(store: Any, runs: pd.DataFrame) -> str:
     """The guide's claims (from a selected claims run, else the newest stored one) and each
     selected guide scenario's results (profiling.experiments.guide_scenarios, read from the run's spec)."""
-    import json
-
     from profiling.experiments import claims
     from profiling.presentation import scenario_charts
 
@@ -136,8 +135,13 @@ def _guide_section(store: Any, runs: pd.DataFrame) -> str:
             + _table(found[1], ("claim", "verdict", "measured", "source"))) if found else (
         "<p>No claims measured yet: <code>python -m profiling claims</code>.</p>")
     for run in runs.itertuples():
+        text = run.spec_json if isinstance(run.spec_json, str) else ""
+        why = shape_problem("spec_json", text) if text else None
+        spec = decode(run.spec_json, "spec_json", run.run_id)  # and a warning line
+        if why:
+            body += f"<p>Run {_e(run.run_id)}: results unreadable (spec_json {_e(why)}).</p>"
+            continue
         try:
-            spec = json.loads(run.spec_json or "{}")
             if spec.get("kind") != "scenario" or "scenario" not in spec:
                 continue
             results = {k: pd.DataFrame(v) for k, v in spec.get("results", {}).items()}

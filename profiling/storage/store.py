@@ -556,8 +556,9 @@ class Store:
 
     def environment(self, run_id: str) -> dict:
         """The environment captured with the run (TF version, CPU, git commit, ...)."""
-        env = self.run(run_id).get("environment_json")
-        return json.loads(env) if env else {}
+        from profiling.storage.stored_json import decode
+
+        return decode(self.run(run_id).get("environment_json"), "environment_json", run_id)
 
     def trace_sha(self, case_id: str) -> str | None:
         df = self._query("SELECT trace_sha256 FROM cases WHERE case_id=?", (case_id,))
