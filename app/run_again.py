@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from app import resources, run_form
 from app.guard import one_line
+from profiling.storage.stored_json import decode
 
 FORM_STATE, RESEED = "run_form", "run_form_reseed"  # app/views/run.py reads these
 
@@ -17,7 +16,7 @@ def stored_form(run_id: str) -> dict:
     not a profile (a scenario, a capture) or its spec cannot be read."""
     row = resources.run(run_id)
     try:
-        spec = json.loads(row.get("spec_json") or "{}")
+        spec = decode(row.get("spec_json"), "spec_json", run_id)
         defaults = run_form.form_defaults(list(resources.variants()), resources.devices(),
                                           resources.cpu_count())
         return run_form.form_from_spec(spec, defaults)

@@ -84,6 +84,16 @@ def craft(kind: str, obj: dict) -> bytes:
         "run_status": lambda: t["runs"][0].update(status="weird"),
         "case_status": lambda: case0(obj).update(status="great"),
         "env_not_json": lambda: t["runs"][0].update(environment_json="{not json"),
+        # valid JSON of a shape no reader expects
+        "spec_list": lambda: t["runs"][0].update(spec_json="[1]"),
+        "env_list": lambda: t["runs"][0].update(environment_json="[1]"),
+        "noise_string": lambda: t["runs"][0].update(noise_json='"busy"'),
+        "machine_list": lambda: t["runs"][0].update(machine_json="[]"),
+        "params_number": lambda: case0(obj).update(variant_params="3"),
+        "claims_of_numbers": lambda: t["runs"][0].update(
+            spec_json='{"kind": "claims", "claims": [1, 2]}'),
+        "result_rows_not_objects": lambda: t["runs"][0].update(
+            spec_json='{"kind": "scenario", "scenario": "batch", "results": {"summary": [1]}}'),
         "sample_string": lambda: t["samples"][0].update(seconds_per_call="1e-5"),
         "sample_null": lambda: t["samples"][0].update(seconds_per_call=None),
         "sample_list_case": lambda: t["samples"][0].update(case_id=["x"]),
@@ -109,7 +119,9 @@ CRAFTED = ["traversal_sha", "absolute_sha", "uppercase_sha", "traversal_filename
            "traversal_trace_row_only", "nul_filename", "overlong_filename", "nul_label",
            "overlong_run_id", "traversal_run_id", "median_fast", "numel_many", "nan_string",
            "nan_token", "huge_1e309", "huge_int", "idx_fraction", "bool_threads", "list_label",
-           "run_status", "case_status", "env_not_json", "sample_string", "sample_null",
+           "run_status", "case_status", "env_not_json", "spec_list", "env_list",
+           "noise_string", "machine_list", "params_number", "claims_of_numbers",
+           "result_rows_not_objects", "sample_string", "sample_null",
            "sample_list_case", "missing_created_at", "duplicate_sample", "duplicate_run",
            "orphan_trace_file", "trace_file_other_name", "calibration_nan_string"]
 

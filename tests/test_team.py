@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import figures, make_run, open_page, sql, texts
+from helpers import figures, make_run, open_page, sql, table_rows, texts
 
 from profiling.cli.main import main
 from profiling.measurement.machine import IDENTITY_KEYS
@@ -287,3 +287,33 @@ def test_gpu_models_come_from_nvidia_smi_when_there_is_one(tmp_path, monkeypatch
     assert gpu_models() == ["NVIDIA H100 80GB HBM3, 81559 MiB"] * 2
     smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
     assert gpu_models() == []
+
+
+def test_migrate_store_refuses_a_different_run_under_the_same_id(tmp_path, pg_url, capsys):
+    source = Store(tmp_path / "old")
+    clash = make_run(source, "mine", b"trace-a")
+    source_url = f"sqlite:///{tmp_path / 'old'}"
+    args = ["migrate-store", "--from", source_url, "--to", pg_url]
+    assert main(args) == 0
+    capsys.readouterr()
+    # the target's run of that id is another one: another label, medians x7
+    target = Store(pg_url)
+    medians = sql(target, "SELECT case_id, median_s FROM cases WHERE run_id = ?", (clash,))
+    sql(target, "UPDATE runs SET label = 'theirs' WHERE run_id = ?", (clash,))
+    sql(target, "UPDATE cases SET median_s = median_s * 7 WHERE run_id = ?", (clash,))
+    later = make_run(source, "later", b"trace-b")  # would be copied, but nothing may be
+    source.close()
+    before = table_rows(target)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    err = [ln for ln in captured.err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert clash in err[0] and "runs.label" in err[0] and "cases.median_s" in err[0], err
+    assert "verified" not in captured.out
+    assert table_rows(target) == before and later not in set(target.list_runs().run_id)
+    # the same content on both sides still verifies, on a fresh target
+    sql(target, "UPDATE runs SET label = 'mine' WHERE run_id = ?", (clash,))
+    for case_id, median in medians:
+        sql(target, "UPDATE cases SET median_s = ? WHERE case_id = ?", (median, case_id))
+    assert main(args) == 0, capsys.readouterr().err
+    assert "copied 1 run(s), 1 already there; verified" in capsys.readouterr().out

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from app import case_links, job_panel, resources, run_form, share
@@ -12,6 +10,7 @@ from app.guard import one_line, page_guard
 from app.run_again import FORM_STATE, RESEED  # the form's values beside the widgets' own
 from app.run_form import SHAPE_PRESETS, build_spec, chosen_shapes, param_key, variant_entry
 from app.run_job import RunJob, start_job
+from profiling.measurement import noise
 from profiling.spec import DTYPES, MODES, PASSES, SpecError
 
 FIELD_WIDGET = {"sizes": "shapes"}  # spec fields shown under another widget
@@ -154,10 +153,7 @@ def noise_warning(run: dict) -> None:
     """The measurement core's verdict on the machine during the run (busy, wide spread…)."""
     if run.get("noise_verdict") != "noisy":
         return
-    try:
-        reasons = json.loads(run.get("noise_json") or "{}").get("reasons") or []
-    except (TypeError, ValueError, AttributeError):
-        reasons = []
+    reasons = noise.stored(run.get("noise_json"), run["run_id"]).get("reasons") or []
     text = "; ".join(str(reason) for reason in reasons) or "no reason recorded"
     st.warning(f"The machine was noisy during this run, so read these numbers with care: {text}",
                icon=":material/warning:")

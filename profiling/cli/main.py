@@ -180,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _noise(run: dict) -> dict:
     from profiling.measurement.noise import stored
 
-    return stored(run.get("noise_json"))
+    return stored(run.get("noise_json"), run["run_id"])
 
 
 def _warn_noise(run_id: str, noise: dict) -> None:

@@ -74,22 +74,42 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return json.loads(df.to_json(orient="records"))
 
 
+def _conflict(run_id: str, differ: list[str], others: int = 0) -> BundleError:
+    shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
+    more = f" (and {others} more run(s) like it)" if others else ""
+    return BundleError(f"run {run_id}: the target holds a different run under this id "
+                       f"({shown} differ){more}")
+
+
 def migrate_store(source: str, target: str, log: Any = None) -> dict[str, Any]:
     """Copy every run of `source` not yet in `target` (rows and trace bytes, through the
-    validated bundle import: each run all or nothing), then verify that every run's rows and
-    traces are the same in both. Returns {'copied', 'skipped', 'tables'}; BundleError (one line)
-    when a count differs."""
+    validated bundle import: each run all or nothing), then verify that every run's rows
+    (storage.run_digest: their content, not their count) and traces are the same in both.
+    Returns {'copied', 'skipped', 'tables'}; BundleError (one line) when a run already in the
+    target differs from the source's (then nothing is copied) or a copy does not verify."""
     from profiling.storage.bundle import export_bundle, import_bundle
     from profiling.storage.db import sqlite_path, store_url
-    from profiling.storage.store import BUNDLE_TABLES, Store, export_rows
+    from profiling.storage.run_digest import differences, run_digests
+    from profiling.storage.store import BUNDLE_TABLES, Store, export_rows, table_schema
 
     if store_url(source) is None and not sqlite_path(source).exists():
         raise BundleError(f"no store at {sqlite_path(source)} (sqlite:///relative/path or "
                           "sqlite:////absolute/path)")
     src, dst = Store(source), Store(target)
     try:
+        theirs = {t: {c.name for c in cols} for t, cols in table_schema(dst).items()}
+        columns = {t: {c.name for c in cols} & theirs[t] for t, cols in table_schema(src).items()}
+
+        def differ(run_id: str) -> list[str]:
+            return differences(run_digests(export_rows(src, [run_id]), columns),
+                               run_digests(export_rows(dst, [run_id]), columns))
+
         have = set(dst.list_runs().run_id)
         run_ids = list(reversed(src.list_runs().run_id))  # oldest first
+        conflicts = {r: d for r in run_ids if r in have and (d := differ(r))}
+        if conflicts:  # before anything is written: a refused migration copies nothing
+            first = next(iter(conflicts))
+            raise _conflict(first, conflicts[first], len(conflicts) - 1)
         copied = []
         for run_id in run_ids:
             if run_id in have:
@@ -100,13 +120,13 @@ def migrate_store(source: str, target: str, log: Any = None) -> dict[str, Any]:
                 log(f"copied {run_id}")
         totals = dict.fromkeys(BUNDLE_TABLES, 0)
         for run_id in run_ids:
-            a, b = export_rows(src, [run_id]), export_rows(dst, [run_id])
+            rows = export_rows(src, [run_id])
+            if run_id in copied and (d := differ(run_id)):
+                raise BundleError(f"run {run_id} did not arrive as it is in the source "
+                                  f"({', '.join(d[:6])} differ)")
             for table in BUNDLE_TABLES:
-                if len(a[table]) != len(b[table]):
-                    raise BundleError(f"run {run_id}: {table} has {len(a[table])} rows in the "
-                                      f"source but {len(b[table])} in the target")
-                totals[table] += len(b[table])
-            for row in a["traces"]:
+                totals[table] += len(rows[table])
+            for row in rows["traces"]:
                 there = dst.trace_file(str(row["filename"]))
                 if src.trace_file(str(row["filename"])) is not None and there is None:
                     raise BundleError(f"trace {row['sha256'][:12]} of run {run_id} did not "

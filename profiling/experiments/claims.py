@@ -39,6 +39,7 @@ import pandas as pd
 
 from profiling.measurement.stats import RatioStats
 from profiling.measurement.timing import Timing
+from profiling.storage.stored_json import decode
 
 COLUMNS = ["claim_id", "claim", "setting", "measured", "value", "ci95_low", "ci95_high",
            "verdict", "source", "ratio", "ratio_ci95_low", "ratio_ci95_high", "speedup",
@@ -340,10 +341,7 @@ def stored_claims(store: Any, run_ids: list[str] | None = None) -> tuple[str, pd
     if run_ids is not None:
         runs = runs[runs["run_id"].isin(run_ids)]
     for r in runs.itertuples():
-        try:
-            spec = json.loads(r.spec_json or "{}")
-        except ValueError:
-            continue
+        spec = decode(r.spec_json, "spec_json", r.run_id)
         if spec.get("kind") == "claims":
             return str(r.run_id), pd.DataFrame(spec.get("claims", []), columns=COLUMNS)
     return None

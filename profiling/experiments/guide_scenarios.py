@@ -48,6 +48,7 @@ from profiling.experiments.scenarios import (
 )
 from profiling.experiments.training_watch import dead_fraction, train_and_watch
 from profiling.spec import default_device
+from profiling.storage.stored_json import decode
 from profiling.tempdirs import temp_dir_unless
 
 KINDS = ("mixed_precision", "qat", "batch_sweep", "sparsity")
@@ -416,10 +417,7 @@ def stored_results(store: Any, kind: str) -> tuple[str, dict[str, Any]] | None:
     """(run_id, spec) of the newest complete guide run of `kind`, or None."""
     runs = store.list_runs()
     for r in runs[runs["status"] == "complete"].itertuples():
-        try:
-            spec = json.loads(r.spec_json or "{}")
-        except ValueError:
-            continue
+        spec = decode(r.spec_json, "spec_json", r.run_id)
         if spec.get("kind") == "scenario" and spec.get("scenario") == kind:
             return str(r.run_id), spec
     return None

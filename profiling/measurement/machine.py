@@ -87,12 +87,3 @@ def machine_columns(environment: Mapping[str, Any] | None) -> dict[str, str]:
     """runs.machine and runs.machine_json for a run with this environment."""
     identity = machine_identity(environment)
     return {"machine": machine_name(identity), "machine_json": json.dumps(identity, default=str)}
-
-
-def parse_identity(text: str | None) -> dict[str, Any]:
-    """runs.machine_json back to a dict ({} when absent or not JSON)."""
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -10,7 +10,6 @@ exceeds SPREAD_LIMIT, as pyperf warns past 10% ("the benchmark seems unstable").
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -112,14 +111,13 @@ def verdict(groups: Sequence[dict], spreads: Sequence[tuple[str, float]] = ()) -
             "max_spread": max((s for _, s in spreads), default=None)}
 
 
-def stored(noise_json: str | None) -> dict:
-    """A run's stored verdict ({"verdict", "reasons", ...}); verdict unknown when absent or
-    unreadable."""
-    try:
-        noise = json.loads(noise_json or "{}")
-    except (TypeError, ValueError):
-        noise = {}
-    if not isinstance(noise, dict) or noise.get("verdict") not in ("quiet", "noisy", "unknown"):
+def stored(noise_json: str | None, run_id: str) -> dict:
+    """Run `run_id`'s stored verdict ({"verdict", "reasons", ...}); verdict unknown when absent
+    or unreadable (storage.stored_json says so)."""
+    from profiling.storage.stored_json import decode
+
+    noise = decode(noise_json, "noise_json", run_id)
+    if noise.get("verdict") not in ("quiet", "noisy", "unknown"):
         return {"verdict": "unknown", "reasons": []}
     return noise
 
@@ -128,7 +126,7 @@ def warnings(runs: pd.DataFrame, names: Mapping[str, str] | None = None) -> list
     """One line per noisy run of a store.list_runs() frame: 'run NAME: machine busy: ...'."""
     out = []
     for row in runs.to_dict("records"):
-        noise = stored(row.get("noise_json"))
+        noise = stored(row.get("noise_json"), row["run_id"])
         if noise["verdict"] == "noisy":
             name = (names or {}).get(row["run_id"], row["run_id"])
             out.append(f"run {name} was measured on a noisy machine: "

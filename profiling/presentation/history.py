@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from profiling.measurement.machine import parse_identity
 from profiling.measurement.stats import unpaired_ratio
 from profiling.presentation.charts import _colour, _layout, empty_figure
 from profiling.storage.store import CASE_COLUMNS
+from profiling.storage.stored_json import decode
 
 RUN_KEYS = ("machine", "run_label", "host", "status", "commit")
 HISTORY_COLUMNS = ["machine", "run_id", "created_at", "commit", "run_label", "case_id",
@@ -68,8 +68,8 @@ def case_history(store: Any, filters: Mapping[str, str]) -> pd.DataFrame:
         "r.environment_json, r.label AS run_label, c.case_id, c.median_s, c.ci95_low_s, "
         "c.ci95_high_s, c.n_samples FROM cases c JOIN runs r USING (run_id) "
         f"WHERE {where} ORDER BY r.created_at, r.run_id", params)
-    df["commit"] = [_commit(m, e) for m, e in zip(df.machine_json, df.environment_json,
-                                                   strict=True)]
+    df["commit"] = [_commit(r, m, e) for r, m, e in zip(df.run_id, df.machine_json,
+                                                        df.environment_json, strict=True)]
     if "commit" in filters:
         df = df[df["commit"].fillna("").str.startswith(filters["commit"])]
     counts = df.groupby("run_id").size()
@@ -81,9 +81,9 @@ def case_history(store: Any, filters: Mapping[str, str]) -> pd.DataFrame:
     return mark_changes(df.reset_index(drop=True))[HISTORY_COLUMNS]
 
 
-def _commit(machine_json: Any, environment_json: Any) -> str | None:
-    for text in (machine_json, environment_json):
-        commit = parse_identity(text if isinstance(text, str) else None).get("git_commit")
+def _commit(run_id: str, machine_json: Any, environment_json: Any) -> str | None:
+    for column, text in (("machine_json", machine_json), ("environment_json", environment_json)):
+        commit = decode(text, column, run_id).get("git_commit")
         if commit:
             return str(commit)
     return None
@@ -164,8 +164,8 @@ def newest_matching_run(store: Any, text: str, exclude: str | None = None) -> st
     runs = store._query("SELECT run_id, COALESCE(machine, host) AS machine, label, host, "
                         "status, machine_json, environment_json FROM runs "
                         "ORDER BY created_at DESC, run_id DESC")
-    runs["commit"] = [_commit(m, e) for m, e in zip(runs.machine_json, runs.environment_json,
-                                                     strict=True)]
+    runs["commit"] = [_commit(r, m, e) for r, m, e in zip(runs.run_id, runs.machine_json,
+                                                          runs.environment_json, strict=True)]
     for key, value in filters.items():
         column = runs[key].fillna("").astype(str)
         runs = runs[column.str.startswith(value) if key == "commit" else column == value]

@@ -18,6 +18,7 @@ from plotly.offline import get_plotlyjs
 
 from profiling.measurement import noise
 from profiling.presentation import charts, units
+from profiling.storage.stored_json import decode, shape_problem
 
 CASE_TABLE_COLUMNS = ("run_id", "label", "shape", "dtype", "device", "threads", "mode", "pass",
                       "status", "reason", "median_s", "ci95_s", "gbps", "utilization",
@@ -103,8 +104,6 @@ def _guide(store: Any, runs: pd.DataFrame) -> dict[str, Any]:
     """The guide's claims (from a selected claims run, else the newest stored one) and each
     selected guide scenario's results (profiling.experiments.guide_scenarios, read from the
     run's spec): the template's `claims` and `scenarios`."""
-    import json
-
     from profiling.experiments import claims
     from profiling.presentation import scenario_charts
     from profiling.presentation.claims import shown
@@ -112,8 +111,14 @@ def _guide(store: Any, runs: pd.DataFrame) -> dict[str, Any]:
     found = claims.stored_claims(store, list(runs["run_id"])) or claims.stored_claims(store)
     scenarios = []
     for run in runs.itertuples():
+        text = run.spec_json if isinstance(run.spec_json, str) else ""
+        why = shape_problem("spec_json", text) if text else None
+        spec = decode(run.spec_json, "spec_json", run.run_id)  # and a warning line
+        if why:
+            scenarios.append({"run_id": run.run_id,
+                              "error": f"results unreadable (spec_json {why})"})
+            continue
         try:
-            spec = json.loads(run.spec_json or "{}")
             if spec.get("kind") != "scenario" or "scenario" not in spec:
                 continue
             results = {k: pd.DataFrame(v) for k, v in spec.get("results", {}).items()}

@@ -3,20 +3,21 @@
 Each column's expected type comes from its declared type in SQLite (`PRAGMA table_info`), so a
 column added by a later migration is checked without a change here: INTEGER/REAL columns take
 finite JSON numbers or null, TEXT columns strings without NUL. On top of that, ids and hashes
-must match their patterns, statuses come from the known sets, `*_json` columns hold JSON, and
+must match their patterns, statuses come from the known sets, `*_json` columns hold JSON of
+the shape their readers expect (storage.stored_json), and
 trace file names are `<sha256><suffix>` with the row's own hash. `BundleError`, one line,
 naming the table, row and column, on the first violation.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from profiling.storage.store import CASE_STATUSES, RUN_STATUSES, TRACE_NAME, Column
+from profiling.storage.stored_json import NOT_JSON, is_json_column, shape_problem
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -75,11 +76,8 @@ def check_value(table: str, column: Column, value: Any, row: Mapping[str, Any]) 
              ("runs", "noise_verdict"): NOISE_VERDICTS}.get((table, name))
     if enums and value not in enums:
         return f"one of {', '.join(enums)}"
-    if name.endswith("_json") or name == "variant_params":
-        try:
-            json.loads(value)
-        except (ValueError, RecursionError):
-            return "JSON text"
+    if is_json_column(name) and (why := shape_problem(name, value)):
+        return "JSON text" if why == NOT_JSON else f"JSON of the shape readers expect (it {why})"
     return None
 
 

@@ -67,6 +67,25 @@ class UnknownRunError(KeyError):
         return f"unknown run id: {self.args[0]}"
 
 
+class RunIdError(UnknownRunError):
+    """An id that names no single run: blank, or a prefix of several; str() is one line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+SHOWN_MATCHES = 6  # an ambiguous prefix names this many of its runs
+
+
+def ambiguous_prefix(prefix: str, matches: Sequence[tuple[str, str | None]]) -> RunIdError:
+    """The error for a prefix of several runs: (run_id, label) pairs, newest first."""
+    shown = "; ".join(f"{run_id} ({label or 'no label'})"
+                      for run_id, label in matches[:SHOWN_MATCHES])
+    more = f"; and {len(matches) - SHOWN_MATCHES} more" if len(matches) > SHOWN_MATCHES else ""
+    return RunIdError(f"run id prefix {prefix!r} matches {len(matches)} runs: {shown}{more} "
+                      "(give more of the id)")
+
+
 class RunInUseError(ValueError):
     """The run's process is still writing it; str() is one line."""
 
@@ -450,20 +469,35 @@ class Store:
             "COUNT(noise_verdict) AS judged FROM runs").iloc[0]
         return tuple(None if pd.isna(v) else v for v in row)
 
-    def resolve_run(self, run_id: str) -> str:
-        """Full run id from an id or unique prefix; 'latest' is the newest run. UnknownRunError."""
+    def matching_runs(self, run_id: str) -> list[tuple[str, str | None]]:
+        """(run_id, label) of the runs this id names, newest first: the run itself when the id
+        is a full one, else every run it is a prefix of; 'latest' is the newest run. RunIdError
+        for an empty or blank id (it would be a prefix of every id)."""
+        if not run_id.strip():
+            raise RunIdError("empty run id (give a run id, a unique prefix or 'latest')")
+        order = "ORDER BY created_at DESC, run_id DESC"
         if run_id == "latest":
-            df = self._query("SELECT run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1")
+            df = self._query(f"SELECT run_id, label FROM runs {order} LIMIT 1")
         else:
             # a literal prefix: LIKE would read '_' and '%' in it as wildcards
-            df = self._query("SELECT run_id FROM runs "
-                             "WHERE substr(run_id, 1, length(CAST(? AS TEXT))) = ?",
+            df = self._query("SELECT run_id, label FROM runs "
+                             f"WHERE substr(run_id, 1, length(CAST(? AS TEXT))) = ? {order}",
                              (run_id, run_id))
             if run_id in set(df.run_id):  # a full id wins over longer ids it is a prefix of
-                return run_id
-        if len(df) != 1:
+                df = df[df.run_id == run_id]
+        return [(str(r), None if pd.isna(lb) else str(lb))
+                for r, lb in zip(df.run_id, df.label, strict=True)]
+
+    def resolve_run(self, run_id: str) -> str:
+        """Full run id from an id or unique prefix; 'latest' is the newest run.
+        UnknownRunError when none matches, RunIdError (a subclass) for a blank id or a prefix
+        of several runs (it names them)."""
+        matches = self.matching_runs(run_id)
+        if not matches:
             raise UnknownRunError(run_id)
-        return str(df.run_id.iloc[0])
+        if len(matches) > 1:
+            raise ambiguous_prefix(run_id, matches)
+        return matches[0][0]
 
     def run(self, run_id: str) -> dict:
         df = self._query("SELECT * FROM runs WHERE run_id=?", (run_id,))
@@ -533,8 +567,9 @@ class Store:
 
     def environment(self, run_id: str) -> dict:
         """The environment captured with the run (TF version, CPU, git commit, ...)."""
-        env = self.run(run_id).get("environment_json")
-        return json.loads(env) if env else {}
+        from profiling.storage.stored_json import decode
+
+        return decode(self.run(run_id).get("environment_json"), "environment_json", run_id)
 
     def trace_sha(self, case_id: str) -> str | None:
         df = self._query("SELECT trace_sha256 FROM cases WHERE case_id=?", (case_id,))
