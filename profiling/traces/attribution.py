@@ -216,7 +216,9 @@ def attribute(events: pd.DataFrame, kind: pd.Series | None = None) -> Attributio
     given = np.minimum(np.bincount(p_owner, weights=covered * scale[p_owner],
                                    minlength=len(pool_rows)), pool_self)
     cpu = self_us + attributed
-    cpu[pool_rows] = pool_self - given
+    left = pool_self - given
+    # rounding leaves ~1e-13 µs on fully covered events: that is attributed, not a leftover
+    cpu[pool_rows] = np.where(left > 1e-9 * np.maximum(pool_self, 1.0), left, 0.0)
     return Attribution(cpu_us=cpu, pool_us=float(pool_self.sum()),
                        unattributed_us=float(cpu[pool_rows].sum()),
                        split_count=int((lanes_hit >= 2).sum()), is_pool_work=is_pool,
