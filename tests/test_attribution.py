@@ -183,7 +183,13 @@ def test_self_pieces_are_each_events_self_time():
     owner, start, stop = self_pieces(lane, ev.ts_us.to_numpy(), ev.dur_us.to_numpy())
     per_event = np.bincount(owner, weights=stop - start, minlength=len(ev))
     assert per_event == pytest.approx(ev.self_us.to_numpy())
-    assert (start[1:] >= stop[:-1]).all()  # one lane: disjoint, in time order
+    order = np.argsort(start)
+    assert (start[order][1:] >= stop[order][:-1]).all()  # one lane: disjoint
+    shuffled = np.random.default_rng(8).permutation(len(ev))  # unsorted input: same pieces
+    owner2, start2, stop2 = self_pieces(lane[shuffled], ev.ts_us.to_numpy()[shuffled],
+                                        ev.dur_us.to_numpy()[shuffled])
+    assert sorted(zip(shuffled[owner2], start2, stop2, strict=True)) == \
+        sorted(zip(owner, start, stop, strict=True))
 
 
 def test_op_diff_compares_cpu_time(pool_trace):

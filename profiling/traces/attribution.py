@@ -87,41 +87,49 @@ def pool_work(events: pd.DataFrame) -> np.ndarray:
     return under
 
 
+def _in_lane_order(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray) -> bool:
+    """True when each lane's events are contiguous and sorted by (ts, -dur), as in a
+    Trace.events frame (or a subset of one): nesting needs no sort then."""
+    step = np.diff(lane) != 0
+    if int(step.sum()) + 1 != len(np.unique(lane)):
+        return False
+    same = ~step
+    later, tie = np.diff(ts), np.diff(dur)
+    return bool(((later[same] > 0) | ((later[same] == 0) & (tie[same] <= 0))).all())
+
+
 def self_pieces(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(owner, start, end) of each event's self time as intervals: its span minus its
     children's (nesting among the given events only, per lane). Within a lane the pieces are
     disjoint, so at each instant one owner, the innermost event open then; owner indexes the
-    inputs. Sorted by (lane, start)."""
+    inputs. In no particular order."""
     n = len(ts)
     if n == 0:
-        empty = np.array([], dtype=np.int64)
-        return empty, np.array([]), np.array([])
-    order = np.lexsort((-dur, ts, lane))
-    lane_s, ts_s, dur_s = lane[order], ts[order], dur[order]
-    _, parent, _ = nesting(lane_s, ts_s, dur_s)
-    end = ts_s + dur_s
+        return np.array([], dtype=np.int64), np.array([]), np.array([])
+    order = None if _in_lane_order(lane, ts, dur) else np.lexsort((-dur, ts, lane))
+    if order is not None:
+        lane, ts, dur = lane[order], ts[order], dur[order]
+    _, parent, _ = nesting(lane, ts, dur)
+    end = ts + dur
     kids = np.flatnonzero(parent >= 0)
     p = parent[kids].astype(np.int64)
-    by_parent = np.argsort(p, kind="stable")  # kids are in time order within each parent
+    by_parent = np.argsort(p, kind="stable")  # kids stay in time order within each parent
     kids, p = kids[by_parent], p[by_parent]
-    first = np.searchsorted(p, p)  # first kid of the same parent
-    rank = np.arange(len(kids)) - first
-    kid_start = np.clip(ts_s[kids], ts_s[p], end[p])
+    kid_start = np.clip(ts[kids], ts[p], end[p])
     kid_end = np.clip(end[kids], kid_start, end[p])
-    # Per owner, boundaries in order: own start, (kid start, kid end) per kid, own end; pairs
-    # of consecutive boundaries are the self pieces.
-    everyone = np.arange(n)
-    owner = np.concatenate([everyone, p, p, everyone])
-    pos = np.concatenate([ts_s, kid_start, kid_end, end])
-    seq = np.concatenate([np.full(n, -1), 2 * rank, 2 * rank + 1, np.full(n, np.iinfo(np.int64).max)])
-    ordered = np.lexsort((seq, owner))
-    owner, pos = owner[ordered][0::2], pos[ordered]
-    start, stop = pos[0::2], pos[1::2]
+    boundary = p[1:] != p[:-1]
+    first = np.concatenate([[True], boundary]) if len(p) else np.array([], dtype=bool)
+    last = np.concatenate([boundary, [True]]) if len(p) else np.array([], dtype=bool)
+    until_first_kid = end.copy()
+    until_first_kid[p[first]] = kid_start[first]
+    # own start to the first kid (or own end); between kids; last kid to own end
+    owner = np.concatenate([np.arange(n), p[:-1][~last[:-1]], p[last]])
+    start = np.concatenate([ts, kid_end[:-1][~last[:-1]], kid_end[last]])
+    stop = np.concatenate([until_first_kid, kid_start[1:][~last[:-1]], end[p[last]]])
     keep = stop > start
     owner, start, stop = owner[keep], start[keep], stop[keep]
-    by_start = np.lexsort((start, lane_s[owner]))
-    return order[owner[by_start]], start[by_start], stop[by_start]
+    return (owner if order is None else order[owner]), start, stop
 
 
 def _union_covered(starts: np.ndarray, ends: np.ndarray, a: np.ndarray, b: np.ndarray
@@ -161,7 +169,8 @@ def attribute(events: pd.DataFrame, kind: pd.Series | None = None) -> Attributio
     is_op = (kind.cat.codes.to_numpy() != KINDS.index("other")) & ~on_pool
     pid = events["pid"].cat.codes.to_numpy().astype(np.int64)
     tid = events["tid"].cat.codes.to_numpy().astype(np.int64)
-    lane = pid * (int(tid.max()) + 2) + tid
+    width = int(tid.max()) + 2
+    lane = pid * width + tid
     ts, dur = events["ts_us"].to_numpy(float), events["dur_us"].to_numpy(float)
 
     pool_rows = np.flatnonzero(is_pool)
@@ -180,11 +189,12 @@ def attribute(events: pd.DataFrame, kind: pd.Series | None = None) -> Attributio
                                        p_end[here])
     pair_piece, pair_op, pair_overlap = [], [], []
     lanes_hit = np.zeros(len(pool_rows), dtype=np.int64)  # per pool event
-    for ln in np.unique(c_lane):  # one pass per dispatching thread
-        mine = np.flatnonzero(c_lane == ln)
+    by_lane = np.argsort(c_lane, kind="stable")
+    lane_bounds = np.flatnonzero(np.diff(c_lane[by_lane])) + 1
+    for mine in np.split(by_lane, lane_bounds) if len(by_lane) else []:  # per dispatching thread
+        mine = mine[np.argsort(c_start[mine], kind="stable")]
         s, e = c_start[mine], c_end[mine]
-        q = ln // (int(tid.max()) + 2)
-        pieces = np.flatnonzero(p_pid == q)
+        pieces = np.flatnonzero(p_pid == c_lane[mine[0]] // width)
         # running max: robust to pieces that overlap (improperly nested events)
         lo = np.searchsorted(np.maximum.accumulate(e), p_start[pieces], side="right")
         hi = np.searchsorted(s, p_end[pieces], side="left")
