@@ -1,6 +1,6 @@
 """Pool-thread time given to its op (profiling.traces.attribution), on hand-written traces whose
 owners are worked out by hand, a brute-force reference on random nestings, and the surfaces that
-show it (top_ops, trace-summary, trace-diff, the Traces page)."""
+show it (top_ops, trace-summary, trace-diff; the Traces page: test_traces_page.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import FIXTURES, open_page, texts
+from helpers import FIXTURES
 
 from profiling.analysis.diff import op_diff
 from profiling.cli.main import main
@@ -146,12 +146,13 @@ def _reference(ev):
     pool event's self time goes to the innermost op open on the dispatching thread then."""
     ts, end = ev.ts_us.to_numpy(), (ev.ts_us + ev.dur_us).to_numpy()
     names, threads = ev.name.astype(str).to_numpy(), ev.thread.astype(str).to_numpy()
+    parent = ev.parent.to_numpy()
     ops = [i for i in range(len(ev)) if threads[i] == "tf_Compute/1"]
     got, left = np.zeros(len(ev)), 0.0
     for i in range(len(ev)):
         if "Eigen" not in threads[i]:
             continue
-        kids = [k for k in range(len(ev)) if ev.parent.iloc[k] == i]
+        kids = np.flatnonzero(parent == i)
         for t in range(int(ts[i]), int(end[i])):
             if any(ts[k] <= t < end[k] for k in kids):
                 continue
@@ -217,12 +218,11 @@ def test_trace_summary_says_which_time_it_shows(capsys):
     assert f"ops by {CPU_TIME_LABEL}" in out and UNATTRIBUTED in out
 
 
-def test_traces_page_ranks_ops_by_cpu_time(data_dir):
-    at = open_page("traces")
-    at.get("file_uploader")[0].set_value((POOL.name, POOL.read_bytes(), "application/json"))
-    at.run()
-    assert not at.exception and not at.error, texts(at.error)
-    table = next(d.value for d in at.dataframe if "cpu (µs)" in d.value.columns)
-    assert list(table["name"])[:4] == ["Relu", "Outer", "Inner", UNATTRIBUTED]
-    assert table["cpu (µs)"].iloc[0] == pytest.approx(63)
-    assert any(CPU_TIME_LABEL in c for c in texts(at.caption))
+def test_op_charts_draw_cpu_time(pool_trace):
+    from profiling.presentation import trace_charts
+
+    fig = trace_charts.op_breakdown(top_ops(pool_trace.events))
+    assert list(fig.data[0].x)[-1] == pytest.approx(63)  # Relu, drawn on top
+    assert "CPU time" in fig.layout.title.text
+    diff = trace_charts.op_diff_figure(op_diff(pool_trace.events, pool_trace.events))
+    assert diff.layout.title.text.startswith("CPU time")

@@ -167,9 +167,9 @@ def attribute(events: pd.DataFrame, kind: pd.Series | None = None) -> Attributio
     kind = classify_events(events) if kind is None else kind
     on_pool = pool_threads(events)
     is_op = (kind.cat.codes.to_numpy() != KINDS.index("other")) & ~on_pool
-    pid = events["pid"].cat.codes.to_numpy().astype(np.int64)
-    tid = events["tid"].cat.codes.to_numpy().astype(np.int64)
-    width = int(tid.max()) + 2
+    pid = category_codes(events["pid"])[0]
+    tid = category_codes(events["tid"])[0] + 1  # a missing tid (code -1) is lane 0
+    width = int(tid.max()) + 1
     lane = pid * width + tid
     ts, dur = events["ts_us"].to_numpy(float), events["dur_us"].to_numpy(float)
 
