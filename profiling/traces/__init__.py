@@ -69,10 +69,11 @@ def summarize(trace: Trace, top: int = 20) -> dict:
     (name, occurrences, self_us, cpu_us, total_us, pct: profiling.traces.op_stats.top_ops),
     op_time (which figure top_ops is sorted by and its pct is of: "CPU time = own + pool work"
     when the trace has intra-op pool work, else "self time"), pool_work dict (pool_us,
-    unattributed_us, split_count: profiling.traces.attribution), breakdown dict (compute_us, memcpy_us,
-    collective_us = communication, idle_us, other_us: the wall span split by what ran, see
-    profiling.traces.breakdown), thread_time dict (self time per kind summed over threads),
-    busy_us (union over threads) and compute_comm_ratio (None without communication)."""
+    unattributed_us, split_count: profiling.traces.attribution), breakdown dict (compute_us,
+    memcpy_us, collective_us = communication, idle_us, other_us: the wall span split by what
+    ran, see profiling.traces.breakdown), thread_time dict (self time per kind summed over
+    threads), busy_us (union over threads) and compute_comm_ratio (None without
+    communication)."""
     from profiling.traces.attribution import attribute
     from profiling.traces.breakdown import time_breakdown
     from profiling.traces.classify import classify_events

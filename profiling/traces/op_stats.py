@@ -29,9 +29,11 @@ def op_table(events: pd.DataFrame, kind: pd.Series | None = None,
              attribution: Attribution | None = None) -> pd.DataFrame:
     """Per op name, unsorted: occurrences, self_us (own thread), cpu_us (own thread + the pool
     work attributed to it, profiling.traces.attribution), total_us (summed durations). Pool work
-    no op covered is one row named attribution.UNATTRIBUTED; pool events fully attributed are no
-    row of their own. Summed per name code (np.bincount), so a big trace's ops are never copied
-    into a frame. ``attribution``: attribute(events), when the caller has it already."""
+    no op covered is one row named attribution.UNATTRIBUTED (its self, CPU and total time are
+    that uncovered time; occurrences = pool events with some of it); pool events fully
+    attributed are no row of their own. Summed per name code (np.bincount), so a big trace's
+    ops are never copied into a frame. ``attribution``: attribute(events), when the caller has
+    it already."""
     if events.empty:
         return pd.DataFrame(columns=OP_COLUMNS)
     kind = classify_events(events) if kind is None else kind
