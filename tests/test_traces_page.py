@@ -8,10 +8,14 @@ import json
 import urllib.parse
 import urllib.request
 
+import pytest
 from helpers import FIXTURES, open_page, texts
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 
+from profiling.traces.attribution import CPU_TIME_LABEL, UNATTRIBUTED
+
 PYTORCH = FIXTURES / "pytorch_cpu_trace.json"
+POOL = FIXTURES / "pool_attribution.json"
 
 
 def _upload(at, name, content, index=0):
@@ -113,3 +117,15 @@ def test_perfetto_that_cannot_start_says_why_in_one_line(data_dir, monkeypatch, 
     assert len(warnings) == 1 and warnings[0].startswith("Perfetto is not available: ")
     assert "\n" not in warnings[0]
     assert at.get("plotly_chart")  # the rest of the page is drawn
+
+
+def test_the_op_table_ranks_by_cpu_time_with_pool_work(data_dir):
+    """tests/fixtures/pool_attribution.json (worked out in test_attribution.py): the per-op
+    table is sorted by CPU time (own + pool work) and its caption says so."""
+    at = open_page("traces")
+    _upload(at, POOL.name, POOL.read_bytes())
+    assert not at.error, texts(at.error)
+    table = next(d.value for d in at.dataframe if "cpu (µs)" in d.value.columns)
+    assert list(table["name"])[:4] == ["Relu", "Outer", "Inner", UNATTRIBUTED]
+    assert table["cpu (µs)"].iloc[0] == pytest.approx(63)
+    assert any(CPU_TIME_LABEL in c for c in texts(at.caption))

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from profiling.traces import framework_op_stats, load_trace, summarize
+from profiling.traces.attribution import CPU_TIME_LABEL, REGION, UNATTRIBUTED, cpu_us
 from profiling.traces.breakdown import busy_union_us, time_breakdown
 from profiling.traces.classify import classify_events
-from profiling.traces.op_stats import tf_op_stats
+from profiling.traces.op_stats import tf_op_stats, top_ops
 
 STEPS = 3
 
@@ -44,6 +45,42 @@ def eager_trace(tmp_path_factory):
 
     x = tf.random.normal([200_000])
     return _capture(tmp_path_factory.mktemp("eager"), tf.nn.relu, x)
+
+
+@pytest.fixture(scope="module")
+def conv_net_trace(tmp_path_factory):
+    """Three Conv2D + BatchNorm + ReLU blocks under tf.function: the convolutions' work runs
+    on the intra-op (Eigen) pool threads, the ops on the inter-op tf_Compute threads."""
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((32, 32, 3))
+    x = inp
+    for i in range(3):
+        x = keras.layers.Conv2D(16, 3, padding="same", name=f"conv{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+    model = keras.Model(inp, keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x)))
+    step = tf.function(lambda x: model(x, training=False))
+    return _capture(tmp_path_factory.mktemp("conv_net"), step, tf.random.normal([8, 32, 32, 3]))
+
+
+def test_pool_work_of_a_conv_net_is_given_to_its_ops(conv_net_trace):
+    trace = load_trace(conv_net_trace)
+    ev = trace.events
+    threads = set(ev.thread.astype(str))
+    assert any(t.startswith("tf_numa_") and "_Eigen/" in t for t in threads), threads
+    s = summarize(trace)
+    pool, top = s["pool_work"], s["top_ops"]
+    assert s["op_time"] == CPU_TIME_LABEL and pool["pool_us"] > 0
+    op_time = top_ops(ev, top=len(ev)).cpu_us.sum()
+    assert pool["unattributed_us"] <= 0.10 * op_time, (pool, op_time)
+    tf_ops = set(ev.name[ev.cat == "tf_op"].astype(str))
+    assert top.name.iloc[0] in tf_ops and top.name.iloc[0] not in (REGION, UNATTRIBUTED), top
+    assert REGION not in set(top.name)
+    conv = top[top.name.str.contains("Conv2D")]
+    assert len(conv) and (conv.cpu_us > conv.self_us).all(), top
+    assert cpu_us(ev).sum() == pytest.approx(ev.self_us.sum())
 
 
 def test_graph_ops_from_xplane(conv_trace):

@@ -18,6 +18,7 @@ from profiling.analysis.diff import trace_diff
 from profiling.presentation import trace_charts, units
 from profiling.storage.bundle import load_any_trace
 from profiling.traces import TraceError, summarize
+from profiling.traces.attribution import CPU_TIME_LABEL, UNATTRIBUTED
 
 UPLOAD, STORED, CHOOSE = "Upload a file", "A trace stored by a run", "Choose…"
 TOP_OPS_LISTED = 50
@@ -248,6 +249,20 @@ def activation_audit(result: dict) -> None:
         st.markdown(f"- {line}")
 
 
+def op_time_caption(summary: dict) -> str:
+    """Which figure the per-op table and chart rank by, and what became of the pool work."""
+    pool = summary.get("pool_work") or {}
+    if summary.get("op_time") != CPU_TIME_LABEL:
+        return ("Sorted by self time (own thread); % of all ops' self time. No intra-op pool "
+                "work in this trace, so CPU time = self time.")
+    return (f"Sorted by **{CPU_TIME_LABEL}**; % of all ops' CPU time. self µs = the op's own "
+            f"thread only. Intra-op pool work ({pool.get('pool_us', 0.0):,.0f} µs) is given to "
+            "the op running on a dispatching thread when it ran (split by overlap between "
+            f"concurrent ops: {pool.get('split_count', 0)} events); "
+            f"{pool.get('unattributed_us', 0.0):,.0f} µs ran under no op: the row "
+            f"{UNATTRIBUTED!r}.")
+
+
 def explore(events: pd.DataFrame, summary: dict, audit_result: dict) -> None:
     ratio = summary.get("compute_comm_ratio")
     cols = st.columns(4)
@@ -274,6 +289,7 @@ def explore(events: pd.DataFrame, summary: dict, audit_result: dict) -> None:
                          alignment="right")})
         st.caption(BREAKDOWN_HELP)
     st.subheader("Per-op table")
+    st.caption(op_time_caption(summary))
     st.dataframe(units.readable(top_ops, unit="µs"), hide_index=True, key="trace_ops_table")
     activation_audit(audit_result)
 
@@ -294,8 +310,9 @@ def explore_tab() -> None:
 
 
 def diff_tab() -> None:
-    st.caption("Compare two traces: op self-time and count changes sorted by impact, and both "
-               "breakdowns side by side (also `python -m profiling trace-diff A B`).")
+    st.caption("Compare two traces: op CPU-time (own + pool work) and count changes sorted by "
+               "impact, and both breakdowns side by side (also `python -m profiling trace-diff "
+               "A B`).")
     left, right = st.columns(2)
     with left:
         st.markdown("**A** (before)")
@@ -318,6 +335,8 @@ def diff_tab() -> None:
     st.dataframe(d["breakdown"].rename(columns={"a_us": "A wall µs", "b_us": "B wall µs",
                                                 "delta_us": "B - A µs"}),
                  hide_index=True, key="diff_breakdown")
+    st.caption(f"Ops compared by {d['op_time']} (delta_us and ratio of cpu_us; self_us = "
+               "own thread only).")
     st.plotly_chart(trace_charts.op_diff_figure(d["ops"]), key="chart_diff")
     st.dataframe(d["ops"], hide_index=True, key="diff_ops_table")
 

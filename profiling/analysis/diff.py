@@ -5,35 +5,44 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from profiling.traces.attribution import CPU_TIME_LABEL, SELF_TIME_LABEL, attribute
 from profiling.traces.breakdown import time_breakdown
-from profiling.traces.op_stats import op_events
+from profiling.traces.classify import classify_events
+from profiling.traces.op_stats import op_table
 
 DIFF_COLUMNS = ["name", "occurrences_a", "occurrences_b", "self_us_a", "self_us_b",
-                "delta_us", "delta_occurrences", "ratio"]
+                "cpu_us_a", "cpu_us_b", "delta_us", "delta_occurrences", "ratio"]
 
 
-def _per_op(events: pd.DataFrame) -> pd.DataFrame:
-    ops = op_events(events)
-    if ops.empty:
-        return pd.DataFrame(columns=["name", "occurrences", "self_us"])
-    return ops.groupby(ops["name"].astype(str)).agg(
-        occurrences=("self_us", "size"), self_us=("self_us", "sum")).reset_index()
+def _per_op(events: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """(op_table of the trace, which figure its cpu_us is: attribution's time_label)."""
+    kind = classify_events(events) if not events.empty else None
+    att = attribute(events, kind)
+    table = op_table(events, kind, att)
+    return table[["name", "occurrences", "self_us", "cpu_us"]], att.time_label
 
 
 def op_diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Per op name: occurrences and self time (µs) in A and B, delta = B - A, ratio = B / A
-    (NaN where A has none); sorted by |delta_us|, the biggest change first."""
-    m = _per_op(a).merge(_per_op(b), on="name", how="outer", suffixes=("_a", "_b"))
-    for c in ("occurrences_a", "occurrences_b", "self_us_a", "self_us_b"):
+    """Per op name: occurrences, self time (own thread) and CPU time (own + pool work,
+    profiling.traces.attribution) in µs, in A and B; delta = B - A and ratio = B / A of the CPU
+    time (NaN where A has none; equal to self time on traces without pool work); sorted by
+    |delta_us|, the biggest change first. ``attrs["time"]`` names the figure compared."""
+    (pa, label_a), (pb, label_b) = _per_op(a), _per_op(b)
+    m = pa.merge(pb, on="name", how="outer", suffixes=("_a", "_b"))
+    for c in ("occurrences_a", "occurrences_b", "self_us_a", "self_us_b", "cpu_us_a",
+              "cpu_us_b"):
         m[c] = m[c].fillna(0)
     m["occurrences_a"] = m["occurrences_a"].astype(int)
     m["occurrences_b"] = m["occurrences_b"].astype(int)
-    m["delta_us"] = m["self_us_b"] - m["self_us_a"]
+    m["delta_us"] = m["cpu_us_b"] - m["cpu_us_a"]
     m["delta_occurrences"] = m["occurrences_b"] - m["occurrences_a"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        m["ratio"] = np.where(m["self_us_a"] > 0, m["self_us_b"] / m["self_us_a"], np.nan)
+        m["ratio"] = np.where(m["cpu_us_a"] > 0, m["cpu_us_b"] / m["cpu_us_a"], np.nan)
     order = m["delta_us"].abs().sort_values(ascending=False, kind="stable").index
-    return m.loc[order, DIFF_COLUMNS].reset_index(drop=True)
+    out = m.loc[order, DIFF_COLUMNS].reset_index(drop=True)
+    out.attrs["time"] = SELF_TIME_LABEL if label_a == label_b == SELF_TIME_LABEL \
+        else CPU_TIME_LABEL
+    return out
 
 
 def breakdown_diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
@@ -46,9 +55,13 @@ def breakdown_diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 
 
 def trace_diff(a: pd.DataFrame, b: pd.DataFrame, top: int = 30) -> dict:
-    """ops (op_diff, first `top` rows), breakdown (breakdown_diff), duration_a_us/_b_us."""
+    """ops (op_diff, first `top` rows), op_time (the figure delta_us compares: "CPU time = own
+    + pool work" when either trace has pool work, else "self time"), breakdown
+    (breakdown_diff), duration_a_us/_b_us."""
     def span(ev: pd.DataFrame) -> float:
         return float((ev.ts_us + ev.dur_us).max() - ev.ts_us.min()) if len(ev) else 0.0
 
-    return {"ops": op_diff(a, b).head(top), "breakdown": breakdown_diff(a, b),
+    ops = op_diff(a, b)
+    return {"ops": ops.head(top), "op_time": ops.attrs["time"],
+            "breakdown": breakdown_diff(a, b),
             "duration_a_us": span(a), "duration_b_us": span(b)}

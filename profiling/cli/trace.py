@@ -108,11 +108,16 @@ def cmd_trace_summary(args: argparse.Namespace) -> int:
     ratio = s["compute_comm_ratio"]
     print("  compute/communication: "
           + ("n/a: no communication in this trace" if ratio is None else f"{ratio:.2f}"))
-    print(f"top {args.top} ops by self time:")
+    print(f"top {args.top} ops by {s['op_time']} (self = own thread only):")
+    pool = s["pool_work"]
+    if pool["pool_us"]:
+        print(f"  intra-op pool work: {pool['pool_us']:.1f} µs, of which "
+              f"{pool['unattributed_us']:.1f} µs ran under no dispatching op; "
+              f"{pool['split_count']} pool events split between concurrent ops")
     top = s["top_ops"].copy()
     if len(top):
-        top["self_us"] = top.self_us.round(1)
-        top["total_us"] = top.total_us.round(1)
+        for c in ("self_us", "cpu_us", "total_us"):
+            top[c] = top[c].round(1)
         top["pct"] = top.pct.map(lambda v: f"{v:.1f}%")
     print_table(top)
     return 0
@@ -163,9 +168,9 @@ def cmd_trace_diff(args: argparse.Namespace) -> int:
           f"{d['duration_b_us'] / 1e3:.3f} ms")
     print("breakdown (wall µs):")
     print_table(d["breakdown"].round(1))
-    print(f"ops by |self-time change| (top {args.top}):")
+    print(f"ops by |change| of {d['op_time']} (top {args.top}; delta and ratio of cpu_us):")
     ops = d["ops"].copy()
-    for c in ("self_us_a", "self_us_b", "delta_us"):
+    for c in ("self_us_a", "self_us_b", "cpu_us_a", "cpu_us_b", "delta_us"):
         ops[c] = ops[c].round(1)
     ops["ratio"] = ops["ratio"].map(lambda v: MISSING if v != v else f"{v:.2f}x")
     print_table(ops)
@@ -192,8 +197,9 @@ def add_commands(sub: Any) -> None:
     a.set_defaults(func=cmd_audit)
 
     d = sub.add_parser("trace-diff", help="op and breakdown changes from trace A to trace B",
-                       description="Compare two traces: op self-time and count deltas sorted "
-                                   "by impact, and both breakdowns side by side.")
+                       description="Compare two traces: op CPU-time (own + pool work) and "
+                                   "count deltas sorted by impact, and both breakdowns side "
+                                   "by side.")
     d.add_argument("a")
     d.add_argument("b")
     d.add_argument("--top", type=int, default=30)

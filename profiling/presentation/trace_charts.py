@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from profiling.presentation.charts import _colour, _layout, display_text, empty_figure
 from profiling.presentation.units import format_number
+from profiling.traces.attribution import CPU_TIME_LABEL
 from profiling.traces.classify import is_profiler_range
 
 COLOURED_OPS = 12
@@ -204,39 +205,45 @@ def event_details(events: pd.DataFrame, row: object) -> dict:
 
 
 def op_breakdown(top_ops: pd.DataFrame) -> go.Figure:
-    """Horizontal bars of self time (µs) per op, largest on top (``summarize()["top_ops"]``)."""
-    title = "Ops by self time"
+    """Horizontal bars of time (µs) per op, largest on top (``summarize()["top_ops"]``): CPU
+    time (own + pool work) when ``top_ops.attrs["time"]`` says so, else self time."""
+    cpu = top_ops.attrs.get("time") == CPU_TIME_LABEL and "cpu_us" in top_ops.columns
+    column, what = ("cpu_us", "CPU time, own + pool work") if cpu else ("self_us", "self time")
+    title = f"Ops by {what}"
     if top_ops.empty:
         return empty_figure(title, "No ops")
-    frame = top_ops.sort_values("self_us", ascending=True)
+    frame = top_ops.sort_values(column, ascending=True)
     counted = "occurrences" in frame.columns
     figure = go.Figure(
         go.Bar(
-            x=frame["self_us"], y=[display_text(n) for n in frame["name"]], orientation="h",
+            x=frame[column], y=[display_text(n) for n in frame["name"]], orientation="h",
             customdata=frame[["occurrences"]] if counted else None,
-            hovertemplate="%{y}<br>%{x:.4g} µs self"
+            hovertemplate="%{y}<br>%{x:.4g} µs " + ("CPU" if cpu else "self")
                           + ("<br>%{customdata[0]} calls" if counted else "") + "<extra></extra>",
-            name="self µs",
+            name="CPU µs" if cpu else "self µs",
         )
     )
     figure.update_layout(height=max(300, 24 * len(frame) + 120))
-    return _layout(figure, title, "self time (µs)", "op")
+    return _layout(figure, title, f"{what} (µs)", "op")
 
 
 def op_diff_figure(ops: pd.DataFrame, top: int = 20) -> go.Figure:
-    """Self-time change (µs, B - A) per op, biggest change on top (analysis.diff.op_diff)."""
-    title = "Self-time change, B - A"
+    """CPU-time change (µs, B - A: own + pool work, equal to self time on traces without pool
+    work) per op, biggest change on top (analysis.diff.op_diff)."""
+    what = "CPU time" if ops.attrs.get("time") == CPU_TIME_LABEL else "Self time"
+    title = f"{what} change, B - A"
     if ops.empty:
         return empty_figure(title, "No ops in either trace")
     frame = ops.head(top).iloc[::-1]
+    shown = "cpu_us" if "cpu_us_a" in frame.columns else "self_us"
     figure = go.Figure(go.Bar(
         x=frame["delta_us"], y=[display_text(n) for n in frame["name"]], orientation="h",
         marker_color=["#d62728" if d > 0 else "#2ca02c" for d in frame["delta_us"]],
-        customdata=np.stack([frame["self_us_a"], frame["self_us_b"], frame["occurrences_a"],
+        customdata=np.stack([frame[f"{shown}_a"], frame[f"{shown}_b"], frame["occurrences_a"],
                              frame["occurrences_b"]], axis=-1),
         hovertemplate="%{y}<br>%{x:+.4g} µs<br>A %{customdata[0]:.4g} µs "
                       "(%{customdata[2]} calls)<br>B %{customdata[1]:.4g} µs "
                       "(%{customdata[3]} calls)<extra></extra>",
     ))
     figure.update_layout(height=max(300, 24 * len(frame) + 120))
-    return _layout(figure, title, "self time B - A (µs; red: slower in B)", "op")
+    return _layout(figure, title, f"{what.lower()} B - A (µs; red: slower in B)", "op")

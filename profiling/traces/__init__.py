@@ -66,10 +66,15 @@ def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = 
 
 def summarize(trace: Trace, top: int = 20) -> dict:
     """event_count, duration_us (first start to last end, µs), top_ops DataFrame
-    (name, occurrences, self_us, total_us, pct), breakdown dict (compute_us, memcpy_us,
-    collective_us = communication, idle_us, other_us: the wall span split by what ran, see
-    profiling.traces.breakdown), thread_time dict (self time per kind summed over threads),
-    busy_us (union over threads) and compute_comm_ratio (None without communication)."""
+    (name, occurrences, self_us, cpu_us, total_us, pct: profiling.traces.op_stats.top_ops),
+    op_time (which figure top_ops is sorted by and its pct is of: "CPU time = own + pool work"
+    when the trace has intra-op pool work, else "self time"), pool_work dict (pool_us,
+    unattributed_us, split_count: profiling.traces.attribution), breakdown dict (compute_us,
+    memcpy_us, collective_us = communication, idle_us, other_us: the wall span split by what
+    ran, see profiling.traces.breakdown), thread_time dict (self time per kind summed over
+    threads), busy_us (union over threads) and compute_comm_ratio (None without
+    communication)."""
+    from profiling.traces.attribution import attribute
     from profiling.traces.breakdown import time_breakdown
     from profiling.traces.classify import classify_events
     from profiling.traces.op_stats import top_ops
@@ -81,8 +86,11 @@ def summarize(trace: Trace, top: int = 20) -> dict:
     ratio = b.pop("compute_comm_ratio")
     thread_time = b.pop("thread_time")
     busy = b.pop("busy_us")
+    att = attribute(ev, kind)
     return {"event_count": int(len(ev)), "duration_us": duration,
-            "top_ops": top_ops(ev, top, kind),
+            "top_ops": top_ops(ev, top, kind, att), "op_time": att.time_label,
+            "pool_work": {"pool_us": att.pool_us, "unattributed_us": att.unattributed_us,
+                          "split_count": att.split_count},
             "breakdown": b, "busy_us": busy, "thread_time": thread_time,
             "compute_comm_ratio": ratio, "source": trace.source}
 

@@ -1,4 +1,4 @@
-"""Which ops took the time: per-op occurrences, self and total time."""
+"""Which ops took the time: per-op occurrences, self, CPU (own + pool work) and total time."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from profiling.traces.attribution import UNATTRIBUTED, Attribution, attribute
 from profiling.traces.classify import KINDS, category_codes, classify_events
 from profiling.traces.model import TF_OP_CAT
 
@@ -21,33 +22,69 @@ def op_events(events: pd.DataFrame, kind: pd.Series | None = None) -> pd.DataFra
     return ops if len(ops) else events
 
 
-def top_ops(events: pd.DataFrame, top: int = 20, kind: pd.Series | None = None) -> pd.DataFrame:
-    """name, occurrences, self_us, total_us, pct (of the ops' summed self time), by self time.
-    Summed per name code (np.bincount), so a big trace's ops are never copied into a frame."""
-    cols = ["name", "occurrences", "self_us", "total_us", "pct"]
+OP_COLUMNS = ["name", "occurrences", "self_us", "cpu_us", "total_us"]
+
+
+def op_table(events: pd.DataFrame, kind: pd.Series | None = None,
+             attribution: Attribution | None = None) -> pd.DataFrame:
+    """Per op name, unsorted: occurrences, self_us (own thread), cpu_us (own thread + the pool
+    work attributed to it, profiling.traces.attribution), total_us (summed durations). Pool work
+    no op covered is one row named attribution.UNATTRIBUTED (its self, CPU and total time are
+    that uncovered time; occurrences = pool events with some of it); pool events fully
+    attributed are no row of their own. Summed per name code (np.bincount), so a big trace's
+    ops are never copied into a frame. ``attribution``: attribute(events), when the caller has
+    it already."""
     if events.empty:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=OP_COLUMNS)
     kind = classify_events(events) if kind is None else kind
+    att = attribute(events, kind) if attribution is None else attribution
     codes, names = category_codes(events["name"], None)
     ops = (kind.cat.codes.to_numpy() != KINDS.index("other")) & (codes >= 0)
     if not ops.any():  # nothing classified: every event counts
         ops = codes >= 0
     if not ops.any():
-        return pd.DataFrame(columns=cols)
-    picked = codes[ops]
-    occurrences = np.bincount(picked, minlength=len(names))
-    self_us = np.bincount(picked, weights=events["self_us"].to_numpy(float)[ops],
-                          minlength=len(names))
-    total_us = np.bincount(picked, weights=events["dur_us"].to_numpy(float)[ops],
-                           minlength=len(names))
+        return pd.DataFrame(columns=OP_COLUMNS)
+    pool = att.is_pool_work
+    leftover = ops & pool & (att.cpu_us > 0)
+    ops &= ~pool
+    row = np.where(leftover, len(names), codes).astype(np.int64)
+    counted = ops | leftover
+    picked = row[counted]
+    size = len(names) + 1
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(picked, weights=values[counted], minlength=size)
+
+    cpu = att.cpu_us
+    self_us = np.where(leftover, cpu, events["self_us"].to_numpy(float))
+    dur = np.where(leftover, cpu, events["dur_us"].to_numpy(float))
+    occurrences = np.bincount(picked, minlength=size)
     seen = np.flatnonzero(occurrences)
-    g = pd.DataFrame({"name": np.asarray(names, dtype=object)[seen],
-                      "occurrences": occurrences[seen], "self_us": self_us[seen],
-                      "total_us": total_us[seen]})
-    total = g.self_us.sum()
-    g["pct"] = 100 * g.self_us / total if total else 0.0
-    g = g.sort_values(["self_us", "name"], ascending=[False, True]).head(top)
-    return g[cols].reset_index(drop=True)
+    return pd.DataFrame({"name": np.asarray(names + [UNATTRIBUTED], dtype=object)[seen],
+                         "occurrences": occurrences[seen], "self_us": total(self_us)[seen],
+                         "cpu_us": total(cpu)[seen], "total_us": total(dur)[seen]})
+
+
+def top_ops(events: pd.DataFrame, top: int = 20, kind: pd.Series | None = None,
+            attribution: Attribution | None = None) -> pd.DataFrame:
+    """name, occurrences, self_us, cpu_us, total_us, pct (op_table's rows): sorted by, and pct
+    of the ops' summed, CPU time (own + pool work) when the trace has pool work, else self time
+    (then the two are equal). ``attrs["time"]`` says which: attribution.CPU_TIME_LABEL or
+    SELF_TIME_LABEL."""
+    cols = [*OP_COLUMNS, "pct"]
+    kind = classify_events(events) if kind is None and not events.empty else kind
+    att = attribute(events, kind) if attribution is None else attribution
+    g = op_table(events, kind, att)
+    by = "cpu_us" if att.has_pool_work else "self_us"
+    if g.empty:
+        g = pd.DataFrame(columns=cols)
+    else:
+        total = g[by].sum()
+        g["pct"] = 100 * g[by] / total if total else 0.0
+        g = g.sort_values([by, "name"], ascending=[False, True]).head(top)[cols]
+        g = g.reset_index(drop=True)
+    g.attrs["time"] = att.time_label
+    return g
 
 
 def tf_op_stats(events: pd.DataFrame) -> pd.DataFrame:

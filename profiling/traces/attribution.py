@@ -1,0 +1,243 @@
+"""Pool-thread time given to the op it was done for.
+
+On CPU traces TF's intra-op (Eigen) pool threads record `ThreadpoolListener::Region` for each
+task they run, with the task's own events nested under it. That work is done *for* the op that
+is running on a dispatching thread at the time (the Python thread in eager mode, an inter-op
+`tf_Compute` thread under `tf.function`), so the op's cost is its own self time plus that work.
+
+The rule (profiling/README.md, "What the breakdown means"):
+
+- **pool work**: an event on an intra-op pool thread (a thread whose name matches
+  classify.POOL_THREAD_RE: TF names them `tf_numa_<n>_Eigen/<id>`) that is a
+  `ThreadpoolListener::Region` or nested inside one;
+- **candidates**: op events (classify kind other than "other") on the other threads of the same
+  process; on each such thread, at each instant, the innermost op open then;
+- each stretch of a pool event's self time goes to the candidates covering it; where candidates
+  on several threads cover it, its covered time is split in proportion to each one's overlap
+  with it (`split_count` counts such pool events); the part no candidate covers stays
+  unattributed, reported as one row named UNATTRIBUTED.
+
+All vectorized: a few sorts and searchsorted passes per dispatching thread, no per-event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from profiling.traces.classify import KINDS, POOL_THREAD_RE, category_codes, classify_events
+from profiling.traces.model import nesting
+
+REGION = "ThreadpoolListener::Region"
+UNATTRIBUTED = "(pool work, no dispatching op)"
+CPU_TIME_LABEL = "CPU time = own + pool work"
+SELF_TIME_LABEL = "self time"
+
+
+@dataclass
+class Attribution:
+    """Pool work given to ops, per event of the frame it was computed from (µs).
+
+    cpu_us: see cpu_us(); pool_us: all pool work's self time; unattributed_us: the part of it
+    no op covered (also the sum of cpu_us over pool-work events); split_count: pool events
+    whose time was split between ops on different dispatching threads; is_pool_work: True for
+    pool-work events; attributed_us: pool work given to each op event (0 elsewhere).
+    """
+
+    cpu_us: np.ndarray
+    pool_us: float
+    unattributed_us: float
+    split_count: int
+    is_pool_work: np.ndarray
+    attributed_us: np.ndarray
+
+    @property
+    def has_pool_work(self) -> bool:
+        """True when the trace has pool work, so CPU time and self time differ."""
+        return bool(self.is_pool_work.any())
+
+    @property
+    def time_label(self) -> str:
+        """Which figure an op table built from this shows."""
+        return CPU_TIME_LABEL if self.has_pool_work else SELF_TIME_LABEL
+
+
+def pool_threads(events: pd.DataFrame) -> np.ndarray:
+    """True per event on an intra-op pool thread (by thread name)."""
+    codes, names = category_codes(events["thread"], None)
+    table = np.asarray([bool(POOL_THREAD_RE.search(n)) for n in names] or [False], dtype=bool)
+    return table[codes] & (codes >= 0) if names else np.zeros(len(events), dtype=bool)
+
+
+def pool_work(events: pd.DataFrame) -> np.ndarray:
+    """True per event that is pool work: a Region on a pool thread, or nested inside one."""
+    on_pool = pool_threads(events)
+    if not on_pool.any():
+        return on_pool
+    under = on_pool & (events["name"] == REGION).to_numpy()
+    parent, depth = events["parent"].to_numpy(), events["depth"].to_numpy()
+    order = np.argsort(depth, kind="stable")
+    levels = np.searchsorted(depth[order], np.arange(int(depth.max()) + 2))
+    for d in range(1, len(levels) - 1):
+        rows = order[levels[d]:levels[d + 1]]
+        rows = rows[on_pool[rows] & (parent[rows] >= 0)]
+        under[rows] |= under[parent[rows]]
+    return under
+
+
+def _in_lane_order(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray) -> bool:
+    """True when each lane's events are contiguous and sorted by (ts, -dur), as in a
+    Trace.events frame (or a subset of one): nesting needs no sort then."""
+    step = np.diff(lane) != 0
+    if int(step.sum()) + 1 != len(np.unique(lane)):
+        return False
+    same = ~step
+    later, tie = np.diff(ts), np.diff(dur)
+    return bool(((later[same] > 0) | ((later[same] == 0) & (tie[same] <= 0))).all())
+
+
+def self_pieces(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(owner, start, end) of each event's self time as intervals: its span minus its
+    children's (nesting among the given events only, per lane). Within a lane the pieces are
+    disjoint, so at each instant one owner, the innermost event open then; owner indexes the
+    inputs. In no particular order."""
+    n = len(ts)
+    if n == 0:
+        return np.array([], dtype=np.int64), np.array([]), np.array([])
+    order = None if _in_lane_order(lane, ts, dur) else np.lexsort((-dur, ts, lane))
+    if order is not None:
+        lane, ts, dur = lane[order], ts[order], dur[order]
+    _, parent, _ = nesting(lane, ts, dur)
+    end = ts + dur
+    kids = np.flatnonzero(parent >= 0)
+    p = parent[kids].astype(np.int64)
+    by_parent = np.argsort(p, kind="stable")  # kids stay in time order within each parent
+    kids, p = kids[by_parent], p[by_parent]
+    kid_start = np.clip(ts[kids], ts[p], end[p])
+    kid_end = np.clip(end[kids], kid_start, end[p])
+    boundary = p[1:] != p[:-1]
+    first = np.concatenate([[True], boundary]) if len(p) else np.array([], dtype=bool)
+    last = np.concatenate([boundary, [True]]) if len(p) else np.array([], dtype=bool)
+    until_first_kid = end.copy()
+    until_first_kid[p[first]] = kid_start[first]
+    # own start to the first kid (or own end); between kids; last kid to own end
+    owner = np.concatenate([np.arange(n), p[:-1][~last[:-1]], p[last]])
+    start = np.concatenate([ts, kid_end[:-1][~last[:-1]], kid_end[last]])
+    stop = np.concatenate([until_first_kid, kid_start[1:][~last[:-1]], end[p[last]]])
+    keep = stop > start
+    owner, start, stop = owner[keep], start[keep], stop[keep]
+    return (owner if order is None else order[owner]), start, stop
+
+
+def _union_covered(starts: np.ndarray, ends: np.ndarray, a: np.ndarray, b: np.ndarray
+                   ) -> np.ndarray:
+    """Length of [a, b) covered by the union of intervals [starts, ends), per query."""
+    if len(starts) == 0:
+        return np.zeros(len(a))
+    o = np.argsort(starts, kind="stable")
+    s, e = starts[o], np.maximum.accumulate(ends[o])
+    new = np.concatenate([[True], s[1:] > e[:-1]])
+    group_end = np.concatenate([np.flatnonzero(new)[1:] - 1, [len(s) - 1]])
+    u_s, u_e = s[new], e[group_end]
+    before = np.concatenate([[0.0], np.cumsum(u_e - u_s)])
+
+    def covered_until(t: np.ndarray) -> np.ndarray:
+        k = np.searchsorted(u_s, t, side="right") - 1
+        inside = np.clip(t - u_s[np.maximum(k, 0)], 0.0, (u_e - u_s)[np.maximum(k, 0)])
+        return np.where(k >= 0, before[np.maximum(k, 0)] + inside, 0.0)
+
+    return covered_until(b) - covered_until(a)
+
+
+def attribute(events: pd.DataFrame, kind: pd.Series | None = None) -> Attribution:
+    """Pool work attributed to the ops it was done for (module docstring has the rule).
+    ``kind``: classify_events(events), when the caller has it already. ``events`` is a whole
+    Trace.events frame (its parent column indexes rows)."""
+    n = len(events)
+    self_us = events["self_us"].to_numpy(float) if n else np.array([])
+    zeros = np.zeros(n)
+    if n == 0:
+        return Attribution(self_us.copy(), 0.0, 0.0, 0, np.zeros(0, bool), zeros)
+    is_pool = pool_work(events)
+    if not is_pool.any():
+        return Attribution(self_us.copy(), 0.0, 0.0, 0, is_pool, zeros)
+    kind = classify_events(events) if kind is None else kind
+    on_pool = pool_threads(events)
+    is_op = (kind.cat.codes.to_numpy() != KINDS.index("other")) & ~on_pool
+    pid = category_codes(events["pid"])[0]
+    tid = category_codes(events["tid"])[0] + 1  # a missing tid (code -1) is lane 0
+    width = int(tid.max()) + 1
+    lane = pid * width + tid
+    ts, dur = events["ts_us"].to_numpy(float), events["dur_us"].to_numpy(float)
+
+    pool_rows = np.flatnonzero(is_pool)
+    p_owner, p_start, p_end = self_pieces(lane[pool_rows], ts[pool_rows], dur[pool_rows])
+    p_pid = pid[pool_rows][p_owner]
+    p_len = p_end - p_start
+    op_rows = np.flatnonzero(is_op & np.isin(pid, np.unique(p_pid)))
+    c_owner, c_start, c_end = self_pieces(lane[op_rows], ts[op_rows], dur[op_rows])
+    c_owner = op_rows[c_owner]
+    c_lane = lane[c_owner]
+
+    covered = np.zeros(len(p_start))
+    for q in np.unique(p_pid):
+        here, theirs = p_pid == q, pid[c_owner] == q
+        covered[here] = _union_covered(c_start[theirs], c_end[theirs], p_start[here],
+                                       p_end[here])
+    pair_piece, pair_op, pair_overlap = [], [], []
+    lanes_hit = np.zeros(len(pool_rows), dtype=np.int64)  # per pool event
+    by_lane = np.argsort(c_lane, kind="stable")
+    lane_bounds = np.flatnonzero(np.diff(c_lane[by_lane])) + 1
+    for mine in np.split(by_lane, lane_bounds) if len(by_lane) else []:  # per dispatching thread
+        mine = mine[np.argsort(c_start[mine], kind="stable")]
+        s, e = c_start[mine], c_end[mine]
+        pieces = np.flatnonzero(p_pid == c_lane[mine[0]] // width)
+        # running max: robust to pieces that overlap (improperly nested events)
+        lo = np.searchsorted(np.maximum.accumulate(e), p_start[pieces], side="right")
+        hi = np.searchsorted(s, p_end[pieces], side="left")
+        count = np.maximum(hi - lo, 0)
+        piece = np.repeat(pieces, count)
+        offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+        cand = mine[np.repeat(lo, count) + offset]
+        overlap = np.minimum(p_end[piece], c_end[cand]) - np.maximum(p_start[piece],
+                                                                     c_start[cand])
+        ok = overlap > 0
+        piece, cand, overlap = piece[ok], cand[ok], overlap[ok]
+        pair_piece.append(piece)
+        pair_op.append(c_owner[cand])
+        pair_overlap.append(overlap)
+        lanes_hit += np.bincount(p_owner[piece], minlength=len(pool_rows)) > 0
+    piece = np.concatenate(pair_piece) if pair_piece else np.array([], dtype=np.int64)
+    op = np.concatenate(pair_op) if pair_op else np.array([], dtype=np.int64)
+    overlap = np.concatenate(pair_overlap) if pair_overlap else np.array([])
+
+    # Scale each pool event's pieces to its self time, so the totals are exactly conserved.
+    piece_total = np.bincount(p_owner, weights=p_len, minlength=len(pool_rows))
+    pool_self = self_us[pool_rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(piece_total > 0, pool_self / piece_total, 0.0)
+    overlap_sum = np.bincount(piece, weights=overlap, minlength=len(p_start))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = covered[piece] * overlap / overlap_sum[piece] * scale[p_owner[piece]]
+    attributed = np.bincount(op, weights=share, minlength=n)
+    given = np.minimum(np.bincount(p_owner, weights=covered * scale[p_owner],
+                                   minlength=len(pool_rows)), pool_self)
+    cpu = self_us + attributed
+    left = pool_self - given
+    # rounding leaves ~1e-13 µs on fully covered events: that is attributed, not a leftover
+    cpu[pool_rows] = np.where(left > 1e-9 * np.maximum(pool_self, 1.0), left, 0.0)
+    return Attribution(cpu_us=cpu, pool_us=float(pool_self.sum()),
+                       unattributed_us=float(cpu[pool_rows].sum()),
+                       split_count=int((lanes_hit >= 2).sum()), is_pool_work=is_pool,
+                       attributed_us=attributed)
+
+
+def cpu_us(events: pd.DataFrame, kind: pd.Series | None = None) -> np.ndarray:
+    """CPU time per event (µs): an op on a dispatching thread gets its own self time plus the
+    pool work attributed to it; a pool-work event keeps only the part of its self time that no
+    op covered (0 once attributed); every other event its self time. Sums to the same total as
+    self_us. See attribute()."""
+    return attribute(events, kind).cpu_us
