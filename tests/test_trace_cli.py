@@ -80,7 +80,7 @@ def test_pytorch_trace_summary_and_audit(capsys, pytorch_trace):
     assert s["breakdown"]["compute_us"] > busy / 2
     code, out, _ = _run(capsys, "audit", str(pytorch_trace), "--json")
     a = _strict_json(out)
-    assert code == 0 and set(a) == {"activations", "activation_pct", "unfused_pct", "steps",
+    assert code == 0 and set(a) == {"activations", "activation_pct", "unfused_pct", "steps", "time",
                                     "advice", "recommendations"}
     relu = [r for r in a["activations"] if r["op"] == "aten::relu"]
     assert relu and relu[0]["kind"] == "relu" and relu[0]["fused"] is False

@@ -13,7 +13,7 @@ import streamlit as st
 
 from app import resources, run_again, share
 from app.guard import one_line, page_guard
-from profiling.analysis.activations import audit
+from profiling.analysis.activations import audit_trace
 from profiling.analysis.diff import trace_diff
 from profiling.presentation import trace_charts, units
 from profiling.storage.bundle import load_any_trace
@@ -42,7 +42,7 @@ def read_trace(_data: bytes | str, filename: str, cache_key: str
     """(events, summary, activation audit) of a trace; ``cache_key`` identifies ``_data``
     (hashing 200 MB is slow)."""
     trace = load_any_trace(_data, filename)
-    return trace.events, summarize(trace, top=TOP_OPS_LISTED), audit(trace.events)
+    return trace.events, summarize(trace, top=TOP_OPS_LISTED), audit_trace(trace.events)
 
 
 @st.cache_resource(show_spinner=False)
@@ -240,13 +240,16 @@ def activation_audit(result: dict) -> None:
         return
     cols = st.columns(3)
     cols[0].metric("Activation sites", len(acts))
-    cols[1].metric("Activations, % of traced time", f"{result['activation_pct']:.1f}%")
-    cols[2].metric("Separate (unfused), % of traced time", f"{result['unfused_pct']:.1f}%")
+    cols[1].metric("Activations, % of op CPU time", f"{result['activation_pct']:.1f}%")
+    cols[2].metric("Separate (unfused), % of op CPU time", f"{result['unfused_pct']:.1f}%")
+    st.caption(f"Shares are of all ops' {result.get('time', 'CPU time')}. A fused activation "
+               "has no time of its own: its kernel's time is shown beside it (kernel µs), never "
+               "counted as activation time.")
     acts["fused"] = acts["fused"].map({True: "fused", False: "separate"}).fillna("unknown")
     st.dataframe(units.readable(acts.rename(columns={"pct": "% of step"}), unit="µs"),
                  hide_index=True, key="trace_audit_table")
-    for line in result["recommendations"]:
-        st.markdown(f"- {line}")
+    for item in result.get("advice") or [{"text": t} for t in result["recommendations"]]:
+        st.markdown(f"- {item['text']}")
 
 
 def op_time_caption(summary: dict) -> str:

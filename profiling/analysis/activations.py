@@ -447,3 +447,22 @@ def audit(events: pd.DataFrame, fuses_here: dict[str, bool] | None = None,
             "unfused_pct": float(sum(r["pct"] or 0.0 for r in records if r["fused"] is False)),
             "steps": steps, "advice": advice,
             "recommendations": [a["text"] for a in advice]}
+
+
+def audit_trace(events: pd.DataFrame, fuses_here: dict[str, bool] | None = None) -> dict:
+    """`audit` with thread-pool work given to its op (profiling.traces.attribution): each
+    activation's CPU time over all ops' CPU time, the unattributed pool work included, so the
+    shares of op_stats.op_table's rows add up to 100%. What every front end calls."""
+    from profiling.traces.attribution import attribute
+    from profiling.traces.classify import classify_events
+    from profiling.traces.op_stats import op_table
+
+    if events.empty:
+        return audit(events, fuses_here)
+    kind = classify_events(events)
+    att = attribute(events, kind)
+    table = op_table(events, kind, att)
+    total = float(table["cpu_us"].sum()) if len(table) else None
+    result = audit(events, fuses_here, cpu_us=att.cpu_us, op_total_us=total)
+    result["time"] = att.time_label
+    return result

@@ -125,12 +125,12 @@ def cmd_trace_summary(args: argparse.Namespace) -> int:
 
 # ---- audit -------------------------------------------------------------------------------
 def cmd_audit(args: argparse.Namespace) -> int:
-    from profiling.analysis.activations import audit
+    from profiling.analysis.activations import audit_trace
     from profiling.storage.bundle import load_any_trace
 
     return_big_frees_to_the_os()
     with _trace_limit(args.max_bytes):
-        result = audit(load_any_trace(args.file, keep_args=False).events)
+        result = audit_trace(load_any_trace(args.file, keep_args=False).events)
     if args.json:
         print_json(result)
         return 0

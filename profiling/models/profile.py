@@ -116,13 +116,13 @@ def _trace_layers(v: _Variant, trace_dir: str) -> tuple[list[dict], dict, str]:
     """(per-layer rows, the audit, the trace's path) of the variant's step."""
     import tensorflow as tf
 
-    from profiling.analysis.activations import audit
+    from profiling.analysis.activations import audit_trace
     from profiling.traces import load_trace
     from profiling.traces.record import capture_trace
 
     path = capture_trace(tf, v.step, no_sync, trace_dir, steps=TRACE_STEPS)
     events = load_trace(path, keep_args=False).events
-    result = audit(events)
+    result = audit_trace(events)
     rows = join.join(walk.activation_layers(v.model), result["activations"])
     for r in rows:  # the trace holds TRACE_STEPS steps: per-step figures
         for k in ("time_us", "kernel_us"):
@@ -254,13 +254,13 @@ def _saved_model_result(loaded: load.LoadedModel, req: ModelRequest, inputs: lis
     audit_result: dict = {}
     traces = {}
     if req.trace_dir:
-        from profiling.analysis.activations import audit
+        from profiling.analysis.activations import audit_trace
         from profiling.traces import load_trace
         from profiling.traces.record import capture_trace
 
         path = capture_trace(tf, lambda: loaded.signature(**feed), no_sync, req.trace_dir)
         traces["original"] = path
-        audit_result = audit(load_trace(path, keep_args=False).events)
+        audit_result = audit_trace(load_trace(path, keep_args=False).events)
         rows = [{"layer": a.get("scope") or a.get("op"), "kind": a.get("kind"),
                  "fused": a.get("fused"), "time_us": a.get("self_us"), "pct": a.get("pct"),
                  "cause": "from the trace (a SavedModel has no Keras layers to join)"}
