@@ -25,6 +25,7 @@ from profiling.measurement.timing import (
     no_sync,
     on_fresh_stack,
 )
+from profiling.presentation import noise_text
 from profiling.presentation.charts import run_names, speedup_table
 
 
@@ -269,8 +270,8 @@ def test_noise_between_counts_only_other_processes():
     assert noise.verdict([], [])["verdict"] == "unknown"
     assert noise.verdict([{"group": "g", **noise.between(before, quiet)}],
                          [("a", 0.02)])["verdict"] == "quiet"
-    assert noise.stored("not json", "r1")["verdict"] == "unknown"
-    assert noise.stored('{"verdict": "noisy", "reasons": ["busy"]}', "r2")["reasons"] == ["busy"]
+    assert noise_text.stored("not json", "r1")["verdict"] == "unknown"
+    assert noise_text.stored('{"verdict": "noisy", "reasons": ["busy"]}', "r2")["reasons"] == ["busy"]
 
 
 def test_noise_snapshot_reads_the_machine_through_psutil():

@@ -10,8 +10,7 @@ import streamlit as st
 from app import case_links, machine_filter, resources, run_again, share
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
-from profiling.measurement import noise
-from profiling.presentation import report, units
+from profiling.presentation import noise_text, report, units
 from profiling.storage.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json
@@ -155,7 +154,7 @@ def render() -> None:
     cases = report.filter_cases(all_cases, filters)
     st.caption("The address bar now reproduces this view: copy it to share.")
     chosen = runs[runs["run_id"].isin(run_ids)]
-    for warning in noise.warnings(chosen, charts.run_names(
+    for warning in noise_text.warnings(chosen, charts.run_names(
             chosen.rename(columns={"label": "run_label"}))):
         st.warning(warning + ". Differences smaller than this noise are not to be trusted.",
                    icon=":material/warning:")

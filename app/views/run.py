@@ -10,7 +10,7 @@ from app.guard import one_line, page_guard
 from app.run_again import FORM_STATE, RESEED  # the form's values beside the widgets' own
 from app.run_form import SHAPE_PRESETS, build_spec, chosen_shapes, param_key, variant_entry
 from app.run_job import RunJob, start_job
-from profiling.measurement import noise
+from profiling.presentation import noise_text
 from profiling.spec import DTYPES, MODES, PASSES, SpecError
 
 FIELD_WIDGET = {"sizes": "shapes"}  # spec fields shown under another widget
@@ -153,7 +153,7 @@ def noise_warning(run: dict) -> None:
     """The measurement core's verdict on the machine during the run (busy, wide spread…)."""
     if run.get("noise_verdict") != "noisy":
         return
-    reasons = noise.stored(run.get("noise_json"), run["run_id"]).get("reasons") or []
+    reasons = noise_text.stored(run.get("noise_json"), run["run_id"]).get("reasons") or []
     text = "; ".join(str(reason) for reason in reasons) or "no reason recorded"
     st.warning(f"The machine was noisy during this run, so read these numbers with care: {text}",
                icon=":material/warning:")

@@ -178,7 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _noise(run: dict) -> dict:
-    from profiling.measurement.noise import stored
+    from profiling.presentation.noise_text import stored
 
     return stored(run.get("noise_json"), run["run_id"])
 

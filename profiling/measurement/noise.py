@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import pandas as pd
 import psutil
 
 OTHER_CPU_LIMIT = 0.10  # of the machine's CPU capacity over the group's wall time
@@ -109,26 +108,3 @@ def verdict(groups: Sequence[dict], spreads: Sequence[tuple[str, float]] = ()) -
         state = "unknown"
     return {"verdict": state, "reasons": reasons, "groups": list(groups),
             "max_spread": max((s for _, s in spreads), default=None)}
-
-
-def stored(noise_json: str | None, run_id: str) -> dict:
-    """Run `run_id`'s stored verdict ({"verdict", "reasons", ...}); verdict unknown when absent
-    or unreadable (storage.stored_json says so)."""
-    from profiling.storage.stored_json import decode
-
-    noise = decode(noise_json, "noise_json", run_id)
-    if noise.get("verdict") not in ("quiet", "noisy", "unknown"):
-        return {"verdict": "unknown", "reasons": []}
-    return noise
-
-
-def warnings(runs: pd.DataFrame, names: Mapping[str, str] | None = None) -> list[str]:
-    """One line per noisy run of a store.list_runs() frame: 'run NAME: machine busy: ...'."""
-    out = []
-    for row in runs.to_dict("records"):
-        noise = stored(row.get("noise_json"), row["run_id"])
-        if noise["verdict"] == "noisy":
-            name = (names or {}).get(row["run_id"], row["run_id"])
-            out.append(f"run {name} was measured on a noisy machine: "
-                       + "; ".join(noise.get("reasons") or ["no reason recorded"]))
-    return out

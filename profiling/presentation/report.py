@@ -16,8 +16,7 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from profiling.measurement import noise
-from profiling.presentation import charts, units
+from profiling.presentation import charts, noise_text, units
 from profiling.storage.stored_json import decode, shape_problem
 
 CASE_TABLE_COLUMNS = ("run_id", "label", "shape", "dtype", "device", "threads", "mode", "pass",
@@ -55,7 +54,7 @@ def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
     breakdown = store.breakdown(run_ids)
     breakdown = breakdown[breakdown["case_id"].isin(kept)]
     fusion = store.fusion(run_ids)
-    warnings = noise.warnings(runs, charts.run_names(runs.rename(columns={"label": "run_label"})))
+    warnings = noise_text.warnings(runs, charts.run_names(runs.rename(columns={"label": "run_label"})))
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     filter_text = ", ".join(f"{k}: {', '.join(map(str, v))}" for k, v in (filters or {}).items() if v)
     return _template().render(
