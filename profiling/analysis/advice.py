@@ -7,6 +7,8 @@ finished it), skipping bookkeeping and the activation's own ops. Causes, grouped
 - `batchnorm`: BatchNorm arithmetic between a Conv/MatMul and an activation Grappler fuses
   (Keras 3 lowers BatchNormalization to Mul/AddV2/Rsqrt, so the Conv+BiasAdd+activation remapper
   cannot fire); folding BN into the conv for inference lets it fuse;
+- `batchnorm_depthwise`: the same after a depthwise conv, where folding removes the BatchNorm
+  arithmetic but no fused kernel exists on CPU (measured), so the activation stays separate;
 - `spelling`: a ReLU written as tf.maximum / tf.where: write it as tf.nn.relu, quoting this
   lab's measured cost where it has one;
 - `not_fused`: a fusable activation right after a Conv/MatMul that still ran separately;
@@ -35,6 +37,11 @@ SITES_NAMED = 6
 LAB_FUSION = {"relu": True, "relu6": True, "leaky_relu": True, "maximum": False, "where": False}
 LAB_EVIDENCE = ("in this lab Conv2D/MatMul + BiasAdd + {kind} fuse under tf.function (README "
                 "\"What each activation does to fusion\")")
+# `relu-lab model keras.applications:MobileNetV2 --what-if fold_bn` (README "Your model,
+# measured"): after the fold every Conv2D's Relu6 ran fused, no DepthwiseConv2D's did.
+DEPTHWISE_EVIDENCE = ("this lab measured no fused DepthwiseConv2D + BiasAdd + activation kernel "
+                      "on CPU (after folding, MobileNetV2's 17 depthwise Relu6 still ran "
+                      "separately)")
 # README "Measured: every variant at 1e7 float32" (eager, time / nn_relu, paired, 95% CI) and
 # "What each activation does to fusion".
 SPELLING_COST = {
@@ -93,9 +100,12 @@ class _Feeders:
 
 
 def _family(op_type: str) -> str:
-    """"conv" or "matmul": the kind of kernel an activation can fuse into; "" for neither."""
+    """"conv", "depthwise" or "matmul": the kind of kernel an activation can fuse into; ""
+    for neither."""
     if not K.CONV_OR_MATMUL_RE.search(op_type):
         return ""
+    if "depthwise" in op_type.lower():
+        return "depthwise"
     return "matmul" if re.search(r"MatMul|Einsum|linear|addmm|mm|bmm", op_type) else "conv"
 
 
@@ -110,6 +120,8 @@ def _cause(feeders: _Feeders, r: dict, ctx, fusable: dict) -> tuple[str, str, st
     if K.BATCHNORM_RE.search(node + "/"):
         node, op_type, _ = feeders.before(row, "", K.BATCHNORM_RE)
         cause = "batchnorm"
+        if _family(op_type) == "depthwise" and not fusable.get((r["kind"], "depthwise")):
+            return "batchnorm_depthwise", _layer(node), DEPTHWISE_EVIDENCE
     evidence = fusable.get((r["kind"], _family(op_type)))
     return (cause, _layer(node), evidence) if evidence else None
 
@@ -127,6 +139,10 @@ def _text(cause: str, kind: str, rows: list[dict], convs: list[str], evidence: s
         return (f"{n} {op} after BatchNorm ({stake}): BatchNormalization between {between} "
                 f"blocks Grappler's Conv+BiasAdd+{op} fusion (Keras 3 lowers BatchNorm to "
                 f"Mul/Add); folding BN into the conv for inference lets it fuse. Sites: {names}")
+    if cause == "batchnorm_depthwise":
+        return (f"{n} {op} after BatchNorm after a depthwise conv ({stake}): folding BN into "
+                f"the DepthwiseConv2D removes the BatchNorm arithmetic, but {evidence}, so the "
+                f"{op} stays a separate op. Sites: {names}")
     if cause == "spelling":
         what = "ReLU" if kind in K.RELU_SPELLINGS else kind
         text = f"{n} {what} written as {SPELLING[kind]} ({stake}): write it as {SPELLED_AS[kind]}"

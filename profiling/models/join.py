@@ -42,7 +42,9 @@ def cause(layer: ActivationLayer, fused: bool | None) -> str:
                "fused kernel with an activation"
     if fused is None:
         return "not found in the trace"
-    return "separate op: this kind has no fused kernel with its producer here"
+    bias = "BiasAdd + " if layer.has_bias else ""
+    return (f"separate op: no fused {layer.producer_type} + {bias}{layer.kind} kernel ran here "
+            "(read from the trace)")
 
 
 def join(layers: Sequence[ActivationLayer], rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -128,7 +128,7 @@ def _producer(layer: Any, seen: int = 0) -> tuple[Any | None, bool]:
             bn = True
             current = p
             continue
-        if cls in ("Dropout", "Identity") or (cls == "Activation" and
+        if cls in ("Dropout", "Identity", "FoldedAway") or (cls == "Activation" and
                                               function_kind(p.activation) is None and
                                               getattr(p.activation, "__name__", "") == "linear"):
             current = p
