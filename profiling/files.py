@@ -1,9 +1,11 @@
 """Reading user-supplied files safely: regular files only, size checked before reading, and a
-bounded read, so a FIFO, /dev/zero or a file that grows while read cannot get past the limit."""
+bounded read, so a FIFO, /dev/zero or a file that grows while read cannot get past the limit;
+and placing a file where a viewer reads it, whole or not at all (`place`)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -62,3 +64,17 @@ def read_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> byt
         raise FileRefused(f"{p.name} grew past the {what} size limit of {_size_text(limit)} "
                           "while being read")
     return data
+
+
+def place(source: str | os.PathLike | bytes, target: Path) -> None:
+    """Put `source` (a file, hard-linked or else copied; or bytes) at `target` atomically, so a
+    reader never sees half of it."""
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    if isinstance(source, bytes):
+        tmp.write_bytes(source)
+    else:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+    os.replace(tmp, target)

@@ -9,41 +9,33 @@ that serves the dashboard. Same protocol as `profiling.execution.worker` (JSON l
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from typing import Any
 
-from profiling.execution.worker import _setup_tf, reply_channel
+from profiling.execution.worker import _setup_tf, reply_channel, serve
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main() -> int:
-    import json
-
-    send = reply_channel()
-    _setup_tf()
-    from profiling.errors import one_line
+def _handle(send: Any, cmd: str, req: dict) -> dict:
+    """One request's reply; progress lines go out through `send` while it runs."""
     from profiling.models.profile import ModelRequest, profile_model, step_peak_memory
 
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        req = json.loads(line)
-        cmd = req.get("cmd")
-        if cmd == "exit":
-            break
-        try:
-            spec = ModelRequest.from_dict(req.get("request") or {})
-            if cmd == "model":
-                result = profile_model(spec, lambda text: send({"type": "progress",
-                                                                "current": text}))
-                send({"type": "model", "result": result})
-            elif cmd == "memory":
-                send({"type": "memory", "bytes": step_peak_memory(spec, req.get("rewrite"))})
-            else:
-                send({"type": "error", "reason": f"unknown command {cmd!r}"})
-        except Exception as e:  # the user's model: one line, the worker reports and lives on
-            send({"type": "failed", "reason": one_line(e)})
+    spec = ModelRequest.from_dict(req.get("request") or {})
+    if cmd == "model":
+        return {"type": "model", "result": profile_model(
+            spec, lambda text: send({"type": "progress", "current": text}))}
+    if cmd == "memory":
+        return {"type": "memory", "bytes": step_peak_memory(spec, req.get("rewrite"))}
+    return {"type": "error", "reason": f"unknown command {cmd!r}"}
+
+
+def main() -> int:
+    send = reply_channel()
+    _setup_tf()
+    serve(send, functools.partial(_handle, send))
     return 0
 
 

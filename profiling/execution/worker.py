@@ -232,9 +232,10 @@ def reply_channel() -> Any:
     return send
 
 
-def main() -> int:
-    send = reply_channel()
-    tf = _setup_tf()
+def serve(send: Any, handle: Any) -> None:
+    """Answer JSON-line requests from stdin until {"cmd": "exit"} or EOF: `handle(cmd, req)`
+    returns the reply; an exception is sent as {"type": "failed", "reason": one line} and the
+    worker lives on."""
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -243,34 +244,42 @@ def main() -> int:
         if cmd == "exit":
             break
         try:
-            if cmd == "init":
-                from profiling.measurement.env import tf_environment
-                from profiling.measurement.roof import calibrate
-                from profiling.measurement.timing import harness_floor
-                from profiling.spec import available_devices
-
-                if req["device"] not in (seen := available_devices()):
-                    send({"type": "error", "reason": f"invalid device: {req['device']!r}; "
-                                                     f"accepted: {', '.join(seen)}"})
-                    continue
-                calib = calibrate(req["device"]) if req.get("calibrate") else None
-                send({"type": "ready", "pid": os.getpid(), "calibration": calib,
-                      "floor_s": harness_floor(),
-                      "environment": tf_environment(int(os.environ.get(THREADS_ENV, 0)) or None,
-                                                    req.get("allocator"))})
-            elif cmd == "group":
-                send(run_group(tf, req))
-            elif cmd == "fusion":
-                from profiling.analysis.fusion import fusion_report
-
-                rows = fusion_report(req["variants"]).astype(object)
-                send({"type": "fusion", "rows": rows.where(rows.notna(), None).to_dict("records")})
-            else:
-                send({"type": "error", "reason": f"unknown command {cmd!r}"})
+            send(handle(cmd, req))
         except Exception as e:  # a case that raises is reported, the worker lives on
             from profiling.errors import one_line
 
             send({"type": "failed", "reason": one_line(e)})
+
+
+def _handle(tf: Any, cmd: str, req: dict) -> dict:
+    if cmd == "init":
+        from profiling.measurement.env import tf_environment
+        from profiling.measurement.roof import calibrate
+        from profiling.measurement.timing import harness_floor
+        from profiling.spec import available_devices
+
+        if req["device"] not in (seen := available_devices()):
+            return {"type": "error", "reason": f"invalid device: {req['device']!r}; "
+                                               f"accepted: {', '.join(seen)}"}
+        calib = calibrate(req["device"]) if req.get("calibrate") else None
+        return {"type": "ready", "pid": os.getpid(), "calibration": calib,
+                "floor_s": harness_floor(),
+                "environment": tf_environment(int(os.environ.get(THREADS_ENV, 0)) or None,
+                                              req.get("allocator"))}
+    if cmd == "group":
+        return run_group(tf, req)
+    if cmd == "fusion":
+        from profiling.analysis.fusion import fusion_report
+
+        rows = fusion_report(req["variants"]).astype(object)
+        return {"type": "fusion", "rows": rows.where(rows.notna(), None).to_dict("records")}
+    return {"type": "error", "reason": f"unknown command {cmd!r}"}
+
+
+def main() -> int:
+    send = reply_channel()
+    tf = _setup_tf()
+    serve(send, functools.partial(_handle, tf))
     return 0
 
 

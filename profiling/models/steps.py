@@ -56,6 +56,19 @@ def _model_inputs(xs: Sequence[Any]) -> Any:
     return xs[0] if len(xs) == 1 else list(xs)
 
 
+def _training_loss(model: Any, ys: Sequence[Any]) -> Callable[[Sequence[Any]], Any]:
+    """xs -> the summed loss of the model's training-mode outputs against `ys` (float32)."""
+    import tensorflow as tf
+
+    loss = loss_fn(model)
+
+    def value(xs: Sequence[Any]) -> Any:
+        out = _as_list(model(_model_inputs(xs), training=True))
+        return tf.add_n([loss(y, tf.cast(o, tf.float32)) for y, o in zip(ys, out, strict=True)])
+
+    return value
+
+
 def inference_step(model: Any, jit_compile: bool = False) -> Any:
     """tf.function(model(x, training=False)), XLA-compiled when asked."""
     import tensorflow as tf
@@ -71,14 +84,12 @@ def loss_and_gradients(model: Any, ys: Sequence[Any], jit_compile: bool = False)
     """tf.function returning (loss, gradients of the trainable weights), nothing applied."""
     import tensorflow as tf
 
-    loss = loss_fn(model)
+    loss = _training_loss(model, ys)
 
     @tf.function(jit_compile=jit_compile)
     def step(*xs: Any) -> Any:
         with tf.GradientTape() as tape:
-            out = _as_list(model(_model_inputs(xs), training=True))
-            value = tf.add_n([loss(y, tf.cast(o, tf.float32)) for y, o in zip(ys, out,
-                                                                               strict=True)])
+            value = loss(xs)
         return value, tape.gradient(value, model.trainable_weights)
 
     return step
@@ -90,16 +101,14 @@ def train_step(model: Any, ys: Sequence[Any], jit_compile: bool = False,
     import keras
     import tensorflow as tf
 
-    loss = loss_fn(model)
+    loss = _training_loss(model, ys)
     optimizer = keras.optimizers.SGD(learning_rate)
     optimizer.build(model.trainable_weights)
 
     @tf.function(jit_compile=jit_compile)
     def step(*xs: Any) -> Any:
         with tf.GradientTape() as tape:
-            out = _as_list(model(_model_inputs(xs), training=True))
-            value = tf.add_n([loss(y, tf.cast(o, tf.float32)) for y, o in zip(ys, out,
-                                                                               strict=True)])
+            value = loss(xs)
         grads = tape.gradient(value, model.trainable_weights)
         optimizer.apply(grads, model.trainable_weights)
         return value

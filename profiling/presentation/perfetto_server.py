@@ -24,6 +24,7 @@ import urllib.parse
 from pathlib import Path
 
 from profiling import settings
+from profiling.files import place
 from profiling.presentation.xprof_server import browser_host, run_name
 
 TRACES_PREFIX = "/traces/"
@@ -143,7 +144,7 @@ class PerfettoServer:
             if kind == "xplane":
                 _convert_xplane(source, target)
             else:
-                _place(source, target)
+                place(source, target)
         with self._lock:
             self._traces[served] = target
         return served
@@ -171,18 +172,6 @@ def _handler_for(ui: Path):
             super().__init__(*args, directory=str(ui), **kwargs)
 
     return Handler
-
-
-def _place(source: str | os.PathLike | bytes, target: Path) -> None:
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    if isinstance(source, bytes):
-        tmp.write_bytes(source)
-    else:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
 
 
 def _convert_xplane(source: str | os.PathLike | bytes, target: Path) -> None:

@@ -19,7 +19,6 @@ import contextlib
 import importlib.util
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 from profiling import settings
+from profiling.files import place
 
 # Runs xprof as its child and stops it when the dashboard is gone, even after a SIGKILL that
 # leaves no time for atexit.
@@ -111,15 +111,7 @@ class XprofServer:
         target = self.logdir / "plugins" / "profile" / run / f"{run_name(host)}.xplane.pb"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".tmp")
-            if isinstance(source, bytes):
-                tmp.write_bytes(source)
-            else:
-                try:
-                    os.link(source, tmp)
-                except OSError:
-                    shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
+            place(source, target)
         return run
 
     def start(self) -> str:
