@@ -68,10 +68,12 @@ def show_result(result: dict) -> None:
         cases = resources.run_cases([run_id])
         traced = resources.traced_cases([run_id])
         links = [(row.variant, case_links.trace_url(run_id, row.case_id),
-                  case_links.xprof_url(run_id, row.case_id))
+                  case_links.xprof_url(run_id, row.case_id),
+                  case_links.perfetto_url(run_id, row.case_id))
                  for row in cases.itertuples() if row.case_id in traced]
         st.markdown(f"Stored as run `{run_id}`. Traces: " + " · ".join(
-            f"[{name}]({trace}) ([XProf]({xprof}))" for name, trace, xprof in links))
+            f"[{name}]({trace}) ([XProf]({xprof}), [Perfetto]({perfetto}))"
+            for name, trace, xprof, perfetto in links))
     for note in result.get("notes", []):
         st.caption(note)
 
