@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from app import case_links, job_panel, resources, run_form, share
+from app import case_links, job_panel, noise_panel, resources, run_form, share
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from app.run_again import FORM_STATE, RESEED  # the form's values beside the widgets' own
@@ -150,13 +151,8 @@ def validate(choices: dict, slots: dict):
 
 
 def noise_warning(run: dict) -> None:
-    """The measurement core's verdict on the machine during the run (busy, wide spread…)."""
-    if run.get("noise_verdict") != "noisy":
-        return
-    reasons = noise_text.stored(run.get("noise_json"), run["run_id"]).get("reasons") or []
-    text = "; ".join(str(reason) for reason in reasons) or "no reason recorded"
-    st.warning(f"The machine was noisy during this run, so read these numbers with care: {text}",
-               icon=":material/warning:")
+    """The measurement core's verdict on the machine during the run, in one line."""
+    noise_panel.show(noise_text.notes(pd.DataFrame([run])), named=False)
 
 
 def results(job: RunJob, spec) -> None:
