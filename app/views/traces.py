@@ -11,8 +11,9 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from app import resources, run_again, share
+from app import resources, run_again, share, viewer_links
 from app.guard import one_line, page_guard
+from profiling import settings
 from profiling.analysis.activations import audit_trace
 from profiling.analysis.diff import trace_diff
 from profiling.presentation import trace_charts, units
@@ -150,6 +151,19 @@ def asked_once(parameter: str, cache_key: str) -> bool:
     return asked
 
 
+def host_header() -> str | None:
+    """The Host header of the browser's request for this page (None outside a browser)."""
+    try:
+        return st.context.headers.get("Host")
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def for_browser(link: str) -> str:
+    """A viewer link as this browser reaches it (see app.viewer_links)."""
+    return viewer_links.browser_link(link, host_header(), settings.serve_host())
+
+
 def xprof_section(picked) -> None:
     """A button that opens the trace in XProf's own UI (xplane traces only)."""
     data, filename, cache_key = picked
@@ -171,7 +185,7 @@ def xprof_section(picked) -> None:
             urls[cache_key] = None
             st.warning(f"XProf is not available: {one_line(error)}")
     if urls.get(cache_key):
-        st.link_button("Open XProf ↗", urls[cache_key])
+        st.link_button("Open XProf ↗", for_browser(urls[cache_key]))
 
 
 def perfetto_section(picked, source: str | None) -> None:
@@ -198,7 +212,7 @@ def perfetto_section(picked, source: str | None) -> None:
             urls[cache_key] = None
             st.warning(f"Perfetto is not available: {one_line(error)}")
     if urls.get(cache_key):
-        st.link_button("Open Perfetto ↗", urls[cache_key])
+        st.link_button("Open Perfetto ↗", for_browser(urls[cache_key]))
 
 
 def timeline(events: pd.DataFrame, summary: dict) -> None:
@@ -309,6 +323,10 @@ def explore_tab() -> None:
         xprof_section(picked)
     with perfetto_col:
         perfetto_section(picked, read[1].get("source"))
+    exposed = viewer_links.exposure_warning(settings.serve_host(), host_header())
+    if exposed:
+        st.warning(exposed, icon=":material/public:")
+    st.caption(viewer_links.OFFLINE_TOOLS)
     explore(*read)
 
 
