@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import case_links, job_panel, noise_panel, resources, run_form, share
+from app import case_links, job_panel, noise_panel, resources, run_form, share, tables
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from app.run_again import FORM_STATE, RESEED  # the form's values beside the widgets' own
@@ -176,9 +176,9 @@ def results(job: RunJob, spec) -> None:
     failed = charts.failed_cases(cases)
     if not failed.empty:
         with st.expander(f"{len(failed)} cases skipped or failed"):
-            st.dataframe(failed, hide_index=True)
+            tables.show(failed, key="run_failed")
     st.plotly_chart(charts.latency_vs_size(cases), key="run_latency")
-    st.dataframe(charts.compare_styler(cases), key="run_table")
+    tables.show(charts.compare_styler(cases), key="run_table", hide_index=False)
     st.caption("Median µs per call; colour = ratio to the fastest row with the same shape and "
                "settings (dtype, device, threads, allocator, mode, pass). Below, every case with "
                "its trace (CI95 = half-width of the 95% confidence interval of the median):")
