@@ -295,8 +295,8 @@ def explore(events: pd.DataFrame, summary: dict, audit_result: dict) -> None:
         st.plotly_chart(trace_charts.op_breakdown(top_ops.head(n)), key="chart_ops")
     with right:
         st.markdown("**Where the time went**")
-        st.dataframe(units.readable(trace_charts.where_time_went(summary)), hide_index=True,
-                     key="trace_breakdown", column_config={"thread µs": st.column_config.TextColumn(
+        tables.show(units.readable(trace_charts.where_time_went(summary)),
+                    key="trace_breakdown", column_config={"thread µs": st.column_config.TextColumn(
                          help=f"{trace_charts.NO_THREAD_IDLE} for idle: no thread runs then",
                          alignment="right")})
         st.caption(BREAKDOWN_HELP)
