@@ -189,14 +189,14 @@ def last_run_id() -> str | None:
     """The run to show when this session started none: the URL's ``run`` when it is a stored
     profile, else the newest stored profile run; None without one."""
     runs = resources.list_runs()
-    if runs.empty:
-        return None
-    profiles = [row.run_id for row in runs.itertuples()
-                if row.status != "running" and is_profile(row.spec_json, row.run_id)]
+    runs = runs[runs["status"] != "running"]
     wanted = share.read("run")
-    if wanted in profiles:
-        return wanted
-    return profiles[0] if profiles else None
+    for row in runs[runs["run_id"] == wanted].itertuples():
+        if is_profile(row.spec_json, row.run_id):
+            return row.run_id
+    # newest first: the first profile ends the search
+    return next((row.run_id for row in runs.itertuples()
+                 if is_profile(row.spec_json, row.run_id)), None)
 
 
 def restored_results(run_id: str, spec) -> None:
