@@ -516,11 +516,11 @@ def breakdown_bars(breakdown: pd.DataFrame, cases: pd.DataFrame,
                               "<extra>%{fullData.name}</extra>",
             )
         )
-    _layout(figure, title, f"% of one call's traced time (trace of {calls} calls)", "case",
+    _layout(figure, title, f"% of one call's traced time (trace of {calls} calls)", "",
             barmode="stack")
     figure.update_layout(height=max(300, 26 * len(labels) + 160),
                          legend=dict(title=None, orientation="h", y=1.02, yanchor="bottom",
-                                     x=0, xanchor="left"),
+                                     x=0, xanchor="left", traceorder="normal"),
                          margin=dict(l=60, r=20, t=90, b=50))
     figure.update_xaxes(range=[0, 100])
     figure.update_yaxes(autorange="reversed")  # the smallest case on top, as read
