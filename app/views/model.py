@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import case_links, job_panel, resources
+from app import case_links, job_panel, resources, tables
 from app.guard import page_guard
 from app.run_job import JobCancelled, start_background
 from profiling.presentation import model_summary
@@ -57,12 +57,10 @@ def show_result(result: dict) -> None:
         st.caption("noisy machine: " + (reasons[0] if reasons else "") +
                    " (conclusions whose CI overlaps the band are marked not resolved)")
     st.plotly_chart(model_summary.speedup_figure(result["rewrites"]), key="model_fig_speedup")
-    st.dataframe(model_summary.rewrite_table(result["rewrites"]), hide_index=True,
-                 key="model_rewrites")
+    tables.show(model_summary.rewrite_table(result["rewrites"]), key="model_rewrites")
     st.markdown(f"**Activation layers** ({len(result['activations'])}): time and share of the "
                 "original's step, fused or not, and why")
-    st.dataframe(model_summary.layer_table(result["activations"]), hide_index=True,
-                 key="model_layers")
+    tables.show(model_summary.layer_table(result["activations"]), key="model_layers")
     if result.get("run_id"):
         run_id = result["run_id"]
         cases = resources.run_cases([run_id])
