@@ -11,7 +11,7 @@ import streamlit as st
 from app import case_links, job_panel, resources, tables
 from app.guard import page_guard
 from app.run_job import JobCancelled, start_background
-from profiling.presentation import model_summary
+from profiling.presentation import model_summary, noise_text
 
 APPLICATIONS = ("MobileNetV2", "MobileNetV3Small", "ResNet50", "EfficientNetB0", "ConvNeXtTiny",
                 "DenseNet121", "NASNetMobile", "Xception")
@@ -52,10 +52,9 @@ def show_result(result: dict) -> None:
     st.subheader(f"{result['model']} · {result['mode']} · {spec}")
     for line in model_summary.decision(result):
         st.success(line)
-    if result.get("noise_verdict") == "noisy":
-        reasons = result.get("noise", {}).get("reasons", [])
-        st.caption("noisy machine: " + (reasons[0] if reasons else "") +
-                   " (conclusions whose CI overlaps the band are marked not resolved)")
+    line = noise_text.headline(result.get("noise") or {})
+    if line:
+        st.caption(line + " (rewrites whose CI overlaps the band are marked not resolved)")
     st.plotly_chart(model_summary.speedup_figure(result["rewrites"]), key="model_fig_speedup")
     tables.show(model_summary.rewrite_table(result["rewrites"]), key="model_rewrites")
     st.markdown(f"**Activation layers** ({len(result['activations'])}): time and share of the "
