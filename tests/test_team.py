@@ -265,8 +265,8 @@ def test_compare_page_groups_runs_by_machine_newest_first(backend, machine_env):
     store = Store(backend)
     runs = [add_run(store, m, 1e-3) for m in ("laptop", "laptop", "server", "laptop")]
     for minute, run_id in zip((1, 2, 4, 3), runs, strict=True):
-        sql(store, "UPDATE runs SET created_at=? WHERE run_id=?",
-            (f"2026-01-01T00:0{minute}:00+00:00", run_id))
+        sql(store, "UPDATE runs SET created_at=:at WHERE run_id=:run",
+            {"at": f"2026-01-01T00:0{minute}:00+00:00", "run": run_id})
     old, new, server, newer = runs
     at = open_page("compare")
     assert not at.exception and not at.error, texts(at.error)

@@ -41,9 +41,9 @@ def cmd_claims(args: argparse.Namespace) -> int:
     if not 0 <= args.min_time <= 10:
         return _error(f"--min-time {args.min_time}; accepted: seconds in [0, 10]")
     from profiling.experiments.claims import claims_table, stored_claims
-    from profiling.storage.store import Store
+    from profiling.cli.common import open_store
 
-    store = Store()
+    store = open_store(write=not args.stored)
     if args.stored:
         found = stored_claims(store)
         if found is None:

@@ -32,7 +32,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from profiling.cli.common import UsageError, open_store
     from profiling.storage.store import RunInUseError
 
-    store = open_store()
+    store = open_store(write=True)
     run_ids = list(dict.fromkeys(store.resolve_run(r) for r in args.runs))
     if not args.yes:
         if not sys.stdin.isatty():

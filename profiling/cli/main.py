@@ -20,15 +20,11 @@ from profiling.cli.common import UsageError, print_table
 from profiling.cli.common import open_store as _store
 from profiling.measurement.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
 from profiling.presentation.units import MISSING, format_number, format_percent, format_time
+from profiling.storage.schema import CASE_COLUMNS
 
 CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
-JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "numel", "dtype",
-                    "device", "threads", "allocator", "mode", "pass", "status", "reason",
-                    "median_s", "min_s", "iqr_s", "ci95_low_s", "ci95_high_s", "ci95_s",
-                    "n_samples", "number", "elements_per_s", "bytes_per_call", "gbps",
-                    "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb",
-                    "working_set_bytes", "roof_gbps", "floor_s", "baseline_case_id",
-                    "ratio_to_baseline", "ratio_ci95_low", "ratio_ci95_high"]
+# what --json prints of each case: the cases table's columns but the run's id and the kind
+JSON_CASE_FIELDS = [c for c in CASE_COLUMNS if c not in ("run_id", "kind")]
 
 
 class Terminated(KeyboardInterrupt):
@@ -321,7 +317,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from profiling.storage.bundle import import_bundle
 
-    run_ids = import_bundle(_store(), args.bundle)
+    run_ids = import_bundle(_store(write=True), args.bundle)
     if args.json:
         _print_json({"run_ids": run_ids})
     else:

@@ -86,6 +86,7 @@ def migrate_store(source: str, target: str, log: Any = None) -> dict[str, Any]:
                           "sqlite:////absolute/path)")
     src, dst = Store(source), Store(target)
     try:
+        dst.recover()
         have = set(dst.list_runs().run_id)
         run_ids = list(reversed(src.list_runs().run_id))  # oldest first
         copied = []
