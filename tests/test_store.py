@@ -128,11 +128,11 @@ def test_export_reads_one_snapshot_while_a_run_writes(backend):
     reader.add_case(_case(run_id, 0), [1e-3])
     query, calls = reader.query, []
 
-    def query_while_writing(sql, params=()):
-        calls.append(sql)
+    def query_while_writing(statement):
+        calls.append(statement)
         if len(calls) == 3:  # runs and cases read; the run stores another case
             writer.add_case(_case(run_id, 1), [2e-3])
-        return query(sql, params)
+        return query(statement)
 
     reader.query = query_while_writing
     rows = export_rows(reader, [run_id])

@@ -167,3 +167,21 @@ def test_a_store_newer_than_the_code_is_refused_in_one_line(tmp_path):
     conn.close()
     with pytest.raises(RuntimeError, match=r"^store schema v9999 is newer than this code"):
         Store(tmp_path)
+
+
+def test_schema_version_is_alembics_head_and_the_head_builds_the_declared_schema(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    from profiling.storage.migrations import alembic_config
+    from profiling.storage.schema import metadata
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == \
+        f"{SCHEMA_VERSION:04d}"
+    with Store(tmp_path) as store, connect(store) as conn:  # a new store, built by the revisions
+        inspector = sa.inspect(conn)
+        for name, table in metadata.tables.items():
+            got = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)]
+            want = [(c.name, str(c.type.compile(dialect=conn.dialect)), c.nullable)
+                    for c in table.columns]
+            assert got == want, name
+            assert {i["name"] for i in inspector.get_indexes(name)} == {i.name for i in table.indexes}

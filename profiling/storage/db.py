@@ -114,6 +114,17 @@ def take_migration_lock(conn: sa.Connection) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_ID)))
 
 
+def legacy_schema_version(conn: sa.Connection) -> int:
+    """The schema version a store made before Alembic records: PRAGMA user_version in SQLite,
+    the schema_version table in PostgreSQL (0: none, a new database)."""
+    if conn.dialect.name == "sqlite":
+        return int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    table = sa.table("schema_version", sa.column("version"))
+    return int(conn.execute(sa.select(sa.func.max(table.c.version))).scalar() or 0)
+
+
 def upsert(conn: sa.Connection, table: sa.Table, rows: Iterable[Mapping[str, Any]],
            replace: bool = True) -> None:
     """Insert rows; a row whose primary key is already stored replaces it (`replace`) or is

@@ -10,73 +10,71 @@ opening a new database at once migrate it once.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
-from profiling.storage.db import for_writing, take_migration_lock
+from profiling.storage.db import for_writing, legacy_schema_version, take_migration_lock
 
 SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 
-def _scripts() -> ScriptDirectory:
+# the newest revision's number, read from the file names: Alembic is imported only to migrate
+SCHEMA_VERSION = max(int(p.name[:4]) for p in (SCRIPTS / "versions").glob("[0-9]" * 4 + "_*.py"))
+ALEMBIC_VERSION = sa.table("alembic_version", sa.column("version_num"))
+
+
+def alembic_config() -> Any:
+    """Alembic's configuration for the store's scripts (no alembic.ini)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
-    return ScriptDirectory.from_config(config)
-
-
-SCHEMA_VERSION = int(_scripts().get_current_head())
+    return config
 
 
 class SchemaTooNewError(RuntimeError):
     """The store was migrated by newer code; str() is one line."""
 
 
-def _legacy_version(conn: sa.Connection) -> int:
-    """The schema version a store made before Alembic records (0: none, a new database)."""
-    if conn.dialect.name == "sqlite":
-        return int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
-    if not sa.inspect(conn).has_table("schema_version"):
-        return 0
-    table = sa.table("schema_version", sa.column("version"))
-    return int(conn.execute(sa.select(sa.func.max(table.c.version))).scalar() or 0)
-
-
 def current_version(conn: sa.Connection) -> int:
     """The store's schema version: its Alembic revision, else the pre-Alembic record."""
-    revision = MigrationContext.configure(conn).get_current_revision()
-    return int(revision) if revision else _legacy_version(conn)
+    revision = _revision(conn)
+    return int(revision) if revision else legacy_schema_version(conn)
+
+
+def _revision(conn: sa.Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.select(ALEMBIC_VERSION.c.version_num)).scalar()
 
 
 def upgrade(engine: sa.Engine) -> int:
     """Migrate the store to the newest revision (stamping a pre-Alembic store first); returns
     the schema version. SchemaTooNewError when the store is ahead of this code."""
-    script = _scripts()
     with engine.connect() as conn, for_writing(conn).begin():
         take_migration_lock(conn)
-        version = current_version(conn)
+        revision = _revision(conn)
+        version = int(revision) if revision else legacy_schema_version(conn)
         if version > SCHEMA_VERSION:
             raise SchemaTooNewError(f"store schema v{version} is newer than this code "
                                     f"(v{SCHEMA_VERSION})")
-        context = MigrationContext.configure(conn)
-        if context.get_current_revision() is None and version:
-            context.stamp(script, f"{version:04d}")
-            if conn.dialect.name == "postgresql":  # alembic_version now holds it
-                sa.Table("schema_version", sa.MetaData()).drop(conn)
-        if version < SCHEMA_VERSION:
-            _run(script, conn)
+        if revision is None or version < SCHEMA_VERSION:
+            _upgrade(conn, stamp=None if revision else version)
     return SCHEMA_VERSION
 
 
-def _run(script: ScriptDirectory, conn: sa.Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(SCRIPTS))
-    with EnvironmentContext(config, script,
-                            fn=lambda rev, _ctx: script._upgrade_revs("head", rev),
-                            destination_rev="head") as env:
-        env.configure(connection=conn)
-        with env.begin_transaction():
-            env.run_migrations()
+def _upgrade(conn: sa.Connection, stamp: int | None) -> None:
+    """Alembic's upgrade to head on conn; a pre-Alembic store at version `stamp` is stamped at
+    that revision first (and its schema_version table dropped: alembic_version holds it now)."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config()
+    if stamp:
+        MigrationContext.configure(conn).stamp(ScriptDirectory.from_config(config), f"{stamp:04d}")
+        if sa.inspect(conn).has_table("schema_version"):
+            sa.Table("schema_version", sa.MetaData()).drop(conn)
+    config.attributes["connection"] = conn  # alembic/env.py migrates on it
+    command.upgrade(config, "head")
