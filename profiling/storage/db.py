@@ -10,6 +10,7 @@ snapshot is a REPEATABLE READ transaction; the migration lock is an advisory loc
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping
@@ -129,23 +130,22 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Iterable[Mapping[str, Any
            replace: bool = True) -> None:
     """Insert rows; a row whose primary key is already stored replaces it (`replace`) or is
     kept (not `replace`). Tables without a primary key just insert."""
-    rows = [dict(r) for r in rows]
-    if not rows:
-        return
+    for group in by_columns([dict(r) for r in rows]):
+        conn.execute(_upsert_statement(conn.dialect.name, table, tuple(group[0]), replace), group)
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_statement(dialect: str, table: sa.Table, names: tuple[str, ...],
+                      replace: bool) -> sa.Executable:
+    """The upsert construct of this dialect (built once: building `excluded` is costly)."""
     keys = [c.name for c in table.primary_key.columns]
     if not keys:
-        conn.execute(table.insert(), rows)
-        return
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    if not replace:
-        statement = insert.on_conflict_do_nothing(index_elements=keys)
-    else:
-        names = list(dict.fromkeys(k for r in rows for k in r))
-        sets = {n: insert.excluded[n] for n in names if n not in keys}
-        statement = (insert.on_conflict_do_update(index_elements=keys, set_=sets) if sets
-                     else insert.on_conflict_do_nothing(index_elements=keys))
-    for group in by_columns(rows):
-        conn.execute(statement, group)
+        return table.insert()
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    sets = {n: insert.excluded[n] for n in names if n not in keys} if replace else {}
+    if not sets:
+        return insert.on_conflict_do_nothing(index_elements=keys)
+    return insert.on_conflict_do_update(index_elements=keys, set_=sets)
 
 
 def by_columns(rows: list[dict]) -> list[list[dict]]:
