@@ -1,7 +1,7 @@
 """Alembic upgrades stores made before it, in place: the committed v5 fixtures (a SQLite store
 made by the pre-Alembic code and the same rows loaded into PostgreSQL by it, see
-tests/fixtures/store_v5*), a v1 SQLite store, and a new PostgreSQL database opened by three
-processes at once (migrated once)."""
+tests/fixtures/store_v5*), a v1 SQLite store, and a new database opened by three processes at
+once (migrated once), on both backends."""
 
 from __future__ import annotations
 
@@ -150,13 +150,14 @@ def test_a_v1_sqlite_store_upgrades_to_the_newest_schema(tmp_path):
     assert cols == {name: set(table.c.keys()) for name, table in TABLES.items()}
 
 
-def test_a_new_postgresql_database_is_created_once_by_concurrent_openers(pg_url):
+def test_a_new_database_is_created_once_by_concurrent_openers(backend):
     opener = "import sys; from profiling.storage.store import Store; Store(sys.argv[1]).close()"
-    procs = [subprocess.Popen([sys.executable, "-c", opener, pg_url], cwd=REPO,
+    procs = [subprocess.Popen([sys.executable, "-c", opener, backend], cwd=REPO,
                               stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
-    with Store(pg_url) as store:
+    with Store(backend) as store:
         assert store.schema_version() == SCHEMA_VERSION and store.list_runs().empty
+        assert sql(store, "SELECT version_num FROM alembic_version") == [(f"{SCHEMA_VERSION:04d}",)]
 
 
 def test_a_store_newer_than_the_code_is_refused_in_one_line(tmp_path):
