@@ -86,7 +86,12 @@ def assert_fixture_reads_back(store: Store) -> None:
     (run_id,) = [r["run_id"] for r in expected["runs"]]
     got = export_rows(store, [run_id])
     for table in BUNDLE_TABLES:
-        assert _sorted(got[table]) == _sorted(expected[table]), table
+        # columns a later revision added (runs.kind, v6) are checked below, the rest as stored
+        old = [{k: r[k] for k in expected[table][0]} for r in got[table]] if expected[table] \
+            else got[table]
+        assert _sorted(old) == _sorted(expected[table]), table
+    # v6 fills runs.kind from the spec: the fixture is a profile run
+    assert [r["kind"] for r in got["runs"]] == ["profile"]
     assert store.list_runs().run_id.tolist() == [run_id]
     cases = store.cases(run_id)
     assert sorted(cases.case_id) == sorted(r["case_id"] for r in expected["cases"])
@@ -114,6 +119,24 @@ def test_the_sqlite_fixture_upgrades_in_place(tmp_path):
         assert sql(store, "SELECT version_num FROM alembic_version") == [(f"{SCHEMA_VERSION:04d}",)]
     with Store(tmp_path) as again:  # opened again: stamped, nothing left to do
         assert_fixture_reads_back(again)
+
+
+def test_the_run_kind_comes_from_the_stored_spec_and_queries_filter_on_it(tmp_path):
+    shutil.copy(FIXTURE_DB, tmp_path / "relu_lab.sqlite")
+    conn = sqlite3.connect(tmp_path / "relu_lab.sqlite")
+    (run_id,) = [r[0] for r in conn.execute("SELECT run_id FROM runs")]
+    conn.execute("UPDATE runs SET spec_json = '{\"kind\": \"claims\"}'")  # a v5 claims run
+    conn.commit()
+    conn.close()
+    from profiling.storage.run_writer import CaseResult, RunWriter
+
+    with Store(tmp_path) as store:
+        assert store.list_runs(kind="claims").run_id.tolist() == [run_id]
+        assert store.list_runs(kind="profile").empty
+        with RunWriter(store, "model", {"model": "m"}) as w:
+            w.add(CaseResult(0, "model", "original", samples=[1.0, 1.1, 0.9]))
+        assert store.list_runs(kind="model").run_id.tolist() == [w.run_id]
+        assert set(store.list_runs().kind) == {"claims", "model"}
 
 
 def test_the_postgresql_fixture_upgrades_under_three_concurrent_openers(pg_url, monkeypatch,

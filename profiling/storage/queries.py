@@ -42,17 +42,20 @@ class RunQueries(Database):
         with self._lock, self.engine.connect() as conn:
             return current_version(conn)
 
-    def list_runs(self) -> pd.DataFrame:
+    def list_runs(self, kind: str | None = None) -> pd.DataFrame:
         """run_id, created_at, status (running|complete|interrupted|failed|incomplete: imported
         while running), n_cases (stored so far), label, spec_json, finished_at, n_planned (cases
-        in the spec), noise_verdict (quiet|noisy|unknown, None before it is known), noise_json
-        and machine."""
+        in the spec), noise_verdict (quiet|noisy|unknown, None before it is known), noise_json,
+        machine and kind (profile, scenario, claims, distributed, capture, model), newest first;
+        only runs of `kind` when given."""
         r, c = t.runs.c, t.cases.c
         stored = (sa.select(sa.func.count()).where(c.run_id == r.run_id)
                   .scalar_subquery().label("n_cases"))
         df = self.query(sa.select(
             r.run_id, r.created_at, r.status, stored, r.label, r.spec_json, r.finished_at,
-            r.n_cases.label("n_planned"), r.noise_verdict, r.noise_json, r.machine, r.pid, r.host)
+            r.n_cases.label("n_planned"), r.noise_verdict, r.noise_json, r.machine, r.kind,
+            r.pid, r.host)
+            .where(r.kind == kind if kind is not None else sa.true())
             .order_by(r.created_at.desc(), r.run_id.desc()))
         dead = [is_stale(x.status, x.host, x.pid, x.created_at) for x in df.itertuples()]
         df.loc[dead, "status"] = "interrupted"

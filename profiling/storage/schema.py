@@ -29,7 +29,8 @@ runs = sa.Table(
     sa.Column("spec_json", TEXT, nullable=False), sa.Column("pid", INTEGER), sa.Column("host", TEXT),
     sa.Column("environment_json", TEXT), sa.Column("noise_verdict", TEXT), sa.Column("noise_json", TEXT),
     sa.Column("machine", TEXT), sa.Column("machine_json", TEXT),
-    sa.Index("runs_machine", "machine", "created_at"),
+    sa.Column("kind", TEXT, nullable=False, server_default="profile"),
+    sa.Index("runs_machine", "machine", "created_at"), sa.Index("runs_kind", "kind", "created_at"),
 )
 
 _CASE_REAL = ("median_s", "min_s", "iqr_s", "ci95_low_s", "ci95_high_s", "ci95_s")
