@@ -12,6 +12,7 @@ from sqlalchemy.dialects import sqlite
 from profiling.storage import schema as t
 from profiling.storage.database import plain
 from profiling.storage.db import by_columns, upsert
+from profiling.storage.stored_json import run_kind
 from profiling.storage.trace_store import TraceStore
 
 
@@ -82,6 +83,8 @@ def import_rows(store: TraceStore, tables: Mapping[str, Sequence[Mapping]],
             rows = [{k: plain(v) for k, v in row.items() if k in table.c}
                     for row in tables.get(name, [])]
             if name == "runs":
+                for r in rows:  # a bundle from before v6 has no kind: read it from the spec
+                    r.setdefault("kind", run_kind(r.get("spec_json"), str(r.get("run_id"))))
                 ids = [r["run_id"] for r in rows]
                 taken = conn.execute(sa.select(t.runs.c.run_id).where(t.runs.c.run_id.in_(ids))
                                      ).scalars().first()

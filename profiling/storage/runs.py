@@ -23,7 +23,7 @@ from profiling.process import pid_alive
 from profiling.storage import schema as t
 from profiling.storage.database import plain
 from profiling.storage.db import upsert
-from profiling.storage.stored_json import decode
+from profiling.storage.stored_json import run_kind
 from profiling.storage.trace_store import TraceStore, default_name
 from profiling.tempdirs import remove_dead_temp_dirs
 
@@ -89,10 +89,8 @@ class RunWrites(TraceStore):
         from profiling.measurement.machine import machine_columns
 
         run_id = run_id or new_run_id()
-        spec = spec_json if isinstance(spec_json, Mapping) else decode(spec_json, "spec_json",
-                                                                       run_id)
         row = {"run_id": run_id, "created_at": now_iso(), "status": "running", "n_cases": n_cases,
-               "kind": str(spec.get("kind") or "profile"),
+               "kind": run_kind(spec_json, run_id),
                "label": label or "", "pid": os.getpid(), "host": socket.gethostname(),
                **machine_columns(environment),
                "spec_json": spec_json if isinstance(spec_json, str) else json.dumps(spec_json),

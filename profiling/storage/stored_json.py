@@ -16,7 +16,7 @@ import contextlib
 import contextvars
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 OBJECT_COLUMNS = ("spec_json", "environment_json", "noise_json", "machine_json",
@@ -110,3 +110,12 @@ def warnings_to(show: Callable[[str], None]) -> Iterator[None]:
         yield
     finally:
         _sink.reset(token)
+
+
+def run_kind(spec_json: Mapping[str, Any] | str | None, run_id: str = "") -> str:
+    """A run's kind from its spec (profile, scenario, claims, distributed, capture, model):
+    its "kind", else profile (a bad spec is said in one line and counts as a profile)."""
+    spec = spec_json if isinstance(spec_json, Mapping) else decode(spec_json, "spec_json",
+                                                                   run_id)
+    kind = spec.get("kind")
+    return kind if isinstance(kind, str) and kind else "profile"
