@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def gunzip_capped(data: bytes, limit: int | None = None, chunk: int = 1 << 20) -
 
 
 # ---- typed events ------------------------------------------------------------------------
-class _KnownArgs(msgspec.Struct, gc=False):
+class _KnownArgs(msgspec.Struct, gc=False, frozen=True):  # frozen: hashable (see _Signatures)
     long_name: str | None = None
     name: str | int | float | None = None  # process_name / thread_name metadata
 
@@ -162,10 +163,70 @@ class _Coder:
         n = len(self.categories)
         return codes.astype(np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32)
 
+    def code(self, v: Any) -> int:
+        """The code of one value (a new one gets the next code)."""
+        code = self.by_value.get(v)
+        if code is None:
+            key = _text(v)
+            code = self.by_text.get(key)
+            if code is None:
+                code = self.by_text[key] = len(self.categories)
+                self.categories.append(key)
+            self.by_value[v] = code
+        return code
+
     def column(self, parts: list[np.ndarray]) -> Coded:
         codes = np.concatenate(parts) if parts else np.array([], dtype=np.int32)
         parts.clear()
         return Coded(codes, self.categories)
+
+
+_SIGNATURE = attrgetter("pid", "tid", "name", "cat", "args")
+_LANE_NAME_CAT = attrgetter("pid", "tid", "name", "cat")
+_TS, _DUR = attrgetter("ts"), attrgetter("dur")
+
+
+class _Signatures:
+    """Each distinct (pid, tid, name, cat, args) of a trace's events, coded once: a block's five
+    code columns then cost one dict lookup per event, in C (a trace has a few thousand such
+    signatures however many events it has). Gives up (None) on unhashable args or past
+    LIMIT signatures, and the reader codes field by field."""
+
+    LIMIT = 1 << 16
+
+    def __init__(self, coders: dict[str, _Coder]) -> None:
+        self.coders = coders
+        self.index: dict[tuple, int] = {}
+        self.rows: list[tuple[int, int, int, int, int]] = []
+        self.table = np.zeros((0, 5), dtype=np.int32)
+
+    def codes(self, keys: Callable[[], Iterable[tuple]], n: int) -> np.ndarray | None:
+        """(n, 5) codes of pid, tid, name, cat, long_name of a block of n events; keys() gives
+        each event's (pid, tid, name, cat, args), args being the decoded args or a
+        (long_name,) tuple (called twice when the block brings new signatures)."""
+        index = self.index
+        try:
+            try:
+                sig = np.fromiter(map(index.__getitem__, keys()), np.int32, n)
+            except KeyError:
+                for key in set(keys()).difference(index):
+                    self._add(key)
+                if len(index) > self.LIMIT:
+                    return None
+                self.table = np.asarray(self.rows, dtype=np.int32)
+                sig = np.fromiter(map(index.__getitem__, keys()), np.int32, n)
+        except TypeError:  # unhashable args (a list)
+            return None
+        return self.table[sig]
+
+    def _add(self, key: tuple) -> None:
+        pid, tid, name, cat, args = key
+        long_name = args.long_name if type(args) is _KnownArgs else \
+            args[0] if type(args) is tuple else None
+        c = self.coders
+        self.index[key] = len(self.rows)
+        self.rows.append((c["pid"].code(pid), c["tid"].code(tid), c["name"].code(name),
+                          c["cat"].code(cat), c["long_name"].code(long_name)))
 
 
 class ChromeReader:
@@ -180,6 +241,7 @@ class ChromeReader:
         self.process_names: dict[str, str] = {}
         self.thread_names: dict[tuple[str, str], str] = {}
         self.open_b: dict[tuple[str, str], list[_Event]] = {}
+        self.signatures: _Signatures | None = _Signatures(self.coders)
         self.count = 0
 
     def feed(self, events: list) -> None:
@@ -189,8 +251,7 @@ class ChromeReader:
         xs = events if phs.count("X") == len(phs) else self._durations(events, phs)
         if not xs:
             return
-        ts = self._floats([e.ts for e in xs])
-        dur = self._floats([e.dur for e in xs])
+        ts, dur = self._floats(xs, _TS), self._floats(xs, _DUR)
         keep = ~np.isnan(ts) & ~np.isnan(dur) & (dur >= 0)
         if not keep.all():
             xs = [e for e, k in zip(xs, keep, strict=True) if k]
@@ -199,20 +260,36 @@ class ChromeReader:
 
         check_times(ts, dur, base)
         p, c = self.parts, self.coders
-        p["pid"].append(c["pid"].encode([e.pid for e in xs]))
-        p["tid"].append(c["tid"].encode([e.tid for e in xs]))
-        p["name"].append(c["name"].encode([e.name for e in xs]))
-        p["cat"].append(c["cat"].encode([e.cat for e in xs]))
         if self.keep_args:
             raws = [e.args for e in xs]
             known = self._known_args(raws)
             p["args"].append(np.asarray(
                 [bytes(r).decode("utf-8", "replace") if len(r) else "{}" for r in raws],
                 dtype=object))
+            keyed = [(*k, (a.long_name if type(a) is _KnownArgs else None,))
+                     for k, a in zip(map(_LANE_NAME_CAT, xs), known, strict=True)]
+
+            def keys() -> Iterable[tuple]:
+                return keyed
         else:
-            known = [e.args for e in xs]
-        p["long_name"].append(c["long_name"].encode(
-            [a.long_name if type(a) is _KnownArgs else None for a in known]))
+            known = None
+
+            def keys() -> Iterable[tuple]:
+                return map(_SIGNATURE, xs)
+        coded = self.signatures.codes(keys, len(xs)) if self.signatures is not None else None
+        if coded is not None:
+            for j, k in enumerate(("pid", "tid", "name", "cat", "long_name")):
+                p[k].append(c[k]._small(coded[:, j]))
+        else:
+            self.signatures = None  # too many or unhashable: field by field from now on
+            if known is None:
+                known = [e.args for e in xs]
+            p["pid"].append(c["pid"].encode([e.pid for e in xs]))
+            p["tid"].append(c["tid"].encode([e.tid for e in xs]))
+            p["name"].append(c["name"].encode([e.name for e in xs]))
+            p["cat"].append(c["cat"].encode([e.cat for e in xs]))
+            p["long_name"].append(c["long_name"].encode(
+                [a.long_name if type(a) is _KnownArgs else None for a in known]))
         p["ts"].append(ts)
         p["dur"].append(dur)
 
@@ -236,7 +313,11 @@ class ChromeReader:
         return xs
 
     @staticmethod
-    def _floats(values: list) -> np.ndarray:
+    def _floats(events: list, field: attrgetter) -> np.ndarray:
+        try:  # the common case: every value a number
+            return np.fromiter(map(field, events), float, len(events))
+        except (TypeError, ValueError):
+            values = list(map(field, events))
         try:
             return np.asarray(values, dtype=float)
         except (TypeError, ValueError):
