@@ -18,6 +18,7 @@ import msgspec
 import numpy as np
 
 from profiling import settings
+from profiling.traces import parallel_decode
 from profiling.traces.model import (
     Coded,
     EventColumns,
@@ -26,6 +27,7 @@ from profiling.traces.model import (
     TraceError,
     build_events,
 )
+from profiling.traces.parallel_decode import Block, BlockPool
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_BYTES = settings.DEFAULT_MAX_TRACE_BYTES
@@ -219,6 +221,20 @@ class _Signatures:
             return None
         return self.table[sig]
 
+    def indices(self, keys: list[tuple]) -> np.ndarray | None:
+        """The signature index of each of `keys` (hashable), added when new; None past
+        LIMIT."""
+        index = self.index
+        before = len(index)
+        for key in keys:
+            if key not in index:
+                self._add(key)
+        if len(index) > self.LIMIT:
+            return None
+        if len(index) != before:
+            self.table = np.asarray(self.rows, dtype=np.int32)
+        return np.fromiter(map(index.__getitem__, keys), np.int32, len(keys))
+
     def _add(self, key: tuple) -> None:
         pid, tid, name, cat, args = key
         long_name = args.long_name if type(args) is _KnownArgs else \
@@ -278,8 +294,7 @@ class ChromeReader:
                 return map(_SIGNATURE, xs)
         coded = self.signatures.codes(keys, len(xs)) if self.signatures is not None else None
         if coded is not None:
-            for j, k in enumerate(("pid", "tid", "name", "cat", "long_name")):
-                p[k].append(c[k]._small(coded[:, j]))
+            self._append_coded(coded)
         else:
             self.signatures = None  # too many or unhashable: field by field from now on
             if known is None:
@@ -292,6 +307,32 @@ class ChromeReader:
                 [a.long_name if type(a) is _KnownArgs else None for a in known]))
         p["ts"].append(ts)
         p["dur"].append(dur)
+
+    def feed_block(self, block: Block) -> bool:
+        """Add one block decoded by a worker (profiling.traces.parallel_decode); False, and
+        nothing added, when its signatures cannot be coded (the caller then feeds the events)."""
+        sigs = self.signatures
+        glob = sigs.indices(block.keys) if sigs is not None else None
+        if glob is None:
+            return False
+        base, self.count = self.count, self.count + len(block.ts)
+        ts, dur, sig = block.ts, block.dur, block.sig
+        keep = ~np.isnan(ts) & ~np.isnan(dur) & (dur >= 0)
+        if not keep.all():
+            ts, dur, sig = ts[keep], dur[keep], sig[keep]
+        from profiling.traces.model import check_times
+
+        check_times(ts, dur, base)
+        if len(ts):
+            self._append_coded(sigs.table[glob[sig]])
+            self.parts["ts"].append(ts)
+            self.parts["dur"].append(dur)
+        return True
+
+    def _append_coded(self, coded: np.ndarray) -> None:
+        """Append a block's (events, 5) signature codes as the five code columns."""
+        for j, k in enumerate(("pid", "tid", "name", "cat", "long_name")):
+            self.parts[k].append(self.coders[k]._small(coded[:, j]))
 
     def _durations(self, events: list, phs: list) -> list:
         """The X events, and B/E pairs made into X events; metadata (M) read on the way."""
@@ -447,31 +488,99 @@ def _drain(buf: bytearray, reader: ChromeReader) -> None:
 
 
 def read_chrome(chunks: Iterable[bytes], keep_args: bool = True, source: str = "chrome",
-                tf_rules: bool | None = None, bundle_ok: bool = True) -> Trace:
+                tf_rules: bool | None = None, bundle_ok: bool = True,
+                workers: int | None = None) -> Trace:
     """Trace from Chrome trace JSON given as byte chunks (object with traceEvents, or a bare
-    array of events). A ReLU Lab bundle is handed to the bundle reader."""
+    array of events). A ReLU Lab bundle is handed to the bundle reader. Past PARALLEL_FROM
+    bytes, and without args, blocks are decoded by `workers` processes (default: one per
+    CPU; 1 = all in this process)."""
+    workers = parallel_decode.worker_count() if workers is None else workers
     reader = ChromeReader(keep_args)
     it = iter(chunks)
     buf = bytearray()
     head_done = False
-    for chunk in it:
-        buf += chunk
-        if not head_done:
-            start = _events_start(buf)
-            if start is None:
-                continue
-            del buf[:start - 1]  # keep the '[': buf[0] is the separator before an event
-            head_done = True
-        if len(buf) > CHUNK:
-            _drain(buf, reader)
-            if len(buf) > 4 * CHUNK:
-                raise TraceError(f"not valid JSON: no complete event in the "
-                                 f"{len(buf) >> 20} MiB after event {reader.count}")
+    seen = 0
+    pool: _Blocks | None = None
+    try:
+        for chunk in it:
+            buf += chunk
+            seen += len(chunk)
+            if not head_done:
+                start = _events_start(buf)
+                if start is None:
+                    continue
+                del buf[:start - 1]  # keep the '[': buf[0] is the separator before an event
+                head_done = True
+            if pool is None and workers > 1 and not keep_args and seen > PARALLEL_FROM:
+                pool = _Blocks(reader, workers)
+            if len(buf) > CHUNK:
+                if pool is not None:
+                    pool.cut(buf)
+                else:
+                    _drain(buf, reader)
+                if len(buf) > 4 * CHUNK:
+                    raise TraceError(f"not valid JSON: no complete event in the "
+                                     f"{len(buf) >> 20} MiB after event {reader.count}")
+        if pool is not None:
+            buf = pool.finish(buf)
+    finally:
+        if pool is not None:
+            pool.close()
     if not head_done:
         return _whole_document(bytes(buf), bundle_ok)
     trailer = _finish(buf, reader)
     del buf  # up to a block of text, not needed while the columns are built
     return reader.trace(source, trailer, tf_rules)
+
+
+# A trace this big (bytes read) is worth starting worker processes for.
+PARALLEL_FROM = 48 << 20
+
+
+class _Blocks:
+    """read_chrome's blocks through a BlockPool, fed to the reader in file order; a block a
+    worker could not take is decoded here (joined with the next when it was cut inside an
+    event), so the results are the serial reader's."""
+
+    def __init__(self, reader: ChromeReader, workers: int) -> None:
+        self.reader = reader
+        self.pool = BlockPool(workers)
+        self.carry = b""  # text of events not decoded yet (a bad cut), before the next piece
+
+    def cut(self, buf: bytearray) -> None:
+        """Send the complete-looking events at the head of `buf` to the pool and remove them
+        (buf[0] stays the separator before the next event)."""
+        cut = buf.rfind(b"},")
+        if cut < 0:
+            return
+        piece = bytes(memoryview(buf)[1:cut + 1])
+        del buf[:cut + 1]
+        for done in self.pool.submit(piece):
+            self._take(*done)
+
+    def finish(self, buf: bytearray) -> bytearray:
+        """Feed every outstanding block; returns `buf` with any undecoded text put back in
+        front, for _finish."""
+        for done in self.pool.drain():
+            self._take(*done)
+        if not self.carry:
+            return buf
+        out = bytearray(b"[" + self.carry) + buf
+        self.carry = b""
+        return out
+
+    def _take(self, piece: bytes, block: Block | None) -> None:
+        if not self.carry and block is not None and self.reader.feed_block(block):
+            return
+        self.carry = self.carry + b"," + piece if self.carry else piece
+        if _decode_block(self.carry, self.reader):
+            self.carry = b""
+        elif len(self.carry) > 4 * CHUNK:
+            raise TraceError(f"not valid JSON: no complete event in the "
+                             f"{len(self.carry) >> 20} MiB after event {self.reader.count}")
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def _events_start(buf: bytearray) -> int | None:
