@@ -572,10 +572,11 @@ class _Blocks:
     def _take(self, piece: bytes, block: Block | None) -> None:
         if not self.carry and block is not None and self.reader.feed_block(block):
             return
-        self.carry = self.carry + b"," + piece if self.carry else piece
-        if _decode_block(self.carry, self.reader):
-            self.carry = b""
-        elif len(self.carry) > 4 * CHUNK:
+        # as _drain would: the longest head of whole events, the rest kept for the next piece
+        buf = bytearray(b"[" + self.carry + b"," + piece if self.carry else b"[" + piece) + b","
+        _drain(buf, self.reader)
+        self.carry = bytes(buf[1:-1])
+        if len(self.carry) > 4 * CHUNK:
             raise TraceError(f"not valid JSON: no complete event in the "
                              f"{len(self.carry) >> 20} MiB after event {self.reader.count}")
 
