@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -59,8 +60,9 @@ def decode_block(piece: bytes) -> Block | None:
 
 def worker_count() -> int:
     """Processes worth starting: the CPUs this process may run on; 1 (decode in-process) in a
-    process with threads (such as the Streamlit server), which fork cannot copy safely."""
-    if threading.active_count() > 1:
+    process with threads, which fork cannot copy safely: Python's (the Streamlit server) or
+    TensorFlow's runtime (a model run reading its own trace)."""
+    if threading.active_count() > 1 or "tensorflow" in sys.modules:
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
