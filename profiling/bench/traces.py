@@ -1,17 +1,23 @@
 """Trace ingestion at scale: `python -m profiling.bench.traces [--events 1e6,8e6]` (`make
 bench-traces`).
 
-Generates Chrome traces of the requested sizes (PyTorch-like: nested cpu_op events with args on
-a few threads), then, each in a fresh process, times and measures the peak RSS of plain
-`json.load` of the file (up to 2M events) and of `trace-summary` (streamed load + summary) and
-`audit` on it, repeats interleaved. Prints a Markdown table: median seconds (imports excluded),
-the largest peak RSS, and the peak minus the RSS after imports. The generated files live in a
-temp dir removed at the end.
+Generates Chrome traces of the requested sizes: PyTorch-like (nested cpu_op events with args on
+a few threads, ~150 bytes an event) and TF CPU (an executor thread running ops with nested
+scopes such as `model/conv1/Relu`, intra-op Eigen pool threads running
+`ThreadpoolListener::Region` tasks for them), and a gzipped copy of the smallest. Then, each
+in a fresh process, repeats interleaved, it times and measures the peak RSS of: plain
+`json.load` and `msgspec.json.decode` of the file (the decode floor; up to 2M events, as both
+hold every event as a dict), `trace-summary` (streamed load + summary; also with the reader
+held to one process), `audit` and `trace-diff` (the trace against itself: two traces loaded).
+Prints a Markdown table: median seconds (imports excluded), MB/s and events/s (uncompressed
+bytes), the largest peak RSS of the process and of its largest decode worker, and the peak
+minus the RSS after imports. The generated files live in a temp dir removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import shutil
 import statistics
@@ -24,7 +30,13 @@ from pathlib import Path
 OPS = ["aten::conv2d", "aten::convolution", "aten::_convolution", "aten::mkldnn_convolution",
        "aten::relu", "aten::clamp_min", "aten::linear", "aten::addmm", "aten::empty",
        "aten::add_", "aten::copy_", "aten::view", "aten::t", "aten::transpose"]
-
+# (scope, op type) of a small CNN, run in order by the executor every step
+TF_OPS = [("model/conv1", "Conv2D"), ("model/conv1", "BiasAdd"), ("model/conv1", "Relu"),
+          ("model/conv2", "Conv2D"), ("model/conv2", "BiasAdd"), ("model/conv2", "Relu"),
+          ("model/pool", "MaxPool"), ("model/flatten", "Reshape"), ("model/dense", "MatMul"),
+          ("model/dense", "BiasAdd"), ("model/dense", "Relu"), ("model/logits", "MatMul"),
+          ("model/logits", "Softmax")]
+TF_POOL_THREADS = 4
 
 def generate(path: Path, events: int, threads: int = 4) -> int:
     """Write a Chrome trace of `events` X events (groups of a parent op and three nested
@@ -52,20 +64,72 @@ def generate(path: Path, events: int, threads: int = 4) -> int:
     return path.stat().st_size
 
 
-JSON_LOAD_MAX_EVENTS = 2_000_000
+def generate_tf(path: Path, events: int) -> int:
+    """Write a TF CPU Chrome trace of about `events` X events to `path`: per op, the op on the
+    executor thread (tf_Compute) and two Regions on pool threads, one with an Eigen task under
+    it; returns its size in bytes."""
+    region = ('{"ph": "X", "name": "ThreadpoolListener::Region", "pid": 1, "tid": %d, '
+              '"ts": %.3f, "dur": %.3f}')
+    with open(path, "w") as f:
+        f.write('{"displayTimeUnit": "ns", "traceEvents": [\n'
+                '{"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/host:CPU"}},\n'
+                '{"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, '
+                '"args": {"name": "tf_Compute"}}')
+        for k in range(TF_POOL_THREADS):
+            f.write(f',\n{{"ph": "M", "name": "thread_name", "pid": 1, "tid": {10 + k}, '
+                    f'"args": {{"name": "tf_numa_0_Eigen/{k}"}}}}')
+        for g in range(max(1, events // 4)):
+            scope, op = TF_OPS[g % len(TF_OPS)]
+            t = 1e9 + 50.0 * g
+            a, b = 10 + g % TF_POOL_THREADS, 10 + (g + 1) % TF_POOL_THREADS
+            f.write(f',\n{{"ph": "X", "cat": "Op", "name": "{op}", "pid": 1, "tid": 1, '
+                    f'"ts": {t:.3f}, "dur": 40.000, '
+                    f'"args": {{"long_name": "{scope}/{op}:{op}"}}}},\n')
+            f.write(region % (a, t + 2, 28.0))
+            f.write(f',\n{{"ph": "X", "name": "Eigen::ParallelFor", "pid": 1, "tid": {a}, '
+                    f'"ts": {t + 4:.3f}, "dur": 20.000}},\n')
+            f.write(region % (b, t + 3, 22.0))
+        f.write('\n], "traceName": "generated TF CPU"}\n')
+    return path.stat().st_size
+
+
+def gzip_copy(path: Path) -> Path:
+    """`path` gzipped (level 1) beside it."""
+    out = path.with_name(path.name + ".gz")
+    with open(path, "rb") as src, gzip.open(out, "wb", compresslevel=1) as dst:
+        shutil.copyfileobj(src, dst, 8 << 20)
+    return out
+
+
+DECODE_MAX_EVENTS = 2_000_000  # json.load and msgspec.json.decode hold every event as a dict
+_SUMMARY = ("from profiling.traces import load_trace, summarize\n"
+            "from profiling.cli.trace import return_big_frees_to_the_os")
 TASKS = {
     "json.load": ("import json",
                   "with open(P, 'rb') as f:\n    json.load(f)"),
-    # what `trace-summary` and `audit` run, allocator setting included
-    "trace-summary": ("from profiling.traces import load_trace, summarize\n"
-                      "from profiling.cli.trace import return_big_frees_to_the_os",
+    "msgspec.json.decode": ("import msgspec",
+                            "with open(P, 'rb') as f:\n    msgspec.json.decode(f.read())"),
+    # what `trace-summary`, `audit` and `trace-diff` run, allocator setting included
+    "trace-summary": (_SUMMARY,
                       "return_big_frees_to_the_os()\n"
                       "summarize(load_trace(P, keep_args=False))"),
+    "trace-summary (1 process)": (
+        _SUMMARY + "\nfrom profiling.traces import parallel_decode\n"
+        "parallel_decode.worker_count = lambda: 1",
+        "return_big_frees_to_the_os()\n"
+        "summarize(load_trace(P, keep_args=False))"),
     "audit": ("from profiling.traces import load_trace\n"
-              "from profiling.analysis.activations import audit\n"
+              "from profiling.analysis.activations import audit_trace\n"
               "from profiling.cli.trace import return_big_frees_to_the_os",
               "return_big_frees_to_the_os()\n"
-              "audit(load_trace(P, keep_args=False).events)"),
+              "audit_trace(load_trace(P, keep_args=False).events)"),
+    "trace-diff": ("from profiling.traces import load_trace\n"
+                   "from profiling.analysis.diff import trace_diff\n"
+                   "from profiling.cli.trace import return_big_frees_to_the_os",
+                   "return_big_frees_to_the_os()\n"
+                   "a = load_trace(P, keep_args=False).events\n"
+                   "b = load_trace(P, keep_args=False).events\n"
+                   "trace_diff(a, b)"),
 }
 CHILD = """import resource, sys, time
 P = sys.argv[1]
@@ -73,13 +137,14 @@ P = sys.argv[1]
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 {work}
-print(time.perf_counter() - t0, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(time.perf_counter() - t0, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
 
 def measure(task: str, path: Path) -> dict:
-    """seconds (imports excluded), peak RSS MiB, and peak minus the RSS after imports, of one
-    task run in a fresh interpreter."""
+    """seconds (imports excluded), peak RSS MiB, the largest worker's peak RSS MiB, and peak
+    minus the RSS after imports, of one task run in a fresh interpreter."""
     imports, work = TASKS[task]
     env = {**os.environ, "RELU_LAB_MAX_TRACE_BYTES": str(4 << 30)}
     proc = subprocess.run([sys.executable, "-c", CHILD.format(imports=imports, work=work),
@@ -88,49 +153,73 @@ def measure(task: str, path: Path) -> dict:
     if proc.returncode:
         lines = proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"]
         return {"task": task, "error": lines[-1]}
-    seconds, base, peak = proc.stdout.split()
+    seconds, base, peak, worker = proc.stdout.split()
     return {"task": task, "seconds": float(seconds), "peak_rss_mb": int(peak) / 1024,
-            "added_rss_mb": (int(peak) - int(base)) / 1024}
+            "worker_rss_mb": int(worker) / 1024, "added_rss_mb": (int(peak) - int(base)) / 1024}
+
+
+def _row(label: str, n: int, size: int, raw_size: int, task: str, runs: list[dict]) -> str:
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return f"| {label} | {n:,} | {size / 1e6:.0f} | {task} | failed: {runs[0]['error']} |" \
+               + " |" * 6
+    seconds = statistics.median(r["seconds"] for r in ok)
+    peak = max(r["peak_rss_mb"] for r in ok)
+    worker = max(r["worker_rss_mb"] for r in ok)
+    added = max(r["added_rss_mb"] for r in ok)
+    return (f"| {label} | {n:,} | {size / 1e6:.0f} | {task} | {seconds:.2f} | "
+            f"{raw_size / 1e6 / seconds:.0f} | {n / seconds / 1e6:.2f} | {peak:.0f} | "
+            f"{worker:.0f} | {added:.0f} | {peak * 2**20 / raw_size:.2f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", default="1e6,8e6",
-                        help="comma list of event counts (default %(default)s)")
+                        help="comma list of PyTorch-like trace sizes in events "
+                             "(default %(default)s)")
+    parser.add_argument("--tf-events", default="1e6",
+                        help="comma list of TF CPU trace sizes (default %(default)s)")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per task, interleaved; the median time is shown")
     args = parser.parse_args(argv)
-    counts = [int(float(c)) for c in args.events.split(",") if c.strip()]
+    counts = [("PyTorch", int(float(c))) for c in args.events.split(",") if c.strip()]
+    counts += [("TF CPU", int(float(c))) for c in args.tf_events.split(",") if c.strip()]
     tasks = [t for t in args.tasks.split(",") if t in TASKS]
     tmp = Path(tempfile.mkdtemp(prefix="relu_lab_trace_bench_"))
+    smallest = min((n for _, n in counts), default=0)
     try:
-        print("| events | file MB | task | seconds | peak RSS MB | RSS added MB | "
-              "peak RSS / file |")
-        print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
-        for n in counts:
-            path = tmp / f"trace_{n}.json"
+        print(f"<!-- {os.cpu_count()} CPUs; load average at start "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} -->")
+        print("| trace | events | file MB | task | seconds | MB/s | M events/s | peak RSS MB | "
+              "worker peak RSS MB | RSS added MB | peak RSS / JSON bytes |")
+        print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for label, n in counts:
+            path = tmp / f"trace_{label.split()[0]}_{n}.json"
             t0 = time.perf_counter()
-            size = generate(path, n)
-            print(f"<!-- generated {n} events, {size / 1e6:.0f} MB in "
+            size = (generate if label == "PyTorch" else generate_tf)(path, n)
+            events = n if label == "PyTorch" else max(1, n // 4) * 4
+            files = [(path, size)]
+            if label == "PyTorch" and n == smallest:
+                gz = gzip_copy(path)
+                files.append((gz, gz.stat().st_size))
+            print(f"<!-- generated {label} {events} events, {size / 1e6:.0f} MB in "
                   f"{time.perf_counter() - t0:.0f} s -->", flush=True)
-            shown = [t for t in tasks if t != "json.load" or n <= JSON_LOAD_MAX_EVENTS]
-            runs: dict[str, list[dict]] = {t: [] for t in shown}
-            for _ in range(args.repeats):  # interleaved, so load changes hit every task alike
+            for file, file_size in files:
+                shown = [t for t in tasks if not (t in ("json.load", "msgspec.json.decode")
+                                                  and (n > DECODE_MAX_EVENTS
+                                                       or file.suffix == ".gz"))]
+                if file.suffix == ".gz":
+                    shown = [t for t in shown if t.startswith("trace-summary")]
+                runs: dict[str, list[dict]] = {t: [] for t in shown}
+                for _ in range(args.repeats):  # interleaved: load changes hit every task alike
+                    for task in shown:
+                        runs[task].append(measure(task, file))
+                name = label + (" .json.gz" if file.suffix == ".gz" else "")
                 for task in shown:
-                    runs[task].append(measure(task, path))
-            for task in shown:
-                ok = [r for r in runs[task] if "error" not in r]
-                if not ok:
-                    print(f"| {n:,} | {size / 1e6:.0f} | {task} | failed: "
-                          f"{runs[task][0]['error']} | | | |")
-                    continue
-                seconds = statistics.median(r["seconds"] for r in ok)
-                peak = max(r["peak_rss_mb"] for r in ok)
-                added = max(r["added_rss_mb"] for r in ok)
-                print(f"| {n:,} | {size / 1e6:.0f} | {task} | {seconds:.2f} | {peak:.0f} | "
-                      f"{added:.0f} | {peak * 2**20 / size:.2f} |", flush=True)
-            path.unlink()
+                    print(_row(name, events, file_size, size, task, runs[task]), flush=True)
+                file.unlink()
+        print(f"<!-- load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())} -->")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from profiling.traces.chrome import (
+    CHUNK,
     GZIP_MAGIC,
     decode_json,
     file_chunks,
@@ -29,7 +30,8 @@ def _chunks(path_or_bytes: str | os.PathLike | bytes) -> Iterator[bytes]:
         if len(path_or_bytes) > max_trace_bytes():
             raise TraceError(f"trace is {len(path_or_bytes) / 2**30:.2g} GiB, over the "
                              f"{max_trace_bytes() / 2**30:.2g} GiB trace size limit")
-        return iter([path_or_bytes])
+        data = path_or_bytes  # in blocks: the reader's buffer never copies the whole upload
+        return (data[i:i + CHUNK] for i in range(0, max(len(data), 1), CHUNK))
     return file_chunks(path_or_bytes)
 
 

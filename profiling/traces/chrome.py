@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import msgspec
 import numpy as np
 
 from profiling import settings
+from profiling.traces import parallel_decode
 from profiling.traces.model import (
     Coded,
     EventColumns,
@@ -25,6 +27,7 @@ from profiling.traces.model import (
     TraceError,
     build_events,
 )
+from profiling.traces.parallel_decode import Block, BlockPool
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_BYTES = settings.DEFAULT_MAX_TRACE_BYTES
@@ -77,7 +80,7 @@ def gunzip_capped(data: bytes, limit: int | None = None, chunk: int = 1 << 20) -
 
 
 # ---- typed events ------------------------------------------------------------------------
-class _KnownArgs(msgspec.Struct, gc=False):
+class _KnownArgs(msgspec.Struct, gc=False, frozen=True):  # frozen: hashable (see _Signatures)
     long_name: str | None = None
     name: str | int | float | None = None  # process_name / thread_name metadata
 
@@ -162,10 +165,84 @@ class _Coder:
         n = len(self.categories)
         return codes.astype(np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32)
 
+    def code(self, v: Any) -> int:
+        """The code of one value (a new one gets the next code)."""
+        code = self.by_value.get(v)
+        if code is None:
+            key = _text(v)
+            code = self.by_text.get(key)
+            if code is None:
+                code = self.by_text[key] = len(self.categories)
+                self.categories.append(key)
+            self.by_value[v] = code
+        return code
+
     def column(self, parts: list[np.ndarray]) -> Coded:
         codes = np.concatenate(parts) if parts else np.array([], dtype=np.int32)
         parts.clear()
         return Coded(codes, self.categories)
+
+
+_SIGNATURE = attrgetter("pid", "tid", "name", "cat", "args")
+_LANE_NAME_CAT = attrgetter("pid", "tid", "name", "cat")
+_TS, _DUR = attrgetter("ts"), attrgetter("dur")
+
+
+class _Signatures:
+    """Each distinct (pid, tid, name, cat, args) of a trace's events, coded once: a block's five
+    code columns then cost one dict lookup per event, in C (a trace has a few thousand such
+    signatures however many events it has). Gives up (None) on unhashable args or past
+    LIMIT signatures, and the reader codes field by field."""
+
+    LIMIT = 1 << 16
+
+    def __init__(self, coders: dict[str, _Coder]) -> None:
+        self.coders = coders
+        self.index: dict[tuple, int] = {}
+        self.rows: list[tuple[int, int, int, int, int]] = []
+        self.table = np.zeros((0, 5), dtype=np.int32)
+
+    def codes(self, keys: Callable[[], Iterable[tuple]], n: int) -> np.ndarray | None:
+        """(n, 5) codes of pid, tid, name, cat, long_name of a block of n events; keys() gives
+        each event's (pid, tid, name, cat, args), args being the decoded args or a
+        (long_name,) tuple (called twice when the block brings new signatures)."""
+        index = self.index
+        try:
+            try:
+                sig = np.fromiter(map(index.__getitem__, keys()), np.int32, n)
+            except KeyError:
+                for key in set(keys()).difference(index):
+                    self._add(key)
+                if len(index) > self.LIMIT:
+                    return None
+                self.table = np.asarray(self.rows, dtype=np.int32)
+                sig = np.fromiter(map(index.__getitem__, keys()), np.int32, n)
+        except TypeError:  # unhashable args (a list)
+            return None
+        return self.table[sig]
+
+    def indices(self, keys: list[tuple]) -> np.ndarray | None:
+        """The signature index of each of `keys` (hashable), added when new; None past
+        LIMIT."""
+        index = self.index
+        before = len(index)
+        for key in keys:
+            if key not in index:
+                self._add(key)
+        if len(index) > self.LIMIT:
+            return None
+        if len(index) != before:
+            self.table = np.asarray(self.rows, dtype=np.int32)
+        return np.fromiter(map(index.__getitem__, keys), np.int32, len(keys))
+
+    def _add(self, key: tuple) -> None:
+        pid, tid, name, cat, args = key
+        long_name = args.long_name if type(args) is _KnownArgs else \
+            args[0] if type(args) is tuple else None
+        c = self.coders
+        self.index[key] = len(self.rows)
+        self.rows.append((c["pid"].code(pid), c["tid"].code(tid), c["name"].code(name),
+                          c["cat"].code(cat), c["long_name"].code(long_name)))
 
 
 class ChromeReader:
@@ -180,6 +257,7 @@ class ChromeReader:
         self.process_names: dict[str, str] = {}
         self.thread_names: dict[tuple[str, str], str] = {}
         self.open_b: dict[tuple[str, str], list[_Event]] = {}
+        self.signatures: _Signatures | None = _Signatures(self.coders)
         self.count = 0
 
     def feed(self, events: list) -> None:
@@ -189,8 +267,7 @@ class ChromeReader:
         xs = events if phs.count("X") == len(phs) else self._durations(events, phs)
         if not xs:
             return
-        ts = self._floats([e.ts for e in xs])
-        dur = self._floats([e.dur for e in xs])
+        ts, dur = self._floats(xs, _TS), self._floats(xs, _DUR)
         keep = ~np.isnan(ts) & ~np.isnan(dur) & (dur >= 0)
         if not keep.all():
             xs = [e for e, k in zip(xs, keep, strict=True) if k]
@@ -199,22 +276,63 @@ class ChromeReader:
 
         check_times(ts, dur, base)
         p, c = self.parts, self.coders
-        p["pid"].append(c["pid"].encode([e.pid for e in xs]))
-        p["tid"].append(c["tid"].encode([e.tid for e in xs]))
-        p["name"].append(c["name"].encode([e.name for e in xs]))
-        p["cat"].append(c["cat"].encode([e.cat for e in xs]))
         if self.keep_args:
             raws = [e.args for e in xs]
             known = self._known_args(raws)
             p["args"].append(np.asarray(
                 [bytes(r).decode("utf-8", "replace") if len(r) else "{}" for r in raws],
                 dtype=object))
+            keyed = [(*k, (a.long_name if type(a) is _KnownArgs else None,))
+                     for k, a in zip(map(_LANE_NAME_CAT, xs), known, strict=True)]
+
+            def keys() -> Iterable[tuple]:
+                return keyed
         else:
-            known = [e.args for e in xs]
-        p["long_name"].append(c["long_name"].encode(
-            [a.long_name if type(a) is _KnownArgs else None for a in known]))
+            known = None
+
+            def keys() -> Iterable[tuple]:
+                return map(_SIGNATURE, xs)
+        coded = self.signatures.codes(keys, len(xs)) if self.signatures is not None else None
+        if coded is not None:
+            self._append_coded(coded)
+        else:
+            self.signatures = None  # too many or unhashable: field by field from now on
+            if known is None:
+                known = [e.args for e in xs]
+            p["pid"].append(c["pid"].encode([e.pid for e in xs]))
+            p["tid"].append(c["tid"].encode([e.tid for e in xs]))
+            p["name"].append(c["name"].encode([e.name for e in xs]))
+            p["cat"].append(c["cat"].encode([e.cat for e in xs]))
+            p["long_name"].append(c["long_name"].encode(
+                [a.long_name if type(a) is _KnownArgs else None for a in known]))
         p["ts"].append(ts)
         p["dur"].append(dur)
+
+    def feed_block(self, block: Block) -> bool:
+        """Add one block decoded by a worker (profiling.traces.parallel_decode); False, and
+        nothing added, when its signatures cannot be coded (the caller then feeds the events)."""
+        sigs = self.signatures
+        glob = sigs.indices(block.keys) if sigs is not None else None
+        if glob is None:
+            return False
+        base, self.count = self.count, self.count + len(block.ts)
+        ts, dur, sig = block.ts, block.dur, block.sig
+        keep = ~np.isnan(ts) & ~np.isnan(dur) & (dur >= 0)
+        if not keep.all():
+            ts, dur, sig = ts[keep], dur[keep], sig[keep]
+        from profiling.traces.model import check_times
+
+        check_times(ts, dur, base)
+        if len(ts):
+            self._append_coded(sigs.table[glob[sig]])
+            self.parts["ts"].append(ts)
+            self.parts["dur"].append(dur)
+        return True
+
+    def _append_coded(self, coded: np.ndarray) -> None:
+        """Append a block's (events, 5) signature codes as the five code columns."""
+        for j, k in enumerate(("pid", "tid", "name", "cat", "long_name")):
+            self.parts[k].append(self.coders[k]._small(coded[:, j]))
 
     def _durations(self, events: list, phs: list) -> list:
         """The X events, and B/E pairs made into X events; metadata (M) read on the way."""
@@ -236,7 +354,11 @@ class ChromeReader:
         return xs
 
     @staticmethod
-    def _floats(values: list) -> np.ndarray:
+    def _floats(events: list, field: attrgetter) -> np.ndarray:
+        try:  # the common case: every value a number
+            return np.fromiter(map(field, events), float, len(events))
+        except (TypeError, ValueError):
+            values = list(map(field, events))
         try:
             return np.asarray(values, dtype=float)
         except (TypeError, ValueError):
@@ -366,31 +488,100 @@ def _drain(buf: bytearray, reader: ChromeReader) -> None:
 
 
 def read_chrome(chunks: Iterable[bytes], keep_args: bool = True, source: str = "chrome",
-                tf_rules: bool | None = None, bundle_ok: bool = True) -> Trace:
+                tf_rules: bool | None = None, bundle_ok: bool = True,
+                workers: int | None = None) -> Trace:
     """Trace from Chrome trace JSON given as byte chunks (object with traceEvents, or a bare
-    array of events). A ReLU Lab bundle is handed to the bundle reader."""
+    array of events). A ReLU Lab bundle is handed to the bundle reader. Past PARALLEL_FROM
+    bytes, and without args, blocks are decoded by `workers` processes (default: one per
+    CPU; 1 = all in this process)."""
+    workers = parallel_decode.worker_count() if workers is None else workers
     reader = ChromeReader(keep_args)
     it = iter(chunks)
     buf = bytearray()
     head_done = False
-    for chunk in it:
-        buf += chunk
-        if not head_done:
-            start = _events_start(buf)
-            if start is None:
-                continue
-            del buf[:start - 1]  # keep the '[': buf[0] is the separator before an event
-            head_done = True
-        if len(buf) > CHUNK:
-            _drain(buf, reader)
-            if len(buf) > 4 * CHUNK:
-                raise TraceError(f"not valid JSON: no complete event in the "
-                                 f"{len(buf) >> 20} MiB after event {reader.count}")
+    seen = 0
+    pool: _Blocks | None = None
+    try:
+        for chunk in it:
+            buf += chunk
+            seen += len(chunk)
+            if not head_done:
+                start = _events_start(buf)
+                if start is None:
+                    continue
+                del buf[:start - 1]  # keep the '[': buf[0] is the separator before an event
+                head_done = True
+            if pool is None and workers > 1 and not keep_args and seen > PARALLEL_FROM:
+                pool = _Blocks(reader, workers)
+            if len(buf) > CHUNK:
+                if pool is not None:
+                    pool.cut(buf)
+                else:
+                    _drain(buf, reader)
+                if len(buf) > 4 * CHUNK:
+                    raise TraceError(f"not valid JSON: no complete event in the "
+                                     f"{len(buf) >> 20} MiB after event {reader.count}")
+        if pool is not None:
+            buf = pool.finish(buf)
+    finally:
+        if pool is not None:
+            pool.close()
     if not head_done:
         return _whole_document(bytes(buf), bundle_ok)
     trailer = _finish(buf, reader)
     del buf  # up to a block of text, not needed while the columns are built
     return reader.trace(source, trailer, tf_rules)
+
+
+# A trace this big (bytes read) is worth starting worker processes for.
+PARALLEL_FROM = 48 << 20
+
+
+class _Blocks:
+    """read_chrome's blocks through a BlockPool, fed to the reader in file order; a block a
+    worker could not take is decoded here (joined with the next when it was cut inside an
+    event), so the results are the serial reader's."""
+
+    def __init__(self, reader: ChromeReader, workers: int) -> None:
+        self.reader = reader
+        self.pool = BlockPool(workers)
+        self.carry = b""  # text of events not decoded yet (a bad cut), before the next piece
+
+    def cut(self, buf: bytearray) -> None:
+        """Send the complete-looking events at the head of `buf` to the pool and remove them
+        (buf[0] stays the separator before the next event)."""
+        cut = buf.rfind(b"},")
+        if cut < 0:
+            return
+        piece = bytes(memoryview(buf)[1:cut + 1])
+        del buf[:cut + 1]
+        for done in self.pool.submit(piece):
+            self._take(*done)
+
+    def finish(self, buf: bytearray) -> bytearray:
+        """Feed every outstanding block; returns `buf` with any undecoded text put back in
+        front, for _finish."""
+        for done in self.pool.drain():
+            self._take(*done)
+        if not self.carry:
+            return buf
+        out = bytearray(b"[" + self.carry) + buf
+        self.carry = b""
+        return out
+
+    def _take(self, piece: bytes, block: Block | None) -> None:
+        if not self.carry and block is not None and self.reader.feed_block(block):
+            return
+        # as _drain would: the longest head of whole events, the rest kept for the next piece
+        buf = bytearray(b"[" + self.carry + b"," + piece if self.carry else b"[" + piece) + b","
+        _drain(buf, self.reader)
+        self.carry = bytes(buf[1:-1])
+        if len(self.carry) > 4 * CHUNK:
+            raise TraceError(f"not valid JSON: no complete event in the "
+                             f"{len(self.carry) >> 20} MiB after event {self.reader.count}")
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def _events_start(buf: bytearray) -> int | None:

@@ -118,8 +118,14 @@ def nesting(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
     starts = np.concatenate([[0], bounds]) if n else np.array([], dtype=np.int64)
     stops = np.concatenate([bounds, [n]]) if n else np.array([], dtype=np.int64)
     for a, b in zip(starts, stops, strict=True):
-        ends_sorted = np.sort(end[a:b])
-        closed = np.searchsorted(ends_sorted, ts[a:b], side="right")
+        t, e = ts[a:b], end[a:b]
+        closed = np.searchsorted(np.sort(e), t, side="right")
+        zero = e <= t  # zero-length events
+        if zero.any():
+            # one sorts after the longer events starting with it, yet its end (= its start)
+            # counted as closed for them and for itself: take those out
+            z = np.cumsum(zero)
+            closed -= z[np.searchsorted(t, t, side="right") - 1] - (z - zero)
         depth[a:b] = np.maximum(np.arange(b - a) - closed, 0)
     parent = np.full(n, -1, dtype=np.int32 if n < 2**31 else np.int64)
     order = np.argsort(depth, kind="stable")
