@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from helpers import figures, open_page
+from helpers import figures, open_page, store_timed_run
 
 from app.run_job import Job
 from profiling.cli.main import main
@@ -25,33 +25,13 @@ TIMES_A = {"nn_relu": 100e-6, "where": 80e-6, "maximum": 97e-6}
 TIMES_B = {"nn_relu": 100e-6, "where": 40e-6, "maximum": 97e-6}
 
 
-def store_run(store: Store, times: dict[str, float], label: str) -> str:
-    run_id = store.create_run({"variants": list(times)}, label=label, n_cases=len(times))
-    base_id = f"{run_id}-0000"
-    for index, (variant, median) in enumerate(times.items()):
-        ratio = PAIRED.get(variant, (None, None, None))
-        store.add_case({
-            "run_id": run_id, "case_id": f"{run_id}-{index:04d}", "idx": index,
-            "variant": variant, "variant_params": "{}", "label": variant, "shape": "1000000",
-            "numel": 1_000_000, "dtype": "float32", "device": "CPU:0", "threads": 2,
-            "allocator": "bfc", "mode": "function", "pass": "forward", "status": "ok",
-            "reason": "", "median_s": median, "min_s": median * 0.97, "iqr_s": median * 0.02,
-            "ci95_low_s": median * 0.98, "ci95_high_s": median * 1.02, "ci95_s": median * 0.02,
-            "n_samples": 9, "number": 100, "kind": "profile",
-            "baseline_case_id": None if variant == "nn_relu" else base_id,
-            "ratio_to_baseline": ratio[0], "ratio_ci95_low": ratio[1],
-            "ratio_ci95_high": ratio[2]}, samples=[median] * 9)
-    store.finish_run(run_id, "complete")
-    return run_id
-
-
 @pytest.fixture
 def pair(tmp_path, monkeypatch):
     monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path))
     monkeypatch.delenv("RELU_LAB_STORE", raising=False)
     with Store(tmp_path) as store:
-        a = store_run(store, TIMES_A, "first")
-        b = store_run(store, TIMES_B, "second")
+        a = store_timed_run(store, TIMES_A, "first", PAIRED)
+        b = store_timed_run(store, TIMES_B, "second", PAIRED)
     return tmp_path, a, b
 
 
