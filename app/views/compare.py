@@ -86,19 +86,29 @@ def pick_threshold() -> float:
     return percent / 100
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _versus(cases, base_run: str, threshold: float, names: tuple[tuple[str, str], ...]):
+    """(table, displayed table, CSV, chart) of B against A, built once per input (a second
+    at 20 runs); kept as objects, never mutated by the page."""
+    table = versus.versus_table(cases, base_run, threshold)
+    named = dict(names)
+    return (table, versus.versus_display(table, named, base_run),
+            versus.versus_csv(table, base_run),
+            versus.versus_chart(table, named, base_run, threshold))
+
+
 def versus_view(cases, base_run: str, threshold: float, names: dict[str, str]) -> None:
     """Each run B against A: the chart, the table (largest change first) and its CSV."""
-    table = versus.versus_table(cases, base_run, threshold)
-    st.plotly_chart(versus.versus_chart(table, names, base_run, threshold), key="chart_versus")
-    st.dataframe(versus.versus_display(table, names, base_run), hide_index=True,
-                 key="versus_table")
+    table, shown, csv, figure = _versus(cases, base_run, threshold, tuple(names.items()))
+    st.plotly_chart(figure, key="chart_versus")
+    st.dataframe(shown, hide_index=True, key="versus_table")
     counts = table["verdict"].value_counts()
     st.caption(f"Speedup = time A / time B (above 1: B is faster), its 95% CI from the two "
                f"medians' CIs (separate runs never share a worker); a verdict only where that "
                f"CI lies wholly beyond ±{threshold:.0%}. {len(table)} matched cases: "
                + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("faster", "slower",
                                                                  "not resolved")) + ".")
-    st.download_button("Download B vs A (CSV)", data=versus.versus_csv(table, base_run),
+    st.download_button("Download B vs A (CSV)", data=csv,
                        file_name="relu_lab_b_vs_a.csv", mime="text/csv", key="download_versus",
                        on_click="ignore", icon=":material/table:")
 

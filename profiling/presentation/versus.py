@@ -21,6 +21,7 @@ from profiling.presentation import units
 from profiling.presentation.charts import (
     DEFAULT_THRESHOLD,
     SETTING_SYMBOLS,
+    _figure_of,
     _layout,
     display_text,
     empty_figure,
@@ -29,6 +30,10 @@ from profiling.presentation.model_summary import VERDICT_COLOURS  # the model pa
 
 VERSUS_COLUMNS = ["run_b", "case", "variant", *MATCH_KEYS, "median_s_a", "median_s_b",
                   "speedup", "speedup_ci95_low", "speedup_ci95_high", "verdict"]
+
+
+STAT_COLUMNS = ["run_id", "variant", "status", "median_s", "ci95_low_s", "ci95_high_s",
+                "ci95_s", "n_samples"]
 
 
 def versus_table(cases: pd.DataFrame, base_run: str,
@@ -41,27 +46,20 @@ def versus_table(cases: pd.DataFrame, base_run: str,
     case. Sorted by effect: the largest change first, within each B in the order of the runs."""
     if cases.empty or "run_id" not in cases.columns:
         return pd.DataFrame(columns=VERSUS_COLUMNS)
-    a = cases[cases["run_id"] == base_run]
-    tables = []
-    for run_b in dict.fromkeys(cases["run_id"]):
-        if run_b == base_run:
-            continue
-        b = cases[cases["run_id"] == run_b]
-        table = compare_runs(a, b, threshold)
-        if table.empty:
-            continue
-        variants = b.drop_duplicates("label").set_index("label")["variant"]
-        table = table.assign(run_b=run_b, variant=table["label"].map(variants).astype(str))
-        table["verdict"] = ["slower" if r else "faster" if i else "not resolved"
-                            for r, i in zip(table["regression"], table["improvement"],
-                                            strict=True)]
-        effect = np.abs(np.log(pd.to_numeric(table["speedup"], errors="coerce")))
-        table = table.assign(_effect=effect.fillna(0)).sort_values(
-            "_effect", ascending=False, kind="stable")
-        tables.append(table)
-    if not tables:
+    # Only the columns the match needs: merging the store's ~50 columns cost seconds at 20 runs.
+    frame = cases[[c for c in MATCH_KEYS + STAT_COLUMNS if c in cases.columns]]
+    is_a = (frame["run_id"] == base_run).to_numpy()
+    table = compare_runs(frame[is_a], frame[~is_a], threshold, keep=("run_id_b", "variant_b"))
+    if table.empty:
         return pd.DataFrame(columns=VERSUS_COLUMNS)
-    table = pd.concat(tables, ignore_index=True)
+    table = table.rename(columns={"run_id_b": "run_b", "variant_b": "variant"})
+    table["verdict"] = np.select([table["regression"].to_numpy(bool),
+                                  table["improvement"].to_numpy(bool)],
+                                 ["slower", "faster"], "not resolved")
+    order = {run: index for index, run in enumerate(dict.fromkeys(cases["run_id"]))}
+    effect = np.abs(np.log(pd.to_numeric(table["speedup"], errors="coerce")))
+    table = table.assign(_order=table["run_b"].map(order), _effect=-effect.fillna(0)) \
+        .sort_values(["_order", "_effect"], kind="stable")
     table["case"] = case_names(table)
     return table[VERSUS_COLUMNS].reset_index(drop=True)
 
@@ -116,28 +114,30 @@ def versus_chart(table: pd.DataFrame, names: Mapping[str, str], base_run: str,
     if table.empty:
         return empty_figure(title, "No cases matched between these runs")
     cases = [display_text(c) for c in dict.fromkeys(table["case"])]
-    figure = go.Figure()
-    low, high = threshold_band(threshold)
-    figure.add_vrect(x0=low, x1=min(high, 1e9), fillcolor="#bcbcbc", opacity=0.25, line_width=0,
-                     layer="below")
+    traces = []
     for index, (run_b, rows) in enumerate(table.groupby("run_b", sort=False)):
         speedup = rows["speedup"].to_numpy(float)
-        figure.add_trace(go.Scatter(
-            x=speedup, y=[display_text(c) for c in rows["case"]], mode="markers",
-            name=display_text(f"B = {names.get(run_b, run_b)}"),
+        low_ci = rows["speedup_ci95_low"].to_numpy(float)
+        high_ci = rows["speedup_ci95_high"].to_numpy(float)
+        verdicts = rows["verdict"].tolist()
+        traces.append(dict(
+            type="scatter", x=speedup.tolist(), y=[display_text(c) for c in rows["case"]],
+            mode="markers", name=display_text(f"B = {names.get(run_b, run_b)}"),
             marker=dict(symbol=SETTING_SYMBOLS[index % len(SETTING_SYMBOLS)], size=9,
-                        color=[VERDICT_COLOURS[v] for v in rows["verdict"]],
+                        color=[VERDICT_COLOURS[v] for v in verdicts],
                         line=dict(width=1, color="#333")),
             error_x=dict(type="data", symmetric=False,
-                         array=np.nan_to_num(rows["speedup_ci95_high"].to_numpy(float) - speedup),
-                         arrayminus=np.nan_to_num(
-                             speedup - rows["speedup_ci95_low"].to_numpy(float)),
+                         array=np.nan_to_num(high_ci - speedup).tolist(),
+                         arrayminus=np.nan_to_num(speedup - low_ci).tolist(),
                          color="#555", thickness=1.2),
-            customdata=np.stack([rows["speedup_ci95_low"], rows["speedup_ci95_high"],
-                                 rows["verdict"]], axis=-1),
+            customdata=list(zip(low_ci.tolist(), high_ci.tolist(), verdicts, strict=True)),
             hovertemplate="%{y}<br>%{x:.3g}× [%{customdata[0]:.3g}, %{customdata[1]:.3g}] "
                           "— %{customdata[2]}<extra>%{fullData.name}</extra>",
         ))
+    figure = _figure_of(traces)
+    low, high = threshold_band(threshold)
+    figure.add_vrect(x0=low, x1=min(high, 1e9), fillcolor="#bcbcbc", opacity=0.25, line_width=0,
+                     layer="below")
     figure.add_vline(x=1.0, line=dict(color="grey", dash="dot"))
     figure = _layout(figure, title, f"speedup over {display_text(base)} (log)", "",
                      xaxis_type="log", height=max(320, 22 * len(cases) + 140),
