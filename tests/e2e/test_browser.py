@@ -190,14 +190,14 @@ def test_profile_compare_report_offline(app_url, page, browser):
     assert_no_traceback(page)
     screenshot(page, "compare.png")
     # Only the open tab is drawn: a click reruns the page for the new tab and puts it in the URL.
-    assert page.get_by_text("Median time per call").count() == 0
+    assert page.get_by_text("coloured only where the speedup").count() == 0
     page.get_by_role("tab", name="Speedup").click()
     page.wait_for_url("**view=Speedup*")
     page.locator(".js-plotly-plot").filter(has_text="Speedup vs nn_relu").wait_for()
     screenshot(page, "compare_speedup.png")
     page.get_by_role("tab", name="Table").click()
     page.wait_for_url("**view=Table*")
-    page.get_by_text("Median time per call").first.wait_for()
+    page.get_by_text("coloured only where the speedup").first.wait_for()
     table_url = page.url
     screenshot(page, "compare_table.png")
 
@@ -215,7 +215,7 @@ def test_profile_compare_report_offline(app_url, page, browser):
         other.get_by_role("heading", name="Compare runs").wait_for(timeout=60_000)
         other.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
         other.goto(table_url)  # a link to a tab opens that tab
-        other.get_by_text("Median time per call").first.wait_for(timeout=60_000)
+        other.get_by_text("coloured only where the speedup").first.wait_for(timeout=60_000)
     finally:
         fresh.close()
 
