@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from app import case_links, machine_filter, resources, run_again, share
+from app import case_links, figure_cache, machine_filter, resources, run_again, share
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
-from profiling.presentation import noise_text, report, units, versus
+from profiling.presentation import noise_text, report, units
 from profiling.storage.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json
@@ -86,20 +86,10 @@ def pick_threshold() -> float:
     return percent / 100
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _versus(cases, base_run: str, threshold: float, names: tuple[tuple[str, str], ...]):
-    """(table, displayed table, CSV, chart) of B against A, built once per input (a second
-    at 20 runs); kept as objects, never mutated by the page."""
-    table = versus.versus_table(cases, base_run, threshold)
-    named = dict(names)
-    return (table, versus.versus_display(table, named, base_run),
-            versus.versus_csv(table, base_run),
-            versus.versus_chart(table, named, base_run, threshold))
-
-
 def versus_view(cases, base_run: str, threshold: float, names: dict[str, str]) -> None:
     """Each run B against A: the chart, the table (largest change first) and its CSV."""
-    table, shown, csv, figure = _versus(cases, base_run, threshold, tuple(names.items()))
+    table, shown, csv, figure = figure_cache.versus(cases, base_run, threshold,
+                                                    tuple(names.items()))
     st.plotly_chart(figure, key="chart_versus")
     st.dataframe(shown, hide_index=True, key="versus_table")
     counts = table["verdict"].value_counts()

@@ -621,22 +621,17 @@ def compare_categories(cases: pd.DataFrame, baseline: str | None = None,
     frame["median_us"] = frame["median_s"] * 1e6
     frame["ci95_us"] = frame.get("ci95_s", pd.Series(np.nan, index=frame.index)) * 1e6
     speedups = speedup_table(frame.drop(columns="series"), baseline, threshold)
-    by_case = speedups.set_index("case_id") if not speedups.empty else None
-    is_base = frame["variant"].astype(str) == baseline
-    categories, values = [], {"speedup": [], "speedup_ci95_low": [], "speedup_ci95_high": []}
-    for case_id, base in zip(frame["case_id"], is_base, strict=True):
-        found = by_case is not None and case_id in by_case.index
-        row = by_case.loc[case_id] if found else None
-        if base:
-            categories.append("baseline")
-        elif row is None:
-            categories.append("no baseline")
-        else:
-            categories.append(row["change"] or "not resolved")
-        for column, source in (("speedup", "speedup"), ("speedup_ci95_low", "speedup_low"),
-                               ("speedup_ci95_high", "speedup_high")):
-            values[column].append(1.0 if base else (float(row[source]) if found else math.nan))
-    frame = frame.assign(category=categories, **values)
+    found = speedups.set_index("case_id")[["speedup", "speedup_low", "speedup_high", "change"]] \
+        .reindex(frame["case_id"].to_numpy())
+    is_base = (frame["variant"].astype(str) == baseline).to_numpy()
+    missing = found["change"].isna().to_numpy()
+    category = np.where(found["change"].fillna("").to_numpy(object) == "", "not resolved",
+                        found["change"].to_numpy(object))
+    category = np.where(missing, "no baseline", category)
+    frame["category"] = np.where(is_base, "baseline", category)
+    for column, source in (("speedup", "speedup"), ("speedup_ci95_low", "speedup_low"),
+                           ("speedup_ci95_high", "speedup_high")):
+        frame[column] = np.where(is_base, 1.0, found[source].to_numpy(float))
     present = [c for c in columns if c in frame.columns]
     return frame[present].reset_index(drop=True)
 
