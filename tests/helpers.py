@@ -354,3 +354,27 @@ def silent_server(lifetime_s: float = 30.0) -> Iterator[int]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def store_timed_run(store: Store, times: dict[str, float], label: str,
+                    paired: dict[str, tuple[float, float, float]] | None = None) -> str:
+    """A complete run of one case per variant (1e6 float32 elements, function mode) at
+    ``times`` s per call with a ±2% CI; ``paired``: variant -> its stored ratio to nn_relu's
+    time with the CI (as if timed interleaved with nn_relu)."""
+    run_id = store.create_run({"variants": list(times)}, label=label, n_cases=len(times))
+    base_id = f"{run_id}-0000"
+    for index, (variant, median) in enumerate(times.items()):
+        ratio = (paired or {}).get(variant, (None, None, None))
+        store.add_case({
+            "run_id": run_id, "case_id": f"{run_id}-{index:04d}", "idx": index,
+            "variant": variant, "variant_params": "{}", "label": variant, "shape": "1000000",
+            "numel": 1_000_000, "dtype": "float32", "device": "CPU:0", "threads": 2,
+            "allocator": "bfc", "mode": "function", "pass": "forward", "status": "ok",
+            "reason": "", "median_s": median, "min_s": median * 0.97, "iqr_s": median * 0.02,
+            "ci95_low_s": median * 0.98, "ci95_high_s": median * 1.02, "ci95_s": median * 0.02,
+            "n_samples": 9, "number": 100, "kind": "profile",
+            "baseline_case_id": None if variant == "nn_relu" else base_id,
+            "ratio_to_baseline": ratio[0], "ratio_ci95_low": ratio[1],
+            "ratio_ci95_high": ratio[2]}, samples=[median] * 9)
+    store.finish_run(run_id, "complete")
+    return run_id

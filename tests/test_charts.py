@@ -160,37 +160,62 @@ def test_breakdown_bars_keep_a_small_case_visible_beside_a_large_one():
     assert min(a + b for a, b in zip(compute["x"], idle["x"], strict=True)) == pytest.approx(100)
 
 
-def test_compare_categories_follow_ratio_to_best():
-    long = charts.compare_categories(
-        synthetic_cases(variants={"nn_relu": 1.0, "where": 1.05, "maximum": 3.0, "leaky": 12.0})
-    )
+def test_heat_table_colours_only_what_the_ci_resolves():
+    # where: 5% slower with a 2% CI per median, so the unpaired CI straddles the 5% band;
+    # maximum: 3x slower, resolved; leaky: 2x faster, resolved.
+    long = charts.compare_categories(synthetic_cases(
+        variants={"nn_relu": 1.0, "where": 1.05, "maximum": 3.0, "leaky": 0.5}))
     big = long[long["shape"] == "1000x1000"].set_index("label")
-    assert big.loc["nn_relu", "category"] == "best"
-    assert big.loc["where", "category"] == "within 10%"
-    assert big.loc["maximum", "category"] == "2x worse"
-    assert big.loc["leaky", "category"] == "5x worse"
-    assert big.loc["nn_relu", "ratio_to_best"] == pytest.approx(1.0)
+    assert big.loc["nn_relu", "category"] == "baseline"
+    assert big.loc["where", "category"] == "not resolved"
+    assert big.loc["maximum", "category"] == "slower"
+    assert big.loc["leaky", "category"] == "faster"
+    assert big.loc["maximum", "speedup"] == pytest.approx(1 / 2.998, rel=0.01)
+    assert big.loc["maximum", "speedup_ci95_low"] < big.loc["maximum", "speedup"]
 
 
-def test_compare_category_thresholds():
-    assert [charts.compare_category(r) for r in (1.0, 1.005, 1.05, 1.5, 2.5, 6.0)] == [
-        "best",
-        "best",
-        "within 10%",
-        "slower",
-        "2x worse",
-        "5x worse",
-    ]
+def test_heat_table_compares_only_within_one_mode():
+    # eager cases are all 10x slower than function ones; within each mode the variants tie.
+    cases = synthetic_cases(variants={"nn_relu": 1.0, "where": 1.0}, modes=("eager", "function"))
+    cases.loc[cases["mode"] == "eager", ["median_s", "ci95_low_s", "ci95_high_s"]] *= 10
+    long = charts.compare_categories(cases)
+    assert set(long.loc[long["label"] == "where", "category"]) == {"not resolved"}
+    assert long.loc[long["label"] == "where", "speedup"].tolist() == pytest.approx([1.0] * 6)
 
 
-def test_compare_table_is_wide_by_shape_and_styler_colours_best():
+def test_compare_table_is_wide_by_shape_with_speedup_beside_the_time():
     cases = synthetic_cases()
     values, categories = charts.compare_table(cases)
     assert list(values.columns) == ["1000", "100x1000", "1000x1000"]
     assert list(values.index) == ["nn_relu", "where", "maximum"]
-    assert categories.loc["nn_relu", "1000x1000"] == "best"
+    assert categories.loc["nn_relu", "1000x1000"] == "baseline"
+    assert values.loc["nn_relu", "1000x1000"] == "1.00 ms"
+    assert values.loc["maximum", "1000x1000"] == "3.00 ms · 0.334×"  # (1 ms + 1 µs) / (3 ms + 1 µs)
     html_table = charts.compare_styler(cases).to_html()
-    assert "#1b7f3b" in html_table  # the colour of "best"
+    assert "#f9c6a8" in html_table  # the colour of "slower"
+
+
+def test_no_two_variants_share_a_colour_on_a_chart_of_twelve():
+    variants = {v: 1.0 + i / 10 for i, v in enumerate(charts.VARIANT_COLOURS)}
+    fig = as_json(charts.latency_vs_size(synthetic_cases(variants=variants)))
+    colours = [t["line"]["color"] for t in fig["data"] if t.get("mode") == "lines+markers"]
+    assert len(colours) == 12 and len(set(colours)) == 12
+    unknown = [f"my_variant_{i}" for i in range(12)]
+    assert len(set(charts.variant_colours(unknown).values())) == 12
+    # a variant keeps its colour whatever else is on the chart
+    assert charts.variant_colours(["where"]) == {"where": charts.VARIANT_COLOURS["where"]}
+    assert charts.variant_colours(["x", "where"])["where"] == charts.VARIANT_COLOURS["where"]
+
+
+def test_two_runs_of_a_variant_share_its_colour_and_differ_in_dash():
+    cases = pd.concat([synthetic_cases(run_id="20260101-000000-aaaaaa"),
+                       synthetic_cases(run_id="20260101-000001-bbbbbb")])
+    fig = as_json(charts.latency_vs_size(cases))
+    nn = [t for t in fig["data"] if t.get("mode") == "lines+markers"
+          and t["name"].startswith("nn_relu")]
+    assert len(nn) == 2
+    assert nn[0]["line"]["color"] == nn[1]["line"]["color"] == charts.VARIANT_COLOURS["nn_relu"]
+    assert {t["line"].get("dash", "solid") for t in nn} == {"solid", "dash"}
 
 
 def test_labels_are_escaped_in_figures():

@@ -34,8 +34,29 @@ def test_report_is_self_contained_with_every_chart(store):
     # faults, breakdown
     assert "Speedup vs nn_relu" in document
     assert "roof peak 20 GB" in document and "Roofline" in document
-    # Results table coloured like torch's Compare: the best cell is green.
-    assert "#1b7f3b" in document and "5x worse" in document
+    # Results table: maximum (3x slower, CI far beyond 5%) coloured slower, with the legend.
+    assert "#f9c6a8" in document and "not resolved: the CI touches" in document
+    assert "3.00 ms · 0.334×" in document  # the speedup beside the time
+    assert "B against A" not in document  # one run: nothing to set against
+
+
+def test_report_of_two_runs_has_the_b_vs_a_table_and_chart(store):
+    first = fill(store, synthetic_cases(run_id="a"), label="first")
+    second = fill(store, synthetic_cases(
+        variants={"nn_relu": 1.0, "where": 0.5, "maximum": 3.05}, run_id="b"), label="second")
+    document = render_html(store, [first, second], threshold=0.05)
+    assert "B against A (A = first)" in document
+    versus = document[document.index('<div class="versus">'):]
+    versus = versus[:versus.index("</div>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", versus)
+    cells = [re.findall(r'<td class="name">(.*?)</td>', row) for row in rows]
+    cells = [c for c in cells if c]  # the header row has none
+    # sorted by effect: where (2x faster) first; maximum's 1.7% is not resolved
+    assert cells[0][:2] == ["second", "where · 1000x1000"]
+    assert cells[0][4:] == ["2.10× [2.02, 2.18]", "faster"]
+    assert ["second", "maximum · 1000x1000", "3.00 ms", "3.05 ms", "0.984× [0.945, 1.02]",
+            "not resolved"] in cells
+    assert chart_count(document) == 8  # the B-vs-A chart besides the seven
 
 
 def test_report_escapes_user_supplied_text(store):

@@ -82,6 +82,22 @@ def test_timeline_stacks_nesting_depth_and_colours_by_self_time():
     assert fig["layout"]["dragmode"] == "zoom"
 
 
+def test_timeline_colours_are_keyed_by_op_name_and_never_reused():
+    names = ["KernelAndDeviceFunc::Run", "<lambda>"] + [f"op{i}" for i in range(10)]
+    events = pd.DataFrame({"pid": 1, "tid": 1, "process": "p", "thread": "t", "name": names,
+                           "ts_us": [float(10 * i) for i in range(12)],
+                           "dur_us": [float(20 - i) for i in range(12)]})
+    colours = trace_charts.colour_map(events)
+    assert len(colours) == 12 and len(set(colours.values())) == 12
+    fig = as_json(trace_charts.trace_timeline(events))
+    drawn = [t["marker"]["color"] for t in fig["data"]
+             if t["marker"]["color"] != trace_charts.OTHER_COLOUR]
+    assert len(drawn) == len(set(drawn)) == 12
+    # an op keeps its colour in another trace where it is not the busiest one
+    alone = trace_charts.colour_map(events[events["name"].isin(["op3", "<lambda>"])])
+    assert alone["<lambda>"] == colours["<lambda>"]
+
+
 def test_trace_timeline_capped_and_from_the_given_origin():
     events = synthetic_events()
     fig = as_json(trace_charts.trace_timeline(events, max_events=300))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from app import case_links, machine_filter, noise_panel, resources, run_again, share
+from app import case_links, figure_cache, machine_filter, noise_panel, resources, run_again, share
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from profiling.presentation import noise_text, report, units
@@ -18,6 +18,7 @@ from profiling.traces.chrome import decode_json
 FILTER_COLUMNS = ("dtype", "device", "threads", "mode", "pass")
 TABS = ["Latency", "Bandwidth", "Speedup", "Roofline", "Utilization", "Page faults", "Breakdown",
         "Fusion", "Semantics", "Table"]
+VERSUS_TAB = "B vs A"  # first, so the default, when two or more runs are selected
 
 
 def drawn(tab) -> Iterator[None]:
@@ -58,6 +59,50 @@ def pick_baseline(variants: list[str]) -> str:
     return st.selectbox("Baseline variant", variants, key="compare_baseline")
 
 
+def pick_base_run(run_ids: list[str], titles: dict[str, str]) -> str:
+    """Run A, the one every other selected run (B) is set against: the first selected unless
+    the link or the user chose another."""
+    wanted = share.read("base", run_ids[0])
+    share.seed_widget("compare_base_run", run_ids, wanted if wanted in run_ids else run_ids[0])
+    return st.selectbox("Baseline run (A)", run_ids, key="compare_base_run",
+                        format_func=lambda run_id: titles.get(run_id, run_id))
+
+
+def pick_threshold() -> float:
+    """The smallest change (a fraction) a verdict or a colour calls one; 5% unless the link
+    says otherwise (a bad value in a link falls back to 5%)."""
+    try:
+        wanted = float(share.read("threshold", "5"))
+    except ValueError:
+        wanted = 5.0
+    if not 0 <= wanted < 100:
+        wanted = 5.0
+    if not isinstance(st.session_state.get("compare_threshold"), float):
+        st.session_state["compare_threshold"] = wanted
+    percent = st.number_input("Threshold (%)", min_value=0.0, max_value=99.0, step=1.0,
+                              format="%g", key="compare_threshold",
+                              help="A change is called only when the speedup's 95% CI lies "
+                                   "wholly beyond 1 ± this")
+    return percent / 100
+
+
+def versus_view(cases, base_run: str, threshold: float, names: dict[str, str]) -> None:
+    """Each run B against A: the chart, the table (largest change first) and its CSV."""
+    table, shown, csv, figure = figure_cache.versus(cases, base_run, threshold,
+                                                    tuple(names.items()))
+    st.plotly_chart(figure, key="chart_versus")
+    st.dataframe(shown, hide_index=True, key="versus_table")
+    counts = table["verdict"].value_counts()
+    st.caption(f"Speedup = time A / time B (above 1: B is faster), its 95% CI from the two "
+               f"medians' CIs (separate runs never share a worker); a verdict only where that "
+               f"CI lies wholly beyond ±{threshold:.0%}. {len(table)} matched cases: "
+               + ", ".join(f"{counts.get(v, 0)} {v}" for v in ("faster", "slower",
+                                                                 "not resolved")) + ".")
+    st.download_button("Download B vs A (CSV)", data=csv,
+                       file_name="relu_lab_b_vs_a.csv", mime="text/csv", key="download_versus",
+                       on_click="ignore", icon=":material/table:")
+
+
 def pick_filters(cases) -> dict[str, list[str]]:
     """A multiselect per setting that varies; the choice is kept in the URL."""
     filters: dict[str, list[str]] = {}
@@ -73,12 +118,14 @@ def pick_filters(cases) -> dict[str, list[str]]:
     return filters
 
 
-def exports(run_ids: list[str], baseline: str, filters: dict, cases) -> None:
+def exports(run_ids: list[str], baseline: str, filters: dict, cases, base_run: str,
+            threshold: float) -> None:
     store = resources.store()
     html_col, json_col, csv_col = st.columns(3)
     html_col.download_button(
-        "Download HTML report", data=lambda: report.render_html(store, run_ids, baseline, filters,
-                                        resources.semantics_table()),
+        "Download HTML report", data=lambda: report.render_html(
+            store, run_ids, baseline, filters, resources.semantics_table(), base_run=base_run,
+            threshold=threshold),
         file_name="relu_lab_report.html", mime="text/html", key="download_html",
         on_click="ignore", icon=":material/description:",
     )
@@ -88,7 +135,8 @@ def exports(run_ids: list[str], baseline: str, filters: dict, cases) -> None:
         on_click="ignore", icon=":material/data_object:",
     )
     csv_col.download_button(
-        "Download CSV", data=lambda: charts.compare_categories(cases).to_csv(index=False),
+        "Download CSV", data=lambda: charts.compare_categories(cases, baseline, threshold)
+        .to_csv(index=False),
         file_name="relu_lab_results.csv", mime="text/csv", key="download_csv",
         on_click="ignore", icon=":material/table:",
     )
@@ -146,12 +194,25 @@ def render() -> None:
     if all_cases.empty:
         st.warning("These runs have no cases yet.")
         return
-    baseline = pick_baseline(list(dict.fromkeys(all_cases["variant"])))
+    several = len(run_ids) > 1
+    columns = st.columns(3 if several else 2)
+    with columns[0]:
+        baseline = pick_baseline(list(dict.fromkeys(all_cases["variant"])))
+    with columns[1]:
+        threshold = pick_threshold()
+    base_run = run_ids[0]
+    if several:
+        with columns[2]:
+            base_run = pick_base_run(run_ids, run_titles(runs))
     filters = pick_filters(all_cases)
     share.write(runs=run_ids, baseline=baseline,
+                base=base_run if several and base_run != run_ids[0] else None,
+                threshold=None if threshold == charts.DEFAULT_THRESHOLD else f"{threshold * 100:g}",
                 **{name: (None if len(chosen) == all_cases[name].astype(str).nunique() else chosen)
                    for name, chosen in filters.items()})
     cases = report.filter_cases(all_cases, filters)
+    # Size axes show only micro-benchmark cases (a scenario's step time is no "elements" point).
+    sized = report.profile_cases(cases)
     st.caption("The address bar now reproduces this view: copy it to share.")
     chosen = runs[runs["run_id"].isin(run_ids)]
     noise_panel.show(noise_text.notes(chosen, charts.run_names(
@@ -159,26 +220,31 @@ def render() -> None:
 
     # Only the open tab is drawn (switching reruns the page; ?view=Table in the URL opens one):
     # building every figure and table first took seconds with 20 runs.
-    tabs = st.tabs(TABS, key="view", bind="query-params")
+    names = charts.run_names(chosen.rename(columns={"label": "run_label"}))
+    tabs = st.tabs(([VERSUS_TAB] if several else []) + TABS, key="view", bind="query-params")
+    if several:
+        for _ in drawn(tabs[0]):
+            versus_view(cases, base_run, threshold, names)
+        tabs = tabs[1:]
     for _ in drawn(tabs[0]):
-        st.plotly_chart(charts.latency_vs_size(cases), key="chart_latency")
+        st.plotly_chart(charts.latency_vs_size(sized), key="chart_latency")
     for _ in drawn(tabs[1]):
-        st.plotly_chart(charts.effective_bandwidth(cases), key="chart_bandwidth")
+        st.plotly_chart(charts.effective_bandwidth(sized), key="chart_bandwidth")
     for _ in drawn(tabs[2]):
-        st.plotly_chart(charts.speedup_vs_baseline(cases, baseline), key="chart_speedup")
+        st.plotly_chart(charts.speedup_vs_baseline(sized, baseline), key="chart_speedup")
         st.caption("Whiskers: 95% CI of the speedup, from the paired samples where the case ran "
                    "interleaved with the baseline in one run, else from the two medians' CIs. "
                    "Open markers: the CI includes 1, so the difference is not significant.")
     for _ in drawn(tabs[3]):
-        st.plotly_chart(charts.roofline(cases, resources.store().roof(run_ids)),
+        st.plotly_chart(charts.roofline(sized, resources.store().roof(run_ids)),
                         key="chart_roofline")
         st.caption("The roof is the best copy bandwidth measured at each working set (bytes "
                    "read + written), from L1 to beyond the last-level cache; utilization is a "
                    "case's GB/s over the roof at its own working set.")
     for _ in drawn(tabs[4]):
-        st.plotly_chart(charts.utilization(cases), key="chart_utilization")
+        st.plotly_chart(charts.utilization(sized), key="chart_utilization")
     for _ in drawn(tabs[5]):
-        st.plotly_chart(charts.page_faults(cases), key="chart_faults")
+        st.plotly_chart(charts.page_faults(sized), key="chart_faults")
     for _ in drawn(tabs[6]):
         breakdown = resources.store().breakdown(run_ids)
         breakdown = breakdown[breakdown["case_id"].isin(set(cases["case_id"]))]
@@ -194,11 +260,8 @@ def render() -> None:
             st.plotly_chart(charts.semantics_matrix(resources.semantics_table()),
                             key="chart_semantics")
     for _ in drawn(tabs[9]):
-        st.dataframe(charts.compare_styler(cases), key="results_table")
-        legend = " · ".join(f":{c}[{name}]" for name, c in (
-            ("best (within 1%)", "green"), ("within 10%", "green"), ("slower", "gray"),
-            ("2x worse", "orange"), ("5x worse", "red")))
-        st.caption(f"Median µs per call; {charts.RANKING_RULE}: {legend}")
+        st.dataframe(charts.compare_styler(cases, baseline, threshold), key="results_table")
+        st.caption(charts.compare_legend_markdown(baseline, threshold))
         floor = charts.harness_floor_text(cases)
         if floor:
             st.caption(floor)
@@ -212,7 +275,7 @@ def render() -> None:
             st.caption(run_id)
             st.json(resources.store().environment(run_id), expanded=False)
     st.subheader("Export")
-    exports(run_ids, baseline, filters, cases)
+    exports(run_ids, baseline, filters, cases, base_run, threshold)
 
 
 # ---- deleting runs: a self-contained block at the bottom of the page ----------------------

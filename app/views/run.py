@@ -226,10 +226,10 @@ def run_results(run: dict, run_spec: object, spec) -> None:
         with st.expander(f"{len(failed)} cases skipped or failed"):
             tables.show(failed, key="run_failed")
     st.plotly_chart(charts.latency_vs_size(cases), key="run_latency")
-    tables.show(charts.compare_styler(cases), key="run_table", hide_index=False)
-    st.caption("Median µs per call; colour = ratio to the fastest row with the same shape and "
-               "settings (dtype, device, threads, allocator, mode, pass). Below, every case with "
-               "its trace (CI95 = half-width of the 95% confidence interval of the median):")
+    baseline = charts.table_baseline(cases)
+    tables.show(charts.compare_styler(cases, baseline), key="run_table", hide_index=False)
+    st.caption(charts.compare_legend_markdown(baseline) + ". Below, every case with its trace "
+               "(CI95 = half-width of the 95% confidence interval of the median):")
     case_links.show(cases, key="run_cases")
 
 

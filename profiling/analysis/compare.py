@@ -21,19 +21,20 @@ COMPARE_COLUMNS = MATCH_KEYS + ["median_s_a", "ci95_s_a", "median_s_b", "ci95_s_
                                 "speedup_ci95_high", "regression", "improvement"]
 
 
-def compare_runs(a: pd.DataFrame, b: pd.DataFrame, max_regression: float = 0.05
-                 ) -> pd.DataFrame:
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame, max_regression: float = 0.05,
+                 keep: tuple[str, ...] = ()) -> pd.DataFrame:
     """Match ok cases of two store.cases frames on MATCH_KEYS.
 
     ratio = B median / A median (> 1: B slower), ratio_low/high its conservative 95% interval;
     speedup = A / B (> 1: B faster) with its interval; regression: the ratio's interval lies
     wholly above 1 + max_regression (a fraction, 0.05 = 5%); improvement: wholly below
-    1 - max_regression. A case without a CI on either side is neither.
+    1 - max_regression. A case without a CI on either side is neither. ``keep``: further
+    columns of the merge to return (e.g. ``run_id_b`` when ``b`` holds several runs).
     """
     a_ok, b_ok = a[a.status == "ok"], b[b.status == "ok"]
     m = a_ok.merge(b_ok, on=MATCH_KEYS, suffixes=("_a", "_b"))
     if m.empty:
-        return pd.DataFrame(columns=COMPARE_COLUMNS)
+        return pd.DataFrame(columns=COMPARE_COLUMNS + list(keep))
     nan = RatioStats(math.nan, math.nan, math.nan, 0, False)
     ratios = [unpaired_ratio(
         {"median_s": r.median_s_a, "ci95_low_s": r.ci95_low_s_a, "ci95_high_s": r.ci95_high_s_a,
@@ -49,4 +50,4 @@ def compare_runs(a: pd.DataFrame, b: pd.DataFrame, max_regression: float = 0.05
     changes = [r.change(max_regression) for r in ratios]
     m["regression"] = [c == "slower" for c in changes]
     m["improvement"] = [c == "faster" for c in changes]
-    return m[COMPARE_COLUMNS]
+    return m[COMPARE_COLUMNS + list(keep)]

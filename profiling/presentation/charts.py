@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,23 +31,25 @@ BREAKDOWN_COLOURS = {
     "idle_us": "#bcbcbc",
     "other_us": "#8d99ae",
 }
-# Ratio-to-best thresholds (upper bound inclusive) in the spirit of torch.utils.benchmark.Compare,
-# which also marks as best anything within 1% of the fastest (a tie within the noise).
-COMPARE_CATEGORIES = (
-    ("best", 1.01),
-    ("within 10%", 1.10),
-    ("slower", 2.0),
-    ("2x worse", 5.0),
-    ("5x worse", math.inf),
-)
+# The heat table's colours: a case against the baseline variant at the same shape, dtype,
+# device, threads, allocator, mode and pass, by the one significance rule (RatioStats.change).
 COMPARE_COLOURS = {
-    "best": "background-color: #1b7f3b; color: white; font-weight: bold",
-    "within 10%": "background-color: #b7e4c7",
-    "slower": "",
-    "2x worse": "background-color: #f9c6a8",
-    "5x worse": "background-color: #e76f51; color: white",
+    "faster": "background-color: #b7e4c7",
+    "slower": "background-color: #f9c6a8",
+    "not resolved": "",
+    "baseline": "background-color: #e8e8e8",
+    "no baseline": "",
+}
+COMPARE_LEGEND = {
+    "faster": "faster than the baseline: the speedup's 95% CI lies wholly above 1 + threshold",
+    "slower": "slower: the CI lies wholly below 1 - threshold",
+    "not resolved": "not resolved: the CI touches the threshold band (or is missing)",
+    "baseline": "the baseline itself",
+    "no baseline": "no baseline case with these settings",
 }
 EMPTY_MESSAGE = "No successful cases to show"
+# A change smaller than this is "not resolved" even when the CI excludes 1 (a fraction: 5%).
+DEFAULT_THRESHOLD = 0.05
 
 
 def display_text(text: object) -> str:
@@ -192,12 +195,72 @@ def _readable_log_ticks(figure: go.Figure) -> None:
             tickmode="array", tickvals=ticks, ticktext=[f"{t:.3g}" for t in ticks])
 
 
+# 20 colours told apart at a glance (D3's ten with purple for its grey, which here means
+# "other" or "neutral", then ten of Plotly's Dark24): more than any
+# chart of the lab draws at once, so a colour never wraps within a chart.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#aa0dfe", "#bcbd22", "#17becf",
+    "#1616a7", "#fb00d1", "#00a08b", "#b68100", "#750d86",
+    "#6c7c32", "#fc0080", "#511cfb", "#862a16", "#222a2a",
+)
+# The registry's variants keep one colour on every chart of the app (and in every report).
+VARIANT_COLOURS = {variant: PALETTE[index] for index, variant in enumerate((
+    "nn_relu", "where", "maximum", "keras", "custom_op", "mixed_precision", "stable",
+    "clipped", "leaky", "adaptive", "adaptive_stats", "int8"))}
+RUN_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+SETTING_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross",
+                   "triangle-down", "pentagon", "hexagon")
+
+
 def _colour(index: int) -> str:
-    palette = (
-        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-        "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    )
-    return palette[index % len(palette)]
+    return PALETTE[index % len(PALETTE)]
+
+
+def distinct_colours(keys: list[str], fixed: dict[str, str] | None = None) -> dict[str, str]:
+    """key -> colour, no colour given twice while the palette lasts: a key's own colour
+    (``fixed``, else a stable hash of the key into PALETTE), or the next free one when another
+    key of this chart holds it. The same key keeps its colour from chart to chart unless two
+    unknown keys hash alike."""
+    fixed = fixed or {}
+    taken: dict[str, str] = {}
+    order = [k for k in dict.fromkeys(keys) if k in fixed] + \
+        [k for k in dict.fromkeys(keys) if k not in fixed]
+    for key in order:
+        start = (PALETTE.index(fixed[key]) if key in fixed
+                 else zlib.crc32(str(key).encode()) % len(PALETTE))
+        free = [PALETTE[(start + step) % len(PALETTE)] for step in range(len(PALETTE))]
+        used = set(taken.values())
+        taken[key] = next((c for c in free if c not in used), free[0])
+    return taken
+
+
+def variant_colours(variants: list[str]) -> dict[str, str]:
+    """variant id -> its colour on this chart (VARIANT_COLOURS, else a stable hash; never two
+    variants alike with up to len(PALETTE) of them)."""
+    return distinct_colours([str(v) for v in variants], VARIANT_COLOURS)
+
+
+def series_styles(frame: pd.DataFrame, names: pd.Series) -> dict[str, dict]:
+    """series name -> {"color", "dash", "symbol"}: the colour of its variant, the line dash of
+    its run (first run solid) and a marker symbol per combination of the other settings, so
+    two series differ in at least one of the three."""
+    first = frame.assign(series_name=names.to_numpy()).drop_duplicates("series_name")
+    variant = first["variant"] if "variant" in first.columns else first["label"]
+    colours = variant_colours(list(variant.astype(str)))
+    runs = (list(dict.fromkeys(first["run_id"].astype(str))) if "run_id" in first.columns
+            else [])
+    settings = [c for c in SETTING_COLUMNS if c in first.columns]
+    combos = first[settings].astype(str).agg(" ".join, axis=1) if settings else \
+        pd.Series("", index=first.index)
+    combo_order = list(dict.fromkeys(combos))
+    styles = {}
+    for row, v, combo in zip(first.itertuples(), variant.astype(str), combos, strict=True):
+        run = runs.index(str(row.run_id)) if runs else 0
+        styles[row.series_name] = dict(
+            color=colours[v], dash=RUN_DASHES[run % len(RUN_DASHES)],
+            symbol=SETTING_SYMBOLS[combo_order.index(combo) % len(SETTING_SYMBOLS)])
+    return styles
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -240,8 +303,11 @@ def latency_vs_size(cases: pd.DataFrame) -> go.Figure:
     high_all = frame["ci95_high_s"].fillna(frame["median_s"]).astype(float).to_numpy() * 1e6
     shapes = frame["shape"].astype(str).to_numpy()
     traces = []
-    for index, name, rows in _series_rows(series_names(frame)):
-        colour = _colour(index)
+    names = series_names(frame)
+    styles = series_styles(frame, names)
+    for _, name, rows in _series_rows(names):
+        style = styles[name]
+        colour = style["color"]
         low, high, x = low_all[rows], high_all[rows], numel[rows]
         shown = display_text(name)
         traces.append(dict(
@@ -252,7 +318,7 @@ def latency_vs_size(cases: pd.DataFrame) -> go.Figure:
         ))
         traces.append(dict(
             type="scatter", x=x.tolist(), y=median[rows].tolist(), mode="lines+markers",
-            line=dict(color=colour),
+            line=dict(color=colour, dash=style["dash"]), marker=dict(symbol=style["symbol"]),
             name=shown, legendgroup=shown,
             customdata=list(zip(shapes[rows].tolist(), low.tolist(), high.tolist(), strict=True)),
             hovertemplate=(
@@ -297,7 +363,8 @@ def effective_bandwidth(cases: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFrame:
+def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu",
+                  threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
     """Speedup of each series over the baseline variant at the same shape and settings.
 
     ``speedup = baseline time / variant time`` (>1 means faster than the baseline). Where the
@@ -305,13 +372,14 @@ def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFram
     baseline) the speedup and its 95% CI come from the paired samples (``paired`` True);
     otherwise from the two medians' CIs (``stats.unpaired_ratio``). A case without a CI gets
     none (NaN bounds) and is never called significant. ``significant``: the CI excludes 1
-    (``RatioStats.significant``).
-    Columns: ``series``, ``label``, ``variant``, ``shape``, ``numel``, ``speedup``,
-    ``speedup_low``, ``speedup_high``, ``paired``, ``significant`` and the setting keys.
+    (``RatioStats.significant``); ``change``: 'faster', 'slower' or '' by the same rule with
+    ``threshold`` (a fraction, 0.05 = 5%). Columns: ``series``, ``label``, ``variant``,
+    ``shape``, ``numel``, ``case_id``, ``speedup``, ``speedup_low``, ``speedup_high``,
+    ``paired``, ``significant``, ``change`` and the setting keys.
     """
     frame = ok_cases(cases)
-    columns = ["series", "label", "variant", "shape", "numel", "speedup", "speedup_low",
-               "speedup_high", "paired", "significant"]
+    columns = ["series", "label", "variant", "shape", "numel", "case_id", "speedup",
+               "speedup_low", "speedup_high", "paired", "significant", "change"]
     if frame.empty or baseline not in set(frame["variant"]):
         return pd.DataFrame(columns=columns)
     frame["series"] = series_names(frame)
@@ -336,6 +404,7 @@ def speedup_table(cases: pd.DataFrame, baseline: str = "nn_relu") -> pd.DataFram
     merged["speedup_high"] = [r.speedup_ci95[1] for r in ratios]
     merged["paired"] = [r.paired for r in ratios]
     merged["significant"] = [r.significant() for r in ratios]
+    merged["change"] = [r.change(threshold) for r in ratios]
     return merged[columns + keys[1:]].sort_values(["series", "numel"], kind="stable")
 
 
@@ -373,11 +442,13 @@ def speedup_vs_baseline(cases: pd.DataFrame, baseline: str = "nn_relu") -> go.Fi
                                    "CI from two medians").tolist(), strict=True))
     speedup = speedup.tolist()
     traces = []
-    for index, name, rows in _series_rows(table["series"]):
+    styles = series_styles(table, table["series"])
+    for _, name, rows in _series_rows(table["series"]):
         pick = rows.tolist()
         traces.append(dict(
             type="scatter", x=[numel[i] for i in pick], y=[speedup[i] for i in pick],
-            mode="lines+markers", name=display_text(name), line=dict(color=_colour(index)),
+            mode="lines+markers", name=display_text(name),
+            line=dict(color=styles[name]["color"], dash=styles[name]["dash"]),
             marker=dict(symbol=[symbols[i] for i in pick], size=10),
             error_y=dict(type="data", symmetric=False, array=[high[i] for i in pick],
                          arrayminus=[low[i] for i in pick]),
@@ -428,11 +499,13 @@ def roofline(cases: pd.DataFrame, roof: pd.DataFrame) -> go.Figure:
             hovertemplate="%{x:.3s}B working set: %{y:.3g} GB/s<extra>roof</extra>"))
     if not frame.empty:
         frame["series"] = series_names(frame)
-        for index, (name, group) in enumerate(frame.groupby("series", sort=False)):
+        styles = series_styles(frame, frame["series"])
+        for name, group in frame.groupby("series", sort=False):
             util = pd.to_numeric(group.get("utilization"), errors="coerce") * 100
             figure.add_trace(go.Scatter(
                 x=group["working_set_bytes"], y=group["gbps"], mode="markers",
-                name=display_text(name), marker=dict(color=_colour(index), size=9),
+                name=display_text(name),
+                marker=dict(color=styles[name]["color"], symbol=styles[name]["symbol"], size=9),
                 customdata=np.stack([group["shape"].astype(str), util.round(0)], axis=-1),
                 hovertemplate="%{customdata[0]}: %{y:.3g} GB/s, %{customdata[1]}% of the roof"
                               "<extra>%{fullData.name}</extra>"))
@@ -473,12 +546,15 @@ def _metric_vs_size(
     numel = frame["numel"].to_numpy()
     values = frame[column].astype(float).to_numpy() * scale
     shapes = frame[["shape"]].astype(str).to_numpy()
+    names = series_names(frame)
+    styles = series_styles(frame, names)
     traces = [
         dict(type="scatter", x=numel[rows].tolist(), y=values[rows].tolist(), mode="lines+markers",
-             line=dict(color=_colour(index)), name=display_text(name),
+             line=dict(color=styles[name]["color"], dash=styles[name]["dash"]),
+             marker=dict(symbol=styles[name]["symbol"]), name=display_text(name),
              customdata=shapes[rows].tolist(),
              hovertemplate="%{customdata[0]}<br>%{y:.3g}" + unit + "<extra>%{fullData.name}</extra>")
-        for index, name, rows in _series_rows(series_names(frame))
+        for _, name, rows in _series_rows(names)
     ]
     return _layout(_figure_of(traces), title, "elements", y_title, xaxis_type="log")
 
@@ -527,26 +603,53 @@ def breakdown_bars(breakdown: pd.DataFrame, cases: pd.DataFrame,
     return figure
 
 
-RANKING_RULE = ("colour = ratio to the fastest case with the same shape, dtype, device, threads, "
-                "allocator, mode and pass")
+RANKING_RULE = ("colour = speedup over the baseline variant at the same shape, dtype, device, "
+                "threads, allocator, mode and pass, coloured only where its 95% CI lies beyond "
+                "the threshold")
 
 
-def compare_categories(cases: pd.DataFrame) -> pd.DataFrame:
-    """Long table of every ok case with its ratio to the fastest case of the same shape and
-    settings (RANKING_RULE), and its category (best, within 10%, slower, 2x worse, 5x worse).
-    Every case of every run is a row: series names carry the run where runs repeat a label."""
+def table_baseline(cases: pd.DataFrame) -> str:
+    """The variant the run measured its cases against (the variant of the cases named in
+    ``baseline_case_id``), else nn_relu when present, else the first variant."""
+    if cases.empty:
+        return "nn_relu"
+    if "baseline_case_id" in cases.columns:
+        named = cases[cases["case_id"].isin(set(cases["baseline_case_id"].dropna()))]
+        if not named.empty:
+            return str(named["variant"].value_counts().index[0])
+    variants = list(dict.fromkeys(cases["variant"].astype(str)))
+    return "nn_relu" if "nn_relu" in variants else variants[0]
+
+
+def compare_categories(cases: pd.DataFrame, baseline: str | None = None,
+                       threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+    """Long table of every ok case with its speedup over ``baseline`` (default
+    ``table_baseline``) at the same shape and settings, its 95% CI, and its category: faster,
+    slower, not resolved (RatioStats.change with ``threshold``), baseline, or no baseline.
+    Every case of every run is a row: series names carry the run where runs repeat a label;
+    with several runs a case is compared with the baseline of its own run."""
     frame = ok_cases(cases)
     columns = ["series", "label", "shape", "numel", *SETTING_COLUMNS, "median_us", "ci95_us",
-               "ratio_to_best", "category", "run_id", "case_id"]
+               "speedup", "speedup_ci95_low", "speedup_ci95_high", "category", "run_id",
+               "case_id"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
+    baseline = baseline or table_baseline(frame)
     frame["series"] = _unique(series_names(frame), frame["shape"].astype(str))
     frame["median_us"] = frame["median_s"] * 1e6
     frame["ci95_us"] = frame.get("ci95_s", pd.Series(np.nan, index=frame.index)) * 1e6
-    group_keys = ["shape"] + [c for c in SETTING_COLUMNS if c in frame.columns]
-    best = frame.groupby(group_keys, dropna=False)["median_s"].transform("min")
-    frame["ratio_to_best"] = frame["median_s"] / best
-    frame["category"] = frame["ratio_to_best"].map(compare_category)
+    speedups = speedup_table(frame.drop(columns="series"), baseline, threshold)
+    found = speedups.set_index("case_id")[["speedup", "speedup_low", "speedup_high", "change"]] \
+        .reindex(frame["case_id"].to_numpy())
+    is_base = (frame["variant"].astype(str) == baseline).to_numpy()
+    missing = found["change"].isna().to_numpy()
+    category = np.where(found["change"].fillna("").to_numpy(object) == "", "not resolved",
+                        found["change"].to_numpy(object))
+    category = np.where(missing, "no baseline", category)
+    frame["category"] = np.where(is_base, "baseline", category)
+    for column, source in (("speedup", "speedup"), ("speedup_ci95_low", "speedup_low"),
+                           ("speedup_ci95_high", "speedup_high")):
+        frame[column] = np.where(is_base, 1.0, found[source].to_numpy(float))
     present = [c for c in columns if c in frame.columns]
     return frame[present].reset_index(drop=True)
 
@@ -573,28 +676,26 @@ def harness_floor_text(cases: pd.DataFrame) -> str | None:
             f"does nothing){share}.")
 
 
-def compare_category(ratio: float) -> str:
-    """Category of a time ratio to the best (1.0 = best)."""
-    for name, upper in COMPARE_CATEGORIES:
-        if ratio <= upper:
-            return name
-    return COMPARE_CATEGORIES[-1][0]
-
-
-def compare_table(cases: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def compare_table(cases: pd.DataFrame, baseline: str | None = None,
+                  threshold: float = DEFAULT_THRESHOLD) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Wide results table like ``torch.utils.benchmark.Compare``: one row per series, one
-    column per shape (ascending size), median µs per cell; plus the same-shaped frame of
-    categories used to colour it."""
-    long = compare_categories(cases)
+    column per shape (ascending size), each cell the median time with the speedup over the
+    baseline beside it ("12.3 µs · 1.48×"); plus the same-shaped frame of categories
+    (``compare_categories``) used to colour it."""
+    long = compare_categories(cases, baseline, threshold)
     if long.empty:
         return pd.DataFrame(), pd.DataFrame()
+    long["cell"] = [format_time(m / 1e6) + ("" if c == "baseline" or not math.isfinite(v)
+                                             else f" · {format_speedup(v)}")
+                    for m, v, c in zip(long["median_us"], long["speedup"], long["category"],
+                                       strict=True)]
     shapes = list(dict.fromkeys(long.sort_values("numel", kind="stable")["shape"]))
-    values = long.pivot(index="series", columns="shape", values="median_us")
+    values = long.pivot(index="series", columns="shape", values="cell")
     categories = long.pivot(index="series", columns="shape", values="category")
     order = list(dict.fromkeys(long["series"]))
     values = values.reindex(index=order, columns=shapes)
     categories = categories.reindex(index=order, columns=shapes)
-    values.columns.name = categories.columns.name = "median µs per call"
+    values.columns.name = categories.columns.name = "median time · speedup"
     return values, categories
 
 
@@ -603,14 +704,26 @@ def format_us(value: float) -> str:
     return format_number(value)
 
 
-def compare_styler(cases: pd.DataFrame):
-    """``compare_table`` as a pandas Styler coloured by category (green best … red 5x worse).
-    For st.dataframe (text cells); the HTML report builds its own escaped table."""
-    values, categories = compare_table(cases)
-    return values.style.format(format_us, na_rep="–").apply(
+def compare_styler(cases: pd.DataFrame, baseline: str | None = None,
+                   threshold: float = DEFAULT_THRESHOLD):
+    """``compare_table`` as a pandas Styler coloured by category (green faster, orange slower,
+    neutral when not resolved). For st.dataframe; the HTML report builds its own table."""
+    values, categories = compare_table(cases, baseline, threshold)
+    return values.style.format(na_rep="–").apply(
         lambda _: categories.map(lambda c: COMPARE_COLOURS.get(c, "") if isinstance(c, str) else ""),
         axis=None,
     )
+
+
+def compare_legend_markdown(baseline: str, threshold: float = DEFAULT_THRESHOLD) -> str:
+    """The heat table's legend for st.caption: what each colour means, with the threshold."""
+    colours = {"faster": "green", "slower": "orange", "not resolved": "gray",
+               "baseline": "gray", "no baseline": "gray"}
+    parts = [f":{colours[name]}-background[{name}]" for name in COMPARE_COLOURS]
+    return (f"Median time per call · speedup over {baseline} (above 1 is faster), per shape, "
+            f"compared only with {baseline} at the same mode, shape, dtype, device, threads "
+            f"and pass; coloured only where the speedup's 95% CI lies wholly beyond "
+            f"±{threshold:.0%}: " + " · ".join(parts))
 
 
 def fusion_table(fusion: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from profiling.presentation import charts, noise_text, units
+from profiling.presentation import charts, noise_text, units, versus
 from profiling.storage.stored_json import decode, shape_problem
 
 CASE_TABLE_COLUMNS = ("run_id", "label", "shape", "dtype", "device", "threads", "mode", "pass",
@@ -41,11 +41,13 @@ def filter_cases(cases: pd.DataFrame, filters: Mapping[str, Sequence] | None) ->
 
 def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
                 filters: Mapping[str, Sequence] | None = None,
-                semantics: pd.DataFrame | None = None) -> str:
-    """The comparison of ``run_ids`` (charts, coloured results table, fusion, semantics,
-    environment) as one HTML document string. ``filters`` maps case columns (dtype, mode, …) to
-    kept values; ``semantics`` is ``relu_impls.semantics.semantics_table()`` (section left out
-    when None)."""
+                semantics: pd.DataFrame | None = None, base_run: str | None = None,
+                threshold: float = charts.DEFAULT_THRESHOLD) -> str:
+    """The comparison of ``run_ids`` (with two or more, each run B against ``base_run`` A,
+    default the first; charts, coloured results table, fusion, semantics, environment) as one
+    HTML document string. ``filters`` maps case columns (dtype, mode, …) to kept values;
+    ``semantics`` is ``relu_impls.semantics.semantics_table()`` (section left out when None);
+    ``threshold`` (a fraction) is the smallest change a verdict or a colour calls one."""
     run_ids = list(run_ids)
     runs = store.list_runs()
     runs = runs[runs["run_id"].isin(run_ids)]
@@ -62,14 +64,35 @@ def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
         plotly_js=Markup(get_plotlyjs()),
         runs=_table(runs, ("run_id", "created_at", "status", "n_cases", "label",
                            "noise_verdict")),
-        noise=noise, noise_survives=noise_text.SURVIVES, results=_compare_table(cases),
-        charts=_charts(cases, breakdown, baseline, store.roof(run_ids)),
+        noise=noise, noise_survives=noise_text.SURVIVES,
+        results=_compare_table(cases, baseline, threshold),
+        versus=_versus(cases, runs, base_run or run_ids[0], threshold)
+        if len(run_ids) > 1 else None,
+        charts=_charts(profile_cases(cases), breakdown, baseline, store.roof(run_ids)),
         fusion=_table(charts.fusion_table(fusion)) if not fusion.empty else None,
         semantics=_figure(charts.semantics_matrix(semantics)) if semantics is not None else None,
         **_guide(store, runs),
         cases=_table(cases, CASE_TABLE_COLUMNS),
         environments=[(run_id, list(store.environment(run_id).items())) for run_id in run_ids],
     ) + "\n"
+
+
+def profile_cases(cases: pd.DataFrame) -> pd.DataFrame:
+    """The micro-benchmark cases only: charts against element count must not draw a
+    scenario's or a model's step time there (those have their own tables)."""
+    if "kind" not in cases.columns:
+        return cases
+    return cases[cases["kind"].isna() | (cases["kind"].astype(str) == "profile")]
+
+
+def _versus(cases: pd.DataFrame, runs: pd.DataFrame, base_run: str,
+            threshold: float) -> dict[str, Any]:
+    """Each run B against A (versus.py): the displayed table and its chart."""
+    names = charts.run_names(runs.rename(columns={"label": "run_label"}))
+    table = versus.versus_table(cases, base_run, threshold)
+    return {"base": names.get(base_run, base_run), "threshold": units.format_percent(threshold),
+            "table": _table(versus.versus_display(table, names, base_run)),
+            "chart": _figure(versus.versus_chart(table, names, base_run, threshold))}
 
 
 def _figure(figure: go.Figure) -> Markup:
@@ -155,15 +178,15 @@ def _table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> dict[st
             "rows": [[_format(row[c], c) for c in columns] for _, row in frame.iterrows()]}
 
 
-def _compare_table(cases: pd.DataFrame) -> dict[str, Any]:
+def _compare_table(cases: pd.DataFrame, baseline: str, threshold: float) -> dict[str, Any]:
     """The results table coloured by category: per series a cell per shape (None: no case)."""
-    values, categories = charts.compare_table(cases)
-    rows = [(series, [{"text": charts.format_us(values.loc[series, shape]),
+    values, categories = charts.compare_table(cases, baseline, threshold)
+    rows = [(series, [{"text": values.loc[series, shape],
                        "category": categories.loc[series, shape],
                        "style": charts.COMPARE_COLOURS.get(categories.loc[series, shape], "")}
                       if pd.notna(values.loc[series, shape]) else None
                       for shape in values.columns])
             for series in values.index]
     return {"rule": charts.RANKING_RULE, "columns": list(values.columns), "rows": rows,
-            "legend": [(name, charts.COMPARE_COLOURS[name]) for name, _ in
-                       charts.COMPARE_CATEGORIES]}
+            "legend": [(text, charts.COMPARE_COLOURS[name])
+                       for name, text in charts.COMPARE_LEGEND.items()]}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from profiling.presentation.charts import _colour, _layout, display_text, empty_figure
+from profiling.presentation.charts import _layout, display_text, distinct_colours, empty_figure
 from profiling.presentation.units import MISSING, format_number, format_speedup
 from profiling.traces.attribution import CPU_TIME_LABEL
 from profiling.traces.classify import is_profiler_range
@@ -78,11 +78,13 @@ def _self_time_by_name(events: pd.DataFrame) -> pd.Series:
 
 
 def colour_map(events: pd.DataFrame, n: int = COLOURED_OPS) -> dict[str, str]:
-    """Op name -> colour for the `n` names with the most self time (the rest are grey)."""
+    """Op name -> colour for the `n` names with the most self time (the rest are grey): keyed
+    by the name (a stable hash, so an op keeps its colour across traces) and never two names
+    alike within the chart."""
     if events.empty:
         return {}
     names = _self_time_by_name(events).nlargest(n).index
-    return {name: _colour(i) for i, name in enumerate(names)}
+    return distinct_colours([str(name) for name in names])
 
 
 def downsample(events: pd.DataFrame, window_us: tuple[float, float], buckets: int) -> pd.DataFrame:

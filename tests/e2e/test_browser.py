@@ -23,9 +23,14 @@ pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("relu_lab_data")
+
+
+@pytest.fixture(scope="module")
+def app_url(data_dir):
     try:
-        with serve(tmp_path_factory.mktemp("relu_lab_data")) as url:
+        with serve(data_dir) as url:
             yield url
     except DashboardError as error:
         pytest.fail(str(error))
@@ -185,14 +190,14 @@ def test_profile_compare_report_offline(app_url, page, browser):
     assert_no_traceback(page)
     screenshot(page, "compare.png")
     # Only the open tab is drawn: a click reruns the page for the new tab and puts it in the URL.
-    assert page.get_by_text("Median µs per call").count() == 0
+    assert page.get_by_text("coloured only where the speedup").count() == 0
     page.get_by_role("tab", name="Speedup").click()
     page.wait_for_url("**view=Speedup*")
     page.locator(".js-plotly-plot").filter(has_text="Speedup vs nn_relu").wait_for()
     screenshot(page, "compare_speedup.png")
     page.get_by_role("tab", name="Table").click()
     page.wait_for_url("**view=Table*")
-    page.get_by_text("Median µs per call").wait_for()
+    page.get_by_text("coloured only where the speedup").first.wait_for()
     table_url = page.url
     screenshot(page, "compare_table.png")
 
@@ -210,7 +215,7 @@ def test_profile_compare_report_offline(app_url, page, browser):
         other.get_by_role("heading", name="Compare runs").wait_for(timeout=60_000)
         other.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
         other.goto(table_url)  # a link to a tab opens that tab
-        other.get_by_text("Median µs per call").wait_for(timeout=60_000)
+        other.get_by_text("coloured only where the speedup").first.wait_for(timeout=60_000)
     finally:
         fresh.close()
 
@@ -224,6 +229,62 @@ def test_profile_compare_report_offline(app_url, page, browser):
         view.screenshot(path=ARTIFACTS / "report_offline.png", full_page=True)
     finally:
         offline.close()
+
+
+def grid_rows(page, columns: int) -> list[list[str]]:
+    """The rows of the first st.dataframe that holds a "faster"/"slower"/"not resolved" cell,
+    read from the grid's accessibility table (the grid itself is drawn on a canvas)."""
+    cells = page.evaluate("() => Array.from(document.querySelectorAll("
+                          "'[data-testid=stDataFrame] [role=gridcell]')).map(e => e.innerText)")
+    return [cells[i:i + columns] for i in range(0, len(cells), columns)]
+
+
+def test_two_runs_b_vs_a_table_report_and_csv(app_url, data_dir, page):
+    """Two stored runs: the Compare page opens on B vs A; its table, the downloaded report and
+    the downloaded CSV give the same speedups, CIs and verdicts."""
+    import csv
+    import io
+    import re
+
+    from helpers import store_timed_run
+
+    from profiling.presentation.units import format_speedup
+    from profiling.storage.store import Store
+
+    with Store(data_dir) as store:
+        a = store_timed_run(store, {"nn_relu": 100e-6, "where": 80e-6, "maximum": 97e-6}, "A")
+        b = store_timed_run(store, {"nn_relu": 100e-6, "where": 40e-6, "maximum": 99e-6}, "B")
+    page.goto(f"{app_url}/compare?runs={a},{b}")
+    page.get_by_role("heading", name="Compare runs").wait_for()
+    page.locator(".js-plotly-plot").filter(has_text="Speedup over A per case").wait_for()
+    page.get_by_role("tab", name="B vs A", selected=True).wait_for()
+    page.locator("[data-testid=stDataFrame] [role=gridcell]").first.wait_for(state="attached")
+    shown = grid_rows(page, 6)
+    where = format_speedup(2.0, 80 * 0.98 / (40 * 1.02), 80 * 1.02 / (40 * 0.98))
+    assert shown[0] == ["B", "where · 1000000", "80.0 µs", "40.0 µs", where, "faster"]
+    verdicts = {row[1]: (row[4], row[5]) for row in shown}
+    assert verdicts["maximum · 1000000"][1] == "not resolved"
+    assert len(shown) == 3
+    assert_no_traceback(page)
+    screenshot(page, "compare_b_vs_a.png")
+
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download B vs A (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
+    from_csv = {f"{r['label']} · {r['shape']}": (format_speedup(
+        float(r["speedup"]), float(r["speedup_ci95_low"]), float(r["speedup_ci95_high"])),
+        r["verdict"]) for r in rows}
+    assert from_csv == verdicts
+    assert {r["run_a"] for r in rows} == {a} and {r["run_b"] for r in rows} == {b}
+
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Download HTML report").click()
+    document = download.value.path().read_text()
+    versus = document[document.index('<div class="versus">'):]
+    versus = versus[:versus.index("</div>")]
+    cells = [re.findall(r'<td class="name">(.*?)</td>', row)
+             for row in re.findall(r"<tr>(.*?)</tr>", versus)]
+    assert [c for c in cells if c] == shown
 
 
 def test_trace_upload_good_and_bad(app_url, page, browser, pytorch_trace):

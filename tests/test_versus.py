@@ -1,0 +1,76 @@
+"""B against A (profiling.presentation.versus) on synthetic runs: matching, verdicts by the
+one rule, the order by effect, the CSV and the chart's whiskers and threshold band."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import pandas as pd
+import pytest
+from helpers import as_json, synthetic_cases
+
+from profiling.presentation import versus
+
+A, B, C = "20260101-000000-aaaaaa", "20260101-000001-bbbbbb", "20260101-000002-cccccc"
+
+
+def three_runs() -> pd.DataFrame:
+    return pd.concat([
+        synthetic_cases(run_id=A),
+        synthetic_cases(variants={"nn_relu": 1.0, "where": 0.5, "maximum": 3.05}, run_id=B),
+        synthetic_cases(variants={"nn_relu": 2.0, "where": 1.05}, run_id=C),
+    ])
+
+
+def test_each_other_run_against_a_sorted_by_effect():
+    table = versus.versus_table(three_runs(), A, threshold=0.05)
+    assert list(dict.fromkeys(table["run_b"])) == [B, C]
+    of_b = table[table["run_b"] == B]
+    assert of_b["case"].iloc[0] == "where · 1000x1000"  # 2x: the largest change of B first
+    effects = of_b["speedup"].astype(float).map(math.log).abs()
+    assert effects.is_monotonic_decreasing
+    by_case = table.set_index(["run_b", "case"])["verdict"]
+    assert by_case[(B, "where · 1000x1000")] == "faster"
+    assert by_case[(B, "maximum · 1000x1000")] == "not resolved"  # 1.7%, CI across 5%
+    assert by_case[(C, "nn_relu · 1000x1000")] == "slower"
+    assert (C, "maximum · 1000") not in by_case.index  # C has no maximum: no row
+    # a larger threshold resolves less
+    wide = versus.versus_table(three_runs(), A, threshold=0.95).set_index(["run_b", "case"])
+    assert wide.loc[(C, "nn_relu · 1000x1000"), "verdict"] == "not resolved"
+
+
+def test_b_becomes_a_and_the_speedup_inverts():
+    cases = three_runs()
+    ab = versus.versus_table(cases, A).set_index(["run_b", "case"])
+    ba = versus.versus_table(cases, B).set_index(["run_b", "case"])
+    assert ba.loc[(A, "where · 1000"), "speedup"] == pytest.approx(
+        1 / ab.loc[(B, "where · 1000"), "speedup"])
+
+
+def test_csv_carries_unrounded_numbers_and_both_runs():
+    table = versus.versus_table(three_runs(), A)
+    rows = list(csv.DictReader(io.StringIO(versus.versus_csv(table, A))))
+    assert len(rows) == len(table) and {r["run_a"] for r in rows} == {A}
+    assert float(rows[0]["speedup"]) == pytest.approx(table["speedup"].iloc[0])
+
+
+def test_chart_has_whiskers_the_threshold_band_and_a_row_per_case():
+    table = versus.versus_table(three_runs(), A, threshold=0.1)
+    fig = as_json(versus.versus_chart(table, {A: "first"}, A, threshold=0.1))
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    band = fig["layout"]["shapes"][0]
+    assert (band["x0"], band["x1"]) == pytest.approx((1 / 1.1, 1 / 0.9))
+    assert [t["name"] for t in fig["data"]] == [f"B = {B}", f"B = {C}"]
+    first = fig["data"][0]
+    assert len(first["error_x"]["array"]) == len(first["x"]) == (table["run_b"] == B).sum()
+    assert "Speedup over first" in fig["layout"]["title"]["text"]
+    assert versus.threshold_band(0.05) == pytest.approx((1 / 1.05, 1 / 0.95))
+
+
+def test_nothing_to_match_gives_an_empty_table_and_an_annotated_chart():
+    table = versus.versus_table(synthetic_cases(run_id=A), A)
+    assert table.empty and list(table.columns) == versus.VERSUS_COLUMNS
+    fig = as_json(versus.versus_chart(table, {}, A))
+    assert fig["data"] == [] and "No cases matched" in fig["layout"]["annotations"][0]["text"]
