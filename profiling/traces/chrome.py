@@ -19,6 +19,18 @@ import numpy as np
 
 from profiling import settings
 from profiling.traces import parallel_decode
+from profiling.traces.chrome_events import (
+    _ANY,
+    _ARGS,
+    _DUR,
+    _EVENTS,
+    _RAW_EVENTS,
+    _SIGNATURE,
+    _TS,
+    _Event,
+    _KnownArgs,
+    _RawEvent,
+)
 from profiling.traces.model import (
     Coded,
     EventColumns,
@@ -77,45 +89,6 @@ def gunzip_capped(data: bytes, limit: int | None = None, chunk: int = 1 << 20) -
     """Decompress gzip bytes in bounded chunks; TraceError past `limit` bytes or on a bad
     stream."""
     return b"".join(gunzip_chunks([data], limit, chunk))
-
-
-# ---- typed events ------------------------------------------------------------------------
-class _KnownArgs(msgspec.Struct, gc=False, frozen=True):  # frozen: hashable (see _Signatures)
-    long_name: str | None = None
-    name: str | int | float | None = None  # process_name / thread_name metadata
-
-
-_ArgsField = _KnownArgs | list | str | float | bool | None
-
-
-class _Fields(msgspec.Struct, gc=False):
-    """The fields every event carries; args are decoded per use below."""
-
-    ph: str | None = None
-    name: str | int | float | None = ""
-    cat: str | int | float | None = ""
-    pid: int | float | str | None = 0
-    tid: int | float | str | None = 0
-    ts: float | str | None = None
-    dur: float | str | None = None
-
-
-class _Event(_Fields, gc=False):
-    """One event with the args the analysis reads (long_name, metadata names)."""
-
-    args: _ArgsField = None
-
-
-class _RawEvent(_Fields, gc=False):
-    """One event with its args kept as raw JSON (for the page's event details)."""
-
-    args: msgspec.Raw = msgspec.Raw()
-
-
-_ARGS = msgspec.json.Decoder(list[_ArgsField])
-_EVENTS = msgspec.json.Decoder(list[_Event])
-_RAW_EVENTS = msgspec.json.Decoder(list[_RawEvent])
-_ANY = msgspec.json.Decoder()
 
 
 def _text(v: Any) -> str:
@@ -183,9 +156,7 @@ class _Coder:
         return Coded(codes, self.categories)
 
 
-_SIGNATURE = attrgetter("pid", "tid", "name", "cat", "args")
 _LANE_NAME_CAT = attrgetter("pid", "tid", "name", "cat")
-_TS, _DUR = attrgetter("ts"), attrgetter("dur")
 
 
 class _Signatures:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
+from profiling.traces.chrome_events import _DUR, _EVENTS, _SIGNATURE, _TS
+
 # A block in flight per worker and one queued: bounded memory, workers never idle.
 IN_FLIGHT_PER_WORKER = 2
 
@@ -39,8 +41,6 @@ class Block:
 def decode_block(piece: bytes) -> Block | None:
     """`piece` (events separated by commas, no brackets) as a Block, or None when only the
     serial reader can take it."""
-    from profiling.traces.chrome import _DUR, _EVENTS, _SIGNATURE, _TS
-
     try:
         events = _EVENTS.decode(b"[" + piece + b"]")
     except msgspec.MsgspecError:
