@@ -1,8 +1,8 @@
 """``make screenshots``: the README's pictures of the dashboard, taken from a real session.
 
 Starts the dashboard on a fresh data dir, runs a small real profile through the Run page in
-headless Chromium, then photographs Run (with its results), Compare, the trace of one case,
-Variants and a small Scenarios run into docs/*.png. Takes about 3 minutes on 2 vCPUs.
+headless Chromium, then photographs Run (with its results), Compare, the trace of one case, Compare's B-vs-A view
+of a second run against the first, Variants and a small Scenarios run into docs/*.png. Takes about 3 minutes on 2 vCPUs.
 
     python -m app.screenshots [--out docs]
 """
@@ -91,6 +91,25 @@ def traces_page(page, out: Path) -> None:
     trace.close()
 
 
+def versus_page(page, url: str, out: Path, data: Path) -> None:
+    """A second run of the same profile, then Compare on both: the B-vs-A view."""
+    page.goto(url)
+    page.get_by_role("heading", name="Run a profile").wait_for()
+    page.get_by_text("24 cases").wait_for()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("Profiling…").first.wait_for(timeout=60_000)
+    page.get_by_text("complete:").wait_for(timeout=RUN_S * 1000)
+    from profiling.storage.store import Store
+
+    with Store(data) as store:
+        runs = store.list_runs(kind="profile")["run_id"].tolist()[:2][::-1]
+    page.goto(f"{url}/compare?runs={','.join(runs)}")
+    page.get_by_role("heading", name="Compare runs").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)
+    page.locator("[data-testid=stDataFrame]").first.wait_for()
+    take(page, out, "compare_versus.png")
+
+
 def variants_page(page, url: str, out: Path) -> None:
     page.goto(f"{url}/variants")
     page.get_by_role("heading", name="Edge-case semantics").wait_for(timeout=120_000)
@@ -123,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         run_page(page, url, args.out)
         compare_page(page, args.out)
         traces_page(page, args.out)
+        versus_page(page, url, args.out, Path(data))
         variants_page(page, url, args.out)
         scenarios_page(page, url, args.out)
         context.close()
