@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import select
 import socket
 import sqlite3
@@ -352,3 +353,19 @@ def silent_server(lifetime_s: float = 30.0) -> Iterator[int]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+def assert_one_run_writer(store: Store, run_id: str, kind: str, spec_kind: str | None = "same"
+                          ) -> pd.DataFrame:
+    """The run's cases were written by the one run writer: each id is `<run_id>-<idx:04d>`,
+    each case has the writer's `kind`, and the run's spec_json names `spec_kind` (the kind
+    itself unless given; None: no kind in the spec, as a profile run's RunSpec). Its cases."""
+    cases = store.cases([run_id])
+    assert len(cases), f"run {run_id} has no cases"
+    ids = [str(c) for c in cases["case_id"]]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(rf"{re.escape(run_id)}-\d{{4}}", c) for c in ids), ids
+    assert set(cases["kind"]) == {kind}
+    spec = json.loads(store.run(run_id)["spec_json"])
+    assert spec.get("kind") == (kind if spec_kind == "same" else spec_kind)
+    return cases
