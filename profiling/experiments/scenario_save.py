@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -14,9 +14,6 @@ from profiling.measurement.stats import unpaired_ratio
 from profiling.storage.run_writer import CaseResult, RunWriter
 from profiling.traces import trace_file_breakdown
 from profiling.traces.breakdown import store_breakdown
-
-if TYPE_CHECKING:
-    from profiling.experiments.scenario_run import ScenarioResult
 
 
 def process_settings() -> tuple[int, str]:
@@ -41,8 +38,8 @@ def scenario_case(idx: int, variant: str, *, kind: str = "scenario", variant_par
                       reason=reason, threads=threads, allocator=allocator, **fields)
 
 
-def save_scenario(result: ScenarioResult, store: Any, label: str = "") -> str:
-    """Save as a store run: a case per variant and step (pass "train"/"inference", mode
+def save_scenario(result: Any, store: Any, label: str = "") -> str:
+    """Save a scenario_run.ScenarioResult as a store run: a case per variant and step (pass "train"/"inference", mode
     "function"), samples, the inference trace, its op stats and one fusion row per activation
     site (block conv|dense, kernels = separate activation kernels). Returns the run id."""
     cfg = result.config
