@@ -165,11 +165,6 @@ def case_result(case: Case, status: str, reason: str | None = None,
                       **fields)
 
 
-def case_row(run_id: str, case: Case, status: str, reason: str | None = None) -> dict:
-    """The store row of a case that was not measured (skipped or failed)."""
-    return case_result(case, status, reason).row(run_id)
-
-
 def measured_case(case: Case, result: dict, roof: list[dict] | None = None,
                   floor_s: float | None = None) -> CaseResult:
     """CaseResult of a measured case: stats over samples, throughput, utilization against the
