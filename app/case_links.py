@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from app import resources
+from app import resources, tables
 from profiling.presentation import charts, units
 
 TRACE_COLUMN = "trace"
@@ -69,8 +69,8 @@ def show(cases: pd.DataFrame, key: str, unit: str = "µs", xprof: bool = False) 
     rows = case_rows(cases, resources.traced_cases(run_ids), unit, xprof)
     if rows.empty:
         return
-    st.dataframe(
-        units.readable(rows), hide_index=True, key=key,
+    tables.show(
+        rows, key=key, style=units.readable,
         column_config={
             TRACE_COLUMN: st.column_config.LinkColumn(
                 "trace", display_text="open trace", help="This case's trace on the Traces page"),

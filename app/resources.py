@@ -20,7 +20,9 @@ def data_dir() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _store_for(path: str) -> Store:
-    return Store(path)
+    store = Store(path)
+    store.recover()  # the dashboard runs, imports and deletes: clean up after dead processes
+    return store
 
 
 def store() -> Store:

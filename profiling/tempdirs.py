@@ -2,7 +2,8 @@
 
 `make_temp_dir(kind)` creates `<tmp>/relu_lab_<kind>_<pid>-XXXXXXXX`; whoever made it removes it
 once its files are in the store. A process killed before it could do so leaves its dir behind:
-`remove_dead_temp_dirs()` (called by every `Store` on start) removes the dirs whose owner is gone.
+`remove_dead_temp_dirs()` (called by `Store.recover`, which the commands that write run first)
+removes the dirs whose owner is gone.
 `private_tmpdir(owner)` is a dir for a child's TMPDIR, removed when `owner` is garbage-collected
 or the interpreter exits (TensorFlow writes `__autograph_generated_file*.py` there and only
 removes them at a clean exit).

@@ -12,7 +12,6 @@ import os
 import re
 import select
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -38,34 +37,37 @@ SHAPES = [("1000", 1000), ("100x1000", 100_000), ("1000x1000", 1_000_000)]
 
 @contextlib.contextmanager
 def connect(store: Store):
-    """A connection of its own to the store's database (sqlite3, or profiling.storage.db's
-    PostgreSQL connection with the same calls and the SQLite dialect), never the Store's private
-    one: what a second client of the same database sees."""
-    if store.url:
-        from profiling.storage.db import PgConnection
+    """A SQLAlchemy connection of its own to the store's database (one transaction, committed
+    at the end), never the Store's: what a second client of the same database sees."""
+    import sqlalchemy as sa
 
-        conn = PgConnection(store.url)
-    else:
-        conn = sqlite3.connect(store.db_path, isolation_level=None)
+    from profiling.storage.db import engine_for
+
+    engine = engine_for(store.url) if store.url else sa.create_engine(f"sqlite:///{store.db_path}")
     try:
-        yield conn
+        with engine.begin() as conn:
+            yield conn
     finally:
-        conn.close()
+        engine.dispose()
 
 
-def sql(store: Store, query: str, params: tuple = ()) -> list[tuple]:
-    """The rows of one statement, through `connect`."""
+def sql(store: Store, query: str, params: dict | None = None) -> list[tuple]:
+    """The rows of one statement (named :params), through `connect`."""
+    import sqlalchemy as sa
+
     with connect(store) as conn:
-        return conn.execute(query, params).fetchall()
+        result = conn.execute(sa.text(query), params or {})
+        return [tuple(r) for r in result] if result.returns_rows else []
 
 
 def table_rows(store) -> dict[str, list]:
-    """Every row of every store table, sorted (the schema_version bookkeeping left out)."""
+    """Every row of every store table, sorted (the schema version bookkeeping left out)."""
+    import sqlalchemy as sa
+
     with connect(store) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall()))
-                for t in tables if t != "schema_version"}
+        tables = sorted(sa.inspect(conn).get_table_names())
+        return {t: sorted(map(repr, (tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {t}")))))
+                for t in tables if t not in ("schema_version", "alembic_version")}
 
 
 def synthetic_cases(

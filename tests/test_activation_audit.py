@@ -175,6 +175,9 @@ def _bn_model():
         x = L.Conv2D(16, 1, name=f"conv{i}")(x)
         x = L.BatchNormalization(name=f"bn{i}")(x)
         x = L.ReLU(name=f"relu{i}")(x)
+    x = L.DepthwiseConv2D(3, padding="same", name="dw")(x)  # MobileNet/EfficientNet-style
+    x = L.BatchNormalization(name="bn_dw")(x)
+    x = L.ReLU(6.0, name="dw_relu6")(x)
     x = L.AveragePooling2D(4, name="pool")(x)
     x = L.Conv2D(8, 1, name="conv_se")(x)
     x = L.BatchNormalization(name="bn_se")(x)
@@ -191,7 +194,8 @@ def bn_audit(tmp_path_factory):
 
 def test_silu_and_gelu_models_report_their_share(bn_audit):
     found = _by_layer(bn_audit)
-    assert set(found) == {"relu0", "relu1", "relu2", "swish_act", "gelu_act"}, sorted(found)
+    assert set(found) == {"relu0", "relu1", "relu2", "dw_relu6", "swish_act", "gelu_act"}, \
+        sorted(found)
     assert [r["kind"] for r in found["swish_act"]] == ["silu"]
     assert [r["kind"] for r in found["gelu_act"]] == ["gelu"]
     for layer in ("swish_act", "gelu_act"):
@@ -214,8 +218,14 @@ def test_relus_after_batchnorm_get_one_grouped_recommendation(bn_audit):
     assert a["us_per_step"] == pytest.approx(sum(r["self_us"] for r in relus) / steps)
     assert a["text"].startswith("3 Relu after BatchNorm") and "folding BN" in a["text"]
     assert [c.rsplit("_", 1)[0] for c in a["feeds"]] == ["conv0", "conv1", "conv2"]
-    # SiLU and GELU: nothing this lab measured says they would fuse here, so no fusion advice
-    assert all(a["kind"] == "relu" for a in bn_audit["advice"])
+    # SiLU and GELU: nothing this lab measured says they would fuse here, so no fusion advice;
+    # after a depthwise conv the advice says the fold removes the BN but cannot fuse (measured)
+    assert {a["kind"] for a in bn_audit["advice"]} <= {"relu", "relu6"}
+    dw = [a for a in bn_audit["advice"] if a["kind"] == "relu6"]
+    assert [a["cause"] for a in dw] == ["batchnorm_depthwise"], bn_audit["advice"]
+    for a in dw:
+        assert a["text"].startswith("1 Relu6 after BatchNorm after a depthwise conv")
+        assert "stays a separate op" in a["text"] and "dw_relu6" in a["sites"][0]
 
 
 def _folded_model():

@@ -39,7 +39,8 @@ def test_a_finished_scenario_is_stored_and_the_page_can_run_again(data_dir):
     assert any("Saved as run" in s.value for s in at.success)
     assert not at.button(key="sc_run").disabled
     table = at.dataframe[0].value  # in the chart's unit (ms), short numbers
-    assert "train_median (ms)" in table.columns
+    assert {"train step (ms)", "train 95% CI", "fused sites"} <= set(table.columns)
+    assert not [c for c in table.columns if "ci95" in c]
     assert_short_numbers(at)
     with Store(data_dir) as store:
         assert len(store.list_runs()) == 1

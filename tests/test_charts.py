@@ -134,10 +134,30 @@ def test_breakdown_bars_stack_the_five_parts():
             "other_us": [0.5, 0.5],
         }
     )
-    fig = as_json(charts.breakdown_bars(breakdown, cases))
+    fig = as_json(charts.breakdown_bars(breakdown, cases, calls=2))
     assert fig["layout"]["barmode"] == "stack"
     assert [t["name"] for t in fig["data"]] == ["compute", "memcpy", "collective", "idle", "other"]
-    assert traces_named(fig, "compute")[0]["y"] == [10.0, 20.0]
+    compute = traces_named(fig, "compute")[0]
+    assert compute["orientation"] == "h"
+    # per call: the trace's µs over its 2 calls, by size from the top; the bars are shares
+    assert list(compute["customdata"]) == [5.0, 10.0]
+    assert compute["x"] == pytest.approx([10 / 16.5 * 100, 20 / 23.5 * 100])
+    assert compute["y"][0].endswith("· 8.25 µs/call") and compute["y"][1].endswith("11.8 µs/call")
+    assert fig["layout"]["yaxis"]["autorange"] == "reversed"
+    # The plot is as tall as its cases need and the legend sits above it, not clipped.
+    assert fig["layout"]["height"] >= 300 and fig["layout"]["legend"]["orientation"] == "h"
+
+
+def test_breakdown_bars_keep_a_small_case_visible_beside_a_large_one():
+    cases = synthetic_cases()
+    small, large = cases["case_id"].iloc[0], cases["case_id"].iloc[-1]
+    breakdown = pd.DataFrame({"case_id": [small, large], "compute_us": [3.0, 3e6],
+                              "memcpy_us": [0.0, 0.0], "collective_us": [0.0, 0.0],
+                              "idle_us": [3.0, 0.0], "other_us": [0.0, 0.0]})
+    fig = as_json(charts.breakdown_bars(breakdown, cases))
+    compute = traces_named(fig, "compute")[0]
+    idle = traces_named(fig, "idle")[0]
+    assert min(a + b for a, b in zip(compute["x"], idle["x"], strict=True)) == pytest.approx(100)
 
 
 def test_compare_categories_follow_ratio_to_best():

@@ -17,15 +17,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def rows_mentioning(store: Store, run_id: str) -> dict[str, int]:
     """Rows of any table whose run_id or case_id belongs to the run (by id prefix)."""
+    import sqlalchemy as sa
+
     out = {}
     with connect(store) as conn:
-        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        inspector = sa.inspect(conn)
+        for table in inspector.get_table_names():
+            cols = [c["name"] for c in inspector.get_columns(table)]
             keys = [c for c in ("run_id", "case_id") if c in cols]
             if keys:
-                where = " OR ".join(f"{k} LIKE ?" for k in keys)
-                n = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}",
-                                 [f"{run_id}%"] * len(keys)).fetchone()[0]
+                where = " OR ".join(f"{k} LIKE :prefix" for k in keys)
+                n = conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE {where}"),
+                                 {"prefix": f"{run_id}%"}).scalar()
                 if n:
                     out[table] = n
     return out

@@ -156,3 +156,17 @@ def test_a_file_that_is_not_a_model_and_a_shape_that_does_not_fit_are_one_line(t
     assert got.stderr.strip().count("\n") == 0
     got = cli("model", str(cbr_file), "--no-store", "--input-shape", "16,16", *FAST)
     assert got.returncode == 1 and "has 2 dimensions" in got.stderr
+
+
+def test_a_training_run_compares_loss_and_gradients_and_measures_each_steps_memory(cbr_file):
+    got = cli("model", str(cbr_file), "--mode", "train", "--what-if",
+              "swap:relu=maximum,fold_bn", "--json", "--no-store", *FAST)
+    assert got.returncode == 0, got.stderr
+    result = strict_json(got.stdout)
+    assert result["mode"] == "train" and result["peak_memory_bytes"] > 0
+    by_name = {r["name"]: r for r in result["rewrites"]}
+    swap = by_name["swap:relu=maximum"]
+    # maximum's gradient at exactly 0 differs from relu's, nowhere else: loss and gradients match
+    assert swap["status"] == "ok" and swap["max_rel_diff"] < 1e-5
+    assert swap["peak_memory_bytes"] > 0
+    assert by_name["fold_bn"]["status"] == "failed" and "inference" in by_name["fold_bn"]["reason"]

@@ -1,9 +1,8 @@
-"""The store on SQLite and PostgreSQL: round trip, migrations, stale runs, concurrent writer
-processes."""
+"""The store on SQLite and PostgreSQL: round trip, stale runs and recovery, concurrent writer
+processes, read snapshots (migrations: test_store_migrations.py)."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,6 @@ import pandas as pd
 import pytest
 from helpers import sql
 
-from profiling.storage.migrations import MIGRATIONS, SCHEMA_VERSION
 from profiling.storage.store import CASE_COLUMNS, Store, UnknownRunError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,28 +65,17 @@ def test_round_trip(backend):
         again.resolve_run("_" * 8)  # not a LIKE pattern
 
 
-def test_migrates_an_old_database(tmp_path):
-    db = tmp_path / "relu_lab.sqlite"
-    conn = sqlite3.connect(db)
-    conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
-    conn.execute("INSERT INTO runs (run_id, created_at, status, spec_json) "
-                 "VALUES ('old', '2020-01-01', 'complete', '{}')")
-    conn.commit()
-    conn.close()
-    store = Store(tmp_path)
-    assert store.schema_version() == SCHEMA_VERSION
-    assert store.list_runs().run_id.tolist() == ["old"]
-    assert store.fusion(["old"]).empty  # table from a later migration exists
-
-
 def test_stale_running_run_becomes_interrupted(backend):
     store = Store(backend)
     run_id = store.create_run({}, "", 2)
     store.add_case(_case(run_id, 0))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    sql(store, "UPDATE runs SET pid=? WHERE run_id=?", (dead.pid, run_id))
+    sql(store, "UPDATE runs SET pid=:pid WHERE run_id=:run", {"pid": dead.pid, "run": run_id})
     assert Store(backend).list_runs().status.tolist() == ["interrupted"]
+    assert Store(backend).run(run_id)["status"] == "running"  # opening and reading write nothing
+    assert Store(backend).recover() == 1
+    assert Store(backend).run(run_id)["status"] == "interrupted"
     assert len(Store(backend).cases([run_id])) == 1  # finished cases kept
 
 
@@ -126,8 +113,8 @@ def test_run_from_a_reused_pid_is_stale(backend):
     store = Store(backend)
     run_id = store.create_run({}, "", 1)
     # our own pid, but a process that started after the run -> not the run's process
-    sql(store, "UPDATE runs SET pid=?, created_at='2000-01-01T00:00:00+00:00' WHERE run_id=?",
-        (os.getpid(), run_id))
+    sql(store, "UPDATE runs SET pid=:pid, created_at='2000-01-01T00:00:00+00:00' "
+        "WHERE run_id=:run", {"pid": os.getpid(), "run": run_id})
     assert Store(backend).list_runs().status.tolist() == ["interrupted"]
     live = store.create_run({}, "", 1)
     assert Store(backend).list_runs().set_index("run_id").status[live] == "running"
@@ -141,11 +128,11 @@ def test_export_reads_one_snapshot_while_a_run_writes(backend):
     reader.add_case(_case(run_id, 0), [1e-3])
     query, calls = reader.query, []
 
-    def query_while_writing(sql, params=()):
-        calls.append(sql)
+    def query_while_writing(statement):
+        calls.append(statement)
         if len(calls) == 3:  # runs and cases read; the run stores another case
             writer.add_case(_case(run_id, 1), [2e-3])
-        return query(sql, params)
+        return query(statement)
 
     reader.query = query_while_writing
     rows = export_rows(reader, [run_id])
@@ -168,24 +155,3 @@ def test_saving_run_finishes_complete_failed_or_interrupted(tmp_path):
                                                                "interrupted")
     assert json.loads(store.run(done)["spec_json"]) == {"kind": "scenario", "model": "resnet"}
     assert len(store.cases([done])) == 1
-
-
-def test_postgresql_migrates_an_old_database_once_under_concurrent_openers(pg_url):
-    from profiling.storage.db import PgConnection, migrate_pg
-
-    conn = PgConnection(pg_url)
-    migrate_pg(conn, MIGRATIONS[:4])  # a store written by the v4 code
-    conn.execute("INSERT INTO runs (run_id, created_at, status, spec_json) "
-                 "VALUES ('old', '2020-01-01', 'complete', '{}')")
-    conn.close()
-    opener = "import sys; from profiling.storage.store import Store; Store(sys.argv[1]).close()"
-    procs = [subprocess.Popen([sys.executable, "-c", opener, pg_url], cwd=REPO,
-                              stderr=subprocess.PIPE) for _ in range(3)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs]
-    store = Store(pg_url)
-    assert sql(store, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
-    runs = store.list_runs()
-    assert runs.run_id.tolist() == ["old"] and runs.machine.isna().all()
-    assert store.fusion(["old"]).empty
-    types = {r[1]: r[2] for r in sql(store, "PRAGMA table_info(cases)")}
-    assert types["median_s"] == "DOUBLE PRECISION" and types["numel"] == "BIGINT"

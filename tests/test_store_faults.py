@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from helpers import open_page, silent_server, texts
+from helpers import open_page, silent_server, sql, texts
 
 from profiling.cli.main import main
 
@@ -137,9 +137,8 @@ def test_the_server_stopped_mid_run_gives_one_line_and_keeps_the_run(tmp_path):
         assert run["status"] == "interrupted"
         cases = store.cases([run["run_id"]])
         assert 1 <= len(cases) < 9 and (cases.status == "ok").all()
-        samples = store.query("SELECT case_id, COUNT(*) AS n FROM samples GROUP BY case_id")
-        assert dict(zip(samples.case_id, samples.n, strict=True)) == dict(
-            zip(cases.case_id, cases.n_samples, strict=True))
+        samples = dict(sql(store, "SELECT case_id, COUNT(*) FROM samples GROUP BY case_id"))
+        assert samples == dict(zip(cases.case_id, cases.n_samples, strict=True))
         store.close()
     finally:
         cluster.stop()

@@ -31,10 +31,10 @@ def runs(store) -> dict[str, str]:
     claims = store.create_run({"kind": "claims", "claims": [CLAIM]}, "claims", 0, {})
     store.finish_run(claims, "complete")
     bad = make_run(store, "hostile", b"bad-trace")
-    sets = ", ".join(f"{c} = ?" for c in BAD)
+    sets = ", ".join(f"{c} = :{c}" for c in BAD)
     sql(store, f"UPDATE runs SET {sets}, noise_verdict = 'noisy', "
-               "created_at = '2999-01-01T00:00:00+00:00' WHERE run_id = ?",
-        (*BAD.values(), bad))
+               "created_at = '2999-01-01T00:00:00+00:00' WHERE run_id = :run_id",
+        {**BAD, "run_id": bad})
     return {"good": good, "claims": claims, "bad": bad}
 
 

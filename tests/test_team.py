@@ -265,8 +265,8 @@ def test_compare_page_groups_runs_by_machine_newest_first(backend, machine_env):
     store = Store(backend)
     runs = [add_run(store, m, 1e-3) for m in ("laptop", "laptop", "server", "laptop")]
     for minute, run_id in zip((1, 2, 4, 3), runs, strict=True):
-        sql(store, "UPDATE runs SET created_at=? WHERE run_id=?",
-            (f"2026-01-01T00:0{minute}:00+00:00", run_id))
+        sql(store, "UPDATE runs SET created_at=:at WHERE run_id=:run",
+            {"at": f"2026-01-01T00:0{minute}:00+00:00", "run": run_id})
     old, new, server, newer = runs
     at = open_page("compare")
     assert not at.exception and not at.error, texts(at.error)
@@ -298,9 +298,9 @@ def test_migrate_store_refuses_a_different_run_under_the_same_id(tmp_path, pg_ur
     capsys.readouterr()
     # the target's run of that id is another one: another label, medians x7
     target = Store(pg_url)
-    medians = sql(target, "SELECT case_id, median_s FROM cases WHERE run_id = ?", (clash,))
-    sql(target, "UPDATE runs SET label = 'theirs' WHERE run_id = ?", (clash,))
-    sql(target, "UPDATE cases SET median_s = median_s * 7 WHERE run_id = ?", (clash,))
+    medians = sql(target, "SELECT case_id, median_s FROM cases WHERE run_id = :r", {"r": clash})
+    sql(target, "UPDATE runs SET label = 'theirs' WHERE run_id = :r", {"r": clash})
+    sql(target, "UPDATE cases SET median_s = median_s * 7 WHERE run_id = :r", {"r": clash})
     later = make_run(source, "later", b"trace-b")  # would be copied, but nothing may be
     source.close()
     before = table_rows(target)
@@ -312,8 +312,9 @@ def test_migrate_store_refuses_a_different_run_under_the_same_id(tmp_path, pg_ur
     assert "verified" not in captured.out
     assert table_rows(target) == before and later not in set(target.list_runs().run_id)
     # the same content on both sides still verifies, on a fresh target
-    sql(target, "UPDATE runs SET label = 'mine' WHERE run_id = ?", (clash,))
+    sql(target, "UPDATE runs SET label = 'mine' WHERE run_id = :r", {"r": clash})
     for case_id, median in medians:
-        sql(target, "UPDATE cases SET median_s = ? WHERE case_id = ?", (median, case_id))
+        sql(target, "UPDATE cases SET median_s = :m WHERE case_id = :c",
+            {"m": median, "c": case_id})
     assert main(args) == 0, capsys.readouterr().err
     assert "copied 1 run(s), 1 already there; verified" in capsys.readouterr().out

@@ -122,7 +122,7 @@ def test_a_terminated_run_leaves_no_autograph_file(env):
     assert entries(env) == []
 
 
-def test_a_killed_run_leaves_nothing_once_a_store_opens(env):
+def test_a_killed_run_leaves_nothing_once_a_command_writes(env):
     proc = subprocess.Popen(
         [sys.executable, "-m", "profiling", "run", "--variants", "nn_relu,maximum,where",
          "--sizes", "1e5,1e6", "--modes", "function", "--threads", "1", "--min-time", "0.3",
@@ -141,11 +141,17 @@ def test_a_killed_run_leaves_nothing_once_a_store_opens(env):
     psutil.wait_procs(workers, timeout=20)  # they notice their parent is gone
     left = entries(env)
     assert any(n.startswith(owned[0]) for n in left)  # what the fix has to clean
-    out = cli(env, "list", "--json")  # any command opening the store
+    out = cli(env, "list", "--json")  # a command that only reads: it changes nothing
     assert out.returncode == 0, out.stderr
-    assert entries(env) == []
     (run,) = json.loads(out.stdout)["runs"]
-    assert run["status"] == "interrupted"
+    assert run["status"] == "interrupted"  # what it is, though not yet recorded
+    assert sorted(entries(env)) == sorted(left)
+    out = cli(env, "run", "--variants", "nn_relu", "--sizes", "100", "--modes", "eager",
+              "--threads", "1", "--repeats", "5", "--min-time", "0.001", "--no-trace", "--json")
+    assert out.returncode == 0, out.stderr  # the next command that writes cleans up first
+    assert entries(env) == []
+    with Store(env["RELU_LAB_DATA"]) as store:
+        assert store.run(run["run_id"])["status"] == "interrupted"
 
 
 def test_remove_dead_temp_dirs_keeps_live_owners_and_foreign_dirs(tmp_path, monkeypatch):

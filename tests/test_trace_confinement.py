@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import fill, open_page, synthetic_cases, texts
+from helpers import fill, open_page, sql, synthetic_cases, texts
 
 from profiling.storage.bundle import export_bundle
 from profiling.storage.db import db_errors
@@ -20,10 +20,11 @@ CHROME = {"traceEvents": [{"ph": "X", "name": "SecretOp", "pid": 1, "tid": 1, "t
 
 def hostile(store: Store, case_id: str, sha: str, filename: str | None = None) -> None:
     """Point a case at `sha` (and a traces row at `filename`) behind the store's back."""
-    conn = store._conn  # either backend: autocommit statements
-    conn.execute("UPDATE cases SET trace_sha256=? WHERE case_id=?", (sha, case_id))
+    sql(store, "UPDATE cases SET trace_sha256=:sha WHERE case_id=:case", {"sha": sha,
+                                                                        "case": case_id})
     if filename is not None:
-        conn.execute("INSERT OR REPLACE INTO traces VALUES (?,?,?,?)", (sha, filename, 1, ""))
+        sql(store, "DELETE FROM traces WHERE sha256=:sha", {"sha": sha})
+        sql(store, "INSERT INTO traces VALUES (:sha, :name, 1, '')", {"sha": sha, "name": filename})
 
 
 @pytest.fixture

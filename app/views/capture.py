@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st  # noqa: E402
 
+from app import tables  # noqa: E402
 from app.guard import page_guard  # noqa: E402
 from profiling import settings  # noqa: E402
 from profiling.presentation import scenario_charts, units  # noqa: E402
@@ -46,7 +47,8 @@ def render() -> None:
             st.plotly_chart(scenario_charts.capture_breakdown_figure(result.traces),
                             key="cap_fig_breakdown")
             st.plotly_chart(scenario_charts.top_ops_figure(result.top_ops), key="cap_fig_top")
-            st.dataframe(units.readable(result.traces, unit="µs"), hide_index=True)
+            tables.show(result.traces, key="cap_traces",
+                        style=lambda page: units.readable(page, unit="µs"))
 
 
 with page_guard("The Capture page"):

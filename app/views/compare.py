@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from app import case_links, machine_filter, resources, run_again, share
+from app import case_links, machine_filter, noise_panel, resources, run_again, share
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from profiling.presentation import noise_text, report, units
@@ -154,10 +154,8 @@ def render() -> None:
     cases = report.filter_cases(all_cases, filters)
     st.caption("The address bar now reproduces this view: copy it to share.")
     chosen = runs[runs["run_id"].isin(run_ids)]
-    for warning in noise_text.warnings(chosen, charts.run_names(
-            chosen.rename(columns={"label": "run_label"}))):
-        st.warning(warning + ". Differences smaller than this noise are not to be trusted.",
-                   icon=":material/warning:")
+    noise_panel.show(noise_text.notes(chosen, charts.run_names(
+        chosen.rename(columns={"label": "run_label"}))))
 
     # Only the open tab is drawn (switching reruns the page; ?view=Table in the URL opens one):
     # building every figure and table first took seconds with 20 runs.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import resources, share
+from app import resources, share, tables
 from app.guard import page_guard
 from profiling.presentation import history
 
@@ -50,7 +50,7 @@ def render() -> None:
                "run's on the same machine has a 95% CI (from the two medians' CIs) wholly "
                "beyond 1: the rule `compare` and the charts use.")
     st.plotly_chart(history.machines_figure(points), key="chart_machines")
-    st.dataframe(points, hide_index=True, key="history_table")
+    tables.show(points, key="history_table")
 
 
 with page_guard("The History page"):

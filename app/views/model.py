@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import case_links, job_panel, resources
+from app import case_links, job_panel, resources, tables
 from app.guard import page_guard
 from app.run_job import JobCancelled, start_background
-from profiling.presentation import model_summary
+from profiling.presentation import model_summary, noise_text
 
 APPLICATIONS = ("MobileNetV2", "MobileNetV3Small", "ResNet50", "EfficientNetB0", "ConvNeXtTiny",
                 "DenseNet121", "NASNetMobile", "Xception")
@@ -52,26 +52,25 @@ def show_result(result: dict) -> None:
     st.subheader(f"{result['model']} · {result['mode']} · {spec}")
     for line in model_summary.decision(result):
         st.success(line)
-    if result.get("noise_verdict") == "noisy":
-        reasons = result.get("noise", {}).get("reasons", [])
-        st.caption("noisy machine: " + (reasons[0] if reasons else "") +
-                   " (conclusions whose CI overlaps the band are marked not resolved)")
+    line = noise_text.headline(result.get("noise") or {})
+    if line:
+        st.caption(line + " (rewrites whose CI overlaps the band are marked not resolved)")
     st.plotly_chart(model_summary.speedup_figure(result["rewrites"]), key="model_fig_speedup")
-    st.dataframe(model_summary.rewrite_table(result["rewrites"]), hide_index=True,
-                 key="model_rewrites")
+    tables.show(model_summary.rewrite_table(result["rewrites"]), key="model_rewrites")
     st.markdown(f"**Activation layers** ({len(result['activations'])}): time and share of the "
                 "original's step, fused or not, and why")
-    st.dataframe(model_summary.layer_table(result["activations"]), hide_index=True,
-                 key="model_layers")
+    tables.show(model_summary.layer_table(result["activations"]), key="model_layers")
     if result.get("run_id"):
         run_id = result["run_id"]
         cases = resources.run_cases([run_id])
         traced = resources.traced_cases([run_id])
         links = [(row.variant, case_links.trace_url(run_id, row.case_id),
-                  case_links.xprof_url(run_id, row.case_id))
+                  case_links.xprof_url(run_id, row.case_id),
+                  case_links.perfetto_url(run_id, row.case_id))
                  for row in cases.itertuples() if row.case_id in traced]
         st.markdown(f"Stored as run `{run_id}`. Traces: " + " · ".join(
-            f"[{name}]({trace}) ([XProf]({xprof}))" for name, trace, xprof in links))
+            f"[{name}]({trace}) ([XProf]({xprof}), [Perfetto]({perfetto}))"
+            for name, trace, xprof, perfetto in links))
     for note in result.get("notes", []):
         st.caption(note)
 

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from app import case_links, job_panel, resources, run_form, share
+from app import case_links, job_panel, noise_panel, resources, run_form, share, tables
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from app.run_again import FORM_STATE, RESEED  # the form's values beside the widgets' own
 from app.run_form import SHAPE_PRESETS, build_spec, chosen_shapes, param_key, variant_entry
 from app.run_job import RunJob, start_job
 from profiling.presentation import noise_text
-from profiling.spec import DTYPES, MODES, PASSES, SpecError
+from profiling.spec import DTYPES, MODES, PASSES, RunSpec, SpecError
+from profiling.storage.stored_json import decode
 
-FIELD_WIDGET = {"sizes": "shapes"}  # spec fields shown under another widget
+FIELD_WIDGET = {"sizes": "shapes"}
+LANDING = ("ReLU Lab measures how fast each ReLU implementation runs on this machine, and why: "
+           "choose variants, shapes and settings, press **Start**, and read each case's median "
+           "time with its 95% confidence interval. **Compare** sets runs side by side, "
+           "**Traces** shows where the time went, **Scenarios** tries the variants in a model.")  # spec fields shown under another widget
 
 
 def variant_params(variant) -> dict:
@@ -150,17 +156,12 @@ def validate(choices: dict, slots: dict):
 
 
 def noise_warning(run: dict) -> None:
-    """The measurement core's verdict on the machine during the run (busy, wide spread…)."""
-    if run.get("noise_verdict") != "noisy":
-        return
-    reasons = noise_text.stored(run.get("noise_json"), run["run_id"]).get("reasons") or []
-    text = "; ".join(str(reason) for reason in reasons) or "no reason recorded"
-    st.warning(f"The machine was noisy during this run, so read these numbers with care: {text}",
-               icon=":material/warning:")
+    """The measurement core's verdict on the machine during the run, in one line."""
+    noise_panel.show(noise_text.notes(pd.DataFrame([run])), named=False)
 
 
 def results(job: RunJob, spec) -> None:
-    """Outcome of the last run, its charts and one row per case linked to its trace."""
+    """Outcome of the run this session started, then its results (run_results)."""
     if job.error:
         st.error(f"The run failed: {job.error}")
         return
@@ -168,21 +169,64 @@ def results(job: RunJob, spec) -> None:
     status = run.get("status", "complete")
     message = f"Run `{job.run_id}` {status}: {job.done}/{job.total} cases in {job.elapsed_s:.1f} s"
     (st.warning if status != "complete" else st.success)(message)
-    if spec is None or spec.to_json() != job.spec:
+    share.write(run=job.run_id)  # a reload, or the link, shows this run again
+    run_results(run, job.spec, spec)
+
+
+def is_profile(spec_json: object, run_id: str) -> bool:
+    """True when a run's stored spec is a Run page profile (not a scenario, model or capture)."""
+    spec = decode(spec_json, "spec_json", run_id)
+    if not spec or spec.get("kind", "profile") != "profile":
+        return False
+    try:
+        RunSpec.from_json({k: v for k, v in spec.items() if k != "kind"})
+    except (TypeError, ValueError, KeyError):
+        return False
+    return True
+
+
+def last_run_id() -> str | None:
+    """The run to show when this session started none: the URL's ``run`` when it is a stored
+    profile, else the newest stored profile run; None without one."""
+    runs = resources.list_runs()
+    runs = runs[runs["status"] != "running"]
+    wanted = share.read("run")
+    for row in runs[runs["run_id"] == wanted].itertuples():
+        if is_profile(row.spec_json, row.run_id):
+            return row.run_id
+    # newest first: the first profile ends the search
+    return next((row.run_id for row in runs.itertuples()
+                 if is_profile(row.spec_json, row.run_id)), None)
+
+
+def restored_results(run_id: str, spec) -> None:
+    """The results of a stored run, shown on a reload or in a new session."""
+    run = resources.run(run_id)
+    label = f" “{run['label']}”" if run.get("label") else ""
+    st.info(f"Last run `{run_id}`{label} ({run.get('status', 'complete')}, started "
+            f"{str(run.get('created_at', ''))[:19]}), from the store.", icon=":material/history:")
+    run_results(run, decode(run.get("spec_json"), "spec_json", run_id), spec)
+
+
+def run_results(run: dict, run_spec: object, spec) -> None:
+    """A stored run's charts and one row per case linked to its trace; says when the form
+    above no longer matches ``run_spec`` (the spec the run measured)."""
+    run_id = run["run_id"]
+    if spec is None or spec.to_json() != run_spec:
         label = f" “{run['label']}”" if run.get("label") else ""
-        st.info(f"The results below belong to run `{job.run_id}`{label}, not to the form above "
+        st.info(f"The results below belong to run `{run_id}`{label}, not to the form above "
                 "(it has changed since). Start to measure the form's settings.",
                 icon=":material/history:")
     noise_warning(run)
     st.page_link("views/compare.py", label="Open the full comparison", icon=":material/bar_chart:",
-                 query_params={"runs": job.run_id})
-    cases = resources.run_cases([job.run_id])
+                 query_params={"runs": run_id})
+    cases = resources.run_cases([run_id])
     failed = charts.failed_cases(cases)
     if not failed.empty:
         with st.expander(f"{len(failed)} cases skipped or failed"):
-            st.dataframe(failed, hide_index=True)
+            tables.show(failed, key="run_failed")
     st.plotly_chart(charts.latency_vs_size(cases), key="run_latency")
-    st.dataframe(charts.compare_styler(cases), key="run_table")
+    tables.show(charts.compare_styler(cases), key="run_table", hide_index=False)
     st.caption("Median µs per call; colour = ratio to the fastest row with the same shape and "
                "settings (dtype, device, threads, allocator, mode, pass). Below, every case with "
                "its trace (CI95 = half-width of the 95% confidence interval of the median):")
@@ -191,6 +235,7 @@ def results(job: RunJob, spec) -> None:
 
 def render() -> None:
     st.title("Run a profile")
+    st.markdown(LANDING)
     choices, slots = choose()
     spec, cases = validate(choices, slots)
     job: RunJob | None = st.session_state.get("job")
@@ -207,6 +252,8 @@ def render() -> None:
     elif job is not None:
         job.shown = True
         results(job, spec)
+    elif (restored := last_run_id()) is not None:
+        restored_results(restored, spec)
 
 
 with page_guard("The Run page"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st  # noqa: E402
 
-from app import job_panel  # noqa: E402
+from app import job_panel, tables  # noqa: E402
 from app.guard import page_guard  # noqa: E402
 from app.run_job import start_background  # noqa: E402
 from profiling.presentation import scenario_charts, units  # noqa: E402
@@ -167,7 +167,8 @@ def render() -> None:
                 st.plotly_chart(scenario_charts.step_time_figure(summary), key="sc_fig_steps")
                 st.plotly_chart(scenario_charts.fusion_figure(result.fusion), key="sc_fig_fusion")
                 st.plotly_chart(scenario_charts.loss_figure(result.losses), key="sc_fig_loss")
-                st.dataframe(units.readable(summary, unit="ms"), hide_index=True)
+                tables.show(scenario_charts.summary_table(summary), key="sc_summary",
+                            style=lambda page: units.readable(page, unit="ms"))
                 skipped = summary[summary["status"] != "ok"]
                 for row in skipped.itertuples():
                     st.info(f"{row.label}: {row.status} — {row.reason}")
@@ -176,23 +177,24 @@ def render() -> None:
                                                         result.layers, result.extra)
                 for i, figure in enumerate(figures):
                     st.plotly_chart(figure, key=f"sc_fig_guide_{i}")
-                st.dataframe(result.shown(), hide_index=True)
+                tables.show(result.shown(), key="sc_guide_table")
                 if len(result.layers):
                     st.caption("Per activation layer: exact zeros, bytes dense vs sparse, units "
                                "that output 0 for every training sample after training")
-                    st.dataframe(result.layers, hide_index=True)
+                    tables.show(result.layers, key="sc_layers")
                 if len(result.extra.get("half_ops", [])):
                     st.caption("Ops that ran in half precision (trace op, graph dtype)")
-                    st.dataframe(result.extra["half_ops"], hide_index=True)
+                    tables.show(result.extra["half_ops"], key="sc_half_ops")
                 for row in result.summary[result.summary["status"] != "ok"].itertuples():
                     st.info(f"{row.label} ({row.mode}): {row.status} — {row.reason}")
             else:
                 st.plotly_chart(scenario_charts.compute_comm_figure(result.workers),
                                 key="sc_fig_comm")
-                st.dataframe(units.readable(result.workers, unit="ms"), hide_index=True)
+                tables.show(result.workers, key="sc_workers",
+                            style=lambda page: units.readable(page, unit="ms"))
                 collectives = result.op_stats[result.op_stats["category"] == "collective"]
                 if len(collectives):
-                    st.dataframe(units.readable(collectives), hide_index=True)
+                    tables.show(collectives, key="sc_collectives", style=units.readable)
 
 
 with page_guard("The Scenarios page"):

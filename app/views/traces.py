@@ -11,8 +11,9 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from app import resources, run_again, share
+from app import resources, run_again, share, tables, viewer_links
 from app.guard import one_line, page_guard
+from profiling import settings
 from profiling.analysis.activations import audit_trace
 from profiling.analysis.diff import trace_diff
 from profiling.presentation import trace_charts, units
@@ -20,7 +21,7 @@ from profiling.storage.bundle import load_any_trace
 from profiling.traces import TraceError, summarize
 from profiling.traces.attribution import CPU_TIME_LABEL, UNATTRIBUTED
 
-UPLOAD, STORED, CHOOSE = "Upload a file", "A trace stored by a run", "Choose…"
+UPLOAD, STORED = "Upload a file", "A trace stored by a run"
 TOP_OPS_LISTED = 50
 NO_COMM = "n/a: no communication in this trace"
 BREAKDOWN_HELP = (
@@ -110,13 +111,8 @@ def stored_trace(prefix: str, shared: bool):
 
 def pick_trace(prefix: str, shared: bool):
     """(data or path, file name, cache key) of the trace the user picked, or None."""
-    # The diff's pickers start on "choose": until the user picks, the page has one file input
-    # (the explorer's) and draws nothing for the diff.
-    sources = [UPLOAD, STORED] if shared else [CHOOSE, UPLOAD, STORED]
-    source = st.radio("Source", sources, horizontal=True, key=f"{prefix}_source",
+    source = st.radio("Source", [UPLOAD, STORED], horizontal=True, key=f"{prefix}_source",
                       index=1 if shared and share.read("run") else 0)
-    if source == CHOOSE:
-        return None
     if source == UPLOAD:
         if shared:
             share.write(run=None, case=None)
@@ -150,6 +146,19 @@ def asked_once(parameter: str, cache_key: str) -> bool:
     return asked
 
 
+def host_header() -> str | None:
+    """The Host header of the browser's request for this page (None outside a browser)."""
+    try:
+        return st.context.headers.get("Host")
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def for_browser(link: str) -> str:
+    """A viewer link as this browser reaches it (see app.viewer_links)."""
+    return viewer_links.browser_link(link, host_header(), settings.serve_host())
+
+
 def xprof_section(picked) -> None:
     """A button that opens the trace in XProf's own UI (xplane traces only)."""
     data, filename, cache_key = picked
@@ -171,7 +180,7 @@ def xprof_section(picked) -> None:
             urls[cache_key] = None
             st.warning(f"XProf is not available: {one_line(error)}")
     if urls.get(cache_key):
-        st.link_button("Open XProf ↗", urls[cache_key])
+        st.link_button("Open XProf ↗", for_browser(urls[cache_key]))
 
 
 def perfetto_section(picked, source: str | None) -> None:
@@ -198,7 +207,7 @@ def perfetto_section(picked, source: str | None) -> None:
             urls[cache_key] = None
             st.warning(f"Perfetto is not available: {one_line(error)}")
     if urls.get(cache_key):
-        st.link_button("Open Perfetto ↗", urls[cache_key])
+        st.link_button("Open Perfetto ↗", for_browser(urls[cache_key]))
 
 
 def timeline(events: pd.DataFrame, summary: dict) -> None:
@@ -246,8 +255,8 @@ def activation_audit(result: dict) -> None:
                "has no time of its own: its kernel's time is shown beside it (kernel µs), never "
                "counted as activation time.")
     acts["fused"] = acts["fused"].map({True: "fused", False: "separate"}).fillna("unknown")
-    st.dataframe(units.readable(acts.rename(columns={"pct": "% of step"}), unit="µs"),
-                 hide_index=True, key="trace_audit_table")
+    tables.show(acts.rename(columns={"pct": "% of step"}), key="trace_audit_table",
+                style=lambda page: units.readable(page, unit="µs"))
     for item in result.get("advice") or [{"text": t} for t in result["recommendations"]]:
         st.markdown(f"- {item['text']}")
 
@@ -286,14 +295,14 @@ def explore(events: pd.DataFrame, summary: dict, audit_result: dict) -> None:
         st.plotly_chart(trace_charts.op_breakdown(top_ops.head(n)), key="chart_ops")
     with right:
         st.markdown("**Where the time went**")
-        st.dataframe(units.readable(trace_charts.where_time_went(summary)), hide_index=True,
-                     key="trace_breakdown", column_config={"thread µs": st.column_config.TextColumn(
+        tables.show(units.readable(trace_charts.where_time_went(summary)),
+                    key="trace_breakdown", column_config={"thread µs": st.column_config.TextColumn(
                          help=f"{trace_charts.NO_THREAD_IDLE} for idle: no thread runs then",
                          alignment="right")})
         st.caption(BREAKDOWN_HELP)
     st.subheader("Per-op table")
     st.caption(op_time_caption(summary))
-    st.dataframe(units.readable(top_ops, unit="µs"), hide_index=True, key="trace_ops_table")
+    tables.show(top_ops, key="trace_ops_table", style=lambda page: units.readable(page, unit="µs"))
     activation_audit(audit_result)
 
 
@@ -309,6 +318,10 @@ def explore_tab() -> None:
         xprof_section(picked)
     with perfetto_col:
         perfetto_section(picked, read[1].get("source"))
+    exposed = viewer_links.exposure_warning(settings.serve_host(), host_header())
+    if exposed:
+        st.warning(exposed, icon=":material/public:")
+    st.caption(viewer_links.OFFLINE_TOOLS)
     explore(*read)
 
 
@@ -331,17 +344,20 @@ def diff_tab() -> None:
         return
     d = trace_diff(read_a[0], read_b[0], top=TOP_OPS_LISTED)
     cols = st.columns(2)
-    cols[0].metric("Duration A", f"{d['duration_a_us'] / 1e3:.3g} ms")
-    cols[1].metric("Duration B", f"{d['duration_b_us'] / 1e3:.3g} ms",
-                   delta=f"{(d['duration_b_us'] - d['duration_a_us']) / 1e3:+.3g} ms",
+    cols[0].metric("Duration A", units.format_time(d["duration_a_us"] * 1e-6))
+    change = (d["duration_b_us"] - d["duration_a_us"]) * 1e-6
+    cols[1].metric("Duration B", units.format_time(d["duration_b_us"] * 1e-6),
+                   delta=("+" if change > 0 else "") + units.format_time(change),
                    delta_color="inverse")
-    st.dataframe(d["breakdown"].rename(columns={"a_us": "A wall µs", "b_us": "B wall µs",
-                                                "delta_us": "B - A µs"}),
-                 hide_index=True, key="diff_breakdown")
-    st.caption(f"Ops compared by {d['op_time']} (delta_us and ratio of cpu_us; self_us = "
-               "own thread only).")
+    wall = d["breakdown"].rename(columns={"a_us": "A wall_us", "b_us": "B wall_us",
+                                          "delta_us": "B - A_us"})
+    tables.show(wall, key="diff_breakdown", style=units.readable)
+    st.caption(f"Ops compared by {d['op_time']}: B - A and the speedup of B over A (A's time / "
+               "B's, above 1 is faster in B; – where one side has none); self = own thread "
+               "only.")
     st.plotly_chart(trace_charts.op_diff_figure(d["ops"]), key="chart_diff")
-    st.dataframe(d["ops"], hide_index=True, key="diff_ops_table")
+    ops = trace_charts.diff_table(d["ops"])
+    tables.show(ops, key="diff_ops_table", style=units.readable)
 
 
 def render() -> None:

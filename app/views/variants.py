@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import resources, share
+from app import resources, share, tables
 from app.guard import page_guard
 from profiling.presentation import charts
 
@@ -28,7 +28,7 @@ def variant_rows(registry: dict) -> pd.DataFrame:
 
 def render() -> None:
     st.title("Variants")
-    st.dataframe(variant_rows(resources.variants()), hide_index=True, key="variants_table")
+    tables.show(variant_rows(resources.variants()), key="variants_table")
     st.subheader("Edge-case semantics")
     table = resources.semantics_table()
     dtypes = sorted(table["dtype"].astype(str).unique())
@@ -39,7 +39,7 @@ def render() -> None:
     share.write(dtype=dtype)
     st.plotly_chart(charts.semantics_matrix(table, dtype=dtype), key="chart_semantics")
     with st.expander("Full table (every variant × dtype)"):
-        st.dataframe(table.astype(str), hide_index=True)
+        tables.show(table.astype(str), key="semantics_table")
     claims_section()
 
 
@@ -62,7 +62,7 @@ def claims_section() -> None:
         return
     run_id, table = found
     st.caption(f"From run {run_id}.")
-    st.dataframe(shown(table), hide_index=True, key="claims_table")
+    tables.show(shown(table), key="claims_table")
 
 
 with page_guard("The Variants page"):

@@ -118,7 +118,9 @@ def _cause(feeders: _Feeders, r: dict, ctx, fusable: dict) -> tuple[str, str, st
     node, op_type, row = feeders.before(ctx.first_row, ctx.group)
     cause = "not_fused"
     if K.BATCHNORM_RE.search(node + "/"):
-        node, op_type, _ = feeders.before(row, "", K.BATCHNORM_RE)
+        node, op_type, row = feeders.before(row, "", K.BATCHNORM_RE)
+        if op_type == "BiasAdd":  # an unfused bias of the layer before (a depthwise conv's)
+            node, op_type, _ = feeders.before(row, "")
         cause = "batchnorm"
         if _family(op_type) == "depthwise" and not fusable.get((r["kind"], "depthwise")):
             return "batchnorm_depthwise", _layer(node), DEPTHWISE_EVIDENCE
@@ -129,7 +131,9 @@ def _cause(feeders: _Feeders, r: dict, ctx, fusable: dict) -> tuple[str, str, st
 def _text(cause: str, kind: str, rows: list[dict], convs: list[str], evidence: str, pct: float,
           us: float, per: str) -> str:
     n = len(rows)
-    op = rows[0]["op"] if len({r["op"] for r in rows}) == 1 else OP_OF_KIND.get(kind, kind)
+    composite = any(r.get("confidence") == "pattern" for r in rows)  # silu = Sigmoid + Mul
+    op = kind if composite else rows[0]["op"] if len({r["op"] for r in rows}) == 1 else \
+        OP_OF_KIND.get(kind, kind)
     names = ", ".join(f"`{_where(r)}`" for r in rows[:SITES_NAMED])
     if n > SITES_NAMED:
         names += f" and {n - SITES_NAMED} more"

@@ -10,6 +10,8 @@ from profiling.traces.breakdown import span_us, time_breakdown
 from profiling.traces.classify import classify_events
 from profiling.traces.op_stats import op_table
 
+# XLA's async ops leave an "end: <op>" marker beside the op itself: not an op of its own.
+END_MARKER = "end: "
 DIFF_COLUMNS = ["name", "occurrences_a", "occurrences_b", "self_us_a", "self_us_b",
                 "cpu_us_a", "cpu_us_b", "delta_us", "delta_occurrences", "ratio"]
 
@@ -26,8 +28,11 @@ def op_diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """Per op name: occurrences, self time (own thread) and CPU time (own + pool work,
     profiling.traces.attribution) in µs, in A and B; delta = B - A and ratio = B / A of the CPU
     time (NaN where A has none; equal to self time on traces without pool work); sorted by
-    |delta_us|, the biggest change first. ``attrs["time"]`` names the figure compared."""
+    |delta_us|, the biggest change first; "end: …" markers left out. ``attrs["time"]`` names
+    the figure compared."""
     (pa, label_a), (pb, label_b) = _per_op(a), _per_op(b)
+    pa = pa[~pa["name"].astype(str).str.startswith(END_MARKER)]
+    pb = pb[~pb["name"].astype(str).str.startswith(END_MARKER)]
     m = pa.merge(pb, on="name", how="outer", suffixes=("_a", "_b"))
     for c in ("occurrences_a", "occurrences_b", "self_us_a", "self_us_b", "cpu_us_a",
               "cpu_us_b"):

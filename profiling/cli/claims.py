@@ -42,11 +42,11 @@ def cmd_claims(args: argparse.Namespace) -> int:
         return _error(f"--rounds {args.rounds}; accepted: 6..1000 (a 95% CI needs 6)")
     if not 0 <= args.min_time <= 10:
         return _error(f"--min-time {args.min_time}; accepted: seconds in [0, 10]")
+    from profiling.cli.common import open_store
     from profiling.experiments.claims import claims_table, stored_claims
     from profiling.presentation.claims import shown
-    from profiling.storage.store import Store
 
-    store = Store()
+    store = open_store(write=not args.stored)
     if args.stored:
         found = stored_claims(store)
         if found is None:

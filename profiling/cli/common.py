@@ -11,11 +11,15 @@ class UsageError(Exception):
     """Bad input from the command line; exit 2."""
 
 
-def open_store() -> Any:
-    """The store of the current data dir ($RELU_LAB_DATA or ./.relu_lab)."""
+def open_store(write: bool = False) -> Any:
+    """The store of the current data dir ($RELU_LAB_DATA or ./.relu_lab); a command that
+    writes (`write`) first cleans up after dead processes (Store.recover)."""
     from profiling.storage.store import Store
 
-    return Store()
+    store = Store()
+    if write:
+        store.recover()
+    return store
 
 
 def print_table(df: Any) -> None:

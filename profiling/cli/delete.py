@@ -62,7 +62,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from profiling.cli.common import UsageError, open_store
     from profiling.storage.store import RunInUseError
 
-    store = open_store()
+    store = open_store(write=True)
     run_ids = list(dict.fromkeys(r for text in args.runs
                                  for r in _resolve(store, text, args.all_matching)))
     if args.yes or sys.stdin.isatty():

@@ -27,16 +27,13 @@ from profiling.presentation.units import (
     format_speedup,
     format_time,
 )
+from profiling.storage.schema import CASE_COLUMNS
 
 CLI_DEFAULT_SIZES = "1e3,1e4,1e5,1e6,1e7"
-JSON_CASE_FIELDS = ["case_id", "variant", "label", "variant_params", "shape", "numel", "dtype",
-                    "device", "threads", "allocator", "mode", "pass", "status", "reason",
-                    "median_s", "min_s", "iqr_s", "ci95_low_s", "ci95_high_s", "ci95_s",
-                    "n_samples", "number", "elements_per_s", "bytes_per_call", "gbps",
-                    "peak_gbps", "utilization", "page_faults_per_call", "peak_rss_mb",
-                    "working_set_bytes", "roof_gbps", "floor_s", "baseline_case_id",
-                    "ratio_to_baseline", "ratio_ci95_low", "ratio_ci95_high", "speedup",
-                    "speedup_ci95_low", "speedup_ci95_high"]
+# what --json prints of each case: the cases table's columns but the run's id and the kind, and
+# the speedup over nn_relu computed from the ratio
+JSON_CASE_FIELDS = [*(c for c in CASE_COLUMNS if c not in ("run_id", "kind")),
+                    "speedup", "speedup_ci95_low", "speedup_ci95_high"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -341,7 +338,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from profiling.storage.bundle import import_bundle
 
-    run_ids = import_bundle(_store(), args.bundle)
+    run_ids = import_bundle(_store(write=True), args.bundle)
     if args.json:
         _print_json({"run_ids": run_ids})
     else:

@@ -132,7 +132,10 @@ def print_result(result: dict[str, Any]) -> None:
     low, high = result["step_ci95_s"]
     print(f"{result['model']} ({result['mode']}, {spec}): step "
           f"{units.format_time(result['step_s'])} [{units.format_time(low)}, "
-          f"{units.format_time(high)}]; machine {result['noise_verdict']}")
+          f"{units.format_time(high)}]"
+          + (f", step memory {units.format_bytes(result['peak_memory_bytes'])}"
+             if result.get("peak_memory_bytes") is not None else "")
+          + f"; machine {result['noise_verdict']}")
     acts = pd.DataFrame(result["activations"])
     if len(acts):
         cols = [c for c in ("layer", "kind", "fused", "time_us", "pct", "cause") if c in acts]

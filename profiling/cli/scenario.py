@@ -104,9 +104,9 @@ def _error(message: str, code: int) -> int:
 def _store(args: argparse.Namespace):
     if args.no_store:
         return None
-    from profiling.storage.store import Store
+    from profiling.cli.common import open_store
 
-    return Store()
+    return open_store(write=True)
 
 
 def _print_frame(df: pd.DataFrame, columns: list[str]) -> None:

@@ -97,8 +97,9 @@ def migrate_store(source: str, target: str, log: Any = None) -> dict[str, Any]:
                           "sqlite:////absolute/path)")
     src, dst = Store(source), Store(target)
     try:
-        theirs = {t: {c.name for c in cols} for t, cols in table_schema(dst).items()}
-        columns = {t: {c.name for c in cols} & theirs[t] for t, cols in table_schema(src).items()}
+        dst.recover()
+        # both stores are at the declared schema once opened: every declared column counts
+        columns = {t: {c.name for c in cols} for t, cols in table_schema().items()}
 
         def differ(run_id: str) -> list[str]:
             return differences(run_digests(export_rows(src, [run_id]), columns),

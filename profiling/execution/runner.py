@@ -417,6 +417,7 @@ def run_profile(spec: RunSpec, store: Store | None = None,
     """
     cases = spec.validate()
     store = store or Store()
+    store.recover()  # runs and temp dirs that dead processes left behind
     try:
         with RunWriter(store, "profile", spec.to_json(), spec.label, len(cases),
                        host_environment(), kind_in_spec=False) as writer:

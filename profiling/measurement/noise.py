@@ -96,7 +96,8 @@ def between(before: Snapshot, after: Snapshot) -> dict:
 def verdict(groups: Sequence[dict], spreads: Sequence[tuple[str, float]] = ()) -> dict:
     """The run's verdict from its groups (`between` dicts, each with a "group" name) and the
     (case description, IQR/median) of its ok cases:
-    {"verdict": quiet|noisy|unknown, "reasons": [...], "groups": [...], "max_spread"}."""
+    {"verdict": quiet|noisy|unknown, "reasons": [...], "groups": [...], "max_spread",
+    "wide_cases" (how many spread over SPREAD_LIMIT)}."""
     reasons = [f"{g.get('group', 'group')}: {r}" for g in groups for r in g.get("reasons", [])]
     wide = [(name, s) for name, s in spreads if s > SPREAD_LIMIT]
     if wide:
@@ -107,4 +108,4 @@ def verdict(groups: Sequence[dict], spreads: Sequence[tuple[str, float]] = ()) -
     if not groups and not spreads:
         state = "unknown"
     return {"verdict": state, "reasons": reasons, "groups": list(groups),
-            "max_spread": max((s for _, s in spreads), default=None)}
+            "max_spread": max((s for _, s in spreads), default=None), "wide_cases": len(wide)}

@@ -17,7 +17,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from profiling.measurement.stats import RatioStats, ratio_stats, unpaired_ratio
-from profiling.presentation.units import format_number, format_speedup
+from profiling.presentation.units import format_number, format_speedup, format_time
+from profiling.traces.record import TRACE_STEPS
 
 # Dimensions that, besides the variant label, tell two measured series apart.
 SETTING_COLUMNS = ("dtype", "device", "threads", "allocator", "mode", "pass")
@@ -482,10 +483,14 @@ def _metric_vs_size(
     return _layout(_figure_of(traces), title, "elements", y_title, xaxis_type="log")
 
 
-def breakdown_bars(breakdown: pd.DataFrame, cases: pd.DataFrame) -> go.Figure:
-    """Stacked bars per case: compute / memcpy / collective (communication) / idle / other, µs
-    from the case's trace. ``breakdown`` has ``case_id`` + the five ``*_us`` columns."""
-    title = "Time breakdown per case (from traces)"
+def breakdown_bars(breakdown: pd.DataFrame, cases: pd.DataFrame,
+                   calls: int = TRACE_STEPS) -> go.Figure:
+    """Horizontal stacked bars per case: compute / memcpy / collective (communication) / idle /
+    other as a share of one traced call, so a 1e3 case's bar is as readable as a 1e7 one's; the
+    µs per call (the trace's µs / ``calls``, the calls each trace records) are in each case's
+    label and hover. ``breakdown`` has ``case_id`` + the five ``*_us`` columns. The figure is as
+    tall as its cases need, the legend above the plot."""
+    title = "Time breakdown per call (from traces)"
     if breakdown.empty or cases.empty:
         return empty_figure(title, "No traces with a time breakdown in these runs")
     frame = cases.copy()
@@ -495,18 +500,31 @@ def breakdown_bars(breakdown: pd.DataFrame, cases: pd.DataFrame) -> go.Figure:
     if merged.empty:
         return empty_figure(title, "No traces with a time breakdown in these runs")
     merged = merged.sort_values(["numel", "case"], kind="stable")
+    parts = [p for p in BREAKDOWN_PARTS if p in merged.columns]
+    per_call = merged[parts].fillna(0.0).astype(float) / max(int(calls), 1)
+    total = per_call.sum(axis=1)
+    labels = [display_text(f"{c} · {format_time(t * 1e-6)}/call")
+              for c, t in zip(merged["case"], total, strict=True)]
+    share = per_call.div(total.where(total > 0), axis=0).fillna(0.0) * 100
     figure = go.Figure()
-    for part in BREAKDOWN_PARTS:
-        if part not in merged.columns:
-            continue
+    for part in parts:
         figure.add_trace(
             go.Bar(
-                x=[display_text(c) for c in merged["case"]], y=merged[part].fillna(0.0),
+                y=labels, x=share[part], orientation="h", customdata=per_call[part],
                 name=part.removesuffix("_us"), marker_color=BREAKDOWN_COLOURS[part],
-                hovertemplate="%{x}<br>%{y:.4g} µs<extra>%{fullData.name}</extra>",
+                hovertemplate="%{y}<br>%{customdata:.4g} µs per call (%{x:.3g}%)"
+                              "<extra>%{fullData.name}</extra>",
             )
         )
-    return _layout(figure, title, "case", "µs in trace", barmode="stack")
+    _layout(figure, title, f"% of one call's traced time (trace of {calls} calls)", "",
+            barmode="stack")
+    figure.update_layout(height=max(300, 26 * len(labels) + 160),
+                         legend=dict(title=None, orientation="h", y=1.02, yanchor="bottom",
+                                     x=0, xanchor="left", traceorder="normal"),
+                         margin=dict(l=60, r=20, t=90, b=50))
+    figure.update_xaxes(range=[0, 100])
+    figure.update_yaxes(autorange="reversed")  # the smallest case on top, as read
+    return figure
 
 
 RANKING_RULE = ("colour = ratio to the fastest case with the same shape, dtype, device, threads, "

@@ -46,28 +46,11 @@ def parse_filter(text: str, keys: tuple[str, ...] | None = None) -> dict[str, st
     return out
 
 
-def _where(filters: Mapping[str, str]) -> tuple[str, list[Any]]:
-    """SQL conditions on cases c joined with runs r (the commit is matched in Python)."""
-    parts, params = ["c.status = 'ok'"], []
-    for key, value in filters.items():
-        if key == "commit":
-            continue
-        column = {"machine": "r.machine", "run_label": "r.label", "host": "r.host",
-                  "status": "r.status"}.get(key, f"c.{key}")
-        parts.append(f"CAST({column} AS TEXT) = ?")
-        params.append(value)
-    return " AND ".join(parts), params
-
-
 def case_history(store: Any, filters: Mapping[str, str]) -> pd.DataFrame:
     """HISTORY_COLUMNS for every run holding a successful case that matches, oldest first;
     FilterError when a run holds several matching cases (the filter is ambiguous)."""
-    where, params = _where(filters)
-    df = store._query(
-        "SELECT COALESCE(r.machine, r.host) AS machine, r.run_id, r.created_at, r.machine_json, "
-        "r.environment_json, r.label AS run_label, c.case_id, c.median_s, c.ci95_low_s, "
-        "c.ci95_high_s, c.n_samples FROM cases c JOIN runs r USING (run_id) "
-        f"WHERE {where} ORDER BY r.created_at, r.run_id", params)
+    # the commit is matched in Python (it lives inside the runs' JSON)
+    df = store.case_across_runs({k: v for k, v in filters.items() if k != "commit"})
     df["commit"] = [_commit(r, m, e) for r, m, e in zip(df.run_id, df.machine_json,
                                                         df.environment_json, strict=True)]
     if "commit" in filters:
@@ -161,9 +144,7 @@ def newest_matching_run(store: Any, text: str, exclude: str | None = None) -> st
     from profiling.storage.store import UnknownRunError
 
     filters = parse_filter(text, ("machine", "label", "host", "status", "commit"))
-    runs = store._query("SELECT run_id, COALESCE(machine, host) AS machine, label, host, "
-                        "status, machine_json, environment_json FROM runs "
-                        "ORDER BY created_at DESC, run_id DESC")
+    runs = store.runs_newest_first()
     runs["commit"] = [_commit(r, m, e) for r, m, e in zip(runs.run_id, runs.machine_json,
                                                           runs.environment_json, strict=True)]
     for key, value in filters.items():
@@ -181,7 +162,4 @@ CHOICE_COLUMNS = ("variant", "shape", "dtype", "device", "threads", "mode", "pas
 def case_choices(store: Any) -> pd.DataFrame:
     """The distinct CHOICE_COLUMNS settings of successful cases, with the machines that ran
     them (column machine), for pickers."""
-    cols = ",".join(f"c.{c}" for c in CHOICE_COLUMNS)
-    return store._query(f"SELECT DISTINCT {cols}, COALESCE(r.machine, r.host) AS machine "
-                        "FROM cases c JOIN runs r USING (run_id) WHERE c.status = 'ok' "
-                        f"ORDER BY {cols}")
+    return store.case_settings(CHOICE_COLUMNS)

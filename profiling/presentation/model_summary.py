@@ -66,8 +66,7 @@ def rewrite_table(rewrites: Sequence[dict[str, Any]], threshold: float = DEFAULT
             "max rel. Δ": units.format_scientific(r.get("max_rel_diff")),
             "fused after": units.MISSING if fused is None else f"{fused} of {after}"
             + (f" ({unplaced} not placed in the trace)" if unplaced else ""),
-            "step memory": units.MISSING if r.get("peak_memory_bytes") is None
-            else f"{r['peak_memory_bytes'] / 2**20:.1f} MiB",
+            "step memory": units.format_bytes(r.get("peak_memory_bytes")),
             "reason": r.get("reason") or "",
         })
     return pd.DataFrame(rows)

@@ -54,7 +54,7 @@ def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
     breakdown = store.breakdown(run_ids)
     breakdown = breakdown[breakdown["case_id"].isin(kept)]
     fusion = store.fusion(run_ids)
-    warnings = noise_text.warnings(runs, charts.run_names(runs.rename(columns={"label": "run_label"})))
+    noise = noise_text.notes(runs, charts.run_names(runs.rename(columns={"label": "run_label"})))
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     filter_text = ", ".join(f"{k}: {', '.join(map(str, v))}" for k, v in (filters or {}).items() if v)
     return _template().render(
@@ -62,7 +62,7 @@ def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
         plotly_js=Markup(get_plotlyjs()),
         runs=_table(runs, ("run_id", "created_at", "status", "n_cases", "label",
                            "noise_verdict")),
-        warnings=warnings, results=_compare_table(cases),
+        noise=noise, noise_survives=noise_text.SURVIVES, results=_compare_table(cases),
         charts=_charts(cases, breakdown, baseline, store.roof(run_ids)),
         fusion=_table(charts.fusion_table(fusion)) if not fusion.empty else None,
         semantics=_figure(charts.semantics_matrix(semantics)) if semantics is not None else None,

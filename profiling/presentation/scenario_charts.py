@@ -13,7 +13,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from profiling.presentation.charts import BREAKDOWN_COLOURS, display_text, empty_figure
+from profiling.presentation.units import MISSING, format_time_range
 
+LINE_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+LINE_MARKERS = ("circle", "square", "diamond", "triangle-up", "x", "cross")
 STEP_COLORS = {"train": "#1f77b4", "inference": "#ff7f0e"}
 # The Compare page's breakdown colours, so a category looks the same on every page.
 CATEGORY_COLORS = {part.removesuffix("_us"): colour for part, colour in BREAKDOWN_COLOURS.items()}
@@ -54,6 +57,16 @@ def step_time_figure(summary: pd.DataFrame, title: str = "Step time per variant"
     return fig
 
 
+def separate_text(kernels: object, elsewhere: str) -> str:
+    """What a site that did not fuse ran: its own ops, else those its variant ran at its other
+    sites (the trace missed this one's), else that the trace holds none."""
+    if isinstance(kernels, str) and kernels:
+        return f"separate: {kernels}"
+    if elsewhere:
+        return f"separate: {elsewhere} (as at its other sites; not traced here)"
+    return "separate: no op of this layer in the trace"
+
+
 def fusion_figure(fusion: pd.DataFrame, title: str = "Activation fused into conv/matmul?"
                   ) -> go.Figure:
     """Heatmap: activation site (rows) x variant (columns); 1 = fused, 0 = ran as its own ops."""
@@ -62,6 +75,11 @@ def fusion_figure(fusion: pd.DataFrame, title: str = "Activation fused into conv
     labels = list(dict.fromkeys(fusion["label"]))
     sites = list(dict.fromkeys(fusion["site"]))
     table = fusion.set_index(["site", "label"])
+    # A site whose op the trace missed (too short to record, or named outside the layer's
+    # scope) still names the op its variant ran at its other sites.
+    seen = {label: ",".join(sorted({k for ks in part["kernels"].fillna("") for k in
+                                    str(ks).split(",") if k}))
+            for label, part in fusion.groupby("label", sort=False)}
     z, text = [], []
     for site in sites:
         z_row, t_row = [], []
@@ -74,7 +92,7 @@ def fusion_figure(fusion: pd.DataFrame, title: str = "Activation fused into conv
             z_row.append(1 if bool(r["fused"]) else 0)
             t_row.append(f"fused: {r['fused_into']}" + (f" + {r['kernels']}" if r["kernels"]
                                                            else "")
-                         if bool(r["fused"]) else f"separate: {r['kernels'] or '-'}")
+                         if bool(r["fused"]) else separate_text(r["kernels"], seen[label]))
         z.append(z_row)
         text.append(t_row)
     kinds = fusion.drop_duplicates("site").set_index("site")["kind"]
@@ -91,17 +109,67 @@ def fusion_figure(fusion: pd.DataFrame, title: str = "Activation fused into conv
     return fig
 
 
+def coinciding(losses: pd.DataFrame) -> list[list[str]]:
+    """Groups of labels (two or more) whose loss curves are identical, step for step."""
+    curves: dict[tuple, list[str]] = {}
+    for label, part in losses.groupby("label", sort=False):
+        key = tuple(zip(part["step"], part["loss"].round(12), strict=True))
+        curves.setdefault(key, []).append(str(label))
+    return [labels for labels in curves.values() if len(labels) > 1]
+
+
 def loss_figure(losses: pd.DataFrame, title: str = "Training loss (same data, same init)"
                 ) -> go.Figure:
-    """One line per variant: loss per training step."""
+    """One line per variant: loss per training step, each with its own dash and marker so
+    lines on top of each other stay visible; identical curves are said in a note."""
     if losses.empty:
         return empty_figure(title, "no variant trained")
     fig = go.Figure()
-    for label, part in losses.groupby("label", sort=False):
-        fig.add_scatter(x=list(part["step"]), y=list(part["loss"]), mode="lines",
-                        name=display_text(label))
+    for i, (label, part) in enumerate(losses.groupby("label", sort=False)):
+        fig.add_scatter(x=list(part["step"]), y=list(part["loss"]), mode="lines+markers",
+                        name=display_text(label),
+                        line={"dash": LINE_DASHES[i % len(LINE_DASHES)]},
+                        marker={"symbol": LINE_MARKERS[i % len(LINE_MARKERS)], "size": 7})
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", yaxis_type="log")
+    same = coinciding(losses)
+    if same:
+        note = "; ".join(", ".join(group) for group in same)
+        fig.add_annotation(text=display_text(f"identical losses, lines on top of each other: "
+                                             f"{note}"),
+                           xref="paper", yref="paper", x=0, y=1.02, showarrow=False,
+                           xanchor="left", yanchor="bottom", font={"size": 11})
     return fig
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """ScenarioResult.summary for reading: one row per variant with readable headers, step
+    medians in ``*_s`` columns (for units.readable), their 95% CIs as text, fused sites as
+    'fused/fusable', loss, parameters and the reason a variant did not run."""
+    def ci(prefix: str) -> list[str]:
+        low, high = f"{prefix}_ci95_low_s", f"{prefix}_ci95_high_s"
+        if low not in summary or high not in summary:
+            return [MISSING] * len(summary)
+        return [format_time_range(a, b) for a, b in zip(summary[low], summary[high], strict=True)]
+
+    def column(name: str) -> pd.Series:
+        return summary[name] if name in summary else pd.Series([None] * len(summary),
+                                                               index=summary.index)
+
+    fused = [f"{int(f)}/{int(n)}" if pd.notna(n) and pd.notna(f) else MISSING
+             for f, n in zip(column("fused_sites"), column("fusable_sites"), strict=True)]
+    return pd.DataFrame({
+        "variant": column("label").astype(str), "status": column("status").astype(str),
+        "train step_s": pd.to_numeric(column("train_median_s"), errors="coerce"),
+        "train 95% CI": ci("train"),
+        "inference step_s": pd.to_numeric(column("infer_median_s"), errors="coerce"),
+        "inference 95% CI": ci("infer"),
+        "fused sites": fused, "fused into": column("fused_into").fillna("").astype(str),
+        "activation ops": column("activation_kernels").fillna("").astype(str),
+        "final loss": pd.to_numeric(column("final_loss"), errors="coerce"),
+        "loss vs baseline": pd.to_numeric(column("loss_vs_baseline"), errors="coerce"),
+        "params": column("params").fillna("").astype(str).replace("{}", ""),
+        "reason": column("reason").fillna("").astype(str),
+    }).reset_index(drop=True)
 
 
 def compute_comm_figure(workers: pd.DataFrame, title: str = "Compute vs communication"

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from profiling.presentation.charts import _colour, _layout, display_text, empty_figure
-from profiling.presentation.units import format_number
+from profiling.presentation.units import MISSING, format_number, format_speedup
 from profiling.traces.attribution import CPU_TIME_LABEL
 from profiling.traces.classify import is_profiler_range
 
@@ -247,3 +247,23 @@ def op_diff_figure(ops: pd.DataFrame, top: int = 20) -> go.Figure:
     ))
     figure.update_layout(height=max(300, 24 * len(frame) + 120))
     return _layout(figure, title, f"{what.lower()} B - A (µs; red: slower in B)", "op")
+
+
+def diff_table(ops: pd.DataFrame) -> pd.DataFrame:
+    """analysis.diff.op_diff for reading: readable column names, times in µs columns (``*_us``,
+    for units.readable to put in one unit) and the speedup of B over A (A's time / B's, above 1
+    is faster in B) as text, MISSING where either side has no time."""
+    what = "CPU" if ops.attrs.get("time") == CPU_TIME_LABEL else "self"
+    a, b = ops["cpu_us_a"].astype(float), ops["cpu_us_b"].astype(float)
+    speedup = [format_speedup(x / y) if x > 0 and y > 0 else MISSING for x, y in zip(a, b,
+                                                                                    strict=True)]
+    out = pd.DataFrame({
+        "op": ops["name"].astype(str),
+        "calls A": ops["occurrences_a"].astype(int), "calls B": ops["occurrences_b"].astype(int),
+        f"{what} A_us": a, f"{what} B_us": b, "B - A_us": ops["delta_us"].astype(float),
+        f"speedup B vs A ({what})": speedup,
+    })
+    if what == "CPU":  # self time differs from CPU time only where pool work was attributed
+        out.insert(3, "self A_us", ops["self_us_a"].astype(float))
+        out.insert(4, "self B_us", ops["self_us_b"].astype(float))
+    return out

@@ -140,7 +140,7 @@ def import_bundle(store: Store, path_or_obj: str | os.PathLike | Mapping) -> lis
     anything in the bundle is invalid or collides with the store, and then the store's rows and
     trace files are exactly what they were. Runs exported mid-run are stored as 'incomplete'."""
     obj = _check(path_or_obj) if isinstance(path_or_obj, Mapping) else read_bundle(path_or_obj)
-    tables = check_rows(obj["tables"], table_schema(store))
+    tables = check_rows(obj["tables"], table_schema())
     check_trace_files(obj.get("trace_files", {}), tables["traces"])
     traces = _decoded_traces(obj)
     written: list[Path] = []

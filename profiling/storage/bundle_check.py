@@ -1,6 +1,6 @@
 """Validation of a bundle's rows against the store's own schema, before anything is written.
 
-Each column's expected type comes from its declared type in SQLite (`PRAGMA table_info`), so a
+Each column's expected type comes from its declared type (profiling.storage.schema), so a
 column added by a later migration is checked without a change here: INTEGER/REAL columns take
 finite JSON numbers or null, TEXT columns strings without NUL. On top of that, ids and hashes
 must match their patterns, statuses come from the known sets, `*_json` columns hold JSON of
@@ -16,8 +16,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from profiling.storage.store import CASE_STATUSES, RUN_STATUSES, TRACE_NAME, Column
+from profiling.storage.rows import Column
+from profiling.storage.runs import CASE_STATUSES, RUN_STATUSES
 from profiling.storage.stored_json import NOT_JSON, is_json_column, shape_problem
+from profiling.storage.trace_store import TRACE_NAME
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -1,23 +1,13 @@
-"""The dialect seam: which database a store URL names, and a PostgreSQL connection that speaks
-the store's SQL.
+"""The engine set-up: which database a store URL names, the SQLAlchemy engine for it, and the
+few things the two backends do differently, each in one function named for it.
 
-The store's SQL (profiling/storage/store.py, profiling/storage/migrations.py) is written once, in the subset of
-SQLite that PostgreSQL also reads. `PgConnection` gives psycopg 3 (connected through a
-SQLAlchemy engine) the sqlite3 calls the store makes — `execute`, `executemany`,
-`in_transaction` — and rewrites the few SQLite-only forms on the way:
+SQLite: one file in WAL mode (readers never block the writer), a busy timeout, and writes in
+`BEGIN IMMEDIATE` transactions (the write lock taken up front, so two writers queue instead of
+failing half-way); a read snapshot is a deferred `BEGIN`. PostgreSQL (psycopg 3): a pooled
+engine whose dropped connections are replaced between transactions (pool_pre_ping); a read
+snapshot is a REPEATABLE READ transaction; the migration lock is an advisory lock.
 
-- `?` placeholders -> `%s`; `INSERT OR REPLACE` / `INSERT OR IGNORE` -> `ON CONFLICT` (primary
-  keys read with SQLAlchemy's inspector); `BEGIN IMMEDIATE` -> `BEGIN`; a plain `BEGIN` (a read
-  snapshot in SQLite) -> `BEGIN ISOLATION LEVEL REPEATABLE READ`;
-- `PRAGMA table_info(t)` and the `sqlite_master` table list -> the same rows from
-  SQLAlchemy's inspector;
-- in DDL, `REAL` -> `DOUBLE PRECISION`, `INTEGER` -> `BIGINT`, `BLOB` -> `BYTEA` (PostgreSQL's
-  REAL is 4 bytes, its INTEGER 32 bits).
-
-The schema version lives in `schema_version` (SQLite: PRAGMA user_version); migrations run under
-an advisory lock, so two processes opening a new database at once migrate it once.
-
-Every connection is bounded: connecting by RELU_LAB_DB_CONNECT_TIMEOUT_S (libpq's
+Every PostgreSQL connection is bounded: connecting by RELU_LAB_DB_CONNECT_TIMEOUT_S (libpq's
 connect_timeout, which psycopg 3 applies to the whole start-up, so a server that accepts and
 never answers is covered too), each statement by RELU_LAB_DB_STATEMENT_TIMEOUT_S (the server's
 statement_timeout). Either one running out raises StoreTimeoutError, one line naming the host
@@ -26,19 +16,22 @@ and the setting.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
-import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from profiling import settings
 from profiling.errors import timeout_text
 
 STORE_ENV = "RELU_LAB_STORE"
 PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+MIGRATION_LOCK_ID = 7316  # the advisory lock this store's migrations hold (PostgreSQL)
 
 
 class StoreUrlError(ValueError):
@@ -73,10 +66,8 @@ def sqlite_path(path: str | os.PathLike | None) -> Path | None:
     return Path(value[len("sqlite:///"):] if value.startswith("sqlite:///") else value)
 
 
-def engine_for(url: str) -> Any:
+def engine_for(url: str) -> sa.Engine:
     """A SQLAlchemy engine on psycopg 3 for a postgresql:// URL (StoreUrlError when malformed)."""
-    import sqlalchemy as sa
-
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as e:
@@ -92,7 +83,7 @@ def engine_for(url: str) -> Any:
                                             "options": options})
 
     @sa.event.listens_for(engine, "handle_error")
-    def _one_line_timeouts(context: Any) -> None:  # whatever runs through SQLAlchemy
+    def _one_line_timeouts(context: Any) -> None:  # every statement and connect of the engine
         translated = timeout_error(context.original_exception, engine)
         if translated is not None:
             raise translated from None
@@ -100,7 +91,7 @@ def engine_for(url: str) -> Any:
     return engine
 
 
-def timeout_error(error: BaseException, engine: Any) -> StoreTimeoutError | None:
+def timeout_error(error: BaseException, engine: sa.Engine) -> StoreTimeoutError | None:
     """The StoreTimeoutError for a psycopg (or SQLAlchemy-wrapped) error that is a connect or
     statement timeout of `engine`'s server, else None."""
     import psycopg
@@ -118,234 +109,109 @@ def timeout_error(error: BaseException, engine: Any) -> StoreTimeoutError | None
     return None
 
 
+def sqlite_engine(db_path: Path, busy_timeout_s: float = 30.0) -> sa.Engine:
+    """A SQLAlchemy engine on one SQLite file: synchronous=NORMAL, the busy timeout, a deferred
+    BEGIN for reads and `BEGIN IMMEDIATE` for writes (see `for_writing`)."""
+    engine = sa.create_engine(
+        f"sqlite:///{db_path}", poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8,
+        connect_args={"timeout": busy_timeout_s, "isolation_level": None,
+                      "check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # pysqlite's own transaction handling is off (isolation_level=None): begin here
+        write = conn.get_execution_options().get("write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def enable_wal(engine: sa.Engine) -> None:
+    """Switch a SQLite database to WAL (persistent in the file; a no-op once set)."""
+    with engine.connect() as conn:
+        conn.connection.driver_connection.execute("PRAGMA journal_mode=WAL")
+
+
+def for_writing(conn: sa.Connection) -> sa.Connection:
+    """`conn` set so that its transactions take the write lock up front (SQLite's BEGIN
+    IMMEDIATE; PostgreSQL locks rows as it writes them)."""
+    return conn.execution_options(write=True)
+
+
+def read_snapshot(conn: sa.Connection) -> sa.Connection:
+    """`conn` set so that its next transaction reads one state of the database, whatever
+    writers commit meanwhile: SQLite's deferred BEGIN already does; PostgreSQL needs
+    REPEATABLE READ."""
+    if conn.dialect.name == "postgresql":
+        return conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn
+
+
+def take_migration_lock(conn: sa.Connection) -> None:
+    """Make concurrent openers migrate one after the other, inside the current transaction:
+    SQLite's BEGIN IMMEDIATE already holds the write lock; PostgreSQL takes an advisory lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_ID)))
+
+
+def trace_bytes_in_database(engine: sa.Engine) -> bool:
+    """Whether a store keeps trace bytes in its trace_blobs table (PostgreSQL: no shared disk)
+    rather than only in files beside the database (SQLite)."""
+    return engine.dialect.name == "postgresql"
+
+
+def legacy_schema_version(conn: sa.Connection) -> int:
+    """The schema version a store made before Alembic records: PRAGMA user_version in SQLite,
+    the schema_version table in PostgreSQL (0: none, a new database)."""
+    if conn.dialect.name == "sqlite":
+        return int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    table = sa.table("schema_version", sa.column("version"))
+    return int(conn.execute(sa.select(sa.func.max(table.c.version))).scalar() or 0)
+
+
+def upsert(conn: sa.Connection, table: sa.Table, rows: Iterable[Mapping[str, Any]],
+           replace: bool = True) -> None:
+    """Insert rows; a row whose primary key is already stored replaces it (`replace`) or is
+    kept (not `replace`). Tables without a primary key just insert."""
+    for group in by_columns([dict(r) for r in rows]):
+        conn.execute(_upsert_statement(conn.dialect.name, table, tuple(group[0]), replace), group)
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_statement(dialect: str, table: sa.Table, names: tuple[str, ...],
+                      replace: bool) -> sa.Executable:
+    """The upsert construct of this dialect (built once: building `excluded` is costly)."""
+    keys = [c.name for c in table.primary_key.columns]
+    if not keys:
+        return table.insert()
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    sets = {n: insert.excluded[n] for n in names if n not in keys} if replace else {}
+    if not sets:
+        return insert.on_conflict_do_nothing(index_elements=keys)
+    return insert.on_conflict_do_update(index_elements=keys, set_=sets)
+
+
+def by_columns(rows: list[dict]) -> list[list[dict]]:
+    """Rows grouped by their key set (one executemany needs the same columns in every row)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r), []).append(r)
+    return list(groups.values())
+
+
+def is_busy(error: BaseException) -> bool:
+    """A refusal that waiting cures: SQLite's database-locked/busy."""
+    text = str(getattr(error, "orig", error))
+    return isinstance(error, sa.exc.OperationalError) and ("locked" in text or "busy" in text)
+
+
 def db_errors() -> tuple[type[BaseException], ...]:
     """Exceptions either backend raises for a refused statement (constraint, type, I/O)."""
-    try:
-        import psycopg
-
-        return (sqlite3.Error, psycopg.Error)
-    except ImportError:
-        return (sqlite3.Error,)
-
-
-_PLACEHOLDER = re.compile(r"\?")
-_UPSERT = re.compile(r"^\s*INSERT\s+OR\s+(REPLACE|IGNORE)\s+INTO\s+(\w+)\s*(\(([^)]*)\))?\s*"
-                     r"VALUES", re.I | re.S)
-_TABLE_INFO = re.compile(r"^\s*PRAGMA\s+table_info\((\w+)\)\s*$", re.I)
-_DDL_TYPES = ((re.compile(r"\bREAL\b"), "DOUBLE PRECISION"), (re.compile(r"\bINTEGER\b"), "BIGINT"),
-              (re.compile(r"\bBLOB\b"), "BYTEA"))
-
-
-class _Rows:
-    """A fetched result with the sqlite3 cursor calls the store uses."""
-
-    def __init__(self, rows: list[tuple], columns: list[str]):
-        self._rows, self.description = rows, [(c,) for c in columns]
-
-    def fetchone(self) -> tuple | None:
-        return self._rows[0] if self._rows else None
-
-    def fetchall(self) -> list[tuple]:
-        return list(self._rows)
-
-    def __iter__(self) -> Iterator[tuple]:
-        return iter(self._rows)
-
-
-def _param(v: Any) -> Any:
-    if hasattr(v, "item") and not isinstance(v, (bytes, str)):
-        v = v.item()  # numpy scalars
-    if isinstance(v, bool):
-        return int(v)  # the schema stores flags as integers, as SQLite does
-    if isinstance(v, float) and v != v:
-        return None  # SQLite stores NaN as NULL; keep the backends alike
-    return v
-
-
-class PgConnection:
-    """psycopg 3 in autocommit mode (explicit BEGIN/COMMIT, as the store issues them)."""
-
-    dialect = "postgresql"
-
-    def __init__(self, url: str):
-        self.engine = engine_for(url)
-        self._cols: dict[str, list[tuple]] = {}
-        try:
-            self._connect()
-        except BaseException:
-            self.engine.dispose()
-            raise
-
-    @contextlib.contextmanager
-    def timeouts(self) -> Iterator[None]:
-        """Inside, a connect or statement timeout raises StoreTimeoutError instead."""
-        import psycopg
-        import sqlalchemy as sa
-
-        try:
-            yield
-        except (psycopg.Error, sa.exc.DBAPIError) as e:
-            translated = timeout_error(e, self.engine)
-            if translated is None:
-                raise
-            raise translated from None
-
-    def _connect(self) -> None:
-        with self.timeouts():
-            self._raw = self.engine.raw_connection()
-        self._pg = self._raw.driver_connection
-        self._pg.autocommit = True
-
-    def _alive(self) -> None:
-        """A server restart breaks the connection: open a new one between transactions (one
-        broken inside a transaction raises, as the transaction is lost)."""
-        if self._pg.closed or self._pg.broken:
-            # a reconnect that failed left the invalidated one here: invalidating it again
-            # only warns (SAWarning: Can't invalidate an already-closed connection)
-            if self._raw.dbapi_connection is not None:
-                self._raw.invalidate()
-            self._connect()
-
-    # -- sqlite3-like API --------------------------------------------------------------------
-    @property
-    def in_transaction(self) -> bool:
-        import psycopg
-
-        return self._pg.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        special = self._special(sql)
-        if special is not None:
-            return special
-        import psycopg
-
-        self._alive()
-        idle = not self.in_transaction
-        with self.timeouts():
-            try:
-                cur = self._run(sql, params)
-            except psycopg.OperationalError:
-                if not (idle and self._pg.broken):
-                    raise
-                self._alive()  # the server dropped us between transactions: nothing was lost
-                cur = self._run(sql, params)
-            if cur.description is None:
-                return _Rows([], [])
-            return _Rows(cur.fetchall(), [d.name for d in cur.description])
-
-    def _run(self, sql: str, params: Sequence[Any]) -> Any:
-        cur = self._pg.cursor()
-        if params:
-            cur.execute(self.translate(sql, True), [_param(p) for p in params])
-        else:
-            cur.execute(self.translate(sql, False))
-        return cur
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        rows = [[_param(p) for p in r] for r in rows]
-        if rows:
-            with self.timeouts():
-                self._pg.cursor().executemany(self.translate(sql, True), rows)
-
-    def close(self) -> None:
-        self._raw.close()
-        self.engine.dispose()
-
-    # -- translation ------------------------------------------------------------------------
-    def translate(self, sql: str, has_params: bool = True) -> str:
-        """SQLite-subset SQL -> PostgreSQL (see the module docstring)."""
-        s = sql.strip()
-        upper = s.upper()
-        if upper == "BEGIN IMMEDIATE":
-            return "BEGIN"
-        if upper == "BEGIN":
-            return "BEGIN ISOLATION LEVEL REPEATABLE READ"
-        m = _UPSERT.match(s)
-        if m:
-            verb, table, cols = m.group(1).upper(), m.group(2), m.group(4)
-            names = [c.strip() for c in cols.split(",")] if cols else self.columns(table)
-            s = f"INSERT INTO {table} ({','.join(names)}) VALUES{s[m.end():]}"
-            keys = self.primary_key(table)
-            if verb == "IGNORE":
-                s += " ON CONFLICT DO NOTHING"
-            elif keys:
-                sets = ",".join(f"{c}=EXCLUDED.{c}" for c in names if c not in keys)
-                s += f" ON CONFLICT ({','.join(keys)}) " + (
-                    f"DO UPDATE SET {sets}" if sets else "DO NOTHING")
-        s = re.sub(r"\browid\b", "ctid", s)  # insertion order of rows never updated
-        if re.match(r"^\s*(CREATE|ALTER)\s+TABLE", s, re.I):
-            for pattern, repl in _DDL_TYPES:
-                s = pattern.sub(repl, s)
-        if has_params:  # psycopg reads % as a placeholder only when given parameters
-            s = _PLACEHOLDER.sub("%s", s.replace("%", "%%"))
-        return s
-
-    def _special(self, sql: str) -> _Rows | None:
-        m = _TABLE_INFO.match(sql)
-        if m:
-            return _Rows(self.table_info(m.group(1)),
-                         ["cid", "name", "type", "notnull", "dflt_value", "pk"])
-        if "sqlite_master" in sql:
-            return _Rows([(t,) for t in self.tables()], ["name"])
-        return None
-
-    # -- schema, through SQLAlchemy's inspector ----------------------------------------------
-    def forget_schema(self) -> None:
-        self._cols.clear()
-
-    def tables(self) -> list[str]:
-        import sqlalchemy as sa
-
-        with self.timeouts():
-            return sorted(sa.inspect(self.engine).get_table_names())
-
-    def table_info(self, table: str) -> list[tuple]:
-        """PRAGMA table_info rows: (cid, name, declared type, notnull, default, pk)."""
-        if table not in self._cols:
-            import sqlalchemy as sa
-
-            with self.timeouts():
-                insp = sa.inspect(self.engine)
-                keys = insp.get_pk_constraint(table).get("constrained_columns") or []
-                self._cols[table] = [
-                    (i, c["name"], str(c["type"]), int(not c["nullable"]), c.get("default"),
-                     keys.index(c["name"]) + 1 if c["name"] in keys else 0)
-                    for i, c in enumerate(insp.get_columns(table))]
-        return self._cols[table]
-
-    def columns(self, table: str) -> list[str]:
-        return [r[1] for r in self.table_info(table)]
-
-    def primary_key(self, table: str) -> list[str]:
-        return [r[1] for r in sorted(self.table_info(table), key=lambda r: r[5]) if r[5]]
-
-
-def migrate_pg(conn: PgConnection, migrations: Sequence[str]) -> int:
-    """Apply pending migrations in one transaction under an advisory lock; returns the version."""
-    with conn.timeouts():
-        return _migrate_pg(conn, migrations)
-
-
-def _migrate_pg(conn: PgConnection, migrations: Sequence[str]) -> int:
-    conn._pg.execute("BEGIN")  # read committed: see what a process before us migrated
-    try:
-        conn._pg.execute("SELECT pg_advisory_xact_lock(7316)")  # 7316: this store's migrations
-        conn._pg.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
-        row = conn._pg.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        version = int(row[0] or 0)
-        if version > len(migrations):
-            raise RuntimeError(f"store schema v{version} is newer than this code "
-                               f"(v{len(migrations)})")
-        for i in range(version, len(migrations)):
-            for statement in filter(str.strip, migrations[i].split(";")):
-                conn.execute(statement)
-        if version < len(migrations):
-            conn._pg.execute("DELETE FROM schema_version")
-            conn._pg.execute("INSERT INTO schema_version VALUES (%s)", [len(migrations)])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.forget_schema()
-    return len(migrations)
+    return (sa.exc.DBAPIError, sqlite3.Error)

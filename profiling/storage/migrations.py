@@ -1,114 +1,80 @@
-"""Ordered schema migrations for the store; PRAGMA user_version = number applied (SQLite).
+"""Bring a store's schema up to date with Alembic, run from code (no alembic.ini).
 
-Written in the SQL subset both backends read: profiling.storage.db applies the same list to
-PostgreSQL (schema_version table)."""
+The revisions are profiling/storage/alembic/versions/NNNN_*.py; NNNN is the schema version. A
+store made before Alembic kept its version in PRAGMA user_version (SQLite) or a schema_version
+table (PostgreSQL): it is stamped at that revision first, then upgraded in place. Everything
+happens in one transaction under the migration lock (profiling.storage.db), so two processes
+opening a new database at once migrate it once.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+from pathlib import Path
+from typing import Any
 
-MIGRATIONS: list[str] = [
-    # 1: runs, cases, samples
-    """
-    CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, finished_at TEXT,
-        status TEXT NOT NULL, n_cases INTEGER NOT NULL DEFAULT 0, label TEXT NOT NULL DEFAULT '',
-        spec_json TEXT NOT NULL, pid INTEGER, host TEXT, environment_json TEXT
-    );
-    CREATE TABLE cases (
-        case_id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(run_id), idx INTEGER,
-        variant TEXT, variant_params TEXT, label TEXT, shape TEXT, numel INTEGER, dtype TEXT,
-        device TEXT, threads INTEGER, allocator TEXT, mode TEXT, pass TEXT, status TEXT,
-        reason TEXT, median_s REAL, min_s REAL, iqr_s REAL, ci95_low_s REAL, ci95_high_s REAL,
-        ci95_s REAL, n_samples INTEGER, number INTEGER, elements_per_s REAL,
-        bytes_per_call INTEGER, gbps REAL, peak_gbps REAL, utilization REAL,
-        page_faults_per_call REAL, peak_rss_mb REAL, trace_sha256 TEXT
-    );
-    CREATE INDEX cases_run ON cases(run_id);
-    CREATE TABLE samples (
-        case_id TEXT NOT NULL, repeat INTEGER NOT NULL, seconds_per_call REAL NOT NULL,
-        PRIMARY KEY (case_id, repeat)
-    );
-    """,
-    # 2: trace-derived tables and content-addressed trace files
-    """
-    CREATE TABLE op_stats (
-        case_id TEXT NOT NULL, op_name TEXT, op_type TEXT, occurrences INTEGER,
-        self_time_us REAL, total_time_us REAL, device TEXT
-    );
-    CREATE INDEX op_stats_case ON op_stats(case_id);
-    CREATE TABLE breakdown (
-        case_id TEXT PRIMARY KEY, compute_us REAL, memcpy_us REAL, collective_us REAL,
-        idle_us REAL, other_us REAL
-    );
-    CREATE TABLE traces (
-        sha256 TEXT PRIMARY KEY, filename TEXT, size_bytes INTEGER, created_at TEXT
-    );
-    """,
-    # 3: fusion results and calibration
-    """
-    CREATE TABLE fusion (
-        run_id TEXT NOT NULL, case_id TEXT NOT NULL, variant TEXT, block TEXT, fused INTEGER,
-        fused_into TEXT, kernels REAL, time_s REAL, time_vs_fused REAL, hlo_fusions INTEGER,
-        instructions_before INTEGER, instructions_after INTEGER, compiled INTEGER, reason TEXT,
-        ops TEXT
-    );
-    CREATE INDEX fusion_run ON fusion(run_id);
-    CREATE TABLE calibration (
-        run_id TEXT NOT NULL, device TEXT, threads INTEGER, allocator TEXT, peak_gbps REAL,
-        method TEXT, size_bytes INTEGER, seconds REAL
-    );
-    """,
-    # 4: measurement core: the kind of case, paired ratios to the baseline, the harness floor,
-    # utilization against the roof at the case's working set, the roof curve, machine noise
-    """
-    ALTER TABLE cases ADD COLUMN kind TEXT NOT NULL DEFAULT 'profile';
-    ALTER TABLE cases ADD COLUMN baseline_case_id TEXT;
-    ALTER TABLE cases ADD COLUMN ratio_to_baseline REAL;
-    ALTER TABLE cases ADD COLUMN ratio_ci95_low REAL;
-    ALTER TABLE cases ADD COLUMN ratio_ci95_high REAL;
-    ALTER TABLE cases ADD COLUMN floor_s REAL;
-    ALTER TABLE cases ADD COLUMN working_set_bytes INTEGER;
-    ALTER TABLE cases ADD COLUMN roof_gbps REAL;
-    ALTER TABLE fusion ADD COLUMN time_ci95_low_s REAL;
-    ALTER TABLE fusion ADD COLUMN time_ci95_high_s REAL;
-    ALTER TABLE fusion ADD COLUMN ratio_ci95_low REAL;
-    ALTER TABLE fusion ADD COLUMN ratio_ci95_high REAL;
-    ALTER TABLE runs ADD COLUMN noise_verdict TEXT;
-    ALTER TABLE runs ADD COLUMN noise_json TEXT;
-    CREATE TABLE roof (
-        run_id TEXT NOT NULL, device TEXT, threads INTEGER, allocator TEXT,
-        working_set_bytes INTEGER, gbps REAL, gbps_median REAL, gbps_iqr REAL, n INTEGER,
-        method TEXT, roof_gbps REAL
-    );
-    CREATE INDEX roof_run ON roof(run_id);
-    """,
-    # 5: team store: the machine a run was measured on (a name and its identity as JSON, see
-    # profiling.measurement.machine), and trace bytes in the database for stores without a shared disk
-    """
-    ALTER TABLE runs ADD COLUMN machine TEXT;
-    ALTER TABLE runs ADD COLUMN machine_json TEXT;
-    CREATE INDEX runs_machine ON runs(machine, created_at);
-    CREATE TABLE trace_blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
-    """,
-]
+import sqlalchemy as sa
 
-SCHEMA_VERSION = len(MIGRATIONS)
+from profiling.storage.db import for_writing, legacy_schema_version, take_migration_lock
+
+SCRIPTS = Path(__file__).resolve().parent / "alembic"
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations in one IMMEDIATE transaction (safe against a concurrent opener)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+# the newest revision's number, read from the file names: Alembic is imported only to migrate
+SCHEMA_VERSION = max(int(p.name[:4]) for p in (SCRIPTS / "versions").glob("[0-9]" * 4 + "_*.py"))
+ALEMBIC_VERSION = sa.table("alembic_version", sa.column("version_num"))
+
+
+def alembic_config() -> Any:
+    """Alembic's configuration for the store's scripts (no alembic.ini)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    return config
+
+
+class SchemaTooNewError(RuntimeError):
+    """The store was migrated by newer code; str() is one line."""
+
+
+def current_version(conn: sa.Connection) -> int:
+    """The store's schema version: its Alembic revision, else the pre-Alembic record."""
+    revision = _revision(conn)
+    return int(revision) if revision else legacy_schema_version(conn)
+
+
+def _revision(conn: sa.Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.select(ALEMBIC_VERSION.c.version_num)).scalar()
+
+
+def upgrade(engine: sa.Engine) -> int:
+    """Migrate the store to the newest revision (stamping a pre-Alembic store first); returns
+    the schema version. SchemaTooNewError when the store is ahead of this code."""
+    with engine.connect() as conn, for_writing(conn).begin():
+        take_migration_lock(conn)
+        revision = _revision(conn)
+        version = int(revision) if revision else legacy_schema_version(conn)
         if version > SCHEMA_VERSION:
-            raise RuntimeError(f"store schema v{version} is newer than this code (v{SCHEMA_VERSION})")
-        for i in range(version, SCHEMA_VERSION):
-            for statement in filter(str.strip, MIGRATIONS[i].split(";")):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {i + 1}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+            raise SchemaTooNewError(f"store schema v{version} is newer than this code "
+                                    f"(v{SCHEMA_VERSION})")
+        if revision is None or version < SCHEMA_VERSION:
+            _upgrade(conn, stamp=None if revision else version)
     return SCHEMA_VERSION
+
+
+def _upgrade(conn: sa.Connection, stamp: int | None) -> None:
+    """Alembic's upgrade to head on conn; a pre-Alembic store at version `stamp` is stamped at
+    that revision first (and its schema_version table dropped: alembic_version holds it now)."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config()
+    if stamp:
+        MigrationContext.configure(conn).stamp(ScriptDirectory.from_config(config), f"{stamp:04d}")
+        if sa.inspect(conn).has_table("schema_version"):
+            sa.Table("schema_version", sa.MetaData()).drop(conn)
+    config.attributes["connection"] = conn  # alembic/env.py migrates on it
+    command.upgrade(config, "head")

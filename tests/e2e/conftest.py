@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.headless import CHROMIUM, REPO
+from app.headless import CHROMIUM, REPO, DashboardError, serve
 
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -30,3 +30,13 @@ def page(browser):
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """A dashboard (`streamlit run app/main.py`) on a fresh data dir, for one test module."""
+    try:
+        with serve(tmp_path_factory.mktemp("relu_lab_data")) as url:
+            yield url
+    except DashboardError as error:
+        pytest.fail(str(error))

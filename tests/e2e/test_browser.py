@@ -230,14 +230,16 @@ def test_trace_upload_good_and_bad(app_url, page, browser, pytorch_trace):
     trace = pytorch_trace
     page.goto(f"{app_url}/traces")
     page.get_by_role("heading", name="Traces").wait_for()
-    page.locator("input[type=file]").set_input_files(str(trace))
+    # the explorer's uploader (the diff tab's two are in the page too, not shown)
+    explorer = page.locator("input[type=file]").first
+    explorer.set_input_files(str(trace))
     page.locator(".js-plotly-plot").first.wait_for()
     page.get_by_text("Per-op table").wait_for()
     assert_no_traceback(page)
     screenshot(page, "traces.png")
     open_in_perfetto(page, browser, "perfetto_upload.png")
 
-    page.locator("input[type=file]").set_input_files(
+    explorer.set_input_files(
         files=[{"name": "broken.json", "mimeType": "application/json", "buffer": b"{oops"}])
     page.get_by_text("Could not read broken.json").wait_for()
     assert page.locator(".js-plotly-plot").count() == 0

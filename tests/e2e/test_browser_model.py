@@ -6,21 +6,12 @@ from __future__ import annotations
 import keras
 import pytest
 
-from app.headless import REPO, DashboardError, serve
+from app.headless import REPO
 from app.headless import screenshot as full_screenshot
 from profiling.models.load import randomise_batchnorm
 
 ARTIFACTS = REPO / "test-artifacts"
 RUN_S = 420
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    try:
-        with serve(tmp_path_factory.mktemp("relu_lab_data")) as url:
-            yield url
-    except DashboardError as error:
-        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")
