@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import select
 import socket
 import subprocess
@@ -378,3 +379,19 @@ def store_timed_run(store: Store, times: dict[str, float], label: str,
             "ratio_ci95_high": ratio[2]}, samples=[median] * 9)
     store.finish_run(run_id, "complete")
     return run_id
+
+
+def assert_one_run_writer(store: Store, run_id: str, kind: str, spec_kind: str | None = "same"
+                          ) -> pd.DataFrame:
+    """The run's cases were written by the one run writer: each id is `<run_id>-<idx:04d>`,
+    each case has the writer's `kind`, and the run's spec_json names `spec_kind` (the kind
+    itself unless given; None: no kind in the spec, as a profile run's RunSpec). Its cases."""
+    cases = store.cases([run_id])
+    assert len(cases), f"run {run_id} has no cases"
+    ids = [str(c) for c in cases["case_id"]]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(rf"{re.escape(run_id)}-\d{{4}}", c) for c in ids), ids
+    assert set(cases["kind"]) == {kind}
+    spec = json.loads(store.run(run_id)["spec_json"])
+    assert spec.get("kind") == (kind if spec_kind == "same" else spec_kind)
+    return cases

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import silent_server, start_target, wait_ready
+from helpers import assert_one_run_writer, silent_server, start_target, wait_ready
 
 from profiling.experiments.capture import CaptureError, capture, parse_addresses
 from profiling.process import free_port
@@ -41,7 +41,7 @@ def test_capture_one_worker_gives_a_stored_xplane(targets, tmp_path):
     assert result.top_ops["name"].str.contains("MatMul").any()
     stored = store.trace_path(row["case_id"])
     assert stored is not None and len(load_trace(stored).events) == row["event_count"]
-    cases = store.cases([result.run_id])
+    cases = assert_one_run_writer(store, result.run_id, "capture")
     assert list(cases["mode"]) == ["remote"] and list(cases["label"]) == [busy]
     assert store.op_stats(row["case_id"])["op_type"].str.contains("MatMul").any()
 

@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from helpers import assert_one_run_writer
 
 from profiling.experiments import claims
 from profiling.measurement.stats import RatioStats
@@ -154,7 +155,8 @@ def test_cli_claims_json_lists_every_claim_and_stores_the_run(data_dir, capsys):
             assert case["ratio_to_baseline"] == pytest.approx(timing["ratio"])
             base = cases.set_index("case_id").loc[case["baseline_case_id"]]
             assert base["variant"] == "where" and base["mode"] == timing["setting"]
-        assert set(cases["kind"]) == {"scenario"} and (cases["n_samples"] == 6).all()
+        assert (cases["n_samples"] == 6).all()
+        assert_one_run_writer(store, run_id, "claim", spec_kind="claims")
         assert list(dict.fromkeys(stored["claim_id"])) == list(claims.CLAIMS)
         document = render_html(store, [run_id])
     assert "Guide claims and scenarios" in document

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_run_writer
 
 from profiling.experiments.distributed import DistributedConfig, DistributedError, run_distributed
 from profiling.experiments.scenarios import ScenarioError
@@ -52,7 +53,7 @@ def test_mirrored_over_two_logical_cpus_reports_collective_time(data_dir):
     assert 0 < worker["collective_fraction"] < 1
     collectives = result.op_stats[result.op_stats["category"] == "collective"]
     assert collectives["op_type"].str.contains("CollectiveReduce").any()
-    cases = store.cases([result.run_id])
+    cases = assert_one_run_writer(store, result.run_id, "distributed")
     assert list(cases["mode"]) == ["mirrored"]
     assert store.breakdown([result.run_id])["collective_us"].iloc[0] > 0
     assert store.trace_path(cases["case_id"].iloc[0]) is not None

@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from helpers import assert_one_run_writer
 
 from profiling.analysis.half_precision import half_summary, precision_of_ops
 from profiling.experiments import claims
@@ -30,7 +31,7 @@ def store(tmp_path_factory):
 
 
 def assert_stored_with_cis(store, result) -> pd.DataFrame:
-    cases = store.cases([result.run_id])
+    cases = assert_one_run_writer(store, result.run_id, "scenario")
     assert len(cases) == len(result.summary)
     ok = cases[cases["status"] == "ok"]
     assert len(ok) and set(cases["kind"]) == {"scenario"} and set(ok["device"]) == {"CPU:0"}

@@ -18,7 +18,7 @@ PACKAGES = ("relu_impls", "profiling", "app")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("variants", ("relu_impls",)),
     ("shared", ("profiling", "profiling.settings", "profiling.errors", "profiling.files",
-                "profiling.process", "profiling.tempdirs")),
+                "profiling.process", "profiling.tempdirs", "profiling.plain")),
     ("measurement", ("profiling.measurement",)),
     ("spec", ("profiling.spec",)),
     ("traces", ("profiling.traces",)),

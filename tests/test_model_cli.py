@@ -11,7 +11,7 @@ from pathlib import Path
 
 import keras
 import pytest
-from helpers import REPO
+from helpers import REPO, assert_one_run_writer
 
 from profiling.models import load
 
@@ -113,7 +113,7 @@ def test_a_two_input_model_with_gelu_and_silu_branches_is_stored_as_a_model_run(
     from profiling.storage.store import Store
 
     with Store() as store:
-        assert set(store.cases(result["run_id"])["kind"]) == {"model"}
+        assert_one_run_writer(store, result["run_id"], "model")
         assert store.trace_path(cases[0]["case_id"]) is not None
 
 

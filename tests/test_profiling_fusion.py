@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from profiling.analysis.fusion import fusion_report, hlo_counts
+from profiling.analysis.fusion import hlo_counts
+from profiling.execution.fusion_blocks import fusion_report
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import assert_one_run_writer
 
 from profiling.execution.runner import run_profile
 from profiling.spec import RunSpec, SpecError
@@ -23,7 +24,8 @@ def test_cases_stats_skips_and_traces(tmp_path):
                    threads=[1], **FAST)
     run_id = run_profile(spec, store, on_progress=progress.append)
     assert store.list_runs().set_index("run_id").loc[run_id, "status"] == "complete"
-    cases = store.cases([run_id]).set_index(["variant", "mode", "pass"])
+    cases = assert_one_run_writer(store, run_id, "profile", spec_kind=None)
+    cases = cases.set_index(["variant", "mode", "pass"])
     assert len(cases) == 18
 
     ok = cases.loc[("nn_relu", "eager", "forward")]

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from helpers import click_run, scenarios_page
+from helpers import assert_one_run_writer, click_run, scenarios_page
 
 from profiling.experiments.scenarios import (
     ScenarioConfig,
@@ -140,7 +140,7 @@ def test_step_times_are_summarised_from_all_samples(resnet):
 
 def test_the_run_is_in_the_store(resnet):
     result, store = resnet
-    cases = store.cases([result.run_id])
+    cases = assert_one_run_writer(store, result.run_id, "scenario")
     assert len(cases) == 2 * len(ALL_VARIANTS)
     assert set(cases["pass"]) == {"train", "inference"}
     inference = cases[(cases["pass"] == "inference") & (cases["variant"] == "nn_relu")].iloc[0]

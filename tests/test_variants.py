@@ -270,7 +270,7 @@ def test_split_variant_list_respects_parentheses():
 
 
 def test_declared_conv_fusion_matches_what_grappler_does():
-    from profiling.analysis.fusion import fusion_report
+    from profiling.execution.fusion_blocks import fusion_report
 
     ids = [v.id for v in relu_impls.VARIANTS.values() if "float32" in v.dtypes]
     for vid in ids:

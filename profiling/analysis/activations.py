@@ -253,6 +253,26 @@ def _find_sites(keys: Sequence[tuple[str, str]], fused_ops: dict[int, str] | Non
     return sites
 
 
+def fused_activations(ops: pd.DataFrame) -> pd.DataFrame:
+    """The audit's verdict on each op of an op-stats table (columns op_name, op_type, as
+    profiling.traces.framework_op_stats gives them): the one answer to "was this activation
+    fused?". Returns `ops` with scope (the activation's layer scope), kind and fused (True: an
+    activation fused into this Conv/MatMul kernel; False: an activation that ran on its own;
+    None: no activation, or a gradient op)."""
+    names, types = ops["op_name"].astype(str).tolist(), ops["op_type"].astype(str).tolist()
+    keys = list(dict.fromkeys(zip((f"{n}:{t}" for n, t in zip(names, types, strict=True)),
+                                  types, strict=True)))
+    sites = _find_sites(keys)
+    found = {key: sites.rows[sites.fwd[k]] for k, key in enumerate(keys) if k in sites.fwd}
+    verdict = [found.get((f"{n}:{t}", t)) for n, t in zip(names, types, strict=True)]
+    out = ops.copy()
+    out["scope"] = [v["scope"] if v else None for v in verdict]
+    out["kind"] = [v["kind"] if v else None for v in verdict]
+    out["fused"] = pd.Series([(v["fused"] if v["fused"] == "unknown" else bool(v["fused"]))
+                              if v else None for v in verdict], index=out.index, dtype=object)
+    return out
+
+
 def _join_backward(sites: _Sites, keys: Sequence[tuple[str, str]], parsed: list,
                    pure: dict[str, bool]) -> None:
     """Gradient ops to the forward site they differentiate (TF: by scope; PyTorch: by kind)."""

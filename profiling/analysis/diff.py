@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from profiling.traces.attribution import CPU_TIME_LABEL, SELF_TIME_LABEL, attribute
-from profiling.traces.breakdown import time_breakdown
+from profiling.traces.breakdown import span_us, time_breakdown
 from profiling.traces.classify import classify_events
 from profiling.traces.op_stats import op_table
 
@@ -63,10 +63,7 @@ def trace_diff(a: pd.DataFrame, b: pd.DataFrame, top: int = 30) -> dict:
     """ops (op_diff, first `top` rows), op_time (the figure delta_us compares: "CPU time = own
     + pool work" when either trace has pool work, else "self time"), breakdown
     (breakdown_diff), duration_a_us/_b_us."""
-    def span(ev: pd.DataFrame) -> float:
-        return float((ev.ts_us + ev.dur_us).max() - ev.ts_us.min()) if len(ev) else 0.0
-
     ops = op_diff(a, b)
     return {"ops": ops.head(top), "op_time": ops.attrs["time"],
             "breakdown": breakdown_diff(a, b),
-            "duration_a_us": span(a), "duration_b_us": span(b)}
+            "duration_a_us": span_us(a), "duration_b_us": span_us(b)}

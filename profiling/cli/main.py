@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import signal
 import sys
@@ -19,6 +18,7 @@ from profiling.cli.common import UsageError, print_table
 from profiling.cli.common import open_store as _store
 from profiling.cli.trace import print_json as _print_json  # the one JSON printer: strict JSON
 from profiling.measurement.timing import DEFAULT_MIN_TIME, DEFAULT_REPEATS
+from profiling.plain import json_safe
 from profiling.presentation.units import (
     format_bytes,
     format_gbps,
@@ -56,17 +56,9 @@ def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-def _clean(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if hasattr(v, "item"):
-        return _clean(v.item())
-    return v
-
-
 def _records(df: pd.DataFrame, cols: Sequence[str] | None = None) -> list[dict]:
     cols = [c for c in (cols or df.columns) if c in df.columns]
-    return [{k: _clean(v) for k, v in r.items()} for r in df[cols].to_dict("records")]
+    return json_safe(df[cols])
 
 
 def _quiet_tensorflow() -> None:

@@ -14,10 +14,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from profiling.cli.common import print_table
+from profiling.plain import json_safe
 from profiling.presentation.units import MISSING
 
 LIMIT_ENV = "RELU_LAB_MAX_TRACE_BYTES"
@@ -33,23 +33,6 @@ def return_big_frees_to_the_os() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
-
-
-def json_safe(obj: Any) -> Any:
-    """obj with NumPy scalars made Python and every non-finite float made None."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, pd.DataFrame):
-        return json_safe(obj.to_dict("records"))
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 def print_json(obj: Any) -> None:

@@ -16,9 +16,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -29,6 +29,7 @@ from profiling.measurement.roof import best_of, roof_at
 from profiling.measurement.stats import paired_ratio, summarize_samples, throughput
 from profiling.process import child_env
 from profiling.spec import Case, RunSpec, shape_str
+from profiling.storage.run_writer import CaseResult, RunWriter, case_id
 from profiling.storage.store import Store
 from profiling.tempdirs import make_temp_dir, private_tmpdir
 
@@ -152,38 +153,43 @@ class Worker:
                 f.close()
 
 
-def case_id(run_id: str, case: Case) -> str:
-    return f"{run_id}-{case.index:04d}"
+def case_result(case: Case, status: str, reason: str | None = None,
+                samples: Sequence[float] = (), metrics: Mapping[str, Any] | None = None,
+                **fields: Any) -> CaseResult:
+    """The CaseResult (kind "profile") of one case of a run."""
+    return CaseResult(case.index, "profile", case.variant, label=case.label,
+                      shape=shape_str(case.shape), numel=case.numel, dtype=case.dtype,
+                      device=case.device, mode=case.mode, pass_=case.pass_, status=status,
+                      reason=reason, variant_params=case.params, threads=case.threads,
+                      allocator=case.allocator, samples=samples, metrics=metrics or {},
+                      **fields)
 
 
-def case_row(run_id: str, case: Case, status: str, reason: str | None = None) -> dict:
-    return {"run_id": run_id, "case_id": case_id(run_id, case), "idx": case.index,
-            "kind": "profile", "variant": case.variant,
-            "variant_params": json.dumps(case.params, sort_keys=True),
-            "label": case.label, "shape": shape_str(case.shape), "numel": case.numel,
-            "dtype": case.dtype, "device": case.device, "threads": case.threads,
-            "allocator": case.allocator, "mode": case.mode, "pass": case.pass_,
-            "status": status, "reason": reason}
-
-
-def result_row(run_id: str, case: Case, result: dict, roof: list[dict] | None = None,
-               floor_s: float | None = None) -> dict:
-    """Store row of a measured case: stats over samples, throughput, utilization against the
+def measured_case(case: Case, result: dict, roof: list[dict] | None = None,
+                  floor_s: float | None = None) -> CaseResult:
+    """CaseResult of a measured case: stats over samples, throughput, utilization against the
     roof at the case's own working set (bytes read + written per call): the stored curve's, or
     the copy timed beside the case in its group (`probe_gbps`) where that is higher."""
-    row = case_row(run_id, case, "ok", result.get("reason"))
     stats = summarize_samples(result["samples"])
-    row.update({k: v for k, v in stats.to_dict().items() if k != "ci_coverage"})
     working_set = result["bytes_per_call"]
     roofs = [r for r in (roof_at(roof or [], working_set), result.get("probe_gbps")) if r]
     roof_gbps = max(roofs, default=None)
     peak = max((p["gbps"] for p in roof or []), default=None)
     tp = throughput(case.numel, working_set, stats.median_s, roof_gbps)
-    row.update(number=result["number"], bytes_per_call=working_set,
-               working_set_bytes=working_set, roof_gbps=roof_gbps, peak_gbps=peak,
-               page_faults_per_call=result["page_faults_per_call"],
-               peak_rss_mb=result["peak_rss_mb"], floor_s=floor_s, **tp)
-    return row
+    metrics = dict(bytes_per_call=working_set, working_set_bytes=working_set,
+                   roof_gbps=roof_gbps, peak_gbps=peak,
+                   page_faults_per_call=result["page_faults_per_call"],
+                   peak_rss_mb=result["peak_rss_mb"], floor_s=floor_s, **tp)
+    return case_result(case, "ok", result.get("reason"), result["samples"], metrics,
+                       number=result["number"], trace=result.get("trace_path"),
+                       op_stats=pd.DataFrame(result.get("op_stats") or []),
+                       breakdown=result.get("breakdown"))
+
+
+def result_row(run_id: str, case: Case, result: dict, roof: list[dict] | None = None,
+               floor_s: float | None = None) -> dict:
+    """Store row of a measured case (measured_case's, without its trace's hash)."""
+    return measured_case(case, result, roof, floor_s).row(run_id)
 
 
 def group_key(case: Case) -> tuple:
@@ -211,23 +217,27 @@ def group_request(spec: RunSpec, cases: list[Case], trace_dir: str | None) -> di
             "trace_dir": trace_dir, "probe": True}
 
 
-def pair_with_baseline(rows: list[dict], results: list[dict], baseline: str) -> None:
-    """Each ok row of one group gets its paired ratio to the group's baseline case, in place:
+def pair_with_baseline(run_id: str, cases: list[CaseResult], results: list[dict],
+                       baseline: str) -> None:
+    """Each ok case of one group gets its paired ratio to the group's baseline case, in place:
     ratio_to_baseline (> 1: slower than the baseline) with its 95% CI."""
-    ok = [i for i, r in enumerate(rows) if r["status"] == "ok" and results[i].get("paired")]
-    base = next((i for i in ok if rows[i]["variant"] == baseline), None)
+    ok = [i for i, c in enumerate(cases) if c.status == "ok" and results[i].get("paired")]
+    base = next((i for i in ok if cases[i].variant == baseline), None)
     if base is None:
         return
     for i in ok:
         ratio = paired_ratio(results[base]["samples"], results[i]["samples"])
-        rows[i].update(baseline_case_id=rows[base]["case_id"], ratio_to_baseline=ratio.ratio,
-                       ratio_ci95_low=ratio.ci95_low, ratio_ci95_high=ratio.ci95_high)
+        cases[i].metrics = {**cases[i].metrics,
+                            "baseline_case_id": case_id(run_id, cases[base].idx),
+                            "ratio_to_baseline": ratio.ratio, "ratio_ci95_low": ratio.ci95_low,
+                            "ratio_ci95_high": ratio.ci95_high}
 
 
 class _Run:
-    def __init__(self, spec: RunSpec, cases: list[Case], store: Store, run_id: str,
+    def __init__(self, spec: RunSpec, cases: list[Case], writer: RunWriter,
                  on_progress: Callable[[Progress], None] | None, cancel: threading.Event | None):
-        self.spec, self.cases, self.store, self.run_id = spec, cases, store, run_id
+        self.spec, self.cases, self.writer = spec, cases, writer
+        self.store, self.run_id = writer.store, writer.run_id
         self.on_progress, self.cancel = on_progress, cancel
         self.done = 0
         self.worker: Worker | None = None
@@ -275,7 +285,7 @@ class _Run:
                  "TF_CPU_ALLOCATOR_USE_BFC": env.get("TF_CPU_ALLOCATOR_USE_BFC"),
                  "calibration": self.calibration.get(config),
                  "harness_floor_s": self.floors.get(config)})
-            self.store.set_environment(self.run_id, self.environment)
+            self.writer.set_environment(self.environment)
         self.worker = worker
         return worker
 
@@ -328,33 +338,24 @@ class _Run:
                     self.run_group([case])
                 return
             results = [{"status": "failed", "reason": str(e)}]
-        rows = [self._row(case, result) for case, result in zip(cases, results, strict=True)]
-        pair_with_baseline(rows, results, self.baseline)
-        for case, row, result in zip(cases, rows, results, strict=True):
-            self._store_case(row, result)
+        done = [self._result(case, result) for case, result in zip(cases, results, strict=True)]
+        pair_with_baseline(self.run_id, done, results, self.baseline)
+        for case, result in zip(cases, done, strict=True):
+            self.writer.add(result)
             self.done += 1
-            self.progress(case.describe(), row["status"])
+            self.progress(case.describe(), result.status)
 
-    def _row(self, case: Case, result: dict) -> dict:
+    def _result(self, case: Case, result: dict) -> CaseResult:
         status = result.get("status")
         if status != "ok":
-            return case_row(self.run_id, case, "skipped" if status == "skipped" else "failed",
-                            result.get("reason"))
-        row = result_row(self.run_id, case, result, self.roofs.get(case.config),
-                         self.floors.get(case.config))
-        self.spreads.append((case.describe(), row["iqr_s"] / row["median_s"]
-                             if row["median_s"] else 0.0))
-        return row
-
-    def _store_case(self, row: dict, result: dict) -> None:
-        if row["status"] != "ok":
-            self.store.add_case(row)
-            return
-        if result.get("trace_path"):
-            path = Path(result["trace_path"])
-            row["trace_sha256"] = self.store.put_trace(path.read_bytes(), path.name)
-        self.store.add_case(row, result["samples"], pd.DataFrame(result.get("op_stats") or []),
-                            result.get("breakdown"))
+            return case_result(case, "skipped" if status == "skipped" else "failed",
+                               result.get("reason"))
+        measured = measured_case(case, result, self.roofs.get(case.config),
+                                 self.floors.get(case.config))
+        stats = summarize_samples(result["samples"])
+        self.spreads.append((case.describe(), stats.iqr_s / stats.median_s
+                             if stats.median_s else 0.0))
+        return measured
 
     def run_fusion(self) -> None:
         variants = self.spec.normalized_variants()
@@ -369,15 +370,14 @@ class _Run:
         except WorkerLost as e:
             self.stop_worker()
             rows = pd.DataFrame([{"variant": "*", "block": "*", "reason": str(e)}])
-        rows["case_id"] = [f"{self.run_id}-fusion-{i:03d}" for i in range(len(rows))]
-        self.store.add_fusion(self.run_id, rows)
+        self.writer.add_fusion(rows)
 
     def execute(self) -> str:
         status = "failed"
         try:
             for case in self.cases:
                 if case.skip_reason:
-                    self.store.add_case(case_row(self.run_id, case, "skipped", case.skip_reason))
+                    self.writer.add(case_result(case, "skipped", case.skip_reason))
                     self.done += 1
                     self.progress(case.describe(), "skipped")
             for group in group_cases([c for c in self.cases if not c.skip_reason]):
@@ -419,9 +419,9 @@ def run_profile(spec: RunSpec, store: Store | None = None,
     store = store or Store()
     store.recover()  # runs and temp dirs that dead processes left behind
     try:
-        with store.saving_run(spec.to_json(), spec.label, len(cases),
-                              host_environment()) as run_id:
-            _Run(spec, cases, store, run_id, on_progress, cancel).execute()
+        with RunWriter(store, "profile", spec.to_json(), spec.label, len(cases),
+                       host_environment(), kind_in_spec=False) as writer:
+            _Run(spec, cases, writer, on_progress, cancel).execute()
     except Cancelled:
         pass  # stored as interrupted, with its finished cases
-    return run_id
+    return writer.run_id

@@ -269,7 +269,7 @@ def _handle(tf: Any, cmd: str, req: dict) -> dict:
     if cmd == "group":
         return run_group(tf, req)
     if cmd == "fusion":
-        from profiling.analysis.fusion import fusion_report
+        from profiling.execution.fusion_blocks import fusion_report
 
         rows = fusion_report(req["variants"]).astype(object)
         return {"type": "fusion", "rows": rows.where(rows.notna(), None).to_dict("records")}

@@ -26,6 +26,7 @@ import pandas as pd
 
 from profiling import settings
 from profiling.errors import timeout_text
+from profiling.storage.run_writer import RunWriter
 from profiling.tempdirs import temp_dir_unless
 
 ADDRESS = re.compile(r"^grpc://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d{1,5})$")
@@ -237,27 +238,19 @@ def save_capture(result: CaptureResult, store: Any, duration_ms: int, label: str
     """Store each worker's trace as a case (mode "remote", pass "capture"); returns the run id."""
     ok = result.traces[result.traces["status"] == "ok"]
     spec = {"addresses": list(result.traces["address"]), "duration_ms": duration_ms}
-    with store.saving_run(spec, label=label or f"capture {','.join(ok['address'])}",
-                          n_cases=len(result.traces), kind="capture") as run_id:
+    with RunWriter(store, "capture", spec, label=label or f"capture {','.join(ok['address'])}",
+                   n_cases=len(result.traces)) as w:
         for idx, row in enumerate(result.traces.to_dict("records")):
-            case_id = f"{run_id}-w{idx}"
-            sha = None
-            if row["path"]:
-                sha = store.put_trace(Path(row["path"]).read_bytes(), Path(row["path"]).name)
-            store.add_case(
-                {"run_id": run_id, "case_id": case_id, "idx": idx, "variant": "capture",
-                 "variant_params": "{}", "label": row["address"], "shape": "", "dtype": "",
-                 "device": row["address"], "mode": "remote", "pass": "capture",
-                 "status": "ok" if row["status"] == "ok" else "skipped",
-                 "reason": row["reason"], "trace_sha256": sha,
-                 "median_s": (row["duration_us"] or 0) / 1e6 if row["status"] == "ok" else None,
-                 "n_samples": 0},
+            measured = row["status"] == "ok"
+            result.traces.loc[idx, "case_id"] = w.add(w.case(
+                idx, "capture", label=row["address"], dtype="", device=row["address"],
+                mode="remote", pass_="capture", status="ok" if measured else "skipped",
+                reason=row["reason"], trace=row["path"] or None,
+                metrics={"median_s": (row["duration_us"] or 0) / 1e6 if measured else None},
                 op_stats=result.op_stats.get(row["address"]),
                 breakdown={k: row[k] for k in ("compute_us", "memcpy_us", "collective_us",
-                                               "idle_us", "other_us")},
-            )
-            result.traces.loc[idx, "case_id"] = case_id
-    return run_id
+                                               "idle_us", "other_us")}))
+        return w.run_id
 
 
 # --- client subprocess -----------------------------------------------------------------------

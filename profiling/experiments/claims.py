@@ -39,6 +39,7 @@ import pandas as pd
 
 from profiling.measurement.stats import RatioStats
 from profiling.measurement.timing import Timing
+from profiling.storage.run_writer import RunWriter
 from profiling.storage.stored_json import decode
 
 COLUMNS = ["claim_id", "claim", "setting", "measured", "value", "ci95_low", "ci95_high",
@@ -304,34 +305,29 @@ def claims_table(store: Any = None, numel: int = GUIDE_NUMEL, rounds: int = 9,
 
 def save_claims(store: Any, table: pd.DataFrame, numel: int, pairs: list[PairedTiming],
                 run_id: str | None = None) -> str:
-    """A run (spec kind "claims", the table in spec_json) with a kind="scenario" case per timed
+    """A run (spec kind "claims", the table in spec_json) with a kind="claim" case per timed
     variant and setting (mode eager or function, pass "forward"); each pair's variant case
     carries its paired ratio to the baseline case (ratio_to_baseline and its CI). Returns the
     run id."""
-    from profiling.experiments.scenarios import scenario_case
+    from profiling.experiments.scenario_save import scenario_case
     from profiling.spec import default_device
 
-    spec = {"kind": "claims", "numel": numel,
-            "claims": json.loads(table.to_json(orient="records"))}
-    with store.saving_run(spec, label="guide claims", n_cases=2 * len(pairs),
-                          run_id=run_id) as run_id:
+    spec = {"numel": numel, "claims": json.loads(table.to_json(orient="records"))}
+    with RunWriter(store, "claim", spec, label="guide claims", n_cases=2 * len(pairs),
+                   run_id=run_id, spec_kind="claims") as w:
         idx = 0
         for m in pairs:
-            base_id = f"{run_id}-{idx + 1:03d}"
             for variant, timing in ((m.variant, m.variant_timing),
                                     (m.baseline, m.baseline_timing)):
-                row = scenario_case(run_id, f"{run_id}-{idx:03d}", idx, variant=variant,
-                                    variant_params="{}", label=variant, shape=str(numel),
+                ratio = {"baseline_case_id": w.case_id(idx + 1), "ratio_to_baseline":
+                         m.ratio.ratio, "ratio_ci95_low": m.ratio.ci95_low,
+                         "ratio_ci95_high": m.ratio.ci95_high} if variant == m.variant else {}
+                w.add(scenario_case(idx, variant, kind="claim", label=variant, shape=str(numel),
                                     numel=numel, dtype="float32", device=default_device(),
                                     mode=m.setting, pass_="forward", samples=timing.samples,
-                                    number=timing.number)
-                if variant == m.variant:
-                    row.update(baseline_case_id=base_id, ratio_to_baseline=m.ratio.ratio,
-                               ratio_ci95_low=m.ratio.ci95_low,
-                               ratio_ci95_high=m.ratio.ci95_high)
-                store.add_case(row, samples=timing.samples)
+                                    number=timing.number, metrics=ratio))
                 idx += 1
-    return run_id
+        return w.run_id
 
 
 def stored_claims(store: Any, run_ids: list[str] | None = None) -> tuple[str, pd.DataFrame] | None:

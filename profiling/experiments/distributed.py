@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from profiling.process import child_env, exit_with_parent, free_port
+from profiling.storage.run_writer import RunWriter, case_id
 
 STRATEGIES = ("mirrored", "multiworker")
 COMMUNICATIONS = ("AUTO", "RING", "NCCL")
@@ -148,7 +149,8 @@ def run_distributed(cfg: DistributedConfig, out_dir: str | None = None,
         if not out_dir:
             result.out_dir = ""
             result.workers["xplane_path"] = [
-                _stored_path(store, f"{result.run_id}-w{w}") for w in result.workers["worker"]]
+                _stored_path(store, case_id(result.run_id, int(w))) if result.run_id else None
+                for w in result.workers["worker"]]
     return result
 
 
@@ -232,29 +234,19 @@ def save_distributed(result: DistributedResult, store: Any) -> str:
     from profiling.traces.breakdown import store_breakdown
 
     cfg = result.config
-    with store.saving_run(cfg, label=f"{cfg['strategy']} {cfg['model']} {cfg['variant']}",
-                          n_cases=len(result.workers), kind="distributed") as run_id:
+    shape = (f"{cfg['global_batch']}x{cfg['image_size']}x{cfg['image_size']}x3"
+             if cfg["model"] == "resnet" else str(cfg["global_batch"]))
+    with RunWriter(store, "distributed", cfg,
+                   label=f"{cfg['strategy']} {cfg['model']} {cfg['variant']}",
+                   n_cases=len(result.workers)) as w:
         for row in result.workers.to_dict("records"):
-            case_id = f"{run_id}-w{row['worker']}"
-            path = Path(row["xplane_path"])
-            store.add_case(
-                {"run_id": run_id, "case_id": case_id, "idx": int(row["worker"]),
-                 "variant": cfg["variant"], "variant_params": "{}",
-                 "label": f"{cfg['variant']} worker {row['worker']}",
-                 "shape": f"{cfg['global_batch']}x{cfg['image_size']}x{cfg['image_size']}x3"
-                 if cfg["model"] == "resnet" else str(cfg["global_batch"]),
-                 "dtype": "float32", "device": row["devices"], "mode": cfg["strategy"],
-                 "pass": "train", "status": "ok", "reason": "", "kind": "distributed",
-                 "median_s": row["step_median_s"], "iqr_s": row["step_iqr_s"],
-                 "ci95_low_s": row["step_ci95_low_s"], "ci95_high_s": row["step_ci95_high_s"],
-                 "ci95_s": row["step_ci95_s"], "min_s": min(row["step_samples"]),
-                 "n_samples": len(row["step_samples"]), "number": 1,
-                 "trace_sha256": store.put_trace(path.read_bytes(), path.name)},
-                samples=row["step_samples"],
-                op_stats=framework_op_stats(path),
-                breakdown=store_breakdown(row),
-            )
-    return run_id
+            w.add(w.case(int(row["worker"]), cfg["variant"],
+                         label=f"{cfg['variant']} worker {row['worker']}", shape=shape,
+                         device=row["devices"], mode=cfg["strategy"], pass_="train",
+                         reason="", samples=row["step_samples"], number=1,
+                         trace=row["xplane_path"], op_stats=framework_op_stats(row["xplane_path"]),
+                         breakdown=store_breakdown(row)))
+        return w.run_id
 
 
 def _last_error(text: str) -> str:
@@ -291,7 +283,6 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
         build_model,
         op_stats,
         parse_variant,
-        profile_calls,
         synthetic_data,
     )
     from profiling.measurement.stats import summarize_samples
@@ -299,6 +290,7 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
     from profiling.traces import trace_file_breakdown
     from profiling.traces.breakdown import store_breakdown
     from profiling.traces.classify import op_type_kind
+    from profiling.traces.record import capture_trace
 
     if cfg.strategy == "mirrored":
         devices = cfg.devices or (
@@ -347,7 +339,8 @@ def _worker(cfg: DistributedConfig, index: int, out: Path) -> None:
     timing = measure(lambda: train_step().numpy(), repeats=cfg.steps, warmup=cfg.warmup,
                      number=1)
     step = summarize_samples(timing.samples)
-    xplane = profile_calls(train_step, (), cfg.trace_steps, str(out / f"trace_worker{index}"))
+    xplane = capture_trace(tf, train_step, None, str(out / f"trace_worker{index}"),
+                           steps=cfg.trace_steps)
     stats = op_stats(xplane)
     whole = trace_file_breakdown(xplane)  # the one classifier's numbers, as trace-summary's
     breakdown = store_breakdown(whole)

@@ -34,22 +34,24 @@ from profiling.errors import one_line
 from profiling.experiments.scenarios import (
     ScenarioConfig,
     ScenarioError,
-    _validated,
     build_model,
     check_memory,
     input_numel,
     input_shape_text,
     measure_step,
     op_stats,
-    profile_calls,
     scenario_case,
     synthetic_data,
     unsupported_reason,
+    validated_params,
 )
 from profiling.experiments.training_watch import dead_fraction, train_and_watch
+from profiling.plain import json_safe
 from profiling.spec import default_device
+from profiling.storage.run_writer import RunWriter
 from profiling.storage.stored_json import decode
 from profiling.tempdirs import temp_dir_unless
+from profiling.traces.record import capture_trace
 
 KINDS = ("mixed_precision", "qat", "batch_sweep", "sparsity")
 POLICIES = ("float32", "mixed_float16", "mixed_float16_noscale", "mixed_bfloat16")
@@ -152,7 +154,7 @@ def _label(vid: str, params: dict[str, Any]) -> str:
 def _case(vid, params, cfg: ScenarioConfig, mode: str, pass_: str, dtype: str = "float32"
           ) -> dict[str, Any]:
     return {"variant": vid, "label": _label(vid, params),
-            "params": json.dumps(_validated(vid, params)), "mode": mode, "pass": pass_,
+            "params": json.dumps(validated_params(vid, params)), "mode": mode, "pass": pass_,
             "dtype": dtype, "shape": input_shape_text(cfg), "numel": input_numel(cfg),
             "status": "ok", "reason": "", "samples": [], "number": None}
 
@@ -188,6 +190,7 @@ def _losses(extra_rows: list, row: dict[str, Any], losses: list[float]) -> None:
 
 def _mixed_precision(gcfg: GuideConfig, variants, progress, trace_dir):
     import keras
+    import tensorflow as tf
 
     cfg = gcfg.base
     rows, layers, losses, half_ops = [], [], [], []
@@ -217,7 +220,8 @@ def _mixed_precision(gcfg: GuideConfig, variants, progress, trace_dir):
                 _timed(row, watch["train_step"], (x, y), cfg)
                 if cfg.trace:
                     logdir = os.path.join(trace_dir, _safe(f"{row['mode']}_{row['label']}"))
-                    stats = op_stats(profile_calls(watch["train_step"], (x, y), 1, logdir))
+                    stats = op_stats(capture_trace(tf, lambda: watch["train_step"](x, y), None,
+                                                   logdir, steps=1))
                     graph = watch["train_step"].get_concrete_function(x, y).graph
                     ops = precision_of_ops(stats, op_dtypes(graph))
                     row.update(half_summary(ops))
@@ -388,29 +392,21 @@ def save_guide(result: GuideResult, store: Any, label: str = "") -> str:
     spec = {**result.config, "kind": "scenario", "scenario": result.kind,
             "results": {"summary": _records(result.shown()), "layers": _records(result.layers),
                         **{k: _records(v) for k, v in result.extra.items()}}}
-    with store.saving_run(json.loads(json.dumps(spec, default=_plain_json)),
-                          label=label or f"guide {result.kind} {result.config['base']['model']}",
-                          n_cases=len(result.summary)) as run_id:
+    with RunWriter(store, "scenario", json_safe(spec),
+                   label=label or f"guide {result.kind} {result.config['base']['model']}",
+                   n_cases=len(result.summary)) as w:
         for idx, row in enumerate(result.summary.to_dict("records")):
-            store.add_case(scenario_case(
-                run_id, f"{run_id}-{idx:03d}", idx, variant=row["variant"],
-                variant_params=row["params"], label=row["label"], shape=row["shape"],
-                numel=row["numel"], dtype=row["dtype"], device=result.device, mode=row["mode"],
-                pass_=row["pass"], samples=row["samples"], number=row["number"],
-                status=row["status"], reason=row["reason"]), samples=row["samples"])
-    return run_id
+            w.add(scenario_case(
+                idx, row["variant"], variant_params=row["params"], label=row["label"],
+                shape=row["shape"], numel=row["numel"], dtype=row["dtype"],
+                device=result.device, mode=row["mode"], pass_=row["pass"],
+                samples=row["samples"], number=row["number"], status=row["status"],
+                reason=row["reason"]))
+        return w.run_id
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _plain_json(v) for k, v in r.items()} for r in frame.to_dict("records")]
-
-
-def _plain_json(v: Any) -> Any:
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+    return json_safe(frame)
 
 
 def stored_results(store: Any, kind: str) -> tuple[str, dict[str, Any]] | None:

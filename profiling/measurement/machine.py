@@ -25,19 +25,26 @@ IDENTITY_KEYS = ("hostname", "cpu_model", "cores_physical", "cores_logical", "ca
                  "git_commit")
 
 
-def cpu_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict[str, str]:
-    """{'L1d': '48K', 'L1i': '32K', 'L2': '2048K', 'L3': '307200K'} from sysfs ({} elsewhere)."""
-    out = {}
+CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+def sysfs_caches(root: Path = CACHE_DIR) -> list[tuple[int, str, str]]:
+    """(level, type, size text) of each cache sysfs lists under `root`, e.g. (1, "Data", "48K");
+    [] elsewhere. The one reader of the cache sizes (cpu_caches, roof.cache_sizes)."""
+    out = []
     for d in sorted(root.glob("index*")):
         try:
-            level = (d / "level").read_text().strip()
-            kind = (d / "type").read_text().strip()
-            size = (d / "size").read_text().strip()
-        except OSError:
+            out.append((int((d / "level").read_text()), (d / "type").read_text().strip(),
+                        (d / "size").read_text().strip()))
+        except (OSError, ValueError):
             continue
-        suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
-        out[f"L{level}{suffix}"] = size
     return out
+
+
+def cpu_caches(root: Path = CACHE_DIR) -> dict[str, str]:
+    """{'L1d': '48K', 'L1i': '32K', 'L2': '2048K', 'L3': '307200K'} from sysfs ({} elsewhere)."""
+    suffix = {"Data": "d", "Instruction": "i"}
+    return {f"L{level}{suffix.get(kind, '')}": size for level, kind, size in sysfs_caches(root)}
 
 
 def gpu_models(timeout_s: float = 5.0) -> list[str]:

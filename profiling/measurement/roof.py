@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import psutil
 
+from profiling.measurement.machine import CACHE_DIR, sysfs_caches
 from profiling.measurement.stats import summarize_samples
 from profiling.measurement.timing import device_sync, measure_interleaved, no_sync, on_fresh_stack
 
-CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
 MIN_WORKING_SET = 4 << 10
 LLC_MULTIPLE = 4  # the largest point: this many times the last-level cache
 PASSES = 5  # repeats per point, interleaved across points
@@ -52,13 +52,8 @@ class RoofPoint:
 def cache_sizes(cache_dir: Path = CACHE_DIR) -> dict[int, int]:
     """Data/unified cache bytes by level, e.g. {1: 49152, 2: 2097152, 3: 314572800}."""
     sizes: dict[int, int] = {}
-    for index in sorted(cache_dir.glob("index*")):
-        try:
-            kind = (index / "type").read_text().strip()
-            level = int((index / "level").read_text())
-            text = (index / "size").read_text().strip().upper()
-        except (OSError, ValueError):
-            continue
+    for level, kind, size in sysfs_caches(cache_dir):
+        text = size.upper()
         if kind == "Instruction":
             continue
         scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)

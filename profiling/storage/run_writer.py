@@ -2,8 +2,10 @@
 
 A run is created when the writer opens and finished when it closes: complete when at least
 one case is ok (or the run has none), failed when every case failed, interrupted on Ctrl-C or
-a cancel, failed on an error (re-raised). Case ids have one format, `<run_id>-<idx:04d>`. A
-case's median, IQR and 95% CI are computed here from its samples, the same way for every kind.
+a cancel, failed on an error (re-raised). Case ids have one format, `<run_id>-<idx:04d>`
+(fusion rows, which are no cases, `<run_id>-fusion-<i:04d>`); readers never parse them, so ids
+stored in older formats stay readable. A case's median, IQR and 95% CI are computed here from its
+samples, the same way for every kind.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ CASE_KINDS = ("profile", "scenario", "claim", "distributed", "capture", "model")
 def case_id(run_id: str, idx: int) -> str:
     """The id of case `idx` of a run (the one format)."""
     return f"{run_id}-{idx:04d}"
+
+
+def fusion_id(run_id: str, i: int) -> str:
+    """The id of fusion row `i` of a run that has no case for it (the profile run's report)."""
+    return f"{run_id}-fusion-{i:04d}"
 
 
 @dataclass
@@ -86,19 +93,48 @@ def run_status(statuses: Sequence[str]) -> str:
 
 
 class RunWriter:
-    """`with RunWriter(store, kind, spec, label, n_cases) as w: w.add(case)`; `w.run_id`."""
+    """`with RunWriter(store, kind, spec, label, n_cases) as w: w.add(case)`; `w.run_id`.
+
+    kind: the cases' kind (CASE_KINDS); spec_kind: the kind recorded in the run's spec_json
+    (`kind` when not given; "claims" for the claims table); kind_in_spec=False records none
+    (profile runs, whose spec_json is a RunSpec's); run_id: an id chosen before the run."""
 
     def __init__(self, store: Any, kind: str, spec: Mapping[str, Any], label: str = "",
-                 n_cases: int = 0, environment: Mapping | None = None) -> None:
+                 n_cases: int = 0, environment: Mapping | None = None,
+                 run_id: str | None = None, spec_kind: str | None = None,
+                 kind_in_spec: bool = True) -> None:
+        if kind not in CASE_KINDS:
+            raise ValueError(f"bad case kind {kind!r}; accepted: {', '.join(CASE_KINDS)}")
         self.store, self.kind = store, kind
-        self.spec = {"kind": kind, **dict(spec)}
+        self.spec = {"kind": spec_kind or kind, **dict(spec)} if kind_in_spec else dict(spec)
         self.label, self.n_cases, self.environment = label, n_cases, environment
-        self.run_id = ""
+        self.run_id = run_id or ""
         self.statuses: list[str] = []
 
     def __enter__(self) -> RunWriter:
-        self.run_id = self.store.create_run(self.spec, self.label, self.n_cases, self.environment)
+        self.run_id = self.store.create_run(self.spec, self.label, self.n_cases, self.environment,
+                                            self.run_id or None)
         return self
+
+    def case(self, idx: int, variant: str, **fields: Any) -> CaseResult:
+        """A CaseResult of this writer's kind."""
+        return CaseResult(idx, self.kind, variant, **fields)
+
+    def case_id(self, idx: int) -> str:
+        """The id case `idx` of this run has (or will have)."""
+        return case_id(self.run_id, idx)
+
+    def add_fusion(self, rows: pd.DataFrame) -> None:
+        """Store fusion rows; rows without a `case_id` get fusion_id(run_id, i)."""
+        rows = rows.copy()
+        if "case_id" not in rows:
+            rows["case_id"] = [fusion_id(self.run_id, i) for i in range(len(rows))]
+        self.store.add_fusion(self.run_id, rows)
+
+    def set_environment(self, environment: Mapping) -> None:
+        """Replace the run's environment (and the machine columns read from it)."""
+        self.environment = environment
+        self.store.set_environment(self.run_id, environment)
 
     def add(self, case: CaseResult) -> str:
         """Store one case (row, samples, trace, op stats, breakdown) atomically; its id."""

@@ -77,12 +77,12 @@ def summarize(trace: Trace, top: int = 20) -> dict:
     threads), busy_us (union over threads) and compute_comm_ratio (None without
     communication)."""
     from profiling.traces.attribution import attribute
-    from profiling.traces.breakdown import time_breakdown
+    from profiling.traces.breakdown import span_us, time_breakdown
     from profiling.traces.classify import classify_events
     from profiling.traces.op_stats import top_ops
 
     ev = trace.events
-    duration = float((ev.ts_us + ev.dur_us).max() - ev.ts_us.min()) if len(ev) else 0.0
+    duration = span_us(ev)
     kind = classify_events(ev)
     b = time_breakdown(ev, kind)
     ratio = b.pop("compute_comm_ratio")

@@ -45,12 +45,19 @@ def busy_union_us(ts: np.ndarray, end: np.ndarray) -> float:
     return union_length(np.asarray(ts, float), np.asarray(end, float))
 
 
+def span_us(events: pd.DataFrame) -> float:
+    """The trace's wall span (µs): the last event's end minus the first event's start; 0 when
+    there are none."""
+    if events.empty:
+        return 0.0
+    return float((events.ts_us + events.dur_us).max() - events.ts_us.min())
+
+
 def lane_busy(events: pd.DataFrame) -> pd.DataFrame:
     """Per thread (pid, tid): busy_us (union of its events) and idle_us over the trace span."""
     if events.empty:
         return pd.DataFrame(columns=["pid", "tid", "busy_us", "idle_us"])
-    end = events.ts_us + events.dur_us
-    span = float(end.max() - events.ts_us.min())
+    span = span_us(events)
     rows = []
     for (pid, tid), g in events.groupby(["pid", "tid"], sort=True, observed=True):
         busy = busy_union_us(g.ts_us.to_numpy(float), (g.ts_us + g.dur_us).to_numpy(float))
