@@ -32,7 +32,8 @@ def runs(store) -> dict[str, str]:
     store.finish_run(claims, "complete")
     bad = make_run(store, "hostile", b"bad-trace")
     sets = ", ".join(f"{c} = :{c}" for c in BAD)
-    sql(store, f"UPDATE runs SET {sets}, noise_verdict = 'noisy', "
+    # kind 'claims' too (a hostile import can claim any kind): the claims readers meet it
+    sql(store, f"UPDATE runs SET {sets}, noise_verdict = 'noisy', kind = 'claims', "
                "created_at = '2999-01-01T00:00:00+00:00' WHERE run_id = :run_id",
         {**BAD, "run_id": bad})
     return {"good": good, "claims": claims, "bad": bad}

@@ -411,7 +411,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def stored_results(store: Any, kind: str) -> tuple[str, dict[str, Any]] | None:
     """(run_id, spec) of the newest complete guide run of `kind`, or None."""
-    runs = store.list_runs()
+    runs = store.list_runs(kind="scenario")  # the kind column: only scenario runs' specs read
     for r in runs[runs["status"] == "complete"].itertuples():
         spec = decode(r.spec_json, "spec_json", r.run_id)
         if spec.get("kind") == "scenario" and spec.get("scenario") == kind:
