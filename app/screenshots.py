@@ -43,7 +43,8 @@ def take(page, out: Path, name: str, max_height: int = MAX_HEIGHT) -> None:
     print(f"wrote {out / name}")
 
 
-def run_page(page, url: str, out: Path) -> None:
+def run_page(page, url: str, out: Path) -> str:
+    """Run the profile through the form; the form's address (its choices in the query)."""
     page.goto(url)
     page.get_by_role("heading", name="Run a profile").wait_for()
     add_choice(page, "Variants", "custom_op — CustomRelu op")
@@ -55,12 +56,14 @@ def run_page(page, url: str, out: Path) -> None:
     label.fill("README screenshots")
     label.press("Enter")
     page.get_by_text("24 cases").wait_for()
+    form = page.url
     page.get_by_role("button", name="Start").click()
     page.get_by_text("Profiling…").first.wait_for(timeout=60_000)
     page.get_by_text("complete:").wait_for(timeout=RUN_S * 1000)
     page.locator(".js-plotly-plot").first.wait_for()
     page.locator("[data-testid=stDataFrame]").filter(has_text="./traces?").first.wait_for()
     take(page, out, "run.png", max_height=2600)  # down to the case table
+    return form
 
 
 def compare_page(page, out: Path) -> None:
@@ -91,9 +94,9 @@ def traces_page(page, out: Path) -> None:
     trace.close()
 
 
-def versus_page(page, url: str, out: Path, data: Path) -> None:
-    """A second run of the same profile, then Compare on both: the B-vs-A view."""
-    page.goto(url)
+def versus_page(page, url: str, form: str, out: Path, data: Path) -> None:
+    """A second run of the same profile (the form's address), then Compare on both: B vs A."""
+    page.goto(form)
     page.get_by_role("heading", name="Run a profile").wait_for()
     page.get_by_text("24 cases").wait_for()
     page.get_by_role("button", name="Start").click()
@@ -139,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         context = browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
         page.set_default_timeout(60_000)
-        run_page(page, url, args.out)
+        form = run_page(page, url, args.out)
         compare_page(page, args.out)
         traces_page(page, args.out)
-        versus_page(page, url, args.out, Path(data))
+        versus_page(page, url, form, args.out, Path(data))
         variants_page(page, url, args.out)
         scenarios_page(page, url, args.out)
         context.close()
