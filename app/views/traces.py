@@ -159,28 +159,36 @@ def for_browser(link: str) -> str:
     return viewer_links.browser_link(link, host_header(), settings.serve_host())
 
 
+def viewer_button(viewer: str, cache_key: str, help_text: str, unavailable: tuple,
+                  make_link) -> None:
+    """The "Open in <viewer>" button of a trace: `make_link()` starts the viewer (once per
+    dashboard) and places the trace there; a viewer that cannot start is one warning line."""
+    key = viewer.lower()
+    urls = st.session_state.setdefault(f"{key}_urls", {})
+    asked = asked_once(key, cache_key)
+    if cache_key not in urls and (asked or st.button(f"Open in {viewer}", key=f"{key}_open",
+                                                     help=help_text)):
+        try:
+            with st.spinner(f"Starting {viewer}…"):
+                urls[cache_key] = make_link()
+        except (*unavailable, OSError) as error:
+            urls[cache_key] = None
+            st.warning(f"{viewer} is not available: {one_line(error)}")
+    if urls.get(cache_key):
+        st.link_button(f"Open {viewer} ↗", for_browser(urls[cache_key]))
+
+
 def xprof_section(picked) -> None:
     """A button that opens the trace in XProf's own UI (xplane traces only)."""
+    from profiling.presentation.xprof_server import XprofUnavailable
+
     data, filename, cache_key = picked
     if not filename.lower().endswith(".pb"):
         return
-    urls = st.session_state.setdefault("xprof_urls", {})
-    asked = asked_once("xprof", cache_key)
-    if cache_key not in urls and (asked or st.button(
-            "Open in XProf", key="xprof_open",
-            help="XProf's trace viewer, op profile and memory tools, served locally and "
-                 "offline")):
-        from profiling.presentation.xprof_server import XprofUnavailable
-
-        try:
-            with st.spinner("Starting XProf…"):
-                urls[cache_key] = xprof_server(resources.data_dir()).link(
-                    viewer_name(cache_key, filename), data)
-        except (XprofUnavailable, OSError) as error:
-            urls[cache_key] = None
-            st.warning(f"XProf is not available: {one_line(error)}")
-    if urls.get(cache_key):
-        st.link_button("Open XProf ↗", for_browser(urls[cache_key]))
+    viewer_button("XProf", cache_key, "XProf's trace viewer, op profile and memory tools, "
+                  "served locally and offline", (XprofUnavailable,),
+                  lambda: xprof_server(resources.data_dir()).link(
+                      viewer_name(cache_key, filename), data))
 
 
 def perfetto_section(picked, source: str | None) -> None:
@@ -191,23 +199,12 @@ def perfetto_section(picked, source: str | None) -> None:
     data, filename, cache_key = picked
     if source == "bundle" or trace_kind(filename) is None:
         return
-    urls = st.session_state.setdefault("perfetto_urls", {})
-    asked = asked_once("perfetto", cache_key)
-    if cache_key not in urls and (asked or st.button(
-            "Open in Perfetto", key="perfetto_open",
-            help="Perfetto's trace viewer (timeline, flows, SQL over the trace), served locally "
-                 "and offline")):
-        # the cache key (path and mtime, or upload id) keeps two files of one name apart
-        tag = hashlib.sha1(cache_key.encode()).hexdigest()[:8]
-        try:
-            with st.spinner("Preparing the trace for Perfetto…"):
-                urls[cache_key] = perfetto_server(resources.data_dir()).link(
-                    f"{viewer_name(cache_key, filename)}-{tag}", data, filename)
-        except (PerfettoUnavailable, OSError) as error:
-            urls[cache_key] = None
-            st.warning(f"Perfetto is not available: {one_line(error)}")
-    if urls.get(cache_key):
-        st.link_button("Open Perfetto ↗", for_browser(urls[cache_key]))
+    # the cache key (path and mtime, or upload id) keeps two files of one name apart
+    tag = hashlib.sha1(cache_key.encode()).hexdigest()[:8]
+    viewer_button("Perfetto", cache_key, "Perfetto's trace viewer (timeline, flows, SQL over the "
+                  "trace), served locally and offline", (PerfettoUnavailable,),
+                  lambda: perfetto_server(resources.data_dir()).link(
+                      f"{viewer_name(cache_key, filename)}-{tag}", data, filename))
 
 
 def timeline(events: pd.DataFrame, summary: dict) -> None:
