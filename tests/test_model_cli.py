@@ -115,6 +115,18 @@ def test_a_two_input_model_with_gelu_and_silu_branches_is_stored_as_a_model_run(
     with Store() as store:
         assert_one_run_writer(store, result["run_id"], "model")
         assert store.trace_path(cases[0]["case_id"]) is not None
+        spec = json.loads(store.run(result["run_id"])["spec_json"])
+    from profiling.presentation.model_summary import decision
+
+    report = tmp_path / "report.html"
+    exported = cli("export", result["run_id"], "--format", "html", "-o", str(report))
+    assert exported.returncode == 0, exported.stderr
+    html = report.read_text()
+    assert "Your model: two (inference)" in html and "swap:silu=x_sigmoid" in html
+    from markupsafe import escape  # the report's own escaping (Jinja2)
+
+    for line in decision({"rewrites": spec["rewrites"]}):  # the page's sentence, in the report
+        assert f'<p class="decision">{escape(line)}</p>' in html
 
 
 def test_custom_layers_load_only_through_custom_objects(tmp_path):

@@ -72,6 +72,7 @@ def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
         fusion=_table(charts.fusion_table(fusion)) if not fusion.empty else None,
         semantics=_figure(charts.semantics_matrix(semantics)) if semantics is not None else None,
         **_guide(store, runs),
+        models=_models(runs),
         cases=_table(cases, CASE_TABLE_COLUMNS),
         environments=[(run_id, list(store.environment(run_id).items())) for run_id in run_ids],
     ) + "\n"
@@ -155,6 +156,30 @@ def _guide(store: Any, runs: pd.DataFrame) -> dict[str, Any]:
             scenarios.append({"run_id": run.run_id, "error": str(exc)})
     return {"claims": {"run_id": found[0], "table": _table(shown(found[1]))}
             if found else None, "scenarios": scenarios}
+
+
+def _models(runs: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each selected model run (kind model): what to do in one sentence, the rewrites' table and
+    chart, the activation layers (profiling.presentation.model_summary, as on the Model page)."""
+    from profiling.presentation import model_summary
+
+    out = []
+    for run in runs.itertuples():
+        if getattr(run, "kind", None) != "model":
+            continue
+        spec = decode(run.spec_json, "spec_json", run.run_id)
+        rewrites = [r for r in spec.get("rewrites") or [] if isinstance(r, dict)]
+        layers = [a for a in spec.get("activations") or [] if isinstance(a, dict)]
+        try:
+            out.append({"run_id": run.run_id, "model": spec.get("model", "?"),
+                        "mode": spec.get("mode", "?"), "error": None,
+                        "decision": model_summary.decision({"rewrites": rewrites}),
+                        "rewrites": _table(model_summary.rewrite_table(rewrites)),
+                        "chart": _figure(model_summary.speedup_figure(rewrites)),
+                        "layers": _table(model_summary.layer_table(layers))})
+        except (KeyError, TypeError, ValueError) as exc:  # a hostile bundle's spec
+            out.append({"run_id": run.run_id, "error": str(exc)})
+    return out
 
 
 def _format(value: Any, column: str = "") -> str:
