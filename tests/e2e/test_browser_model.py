@@ -42,6 +42,7 @@ def test_upload_a_model_run_two_rewrites_and_open_a_trace(app_url, page, model_f
     page.wait_for_timeout(300)
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Activation layers").wait_for(timeout=RUN_S * 1000)
+    page.get_by_text("Stored as run").wait_for()  # drawn last: the whole result is on the page
     body = page.inner_text("body")
     assert "tiny_cbr" in body and "Stored as run" in body
     grid = page.locator("[data-testid=stDataFrame]")
