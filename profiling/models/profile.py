@@ -283,8 +283,9 @@ def _saved_model_result(loaded: load.LoadedModel, req: ModelRequest, inputs: lis
 
 def step_peak_memory(req: ModelRequest, rewrite: str | None) -> int:
     """Bytes the step adds to this process's peak RSS (what the activations keep for backward,
-    in a training step): the peak over a few steps after the peak was reset, minus the resident
-    set before them. Run in a short-lived worker per variant so that no two share a peak."""
+    in a training step): the step is traced but not run, the peak reset, then the peak over its
+    first runs minus the resident set before them. Run in a short-lived worker per variant so
+    that no two share a peak."""
     import tensorflow as tf
 
     from profiling.measurement.timing import peak_rss_mb, reset_peak_rss
@@ -299,16 +300,18 @@ def step_peak_memory(req: ModelRequest, rewrite: str | None) -> int:
         r = rewrites.rewrite(model, rewrite)
         model, jit = r.model, r.jit_compile
     inputs = load.random_inputs(loaded.input_spec, req.seed)
-    v = _Variant(rewrite or "original", model, jit)
     ys = steps.targets(model, steps.outputs_of(model(inputs if len(inputs) > 1 else inputs[0],
                                                      training=False)), req.seed + 1)
-    _build(v, req.mode, inputs, ys)
+    xs = [tf.constant(x) for x in inputs]
+    fn = steps.inference_step(model, jit) if req.mode == "inference" else \
+        steps.train_step(model, ys, jit)
+    fn.get_concrete_function(*xs)  # traced, not run: the first run below allocates the step
     if not reset_peak_rss():
         raise RuntimeError("this OS cannot reset the peak RSS (Linux /proc/self/clear_refs)")
     import psutil
 
     rss_before = psutil.Process().memory_info().rss
     for _ in range(3):
-        out = v.step()
+        out = fn(*xs)
     tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, out)
     return max(0, int(peak_rss_mb() * 2**20) - rss_before)

@@ -251,8 +251,10 @@ def series_styles(frame: pd.DataFrame, names: pd.Series) -> dict[str, dict]:
     runs = (list(dict.fromkeys(first["run_id"].astype(str))) if "run_id" in first.columns
             else [])
     settings = [c for c in SETTING_COLUMNS if c in first.columns]
-    combos = first[settings].astype(str).agg(" ".join, axis=1) if settings else \
-        pd.Series("", index=first.index)
+    # a setting a case lacks (no allocator recorded) is "", never NaN: pandas 3 keeps NaN
+    # through astype(str)
+    combos = first[settings].astype(object).fillna("").astype(str).agg(" ".join, axis=1) \
+        if settings else pd.Series("", index=first.index)
     combo_order = list(dict.fromkeys(combos))
     styles = {}
     for row, v, combo in zip(first.itertuples(), variant.astype(str), combos, strict=True):
