@@ -54,5 +54,8 @@ def test_upload_a_model_run_two_rewrites_and_open_a_trace(app_url, page, model_f
     assert href.startswith("./traces?run=")
     page.goto(app_url + href[1:])
     page.get_by_role("heading", name="Traces").wait_for()
-    page.get_by_text("act1").first.wait_for(timeout=120_000)
-    assert "Trace of run" in page.inner_text("body")
+    caption = page.get_by_text("Trace of run").first
+    caption.wait_for(timeout=120_000)
+    run_id = href.split("run=")[1].split("&")[0]
+    assert f"Trace of run {run_id}, case original" in caption.inner_text()
+    page.locator(".js-plotly-plot").first.wait_for(timeout=120_000)  # its timeline is drawn
