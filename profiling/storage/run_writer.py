@@ -1,7 +1,7 @@
 """The one run writer: every experiment fills `CaseResult`s and hands them to `RunWriter`.
 
-A run is created when the writer opens and finished when it closes: complete when at least
-one case is ok (or the run has none), failed when every case failed, interrupted on Ctrl-C or
+A run is created when the writer opens and finished when it closes: complete, which the store's
+`finish_run` records as failed when some case failed and none is ok, interrupted on Ctrl-C or
 a cancel, failed on an error (re-raised). Case ids have one format, `<run_id>-<idx:04d>`
 (fusion rows, which are no cases, `<run_id>-fusion-<i:04d>`); readers never parse them, so ids
 stored in older formats stay readable. A case's median, IQR and 95% CI are computed here from its
@@ -87,11 +87,6 @@ class CaseResult:
         return row
 
 
-def run_status(statuses: Sequence[str]) -> str:
-    """A finished run's status from its cases': failed when every case failed, else complete."""
-    return "failed" if statuses and all(s == "failed" for s in statuses) else "complete"
-
-
 class RunWriter:
     """`with RunWriter(store, kind, spec, label, n_cases) as w: w.add(case)`; `w.run_id`.
 
@@ -109,7 +104,6 @@ class RunWriter:
         self.spec = {"kind": spec_kind or kind, **dict(spec)} if kind_in_spec else dict(spec)
         self.label, self.n_cases, self.environment = label, n_cases, environment
         self.run_id = run_id or ""
-        self.statuses: list[str] = []
 
     def __enter__(self) -> RunWriter:
         self.run_id = self.store.create_run(self.spec, self.label, self.n_cases, self.environment,
@@ -144,12 +138,11 @@ class RunWriter:
             row["trace_sha256"] = self.store.put_trace(path.read_bytes(), path.name)
         self.store.add_case(row, samples=list(case.samples), op_stats=case.op_stats,
                             breakdown=case.breakdown)
-        self.statuses.append(case.status)
         return row["case_id"]
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
-            self.store.finish_run(self.run_id, run_status(self.statuses))
+            self.store.finish_run(self.run_id, "complete")  # the store's rule: failed if no case is ok
         elif issubclass(exc_type, KeyboardInterrupt):
             self.store.finish_run(self.run_id, "interrupted")
         else:
