@@ -182,3 +182,30 @@ def test_a_training_run_compares_loss_and_gradients_and_measures_each_steps_memo
     assert swap["status"] == "ok" and swap["max_rel_diff"] < 1e-5
     assert swap["peak_memory_bytes"] > 0
     assert by_name["fold_bn"]["status"] == "failed" and "inference" in by_name["fold_bn"]["reason"]
+
+
+def test_a_saved_model_is_timed_and_audited_through_its_signature_and_rewrites_are_refused(
+        tmp_path, data_dir):
+    inp = keras.Input((12, 12, 3), name="pixels")
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inp)
+    x = keras.layers.Activation("relu6", name="act")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    out = keras.layers.Dense(4, activation="sigmoid", name="head")(x)
+    folder = tmp_path / "exported"
+    keras.Model(inp, out, name="exported").export(folder, verbose=False)
+    got = cli("model", str(folder), "--what-if", "fold_bn", "--json", *FAST)
+    assert got.returncode == 0, got.stderr
+    result = strict_json(got.stdout)
+    assert result["model"] == "exported" and result["source"] == str(folder)
+    assert [s["shape"] for s in result["input_spec"]] == [[2, 12, 12, 3]]
+    low, high = result["step_ci95_s"]
+    assert 0 < low <= result["step_s"] <= high
+    assert result["noise_verdict"] in ("quiet", "noisy")
+    kinds = sorted(a["kind"] for a in result["activations"])
+    assert kinds == ["relu6", "sigmoid"], result["activations"]
+    assert all("SavedModel" in a["cause"] for a in result["activations"])
+    (fold,) = result["rewrites"]
+    assert fold["status"] == "failed" and "no Keras layers" in fold["reason"]
+    shown = cli("show", result["run_id"], "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [c["variant"] for c in strict_json(shown.stdout)["cases"]][0] == "original"

@@ -182,7 +182,6 @@ def profile_model(req: ModelRequest, on_progress: Callable[[str], None] = lambda
                              req.repeats, req.min_time, req.warmup)
     groups = [{**noise.between(before, noise.snapshot()), "group": "model steps"}]
     base = timings["original"].samples
-    stats = summarize_samples(base)
     out_rewrites = []
     layers_rows: list[dict] = []
     audit_result: dict = {}
@@ -219,20 +218,30 @@ def profile_model(req: ModelRequest, on_progress: Callable[[str], None] = lambda
                        f"relative difference {rel_d:.3g} > tolerance {tolerance(v.name):g}")
         out_rewrites.append(row)
     spreads = [(v.name, relative_spread(timings[v.name].samples)) for v in ok]
-    verdict = noise.verdict(groups, spreads)
+    activations = layers_rows or [dict(a.as_dict(), fused=None, time_us=None, pct=None,
+                                       cause="no trace taken")
+                                  for a in walk.activation_layers(model)]
+    return _result(loaded, req, timings["original"], noise.verdict(groups, spreads),
+                   activations, audit_result, out_rewrites + failed, traces)
+
+
+def _result(loaded: load.LoadedModel, req: ModelRequest, original, verdict: dict,
+            activations: list[dict], audit_result: dict, rewrites_out: list[dict],
+            traces: dict[str, str]) -> dict[str, Any]:
+    """The run's result dict (one shape for a Keras model and a SavedModel); ``original`` is
+    the original step's timing."""
+    stats = summarize_samples(original.samples)
     return {
         "model": loaded.name, "source": loaded.source,
         "input_spec": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in loaded.input_spec],
         "mode": req.mode, "batch": req.batch, "notes": loaded.notes,
         "step_s": stats.median_s, "step_ci95_s": [stats.ci95_low_s, stats.ci95_high_s],
-        "step_samples_s": list(base), "number": timings["original"].number,
+        "step_samples_s": list(original.samples), "number": original.number,
         "noise_verdict": verdict["verdict"], "noise": verdict,
-        "activations": layers_rows or [dict(a.as_dict(), fused=None, time_us=None, pct=None,
-                                            cause="no trace taken")
-                                       for a in walk.activation_layers(model)],
+        "activations": activations,
         "recommendations": audit_result.get("recommendations", []),
         "activation_pct": audit_result.get("activation_pct"),
-        "rewrites": out_rewrites + failed,
+        "rewrites": rewrites_out,
         "traces": traces,
     }
 
@@ -246,10 +255,11 @@ def _saved_model_result(loaded: load.LoadedModel, req: ModelRequest, inputs: lis
     feed = {n: tf.constant(x) for n, x in zip(names, inputs, strict=True)}
     loaded.signature(**feed)
     on_progress("timing the serving signature")
+    before = noise.snapshot()
     timings = on_fresh_stack(measure_interleaved, {"original": (lambda: loaded.signature(**feed),
                                                                 no_sync)},
                              req.repeats, req.min_time, req.warmup)
-    stats = summarize_samples(timings["original"].samples)
+    groups = [{**noise.between(before, noise.snapshot()), "group": "model steps"}]
     rows: list[dict] = []
     audit_result: dict = {}
     traces = {}
@@ -265,20 +275,11 @@ def _saved_model_result(loaded: load.LoadedModel, req: ModelRequest, inputs: lis
                  "fused": a.get("fused"), "time_us": a.get("self_us"), "pct": a.get("pct"),
                  "cause": "from the trace (a SavedModel has no Keras layers to join)"}
                 for a in audit_result["activations"]]
-    return {
-        "model": loaded.name, "source": loaded.source,
-        "input_spec": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in loaded.input_spec],
-        "mode": req.mode, "batch": req.batch, "notes": loaded.notes,
-        "step_s": stats.median_s, "step_ci95_s": [stats.ci95_low_s, stats.ci95_high_s],
-        "step_samples_s": list(timings["original"].samples),
-        "number": timings["original"].number, "noise_verdict": "unknown",
-        "noise": {"verdict": "unknown", "reasons": []},
-        "activations": rows, "recommendations": audit_result.get("recommendations", []),
-        "activation_pct": audit_result.get("activation_pct"),
-        "rewrites": [_fail(t, "a SavedModel has no Keras layers to rewrite: give the .keras "
-                           "file") for t in req.what_if],
-        "traces": traces,
-    }
+    refused = [_fail(t, "a SavedModel has no Keras layers to rewrite: give the .keras file")
+               for t in req.what_if]
+    spreads = [("original", relative_spread(timings["original"].samples))]
+    return _result(loaded, req, timings["original"], noise.verdict(groups, spreads), rows,
+                   audit_result, refused, traces)
 
 
 def step_peak_memory(req: ModelRequest, rewrite: str | None) -> int:
