@@ -92,3 +92,18 @@ def test_compare_page_says_each_noisy_run_once_with_details_in_one_expander(data
         "noisy: other processes used up to 50% of the CPUs; 1 case spread > 10%"), warnings
     expander = next(e for e in at.expander if e.label == "Noise details")
     assert "g: other processes used 50% of the CPUs" in " ".join(texts(expander.markdown))
+
+
+def test_the_cli_says_a_noisy_run_in_the_pages_one_line(data_dir, capsys):
+    from profiling.cli.main import main
+
+    with Store(data_dir) as store:
+        quiet_id, loud_id = fill(store, synthetic_cases()), fill(store, synthetic_cases())
+        verdict = noise.verdict([group("g", 0.45)], [(f"c{i}", 0.3) for i in range(3)])
+        with sqlite3.connect(store.db_path) as db:
+            db.execute("UPDATE runs SET noise_verdict='noisy', noise_json=? WHERE run_id=?",
+                       (json.dumps(verdict), loud_id))
+    assert main(["compare", quiet_id, loud_id]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning")]
+    assert err == [f"warning: run {loud_id} noisy: other processes used up to 45% of the CPUs; "
+                   f"3 cases spread > 10% (details: show {loud_id})"]

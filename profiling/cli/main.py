@@ -173,10 +173,12 @@ def _noise(run: dict) -> dict:
 
 
 def _warn_noise(run_id: str, noise: dict) -> None:
-    if noise.get("verdict") == "noisy":
-        reasons = "; ".join(noise.get("reasons") or [])
-        print(f"warning: run {run_id} was measured on a noisy machine: {reasons}",
-              file=sys.stderr)
+    """One short stderr line for a noisy run (the pages' line); `show RUN` has the details."""
+    from profiling.presentation.noise_text import headline
+
+    line = headline(noise)
+    if line:
+        print(f"warning: run {run_id} {line} (details: show {run_id})", file=sys.stderr)
 
 
 def _with_speedup(frame: pd.DataFrame, ratio: str = "ratio_to_baseline") -> pd.DataFrame:
