@@ -61,14 +61,7 @@ def test_every_surface_shows_the_same_speedup(pair, capsys):
                           where["speedup_ci95_high"]) == WHERE_B_VS_A
 
     # the Run page's table, as it is when run A has just finished
-    with Store(data_dir) as store:
-        spec = json.loads(store.run(a)["spec_json"])
-    run_page = open_page()
-    run_page.session_state["job"] = Job(total=3, spec=spec, result=a, done=3, finished=True,
-                                        shown=True)
-    run_page.run()
-    assert not run_page.exception, [e.value for e in run_page.exception]
-    cells = heat_cells(run_page)
+    cells = heat_cells(run_page_after(data_dir, a))
     assert cells["where"].endswith("· 1.25×") and "80.0 µs" in cells["where"]
 
     # the Compare page: the results table of run A, then B against A
@@ -89,6 +82,18 @@ def test_every_surface_shows_the_same_speedup(pair, capsys):
                      + re.escape(WHERE_B_VS_A), document)
 
 
+def run_page_after(data_dir, run_id: str):
+    """The Run page as it is when ``run_id`` (3 cases) has just finished."""
+    with Store(data_dir) as store:
+        spec = json.loads(store.run(run_id)["spec_json"])
+    at = open_page()
+    at.session_state["job"] = Job(total=3, spec=spec, result=run_id, done=3, finished=True,
+                                  shown=True)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def heat_table(at):
     """The page's heat table: the dataframe with a column per shape."""
     return next(d for d in at.dataframe if "1000000" in d.value.columns)
@@ -104,12 +109,7 @@ def test_overlapping_cis_are_coloured_neutral_on_the_run_page(pair):
     """maximum's paired ratio 0.97 [0.90, 1.04] includes 1: no colour; where's excludes 1 and
     5%: green; the baseline grey; the legend says what each colour means."""
     data_dir, a, _ = pair
-    with Store(data_dir) as store:
-        spec = json.loads(store.run(a)["spec_json"])
-    at = open_page()
-    at.session_state["job"] = Job(total=3, spec=spec, result=a, done=3, finished=True,
-                                  shown=True)
-    at.run()
+    at = run_page_after(data_dir, a)
     element = heat_table(at)
     styles = styled_cells(element.proto.arrow_data.styler.styles, element.value)
     assert styles["maximum"] == ""
