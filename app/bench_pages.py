@@ -185,8 +185,8 @@ def visit(context, url: str) -> dict[str, float]:
         page.goto(url)
         page.locator(FIRST_CHART).first.wait_for(timeout=120_000)
         seen = time.perf_counter() - start
-        page.wait_for_function("() => 'chart drawn' in window.__marks && 'page done' in "
-                               "window.__marks", timeout=120_000)
+        page.wait_for_function(f"() => {json.dumps(BREAKDOWN)}.every(m => m in window.__marks)",
+                               timeout=120_000)
         marks = page.evaluate("() => window.__marks")
     finally:
         page.close()
