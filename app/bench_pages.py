@@ -32,13 +32,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.headless import VEGA_MARKS
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "app" / "main.py"
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 MODES = ("eager", "function")
 TARGETS_S = {"Compare": 2.0, "Run": 1.0, "Chromium": 2.0}
 # A drawn mark of the B vs A chart (Vega-Lite, SVG): the page's first chart with two runs or more.
-FIRST_CHART = "[data-testid=stVegaLiteChart] svg .mark-symbol path"
+FIRST_CHART = VEGA_MARKS
 
 
 def fill_store(data_dir: Path, runs: int, variants: list[str]) -> list[str]:

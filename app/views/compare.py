@@ -90,7 +90,7 @@ def versus_view(cases, base_run: str, threshold: float, names: dict[str, str]) -
     """Each run B against A: the chart, the table (largest change first) and its CSV."""
     table, shown, csv, spec = figure_cache.versus(cases, base_run, threshold,
                                                   tuple(names.items()))
-    # Streamlit's theme hides the colour legend of this layered chart: the spec's own config.
+    # The spec's own fonts and sizes (its config), not Streamlit's theme.
     st.vega_lite_chart(spec=spec, width="stretch", theme=None, key="chart_versus")
     st.dataframe(shown, hide_index=True, key="versus_table")
     counts = table["verdict"].value_counts()
