@@ -13,6 +13,7 @@ import pytest
 from helpers import as_json, synthetic_cases
 
 from profiling.presentation import versus
+from profiling.presentation.charts import variant_colours
 
 A, B, C = "20260101-000000-aaaaaa", "20260101-000001-bbbbbb", "20260101-000002-cccccc"
 
@@ -67,6 +68,12 @@ def test_chart_has_whiskers_the_threshold_band_and_a_row_per_case():
     first = fig["data"][0]
     assert len(first["error_x"]["array"]) == len(first["x"]) == (table["run_b"] == B).sum()
     assert "Speedup over first" in fig["layout"]["title"]["text"]
+    # the page's encoding: the variant's colour, open where not resolved
+    rows = table[table["run_b"] == B]
+    colours = variant_colours(list(dict.fromkeys(table["variant"])))
+    assert first["marker"]["color"] == [colours[v] for v in rows["variant"]]
+    assert [s.endswith("-open") for s in first["marker"]["symbol"]] == \
+        [v == "not resolved" for v in rows["verdict"]]
     assert versus.threshold_band(0.05) == pytest.approx((1 / 1.05, 1 / 0.95))
 
 
@@ -84,7 +91,7 @@ def layer(spec: dict, mark: str, field: str) -> dict:
 
 
 def test_spec_has_a_row_per_case_whiskers_the_band_and_the_apps_palette():
-    from profiling.presentation.charts import RUN_DASHES, variant_colours
+    from profiling.presentation.charts import RUN_DASHES
 
     table = versus.versus_table(three_runs(), A, threshold=0.1)
     spec = versus.versus_spec(table, {A: "first", B: "second"}, A, threshold=0.1)

@@ -30,7 +30,6 @@ from profiling.presentation.charts import (
     empty_figure,
     variant_colours,
 )
-from profiling.presentation.model_summary import VERDICT_COLOURS  # the model page's
 
 VERSUS_COLUMNS = ["run_b", "case", "variant", *MATCH_KEYS, "median_s_a", "median_s_b",
                   "speedup", "speedup_ci95_low", "speedup_ci95_high", "verdict"]
@@ -112,12 +111,14 @@ def versus_chart(table: pd.DataFrame, names: Mapping[str, str], base_run: str,
                  threshold: float = DEFAULT_THRESHOLD) -> go.Figure:
     """B's speedup over A per case (log x, case per row in the table's order, largest change
     on top) with 95% CI whiskers and the threshold band shaded; one marker symbol per B run,
-    coloured by verdict."""
+    coloured by variant (the app's palette), open where the verdict is not resolved: the
+    Compare page's chart (``versus_spec``) read the same way, for the HTML report."""
     base = names.get(base_run, base_run)
     title = f"Speedup over {display_text(base)} per case (above 1 is faster)"
     if table.empty:
         return empty_figure(title, "No cases matched between these runs")
     cases = [display_text(c) for c in dict.fromkeys(table["case"])]
+    colours = variant_colours(list(dict.fromkeys(table["variant"].astype(str))))
     traces = []
     for index, (run_b, rows) in enumerate(table.groupby("run_b", sort=False)):
         speedup = rows["speedup"].to_numpy(float)
@@ -127,9 +128,10 @@ def versus_chart(table: pd.DataFrame, names: Mapping[str, str], base_run: str,
         traces.append(dict(
             type="scatter", x=speedup.tolist(), y=[display_text(c) for c in rows["case"]],
             mode="markers", name=display_text(f"B = {names.get(run_b, run_b)}"),
-            marker=dict(symbol=SETTING_SYMBOLS[index % len(SETTING_SYMBOLS)], size=9,
-                        color=[VERDICT_COLOURS[v] for v in verdicts],
-                        line=dict(width=1, color="#333")),
+            marker=dict(symbol=[SETTING_SYMBOLS[index % len(SETTING_SYMBOLS)]
+                                + ("-open" if v == "not resolved" else "") for v in verdicts],
+                        size=9, color=[colours[v] for v in rows["variant"].astype(str)],
+                        line=dict(width=1.5)),
             error_x=dict(type="data", symmetric=False,
                          array=np.nan_to_num(high_ci - speedup).tolist(),
                          arrayminus=np.nan_to_num(speedup - low_ci).tolist(),
