@@ -10,18 +10,21 @@ rerun with nothing new (a widget change elsewhere). Compare draws only its open 
 (B vs A with two runs or more) for 1, 2 and 20 runs, then each other tab for 20 runs.
 
 Then what a user waits for: ``streamlit run`` on the same store, one visit to the Run page (the
-server imports TensorFlow), and Compare with all 20 runs opened in headless Chromium in a fresh
-browser context, timed from navigation until its first chart is drawn (an SVG inside the first
-Plotly chart): the first such page after the server started (data read cold) and the median of
-the fresh pages after it. Targets: Compare < 2 s (page script and in the browser), Run (with a
-run's results) < 1 s. A benchmark, not a test: it prints numbers and exits 1 when a target is
-missed.
+server imports TensorFlow; the bench waits until that page is drawn), and Compare with all 20 runs opened in headless Chromium, timed by
+the page's own clock from navigation to its title, its runs picker, its last element (the page
+script has finished), the chart's container and its first chart drawn (a painted SVG mark of the
+B vs A chart): the first such page after the server started (data read cold), the median fresh
+page (a new browser context: no cache, a new user) and the median new tab of a warm browser (a
+returning user). Targets: Compare < 2 s (page script; first chart drawn in the first and the
+fresh page), Run (with a run's results) < 1 s. A benchmark, not a test: it prints numbers and
+exits 1 when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -29,12 +32,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.headless import VEGA_MARKS
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "app" / "main.py"
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 MODES = ("eager", "function")
 TARGETS_S = {"Compare": 2.0, "Run": 1.0, "Chromium": 2.0}
-FIRST_CHART = ".js-plotly-plot .main-svg"
+# A drawn mark of the B vs A chart (Vega-Lite, SVG): the page's first chart with two runs or more.
+FIRST_CHART = VEGA_MARKS
 
 
 def fill_store(data_dir: Path, runs: int, variants: list[str]) -> list[str]:
@@ -144,33 +150,99 @@ def measure(run_ids: list[str], repeats: int) -> dict[str, tuple[float, float]]:
     return results
 
 
-def in_chromium(data_dir: Path, run_ids: list[str], repeats: int) -> dict[str, float]:
-    """Seconds from navigation to the first drawn chart of Compare with ``run_ids``, in a fresh
-    browser context each time, on a server started on ``data_dir`` (app.headless)."""
+# Marks the page itself takes, in ms since navigation start (performance.now()): the first
+# time each element is in the DOM, and "chart drawn" one frame after the chart's first SVG mark
+# (a symbol of the B vs A chart, not its empty container) was inserted, i.e. once painted.
+MARKS = {"title": "h1", "runs picker": "[data-testid=stMultiSelect]",
+         "chart container": "[data-testid=stVegaLiteChart]", "chart marks": FIRST_CHART}
+OBSERVER = """
+window.__marks = {};
+const selectors = %s;
+function mark() {
+  const marks = window.__marks;
+  for (const [name, selector] of Object.entries(selectors)) {
+    if (!(name in marks) && document.querySelector(selector)) marks[name] = performance.now();
+  }
+  if ('chart marks' in marks && !('chart drawn' in marks) && !window.__painting) {
+    window.__painting = true;
+    requestAnimationFrame(() => setTimeout(() => { marks['chart drawn'] = performance.now(); }));
+  }
+  if (!('page done' in marks) && document.body && document.body.innerText.includes('%s')) {
+    marks['page done'] = performance.now();
+  }
+}
+new MutationObserver(mark).observe(document, {subtree: true, childList: true});
+"""
+# The page's last element: once it shows, the page script has finished and all was sent.
+LAST_ELEMENT = "Delete runs"
+BREAKDOWN = ("title", "runs picker", "page done", "chart container", "chart drawn")
+
+
+def visit(context, url: str) -> dict[str, float]:
+    """Open ``url`` in a new tab of ``context``: seconds from navigation to each mark, and
+    "seen" (when Playwright saw the chart: later, when the page is busy after drawing)."""
+    page = context.new_page()
+    try:
+        start = time.perf_counter()
+        page.goto(url)
+        page.locator(FIRST_CHART).first.wait_for(timeout=120_000)
+        seen = time.perf_counter() - start
+        page.wait_for_function(f"() => {json.dumps(BREAKDOWN)}.every(m => m in window.__marks)",
+                               timeout=120_000)
+        marks = page.evaluate("() => window.__marks")
+    finally:
+        page.close()
+    return {**{name: ms / 1000 for name, ms in marks.items()}, "seen": seen}
+
+
+def in_chromium(data_dir: Path, run_ids: list[str], repeats: int) -> dict[str, dict[str, float]]:
+    """Compare with ``run_ids`` in headless Chromium on a server started on ``data_dir``
+    (app.headless), after one visit to the Run page: the first Compare page after the server
+    started (its data read cold), the median of ``repeats`` fresh pages (a new browser context
+    each: no cache) and of ``repeats`` new tabs in one warm context (a returning user's browser,
+    its HTTP and code caches full). {figure: {mark: seconds from navigation}}."""
     from app.headless import chromium, serve
 
-    def first_chart(browser, url: str) -> float:
+    observer = OBSERVER % (json.dumps(MARKS), LAST_ELEMENT)
+
+    def new_context(browser):
         context = browser.new_context(viewport={"width": 1440, "height": 1100})
+        context.add_init_script(observer)
+        return context
+
+    def fresh(browser, url: str) -> dict[str, float]:
+        context = new_context(browser)
         try:
-            page = context.new_page()
-            start = time.perf_counter()
-            page.goto(url)
-            page.locator(FIRST_CHART).first.wait_for(timeout=120_000)
-            return time.perf_counter() - start
+            return visit(context, url)
         finally:
             context.close()
+
+    def median(visits: list[dict[str, float]]) -> dict[str, float]:
+        names = set.intersection(*(set(v) for v in visits))  # a mark one visit missed: left out
+        return {name: statistics.median(v[name] for v in visits) for name in visits[0]
+                if name in names}
 
     with serve(data_dir) as url, chromium() as browser:
         context = browser.new_context()
         page = context.new_page()
         page.goto(url)  # the Run page: the server imports TensorFlow and the registry
-        page.get_by_role("heading", name="Run a profile").wait_for(timeout=120_000)
+        # Its Start button needs both; then the page shows the last stored run's results. The
+        # first Compare page must not share the CPUs with that page's script (it did: +1-2 s).
+        page.get_by_role("button", name="Start").wait_for(timeout=120_000)
+        page.wait_for_timeout(3000)
         context.close()
         compare = f"{url}/compare?runs={','.join(run_ids)}"
-        first = first_chart(browser, compare)
-        later = [first_chart(browser, compare) for _ in range(repeats)]
-    return {"Chromium: Compare (20 runs), first page": first,
-            "Chromium: Compare (20 runs), fresh page": statistics.median(later)}
+        first = fresh(browser, compare)
+        fresh_pages = median([fresh(browser, compare) for _ in range(repeats)])
+        warm = new_context(browser)
+        try:
+            visit(warm, compare)  # fills its caches
+            warm_tabs = median([visit(warm, compare) for _ in range(repeats)])
+        finally:
+            warm.close()
+    runs = f"Compare ({len(run_ids)} runs)"
+    return {f"{runs}, first page": first, f"{runs}, fresh page": fresh_pages,
+            f"{runs}, new tab, warm browser": warm_tabs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,11 +274,16 @@ def main(argv: list[str] | None = None) -> int:
         target = TARGETS_S[name.split()[0]]
         missed |= cold >= target
         print(f"{name:<34}{cold:>10.3f}{warm:>10.3f}{f'< {target:g} s':>9}")
-    print("In Chromium, from navigation to the first drawn chart (a fresh browser context):")
-    for name, seconds in browser.items():
-        missed |= seconds >= TARGETS_S["Chromium"]
-        target = TARGETS_S["Chromium"]
-        print(f"{name:<44}{seconds:>10.3f}{f'< {target:g} s':>9}")
+    print("In Chromium, seconds from navigation (the page's own clock) to: "
+          + ", ".join(BREAKDOWN) + "; then when Playwright saw the chart")
+    target = TARGETS_S["Chromium"]
+    print(f"{'':<44}" + "".join(f"{name:>16}" for name in (*BREAKDOWN, "seen")))
+    for name, marks in browser.items():
+        gated = "warm browser" not in name  # the issue's figures: a fresh page
+        missed |= gated and marks["chart drawn"] >= target
+        print(f"{name:<44}" + "".join(f"{marks.get(m, math.nan):>16.2f}"
+                                      for m in (*BREAKDOWN, "seen"))
+              + (f"  target: chart drawn < {target:g} s" if gated else ""))
     return 1 if missed else 0
 
 

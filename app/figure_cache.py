@@ -39,13 +39,13 @@ def _cached(name: str):
 @st.cache_resource(max_entries=16, show_spinner=False)
 def versus(cases: Any, base_run: str, threshold: float,
            names: tuple[tuple[str, str], ...]) -> tuple[Any, Any, str, Any]:
-    """(table, displayed table, CSV, chart) of each run B against ``base_run`` A
-    (profiling.presentation.versus), built once per input: about a second at 20 runs."""
+    """(table, displayed table, CSV, Vega-Lite chart spec) of each run B against ``base_run`` A
+    (profiling.presentation.versus), built once per input: about half a second at 20 runs."""
     table = _versus.versus_table(cases, base_run, threshold)
     named = dict(names)
     return (table, _versus.versus_display(table, named, base_run),
             _versus.versus_csv(table, base_run),
-            _versus.versus_chart(table, named, base_run, threshold))
+            _versus.versus_spec(table, named, base_run, threshold))
 
 
 class _Charts(SimpleNamespace):

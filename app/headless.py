@@ -19,6 +19,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 STARTUP_S = 90
+# A drawn mark of a Vega-Lite chart (SVG renderer): Compare's B vs A chart has been painted, not
+# only its empty container.
+VEGA_CHART, VEGA_MARK = "[data-testid=stVegaLiteChart]", "svg .mark-symbol.role-mark path"
+VEGA_MARKS = f"{VEGA_CHART} {VEGA_MARK}"
 
 
 class DashboardError(RuntimeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 from helpers import as_json, synthetic_cases
 
 from profiling.presentation import versus
+from profiling.presentation.charts import variant_colours
 
 A, B, C = "20260101-000000-aaaaaa", "20260101-000001-bbbbbb", "20260101-000002-cccccc"
 
@@ -66,6 +68,12 @@ def test_chart_has_whiskers_the_threshold_band_and_a_row_per_case():
     first = fig["data"][0]
     assert len(first["error_x"]["array"]) == len(first["x"]) == (table["run_b"] == B).sum()
     assert "Speedup over first" in fig["layout"]["title"]["text"]
+    # the page's encoding: the variant's colour, open where not resolved
+    rows = table[table["run_b"] == B]
+    colours = variant_colours(list(dict.fromkeys(table["variant"])))
+    assert first["marker"]["color"] == [colours[v] for v in rows["variant"]]
+    assert [s.endswith("-open") for s in first["marker"]["symbol"]] == \
+        [v == "not resolved" for v in rows["verdict"]]
     assert versus.threshold_band(0.05) == pytest.approx((1 / 1.05, 1 / 0.95))
 
 
@@ -74,3 +82,44 @@ def test_nothing_to_match_gives_an_empty_table_and_an_annotated_chart():
     assert table.empty and list(table.columns) == versus.VERSUS_COLUMNS
     fig = as_json(versus.versus_chart(table, {}, A))
     assert fig["data"] == [] and "No cases matched" in fig["layout"]["annotations"][0]["text"]
+
+
+def layer(spec: dict, mark: str, field: str) -> dict:
+    """The spec's layer of this mark type whose x encodes ``field``."""
+    return next(part for part in spec["layer"]
+                if part["mark"]["type"] == mark and part["encoding"]["x"]["field"] == field)
+
+
+def test_spec_has_a_row_per_case_whiskers_the_band_and_the_apps_palette():
+    from profiling.presentation.charts import RUN_DASHES
+
+    table = versus.versus_table(three_runs(), A, threshold=0.1)
+    spec = versus.versus_spec(table, {A: "first", B: "second"}, A, threshold=0.1)
+    json.dumps(spec, allow_nan=False)  # Vega reads JSON: no NaN anywhere
+    assert spec["title"]["text"] == "Speedup over first per case (above 1 is faster)"
+    rows = spec["data"]["values"]
+    assert len(rows) == len(table)
+    where_b = next(r for r in rows if r["B"] == "second" and r["case"] == "where · 1000x1000")
+    assert where_b["verdict"] == "faster" and where_b["low"] < where_b["speedup"] < where_b["high"]
+    band = layer(spec, "rect", "low")["data"]["values"][0]
+    assert (band["low"], band["high"]) == pytest.approx((1 / 1.1, 1 / 0.9))
+    assert layer(spec, "rule", "one")["data"]["values"] == [{"one": 1.0}]
+    whiskers = layer(spec, "rule", "low")["encoding"]
+    assert whiskers["x2"] == {"field": "high"}
+    dashes = whiskers["strokeDash"]["scale"]
+    assert dashes["domain"] == ["second", C]
+    assert dashes["range"] == [versus.VEGA_DASHES[d] for d in RUN_DASHES[:2]]
+    points = layer(spec, "point", "speedup")["encoding"]
+    assert points["y"]["sort"] == list(dict.fromkeys(table["case"]))  # largest change on top
+    colours = points["stroke"]["scale"]
+    assert colours["range"] == [variant_colours(colours["domain"])[v] for v in colours["domain"]]
+    assert len(set(colours["range"])) == len(colours["domain"]) == 3
+    assert points["fill"]["scale"] == colours  # open (not resolved) or filled, same colour
+    assert "not resolved" in points["fillOpacity"]["condition"]["test"]
+    assert {t["field"] for t in points["tooltip"]} >= {"case", "speedup [95% CI]", "verdict"}
+    assert spec["usermeta"]["embedOptions"]["renderer"] == "svg"
+
+
+def test_spec_of_nothing_matched_says_so():
+    spec = versus.versus_spec(versus.versus_table(synthetic_cases(run_id=A), A), {}, A)
+    assert spec["data"]["values"] == [{"text": "No cases matched between these runs"}]

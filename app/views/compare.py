@@ -88,9 +88,10 @@ def pick_threshold() -> float:
 
 def versus_view(cases, base_run: str, threshold: float, names: dict[str, str]) -> None:
     """Each run B against A: the chart, the table (largest change first) and its CSV."""
-    table, shown, csv, figure = figure_cache.versus(cases, base_run, threshold,
-                                                    tuple(names.items()))
-    st.plotly_chart(figure, key="chart_versus")
+    table, shown, csv, spec = figure_cache.versus(cases, base_run, threshold,
+                                                  tuple(names.items()))
+    # The spec's own fonts and sizes (its config), not Streamlit's theme.
+    st.vega_lite_chart(spec=spec, width="stretch", theme=None, key="chart_versus")
     st.dataframe(shown, hide_index=True, key="versus_table")
     counts = table["verdict"].value_counts()
     st.caption(f"Speedup = time A / time B (above 1: B is faster), its 95% CI from the two "
