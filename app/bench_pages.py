@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.headless import VEGA_MARKS
+from app.headless import VERSUS_FRAME, VERSUS_MARK, VERSUS_MARKS, versus_chart
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = ROOT / "app" / "main.py"
@@ -40,7 +40,7 @@ SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 MODES = ("eager", "function")
 TARGETS_S = {"Compare": 2.0, "Run": 1.0, "Chromium": 2.0}
 # A drawn mark of the B vs A chart (Vega-Lite, SVG): the page's first chart with two runs or more.
-FIRST_CHART = VEGA_MARKS
+FIRST_CHART = VERSUS_MARKS
 
 
 def fill_store(data_dir: Path, runs: int, variants: list[str]) -> list[str]:
@@ -154,14 +154,22 @@ def measure(run_ids: list[str], repeats: int) -> dict[str, tuple[float, float]]:
 # time each element is in the DOM, and "chart drawn" one frame after the chart's first SVG mark
 # (a symbol of the B vs A chart, not its empty container) was inserted, i.e. once painted.
 MARKS = {"title": "h1", "runs picker": "[data-testid=stMultiSelect]",
-         "chart container": "[data-testid=stVegaLiteChart]", "chart marks": FIRST_CHART}
+         "chart container": VERSUS_FRAME, "chart marks": FIRST_CHART}
 OBSERVER = """
 window.__marks = {};
 const selectors = %s;
+function find(selector) {  // in the page or in one of its (same-origin) iframes
+  if (document.querySelector(selector)) return true;
+  for (const frame of document.querySelectorAll('iframe')) {
+    const doc = frame.contentDocument;
+    if (doc && doc.querySelector(selector)) return true;
+  }
+  return false;
+}
 function mark() {
   const marks = window.__marks;
   for (const [name, selector] of Object.entries(selectors)) {
-    if (!(name in marks) && document.querySelector(selector)) marks[name] = performance.now();
+    if (!(name in marks) && find(selector)) marks[name] = performance.now();
   }
   if ('chart marks' in marks && !('chart drawn' in marks) && !window.__painting) {
     window.__painting = true;
@@ -172,6 +180,7 @@ function mark() {
   }
 }
 new MutationObserver(mark).observe(document, {subtree: true, childList: true});
+setInterval(mark, 10);  // an iframe's own document is not observed from here
 """
 # The page's last element: once it shows, the page script has finished and all was sent.
 LAST_ELEMENT = "Delete runs"
@@ -185,7 +194,7 @@ def visit(context, url: str) -> dict[str, float]:
     try:
         start = time.perf_counter()
         page.goto(url)
-        page.locator(FIRST_CHART).first.wait_for(timeout=120_000)
+        versus_chart(page).locator(VERSUS_MARK).first.wait_for(timeout=120_000)
         seen = time.perf_counter() - start
         page.wait_for_function(f"() => {json.dumps(BREAKDOWN)}.every(m => m in window.__marks)",
                                timeout=120_000)

@@ -17,6 +17,7 @@ import streamlit as st
 
 from profiling.presentation import charts as _charts
 from profiling.presentation import versus as _versus
+from profiling.presentation.versus_svg import versus_svg
 
 FIGURES = ("latency_vs_size", "effective_bandwidth", "speedup_vs_baseline", "utilization",
            "page_faults", "breakdown_bars", "semantics_matrix", "roofline")
@@ -39,13 +40,14 @@ def _cached(name: str):
 @st.cache_resource(max_entries=16, show_spinner=False)
 def versus(cases: Any, base_run: str, threshold: float,
            names: tuple[tuple[str, str], ...]) -> tuple[Any, Any, str, Any]:
-    """(table, displayed table, CSV, Vega-Lite chart spec) of each run B against ``base_run`` A
-    (profiling.presentation.versus), built once per input: about half a second at 20 runs."""
+    """(table, displayed table, CSV, SVG chart) of each run B against ``base_run`` A
+    (profiling.presentation.versus, versus_svg), built once per input: about half a second at
+    20 runs."""
     table = _versus.versus_table(cases, base_run, threshold)
     named = dict(names)
     return (table, _versus.versus_display(table, named, base_run),
             _versus.versus_csv(table, base_run),
-            _versus.versus_spec(table, named, base_run, threshold))
+            versus_svg(table, named, base_run, threshold))
 
 
 class _Charts(SimpleNamespace):

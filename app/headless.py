@@ -19,10 +19,16 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 STARTUP_S = 90
-# A drawn mark of a Vega-Lite chart (SVG renderer): Compare's B vs A chart has been painted, not
-# only its empty container.
-VEGA_CHART, VEGA_MARK = "[data-testid=stVegaLiteChart]", "svg .mark-symbol.role-mark path"
-VEGA_MARKS = f"{VEGA_CHART} {VEGA_MARK}"
+# Compare's B vs A chart (profiling.presentation.versus_svg, in its own iframe on the page) and
+# one of its drawn markers.
+VERSUS_CHART, VERSUS_MARK = "svg.versus-chart", "g.case .marker"
+VERSUS_MARKS = f"{VERSUS_CHART} {VERSUS_MARK}"
+VERSUS_FRAME = "iframe[srcdoc*=versus-chart]"
+
+
+def versus_chart(page):
+    """The B vs A chart of the Compare page open in ``page`` (a Playwright locator)."""
+    return page.frame_locator(VERSUS_FRAME).locator(VERSUS_CHART)
 
 
 class DashboardError(RuntimeError):

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.headless import REPO, VEGA_MARKS, chromium, screenshot, serve
+from app.headless import REPO, VERSUS_MARK, chromium, screenshot, serve, versus_chart
 
 RUN_S = 600
 VIEWPORT = {"width": 1280, "height": 900}
@@ -108,7 +108,7 @@ def versus_page(page, url: str, form: str, out: Path, data: Path) -> None:
         runs = store.list_runs(kind="profile")["run_id"].tolist()[:2][::-1]
     page.goto(f"{url}/compare?runs={','.join(runs)}")
     page.get_by_role("heading", name="Compare runs").wait_for()
-    page.locator(VEGA_MARKS).first.wait_for(timeout=120_000)
+    versus_chart(page).locator(VERSUS_MARK).first.wait_for(timeout=120_000)
     page.locator("[data-testid=stDataFrame]").first.wait_for()
     take(page, out, "compare_versus.png")
 

@@ -56,7 +56,11 @@ def test_report_of_two_runs_has_the_b_vs_a_table_and_chart(store):
     assert cells[0][4:] == ["2.10× [2.02, 2.18]", "faster"]
     assert ["second", "maximum · 1000x1000", "3.00 ms", "3.05 ms", "0.984× [0.945, 1.02]",
             "not resolved"] in cells
-    assert chart_count(document) == 8  # the B-vs-A chart besides the seven
+    assert chart_count(document) == 7  # the seven Plotly charts, and the B-vs-A chart in SVG:
+    chart = document[document.index('<svg xmlns="http://www.w3.org/2000/svg" class="versus-chart"'):]
+    chart = chart[:chart.index("</svg>")]
+    assert "Speedup over first per case" in chart
+    assert f'data-case="where · 1000x1000" data-run="{second}" data-verdict="faster"' in chart
 
 
 def test_report_escapes_user_supplied_text(store):

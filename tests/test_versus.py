@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
+import xml.etree.ElementTree as ET
 
 import pandas as pd
 import pytest
-from helpers import as_json, synthetic_cases
+from helpers import synthetic_cases
 
-from profiling.presentation import versus
+from profiling.presentation import units, versus, versus_svg
 from profiling.presentation.charts import variant_colours
 
+SVG = "{http://www.w3.org/2000/svg}"
 A, B, C = "20260101-000000-aaaaaa", "20260101-000001-bbbbbb", "20260101-000002-cccccc"
 
 
@@ -58,68 +59,81 @@ def test_csv_carries_unrounded_numbers_and_both_runs():
     assert float(rows[0]["speedup"]) == pytest.approx(table["speedup"].iloc[0])
 
 
-def test_chart_has_whiskers_the_threshold_band_and_a_row_per_case():
-    table = versus.versus_table(three_runs(), A, threshold=0.1)
-    fig = as_json(versus.versus_chart(table, {A: "first"}, A, threshold=0.1))
-    assert fig["layout"]["xaxis"]["type"] == "log"
-    band = fig["layout"]["shapes"][0]
-    assert (band["x0"], band["x1"]) == pytest.approx((1 / 1.1, 1 / 0.9))
-    assert [t["name"] for t in fig["data"]] == [f"B = {B}", f"B = {C}"]
-    first = fig["data"][0]
-    assert len(first["error_x"]["array"]) == len(first["x"]) == (table["run_b"] == B).sum()
-    assert "Speedup over first" in fig["layout"]["title"]["text"]
-    # the page's encoding: the variant's colour, open where not resolved
-    rows = table[table["run_b"] == B]
-    colours = variant_colours(list(dict.fromkeys(table["variant"])))
-    assert first["marker"]["color"] == [colours[v] for v in rows["variant"]]
-    assert [s.endswith("-open") for s in first["marker"]["symbol"]] == \
-        [v == "not resolved" for v in rows["verdict"]]
-    assert versus.threshold_band(0.05) == pytest.approx((1 / 1.05, 1 / 0.95))
+def parsed(svg: str) -> ET.Element:
+    return ET.fromstring(svg)  # well-formed XML, or this raises
 
 
-def test_nothing_to_match_gives_an_empty_table_and_an_annotated_chart():
-    table = versus.versus_table(synthetic_cases(run_id=A), A)
-    assert table.empty and list(table.columns) == versus.VERSUS_COLUMNS
-    fig = as_json(versus.versus_chart(table, {}, A))
-    assert fig["data"] == [] and "No cases matched" in fig["layout"]["annotations"][0]["text"]
+def cases_of(root: ET.Element) -> list[ET.Element]:
+    return root.findall(f"{SVG}g[@class='case']")
 
 
-def layer(spec: dict, mark: str, field: str) -> dict:
-    """The spec's layer of this mark type whose x encodes ``field``."""
-    return next(part for part in spec["layer"]
-                if part["mark"]["type"] == mark and part["encoding"]["x"]["field"] == field)
+def centre(mark: ET.Element) -> float:
+    """x of a circle or square marker's centre."""
+    if mark.tag == f"{SVG}circle":
+        return float(mark.get("cx"))
+    return float(mark.get("x")) + float(mark.get("width")) / 2
 
 
-def test_spec_has_a_row_per_case_whiskers_the_band_and_the_apps_palette():
+def test_chart_has_a_marker_per_row_its_whisker_the_band_and_the_apps_palette():
     from profiling.presentation.charts import RUN_DASHES
 
     table = versus.versus_table(three_runs(), A, threshold=0.1)
-    spec = versus.versus_spec(table, {A: "first", B: "second"}, A, threshold=0.1)
-    json.dumps(spec, allow_nan=False)  # Vega reads JSON: no NaN anywhere
-    assert spec["title"]["text"] == "Speedup over first per case (above 1 is faster)"
-    rows = spec["data"]["values"]
-    assert len(rows) == len(table)
-    where_b = next(r for r in rows if r["B"] == "second" and r["case"] == "where · 1000x1000")
-    assert where_b["verdict"] == "faster" and where_b["low"] < where_b["speedup"] < where_b["high"]
-    band = layer(spec, "rect", "low")["data"]["values"][0]
-    assert (band["low"], band["high"]) == pytest.approx((1 / 1.1, 1 / 0.9))
-    assert layer(spec, "rule", "one")["data"]["values"] == [{"one": 1.0}]
-    whiskers = layer(spec, "rule", "low")["encoding"]
-    assert whiskers["x2"] == {"field": "high"}
-    dashes = whiskers["strokeDash"]["scale"]
-    assert dashes["domain"] == ["second", C]
-    assert dashes["range"] == [versus.VEGA_DASHES[d] for d in RUN_DASHES[:2]]
-    points = layer(spec, "point", "speedup")["encoding"]
-    assert points["y"]["sort"] == list(dict.fromkeys(table["case"]))  # largest change on top
-    colours = points["stroke"]["scale"]
-    assert colours["range"] == [variant_colours(colours["domain"])[v] for v in colours["domain"]]
-    assert len(set(colours["range"])) == len(colours["domain"]) == 3
-    assert points["fill"]["scale"] == colours  # open (not resolved) or filled, same colour
-    assert "not resolved" in points["fillOpacity"]["condition"]["test"]
-    assert {t["field"] for t in points["tooltip"]} >= {"case", "speedup [95% CI]", "verdict"}
-    assert spec["usermeta"]["embedOptions"]["renderer"] == "svg"
+    svg = versus_svg.versus_svg(table, {A: "first", B: "second"}, A, threshold=0.1)
+    root = parsed(svg)
+    assert root.find(f"{SVG}title").text == "Speedup over first per case (above 1 is faster)"
+    groups = cases_of(root)
+    assert len(groups) == len(table)
+    colours = variant_colours(list(dict.fromkeys(table["variant"])))
+    band = root.find(f"{SVG}rect[@fill='#bcbcbc']")
+    band_lo, band_hi = float(band.get("x")), float(band.get("x")) + float(band.get("width"))
+    for g, row in zip(groups, table.itertuples(index=False), strict=True):
+        assert (g.get("data-case"), g.get("data-run"), g.get("data-verdict")) == \
+            (row.case, row.run_b, row.verdict)
+        whisker, mark = g.find(f"{SVG}line"), g.find("*[@class='marker']")
+        colour = colours[row.variant]
+        assert whisker.get("stroke") == mark.get("stroke") == colour
+        # open where not resolved, filled with the variant's colour where a change is called
+        assert mark.get("fill") == ("white" if row.verdict == "not resolved" else colour)
+        dash = versus_svg.DASHES[RUN_DASHES[[B, C].index(row.run_b)]]
+        assert whisker.get("stroke-dasharray") == dash
+        x1, x2 = float(whisker.get("x1")), float(whisker.get("x2"))
+        assert x1 <= centre(mark) <= x2  # the CI's whisker spans its marker
+        tip = g.find(f"{SVG}title").text
+        assert units.format_speedup(row.speedup, row.speedup_ci95_low,
+                                    row.speedup_ci95_high) in tip and row.verdict in tip
+    where = next(g for g in groups if g.get("data-case") == "where · 1000x1000"
+                 and g.get("data-run") == B)
+    # 2x faster: right of the band; a slower case left of it
+    assert centre(where.find("*[@class='marker']")) > band_hi
+    slower = next(g for g in groups if g.get("data-verdict") == "slower")
+    assert centre(slower.find("*[@class='marker']")) < band_lo
+    # B runs differ by shape: B circles, C squares
+    assert {g.find("*[@class='marker']").tag.split("}")[1] for g in groups
+            if g.get("data-run") == C} == {"rect"}
+    assert versus.threshold_band(0.05) == pytest.approx((1 / 1.05, 1 / 0.95))
 
 
-def test_spec_of_nothing_matched_says_so():
-    spec = versus.versus_spec(versus.versus_table(synthetic_cases(run_id=A), A), {}, A)
-    assert spec["data"]["values"] == [{"text": "No cases matched between these runs"}]
+def test_labels_are_escaped_and_a_case_row_sits_in_order_largest_change_on_top():
+    cases = three_runs()
+    cases.loc[cases["variant"] == "where", "label"] = "<script>alert(1)</script>"
+    table = versus.versus_table(cases, A)
+    svg = versus_svg.versus_svg(table, {A: "<b>A</b>"}, A)
+    assert "<script>" not in svg and "<b>A</b>" not in svg
+    root = parsed(svg)
+    labels = [t.text for t in root.findall(f"{SVG}text[@text-anchor='end']")]
+    assert labels == list(dict.fromkeys(table["case"]))
+
+
+def test_nothing_to_match_gives_an_empty_table_and_a_chart_that_says_so():
+    table = versus.versus_table(synthetic_cases(run_id=A), A)
+    assert table.empty and list(table.columns) == versus.VERSUS_COLUMNS
+    root = parsed(versus_svg.versus_svg(table, {}, A))
+    assert cases_of(root) == []
+    assert "No cases matched between these runs" in "".join(root.itertext())
+
+
+def test_log_ticks_are_one_two_five_inside_the_range():
+    assert versus_svg.log_ticks(0.4, 3.0) == [0.5, 1, 2]
+    assert versus_svg.log_ticks(0.03, 0.6) == [0.05, 0.1, 0.2, 0.5]
+    assert versus_svg.log_ticks(0.9, 1.1) == [0.9, 1, 1.1]
+    assert versus_svg.log_ticks(1.3, 1.7) == [1.3, 1.7]

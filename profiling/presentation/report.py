@@ -17,6 +17,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from profiling.presentation import charts, noise_text, units, versus
+from profiling.presentation.versus_svg import versus_svg
 from profiling.storage.stored_json import decode, shape_problem
 
 CASE_TABLE_COLUMNS = ("run_id", "label", "shape", "dtype", "device", "threads", "mode", "pass",
@@ -93,7 +94,7 @@ def _versus(cases: pd.DataFrame, runs: pd.DataFrame, base_run: str,
     table = versus.versus_table(cases, base_run, threshold)
     return {"base": names.get(base_run, base_run), "threshold": units.format_percent(threshold),
             "table": _table(versus.versus_display(table, names, base_run)),
-            "chart": _figure(versus.versus_chart(table, names, base_run, threshold))}
+            "chart": Markup(versus_svg(table, names, base_run, threshold))}
 
 
 def _figure(figure: go.Figure) -> Markup:

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from app.headless import REPO, VEGA_CHART, VEGA_MARK, DashboardError, serve
+from app.headless import REPO, VERSUS_MARK, DashboardError, serve, versus_chart
 from app.headless import screenshot as full_screenshot
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -256,15 +256,20 @@ def test_two_runs_b_vs_a_table_report_and_csv(app_url, data_dir, page):
         b = store_timed_run(store, {"nn_relu": 100e-6, "where": 40e-6, "maximum": 99e-6}, "B")
     page.goto(f"{app_url}/compare?runs={a},{b}")
     page.get_by_role("heading", name="Compare runs").wait_for()
-    chart = page.locator(VEGA_CHART).filter(has_text="Speedup over A per case")
-    chart.locator(VEGA_MARK).first.wait_for()
+    chart = versus_chart(page).filter(has_text="Speedup over A per case")
+    chart.locator(VERSUS_MARK).first.wait_for()
     page.get_by_role("tab", name="B vs A", selected=True).wait_for()
     # Drawn: a marker per matched case, filled only where the verdict is a change (where: 2x).
-    markers = chart.locator(VEGA_MARK)
+    markers = chart.locator(VERSUS_MARK)
     assert markers.count() == 3
-    filled = [m.get_attribute("fill-opacity") for m in markers.all()]
-    assert sorted(filled) == ["0", "0", "1"], filled
-    assert {"where · 1000000", "maximum · 1000000"} <= set(chart.inner_text().splitlines())
+    filled = {g.get_attribute("data-case"): g.locator(".marker").get_attribute("fill")
+              for g in chart.locator("g.case").all()}
+    assert filled["where · 1000000"] != "white", filled
+    assert filled["maximum · 1000000"] == filled["nn_relu · 1000000"] == "white", filled
+    labels = {t.text_content() for t in chart.locator("text").all()}
+    assert {"where · 1000000", "maximum · 1000000"} <= labels
+    box = markers.first.bounding_box()
+    assert box and box["width"] > 4 and box["height"] > 4  # painted, not only in the DOM
     page.locator("[data-testid=stDataFrame] [role=gridcell]").first.wait_for(state="attached")
     shown = grid_rows(page, 6)
     where = format_speedup(2.0, 80 * 0.98 / (40 * 1.02), 80 * 1.02 / (40 * 0.98))
