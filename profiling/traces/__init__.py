@@ -63,7 +63,13 @@ def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = 
             return load_xplane(path_or_bytes)
         data = b"".join(gunzip_chunks(stream()) if gz else stream())
         return load_xplane(data)
-    return read_chrome(gunzip_chunks(stream()) if gz else stream(), keep_args=keep_args)
+    chunks.close()
+
+    def fresh() -> Iterator[bytes]:  # the scanner may refuse a trace: then it is read again
+        again = _chunks(path_or_bytes)
+        return gunzip_chunks(again) if gz else again
+
+    return read_chrome(fresh, keep_args=keep_args)
 
 
 def summarize(trace: Trace, top: int = 20) -> dict:
