@@ -17,6 +17,8 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #ifdef __SSE2__
@@ -80,13 +82,14 @@ class Interner {
   }
   int64_t count() const { return static_cast<int64_t>(offsets.size()) - 1; }
 
+  std::string_view view(int32_t c) const {  // code c's text
+    return std::string_view(arena.data() + offsets[c], offsets[c + 1] - offsets[c]);
+  }
+
  private:
   std::vector<int32_t> slots_;
   int32_t last_ = -1;
 
-  std::string_view view(int32_t c) const {
-    return std::string_view(arena.data() + offsets[c], offsets[c + 1] - offsets[c]);
-  }
   static uint64_t hash(std::string_view s) {
     uint64_t h = 1469598103934665603ull;  // FNV-1a
     for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
@@ -648,20 +651,8 @@ bool commit(Cursor& c, const Event& e) {
   return ok || c.refuse("out of memory");
 }
 
-}  // namespace
-
-extern "C" {
-
-void* rl_scan_new() { return new (std::nothrow) Scanner(); }
-
-void rl_scan_free(void* s) { delete static_cast<Scanner*>(s); }
-
-// Scan buf[0:len), the bytes after the array's '[' (or after the previous call's stop). Returns
-// how many bytes were consumed: the rest (an event cut by the chunk's end) comes back at the
-// front of the next call. rl_scan_status then says 0 (more wanted), 1 (the array's ']' was
-// consumed) or -1 (refused). `last` says no more bytes will come.
-int64_t rl_scan_feed(void* handle, const char* buf, int64_t len, int last) {
-  Scanner& s = *static_cast<Scanner*>(handle);
+// rl_scan_feed on one thread.
+int64_t scan(Scanner& s, const char* buf, int64_t len, int last) {
   if (s.status != kMore || len < 0) return 0;
   Cursor c{buf, buf + len, &s};
   const char* done = buf;
@@ -700,6 +691,96 @@ int64_t rl_scan_feed(void* handle, const char* buf, int64_t len, int last) {
     s.status = kUnsupported;
   }
   return done - buf;
+}
+
+// Appends b's rows and names to a's, b's codes turned into a's.
+bool merge(Scanner& a, Scanner& b) {
+  std::vector<int32_t> to_a[kFields];
+  for (int f = 0; f < kFields; ++f) {
+    to_a[f].resize(b.fields[f].count());
+    for (int32_t k = 0; k < b.fields[f].count(); ++k) to_a[f][k] = a.fields[f].code(b.fields[f].view(k));
+  }
+  for (int64_t i = 0; i < b.ph.size; ++i) {
+    if (!a.ph.push(b.ph.data[i]) || !a.ts.push(b.ts.data[i]) || !a.dur.push(b.dur.data[i]))
+      return false;
+    for (int f = kPid; f <= kLongName; ++f)
+      if (!a.codes[f].push(to_a[f][b.codes[f].data[i]])) return false;
+  }
+  for (int64_t i = 0; i + 3 < b.meta.size; i += 4) {
+    const int32_t* m = b.meta.data + i;
+    if (!a.meta.push(m[0]) || !a.meta.push(to_a[kPid][m[1]]) || !a.meta.push(to_a[kTid][m[2]]) ||
+        !a.meta.push(to_a[kMetaName][m[3]]))
+      return false;
+  }
+  return true;
+}
+
+// Where a second thread may start in buf: just past the first "}," (blanks allowed between)
+// at or after the middle, or -1. Only a guess: scan_split keeps its work only when the first
+// half's scan ends exactly there, between two events.
+int64_t split_point(const char* buf, int64_t len) {
+  for (const char* p = buf + len / 2; p < buf + len;) {
+    p = static_cast<const char*>(std::memchr(p, '}', buf + len - p));
+    if (!p) return -1;
+    const char* q = p + 1;
+    while (q < buf + len && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) ++q;
+    if (q < buf + len && *q == ',') return q + 1 - buf;
+    p = q;
+  }
+  return -1;
+}
+
+// scan() on two cores: the second half by a second scanner in a thread, from the split point
+// on, as if after an event's comma. When the first half's scan stops exactly there, after a
+// comma, the split was an event boundary and the second scanner read what this one would have:
+// its rows are appended. Otherwise its work is dropped and this scanner goes on alone.
+int64_t scan_split(Scanner& s, const char* buf, int64_t len) {
+  int64_t g = split_point(buf, len);
+  if (g < 0) return scan(s, buf, len, 0);
+  Scanner second;
+  second.state = kAfterComma;
+  int64_t second_used = 0;
+  std::thread worker;
+  try {
+    worker = std::thread([&] { second_used = scan(second, buf + g, len - g, 0); });
+  } catch (const std::system_error&) {  // no thread to be had: one core, then
+    return scan(s, buf, len, 0);
+  }
+  int64_t used = scan(s, buf, g, 0);
+  worker.join();
+  if (used == g && s.status == kMore && s.state == kAfterComma &&
+      second.status != kUnsupported) {
+    if (!merge(s, second)) {
+      s.why = "out of memory";
+      s.status = kUnsupported;
+      return used;
+    }
+    s.state = second.state;
+    s.status = second.status;
+    return g + second_used;
+  }
+  if (s.status != kMore) return used;
+  return used + scan(s, buf + used, len - used, 0);
+}
+
+}  // namespace
+
+extern "C" {
+
+void* rl_scan_new() { return new (std::nothrow) Scanner(); }
+
+void rl_scan_free(void* s) { delete static_cast<Scanner*>(s); }
+
+// Scan buf[0:len), the bytes after the array's '[' (or after the previous call's stop). Returns
+// how many bytes were consumed: the rest (an event cut by the chunk's end) comes back at the
+// front of the next call. rl_scan_status then says 0 (more wanted), 1 (the array's ']' was
+// consumed) or -1 (refused). `last` says no more bytes will come. From `split_from` bytes on
+// (0: never) the call scans on two threads.
+int64_t rl_scan_feed(void* handle, const char* buf, int64_t len, int last, int64_t split_from) {
+  Scanner& s = *static_cast<Scanner*>(handle);
+  if (split_from > 0 && len >= split_from && !last && s.status == kMore)
+    return scan_split(s, buf, len);
+  return scan(s, buf, len, last);
 }
 
 int rl_scan_status(void* s) { return static_cast<Scanner*>(s)->status; }

@@ -36,7 +36,7 @@ GPU_SOURCE = "relu_op_gpu.cu.cc"
 # TensorFlow), so it is neither an input of the op library nor keyed by TF's version.
 SCANNER_SOURCE = "trace_scan.cc"
 SCANNER_LIBRARY = "trace_scan.so"
-SCANNER_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared")
+SCANNER_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-pthread")
 
 
 class BuildError(RuntimeError):

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from profiling.bench.traces import generate, generate_tf
-from profiling.traces import TraceError, chrome, load_trace
+from profiling.traces import TraceError, chrome, chrome_scan, load_trace
 from profiling.traces.chrome import file_chunks, read_chrome
 from profiling.traces.chrome_scan import scan_chrome
 from profiling.traces.op_stats import op_table
@@ -135,6 +135,7 @@ def _msgspec_events(path: Path) -> pd.DataFrame:
 @pytest.mark.parametrize("kind", ["pytorch", "tf", "nested1", "nested2"])
 def test_scanner_reads_what_the_msgspec_reader_reads(tmp_path, monkeypatch, kind):
     monkeypatch.setattr(chrome, "CHUNK", 2048)  # many chunk ends, some inside strings
+    monkeypatch.setattr(chrome_scan, "SPLIT_FROM", 512)  # and each chunk read on two threads
     path = _make(tmp_path / "trace.json", kind)
     scanned = scan_chrome(file_chunks(path))
     assert scanned is not None  # read by the scanner, not handed back

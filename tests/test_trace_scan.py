@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from test_trace_reference import _as_text
 
-from profiling.traces import TraceError, load_trace
+from profiling.traces import TraceError, chrome_scan, load_trace
 from profiling.traces.chrome import read_chrome
 from profiling.traces.chrome_scan import library, library_path, scan_chrome
 
@@ -35,6 +35,13 @@ def scanned(data: bytes, chunk: int | None = None):
 def assert_same(a, b) -> None:
     pd.testing.assert_frame_equal(_as_text(a.events), _as_text(b.events))
     assert a.metadata == b.metadata
+
+
+@pytest.fixture(params=["one thread", "two threads"])
+def threads(request, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Feeds split between two threads from 64 bytes on (at guesses that are often inside an
+    event or a string), or never."""
+    monkeypatch.setattr(chrome_scan, "SPLIT_FROM", 64 if request.param == "two threads" else 0)
 
 
 def test_the_scanner_is_built_and_used():
@@ -94,11 +101,11 @@ def _documents(seed: int) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_varied_traces_read_as_the_msgspec_reader_reads_them(seed):
+def test_varied_traces_read_as_the_msgspec_reader_reads_them(seed, threads):
     for label, data in _documents(seed).items():
         reference = msgspec_read(data)
         assert not isinstance(reference, TraceError), (label, reference)
-        for chunk in (None, 1, 7, 100, 4096):
+        for chunk in (None, 1, 7, 100, 300, 4096):
             got = scanned(data, chunk)
             assert got is not None, (label, chunk)
             assert_same(got, reference)
@@ -151,7 +158,7 @@ def test_what_it_does_not_read_exactly_is_refused_and_read_by_msgspec(text, tmp_
         assert_same(load_trace(path, keep_args=False), want)
 
 
-def test_hostile_inputs_are_refused_not_crashed():
+def test_hostile_inputs_are_refused_not_crashed(threads):
     deep = b'{"traceEvents": [{"ph": "X", "ts": 1, "dur": 1, "args": {"a": ' + b"[" * 100_000
     for data in [
         deep + b"]" * 100_000 + b"}}]}",
@@ -171,7 +178,7 @@ def test_hostile_inputs_are_refused_not_crashed():
             assert scanned(data, chunk) is None
 
 
-def test_every_truncation_is_refused_or_read_alike():
+def test_every_truncation_is_refused_or_read_alike(threads):
     data = _documents(1)["one line"]
     for cut in range(0, len(data), 7):
         got = scanned(data[:cut], 50)
@@ -181,7 +188,7 @@ def test_every_truncation_is_refused_or_read_alike():
             assert_same(got, want)
 
 
-def test_random_byte_edits_are_refused_or_read_alike():
+def test_random_byte_edits_are_refused_or_read_alike(threads):
     """A mutation fuzz: the scanner's result equals the msgspec reader's, or it refuses."""
     rng = random.Random(2026)
     base = _documents(4)["array per line"]
@@ -198,7 +205,7 @@ def test_random_byte_edits_are_refused_or_read_alike():
                 del data[i]
             else:
                 data[i:i] = bytes([rng.choice(alphabet)])
-        got = scanned(bytes(data), rng.choice([None, 5, 64]))
+        got = scanned(bytes(data), rng.choice([None, 5, 64, 500]))
         if got is None:
             continue
         want = msgspec_read(bytes(data))

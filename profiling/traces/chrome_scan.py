@@ -24,6 +24,10 @@ _X, _B, _E = 0, 1, 2
 _PID, _TID, _NAME, _CAT, _LONG_NAME, _META_NAME = range(6)
 _PH, _TS, _DUR, _CODES, _META = 0, 1, 2, 3, 8
 
+# Bytes fed at once from which the scanner splits them between two threads (ctypes lets go of
+# the GIL for the call); smaller feeds are not worth a thread.
+SPLIT_FROM = 1 << 20
+
 _library: ctypes.CDLL | None = None
 _loaded = False
 
@@ -58,7 +62,7 @@ def library() -> ctypes.CDLL | None:
         lib.rl_scan_free.argtypes = [ctypes.c_void_p]
         lib.rl_scan_feed.restype = ctypes.c_int64
         lib.rl_scan_feed.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                     ctypes.c_int]
+                                     ctypes.c_int, ctypes.c_int64]
         lib.rl_scan_status.argtypes = [ctypes.c_void_p]
         lib.rl_scan_why.restype = ctypes.c_char_p
         lib.rl_scan_why.argtypes = [ctypes.c_void_p]
@@ -90,7 +94,8 @@ class _Scan:
     def feed(self, data: bytes, start: int = 0) -> int:
         """Scan data[start:]; how many of those bytes were consumed."""
         address = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
-        used = self.lib.rl_scan_feed(self.handle, address + start, len(data) - start, 0)
+        used = self.lib.rl_scan_feed(self.handle, address + start, len(data) - start, 0,
+                                     SPLIT_FROM)
         if self.status() < 0:
             raise Refused(self.lib.rl_scan_why(self.handle).decode())
         return used
