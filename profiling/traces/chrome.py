@@ -545,9 +545,12 @@ def _whole_document(data: bytes, bundle_ok: bool) -> Trace:
     raise TraceError("foreign JSON: not a Chrome trace (no traceEvents list) nor a ReLU Lab bundle")
 
 
-def file_chunks(path: str | os.PathLike, limit: int | None = None) -> Iterator[bytes]:
+def file_chunks(path: str | os.PathLike, limit: int | None = None, reuse: bool = False
+                ) -> Iterator[bytes | memoryview]:
     """A trace file's bytes in chunks: a regular file only, its size checked before reading
-    and its reading bounded (profiling.files); FileRefused becomes TraceError."""
+    and its reading bounded (profiling.files); FileRefused becomes TraceError. With `reuse`,
+    each chunk is a view of one buffer that the next chunk overwrites (for a reader that is
+    done with a chunk when it asks for the next: no fresh pages to fault in per chunk)."""
     from profiling.files import FileRefused, open_bounded
 
     limit = max_trace_bytes() if limit is None else limit
@@ -556,8 +559,13 @@ def file_chunks(path: str | os.PathLike, limit: int | None = None) -> Iterator[b
     except FileRefused as e:
         raise TraceError(str(e)) from None
     total = 0
+    buffer = bytearray(CHUNK) if reuse else None
     with f:
-        while chunk := f.read(CHUNK):
+        while True:
+            chunk = f.read(CHUNK) if buffer is None else \
+                memoryview(buffer)[:f.readinto(buffer)]
+            if not chunk:
+                break
             total += len(chunk)
             if total > limit:
                 raise TraceError(f"{Path(path).name} grew past the trace size limit while read")

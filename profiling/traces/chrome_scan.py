@@ -91,11 +91,18 @@ class _Scan:
         if not self.handle:
             raise MemoryError("trace scanner")
 
-    def feed(self, data: bytes, start: int = 0) -> int:
-        """Scan data[start:]; how many of those bytes were consumed."""
-        address = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
+    def feed(self, data: bytes | memoryview, start: int = 0) -> int:
+        """Scan data[start:] (bytes, or a writable buffer: not copied); how many of those
+        bytes were consumed."""
+        if type(data) is bytes:
+            view = None
+            address = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
+        else:
+            view = (ctypes.c_char * len(data)).from_buffer(data)
+            address = ctypes.addressof(view)
         used = self.lib.rl_scan_feed(self.handle, address + start, len(data) - start, 0,
                                      SPLIT_FROM)
+        del view  # (lets go of the buffer)
         if self.status() < 0:
             raise Refused(self.lib.rl_scan_why(self.handle).decode())
         return used
@@ -166,22 +173,22 @@ def _read(scan: _Scan, it: Iterable[bytes], source: str, tf_rules: bool | None) 
                 continue
             chunk, head = bytes(head[start:]), None
         if trailer or scan.status() == 1:
-            trailer.append(chunk)
+            trailer.append(bytes(chunk))
             continue
-        if type(chunk) is not bytes:
+        if type(chunk) is not bytes and (type(chunk) is not memoryview or chunk.readonly):
             chunk = bytes(chunk)
         pos = 0
         if carry:
             # the cut event first: carry plus a growing head of the chunk, not a copy of it all
             k = 1 << 16
             while True:
-                joined = carry + chunk[:k]
+                joined = carry + bytes(chunk[:k])
                 used = scan.feed(joined)
                 if used > len(carry) or scan.status() != 0 or k >= len(chunk):
                     break
                 k *= 8
             if used <= len(carry):
-                rest = joined[used:] + chunk[k:]
+                rest = joined[used:] + bytes(chunk[k:])
                 if scan.status() == 1:
                     trailer.append(rest)
                 else:
@@ -192,9 +199,9 @@ def _read(scan: _Scan, it: Iterable[bytes], source: str, tf_rules: bool | None) 
             pos, carry = used - len(carry), b""
         pos += scan.feed(chunk, pos)
         if scan.status() == 1:
-            trailer.append(chunk[pos:])
+            trailer.append(bytes(chunk[pos:]))
         else:
-            carry = chunk[pos:]
+            carry = bytes(chunk[pos:])
             if len(carry) > 4 * chrome.CHUNK:
                 raise Refused("an event over 4 chunks")
     if head is not None or scan.status() != 1:

@@ -169,12 +169,10 @@ def build_events(cols: EventColumns, process_names: Mapping[str, str],
     pid_codes, tid_codes = cols.pid.codes[order], cols.tid.codes[order]
     args = cols.args[order] if cols.args is not None else None
     cols.args = None
-    if tf_rules:  # renames some events: work on the strings
-        names, cats = cols.name.values()[order], cols.cat.values()[order]
-        long_names = cols.long_name.values()[order]
+    if tf_rules:
+        name_c, cat_c, long_c = _apply_tf_rules(cols.name, cols.cat, cols.long_name, order,
+                                                args, parent)
         del order
-        _apply_tf_rules(names, cats, long_names, args, parent)
-        name_c, cat_c, long_c = _categorical(names), _categorical(cats), _categorical(long_names)
     else:
         name_c, cat_c, long_c = (_from_codes(c.codes[order], c.categories)
                                  for c in (cols.name, cols.cat, cols.long_name))
@@ -210,22 +208,30 @@ def build_events(cols: EventColumns, process_names: Mapping[str, str],
     return df[EVENT_COLUMNS]
 
 
-def _apply_tf_rules(names: np.ndarray, cats: np.ndarray, long_names: np.ndarray,
-                    args: np.ndarray | None, parent: np.ndarray) -> None:
-    """TF ops carry a "scope/op:Type" long_name (cat tf_op); an eager op's kernel run
-    (KernelAndDeviceFunc::Run) is named after the op its EagerLocalExecute parent executes."""
-    is_op = np.fromiter((":" in s for s in long_names), bool, len(long_names))
-    cats[is_op] = TF_OP_CAT
-    for i in np.flatnonzero(names == "KernelAndDeviceFunc::Run"):
+def _apply_tf_rules(name: Coded, cat: Coded, long_name: Coded, order: np.ndarray,
+                    args: np.ndarray | None, parent: np.ndarray
+                    ) -> tuple[pd.Categorical, pd.Categorical, pd.Categorical]:
+    """Name, cat and long_name (rows in `order`) under TF's conventions, on codes: TF ops carry
+    a "scope/op:Type" long_name (cat tf_op); an eager op's kernel run (KernelAndDeviceFunc::Run)
+    is named after the op its EagerLocalExecute parent executes. Categories sorted, as
+    pd.factorize(sort=True) gives them."""
+    names, cats = _Recoded(name, order), _Recoded(cat, order)
+    long_names = _Recoded(long_name, order)
+    is_op = np.fromiter((":" in s for s in long_name.categories), bool,
+                        len(long_name.categories))[long_names.codes]
+    cats.codes[is_op] = cats.code(TF_OP_CAT)
+    run = names.index.get("KernelAndDeviceFunc::Run")
+    for i in np.flatnonzero(names.codes == run) if run is not None else ():
         p = parent[i]
-        while p >= 0 and not str(names[p]).startswith("EagerLocalExecute: "):
+        while p >= 0 and not names.text(p).startswith("EagerLocalExecute: "):
             p = parent[p]
         if p < 0:
             continue
-        op = str(names[p]).removeprefix("EagerLocalExecute: ")
+        op = names.text(p).removeprefix("EagerLocalExecute: ")
         if op.startswith("__inference"):
             continue
-        names[i], cats[i], long_names[i] = op, TF_OP_CAT, f"{op}:{op}"
+        names.codes[i], cats.codes[i] = names.code(op), cats.code(TF_OP_CAT)
+        long_names.codes[i] = long_names.code(f"{op}:{op}")
         if args is not None:
             try:
                 a = json.loads(args[i]) if args[i] else {}
@@ -234,6 +240,35 @@ def _apply_tf_rules(names: np.ndarray, cats: np.ndarray, long_names: np.ndarray,
             a = a if isinstance(a, dict) else {}
             args[i] = json.dumps({**a, "long_name": f"{op}:{op}", "is_eager": "1"},
                                  sort_keys=True)
+    return names.categorical(), cats.categorical(), long_names.categorical()
+
+
+class _Recoded:
+    """A coded column's rows in a new order, open to new categories (int32 codes)."""
+
+    def __init__(self, col: Coded, order: np.ndarray) -> None:
+        self.codes = col.codes[order].astype(np.int32)
+        self.categories = list(col.categories)
+        self.index = {c: i for i, c in enumerate(self.categories)}
+
+    def text(self, row: int) -> str:
+        return self.categories[self.codes[row]]
+
+    def code(self, value: str) -> int:
+        code = self.index.get(value)
+        if code is None:
+            code = self.index[value] = len(self.categories)
+            self.categories.append(value)
+        return code
+
+    def categorical(self) -> pd.Categorical:
+        """The used categories only, in string order."""
+        used = np.flatnonzero(np.bincount(self.codes, minlength=len(self.categories)))
+        texts = np.asarray(self.categories, dtype=object)[used]
+        by_text = used[np.argsort(texts, kind="stable")] if len(used) else used
+        new = np.zeros(len(self.categories), dtype=np.int32)
+        new[by_text] = np.arange(len(by_text), dtype=np.int32)
+        return _from_codes(new[self.codes], [self.categories[c] for c in by_text])
 
 
 def empty_events() -> pd.DataFrame:
