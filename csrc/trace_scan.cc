@@ -353,25 +353,23 @@ bool to_double(const Value& v, double& out) {
   bool negative = *p == '-';
   p += negative;
   uint64_t m = 0;
-  int digits = 0, fraction = -1;
-  for (; p < v.end && digits <= 19; ++p) {
-    if (*p == '.') {
-      fraction = 0;
-      continue;
-    }
-    if (!is_digit(*p)) break;
-    m = m * 10 + (*p - '0');
-    ++digits;
-    fraction += fraction >= 0;
+  const char* whole = p;
+  while (p < v.end && is_digit(*p)) m = m * 10 + (*p++ - '0');
+  int64_t digits = p - whole, fraction = 0;
+  if (p < v.end && *p == '.') {
+    const char* first = ++p;
+    const char* significant = p;  // just past the last nonzero digit of the fraction
+    for (; p < v.end && is_digit(*p); ++p)
+      if (*p != '0') significant = p + 1;
+    fraction = significant - first;
+    digits += fraction;
+    if (digits <= 19)
+      for (const char* q = first; q < significant; ++q) m = m * 10 + (*q - '0');
   }
-  if (p == v.end && digits <= 19) {
-    if (fraction < 0) fraction = 0;
-    while (fraction > 0 && m % 10 == 0) m /= 10, --fraction;
-    if (m <= (uint64_t(1) << 53)) {
-      double d = static_cast<double>(m) / kPow10[fraction];
-      out = negative ? -d : d;
-      return true;
-    }
+  if (p == v.end && digits <= 19 && m <= (uint64_t(1) << 53)) {
+    double d = fraction ? static_cast<double>(m) / kPow10[fraction] : static_cast<double>(m);
+    out = negative ? -d : d;
+    return true;
   }
   auto r = std::from_chars(v.begin, v.end, out);
   return r.ec == std::errc() && r.ptr == v.end && std::isfinite(out);
