@@ -32,10 +32,11 @@ FIX = "install g++ (apt-get install g++) or set CXX to a C++17 compiler"
 # Host sources of the library; the .cu.cc is added in a GPU build. gpu_check.cu stands alone.
 CPU_SOURCES = ("relu_ops.cc", "relu_kernels.cc")
 GPU_SOURCE = "relu_op_gpu.cu.cc"
-# The Chrome trace scanner (profiling.traces.chrome_scan): a library of its own, plain C++ (no
-# TensorFlow), so it is neither an input of the op library nor keyed by TF's version.
-SCANNER_SOURCE = "trace_scan.cc"
-SCANNER_LIBRARY = "trace_scan.so"
+# The traces' native code (profiling.traces.native: the Chrome trace scanner, the nesting
+# pass): a library of its own, plain C++ (no TensorFlow), so its sources are not inputs of the
+# op library and it is not keyed by TF's version.
+SCANNER_SOURCES = ("trace_scan.cc", "trace_nesting.cc")
+SCANNER_LIBRARY = "trace_native.so"
 SCANNER_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-pthread")
 
 
@@ -122,7 +123,7 @@ def default_csrc() -> Path:
 def source_files(csrc: Path) -> list[Path]:
     """Every file under csrc/. Any of them may be #included, and a missed input would leave a
     stale library in the cache; the price is a rebuild when gpu_check.* changes."""
-    return sorted(p for p in csrc.rglob("*") if p.is_file() and p.name != SCANNER_SOURCE)
+    return sorted(p for p in csrc.rglob("*") if p.is_file() and p.name not in SCANNER_SOURCES)
 
 
 def _hash_files(paths: list[Path], root: Path) -> str:
@@ -393,18 +394,20 @@ def build(
 
 
 def scanner_library(csrc: Path | str | None = None, cache_root: Path | str | None = None) -> Path:
-    """Where the trace scanner's library for the current csrc/trace_scan.cc lives (it may not be
-    built yet): `<cache>/trace_scan/<key>/trace_scan.so`, keyed by the source and the flags only,
-    so finding it runs no compiler (the compiler that built it is in its build_info.json)."""
-    source = (Path(csrc) if csrc is not None else default_csrc()) / SCANNER_SOURCE
-    root = Path(cache_root) if cache_root is not None else default_cache_root()
-    key = hashlib.sha256(source.read_bytes() + "\0".join(SCANNER_FLAGS).encode()).hexdigest()[:20]
-    return root / "trace_scan" / key / SCANNER_LIBRARY
+    """Where the traces' native library for the current SCANNER_SOURCES lives (it may not be
+    built yet): `<cache>/trace_native/<key>/trace_native.so`, keyed by the sources and the flags
+    only, so finding it runs no compiler (the compiler that built it is in its
+    build_info.json)."""
+    root = Path(csrc) if csrc is not None else default_csrc()
+    cache = Path(cache_root) if cache_root is not None else default_cache_root()
+    key = _hash_files([root / name for name in SCANNER_SOURCES], root)
+    key = hashlib.sha256((key + "\0".join(SCANNER_FLAGS)).encode()).hexdigest()[:20]
+    return cache / "trace_native" / key / SCANNER_LIBRARY
 
 
 def build_scanner(csrc: Path | str | None = None, cache_root: Path | str | None = None,
                   force: bool = False) -> Path:
-    """Build the trace scanner's library unless current (or compiled by another compiler than
+    """Build the traces' native library unless current (or compiled by another compiler than
     the one on PATH now); returns its path. BuildError names the compiler's complaint."""
     library = scanner_library(csrc, cache_root)
     compiler = shutil.which(build_settings().cxx)
@@ -427,11 +430,12 @@ def build_scanner(csrc: Path | str | None = None, cache_root: Path | str | None 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if current() and not force:
             return library
-        source = (Path(csrc) if csrc is not None else default_csrc()) / SCANNER_SOURCE
+        root = Path(csrc) if csrc is not None else default_csrc()
+        sources = [str(root / name) for name in SCANNER_SOURCES]
         with tempfile.TemporaryDirectory(dir=library.parent, prefix=".build-") as work:
             out = Path(work) / SCANNER_LIBRARY
-            _run_all([([compiler, *SCANNER_FLAGS, "-o", str(out), str(source)],
-                       f"compiling {SCANNER_SOURCE}")], Path(work))
+            _run_all([([compiler, *SCANNER_FLAGS, "-o", str(out), *sources],
+                       f"compiling {', '.join(SCANNER_SOURCES)}")], Path(work))
             os.replace(out, library)
         tmp = info_path.with_name(f".{INFO_NAME}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"path": str(library), "compiler": compiler,

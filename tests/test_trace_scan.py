@@ -16,7 +16,8 @@ from test_trace_reference import _as_text
 
 from profiling.traces import TraceError, chrome_scan, load_trace
 from profiling.traces.chrome import read_chrome
-from profiling.traces.chrome_scan import library, library_path, scan_chrome
+from profiling.traces.chrome_scan import scan_chrome
+from profiling.traces.native import library, library_path
 
 
 def msgspec_read(data: bytes):

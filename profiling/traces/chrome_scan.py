@@ -10,15 +10,12 @@ and error messages are the reference. Without the library (no `make build`) it r
 from __future__ import annotations
 
 import ctypes
-import importlib.util
-import sys
 from collections.abc import Iterable
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
 from profiling.traces.model import Coded, EventColumns, Trace, TraceError, build_events, check_times
+from profiling.traces.native import library
 
 _X, _B, _E = 0, 1, 2
 _PID, _TID, _NAME, _CAT, _LONG_NAME, _META_NAME = range(6)
@@ -27,56 +24,6 @@ _PH, _TS, _DUR, _CODES, _META = 0, 1, 2, 3, 8
 # Bytes fed at once from which the scanner splits them between two threads (ctypes lets go of
 # the GIL for the call); smaller feeds are not worth a thread.
 SPLIT_FROM = 1 << 20
-
-_library: ctypes.CDLL | None = None
-_loaded = False
-
-
-def _build_module() -> ModuleType:
-    """relu_impls/build.py, without relu_impls/__init__ (which imports TensorFlow): build.py
-    itself needs only the standard library."""
-    spec = importlib.util.find_spec("relu_impls")
-    path = Path(next(iter(spec.submodule_search_locations))) / "build.py"
-    module_spec = importlib.util.spec_from_file_location("_relu_lab_build", path)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = module  # (dataclasses look their module up there)
-    module_spec.loader.exec_module(module)
-    return module
-
-
-def library_path() -> Path:
-    """Where `make build` (relu_impls.build.build_scanner) puts the scanner for this source."""
-    return _build_module().scanner_library()
-
-
-def library() -> ctypes.CDLL | None:
-    """The scanner's library, loaded once; None when it is not built."""
-    global _library, _loaded
-    if not _loaded:
-        _loaded = True
-        try:
-            lib = ctypes.CDLL(str(library_path()))
-        except OSError:
-            return None
-        lib.rl_scan_new.restype = ctypes.c_void_p
-        lib.rl_scan_free.argtypes = [ctypes.c_void_p]
-        lib.rl_scan_feed.restype = ctypes.c_int64
-        lib.rl_scan_feed.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                     ctypes.c_int, ctypes.c_int64]
-        lib.rl_scan_status.argtypes = [ctypes.c_void_p]
-        lib.rl_scan_why.restype = ctypes.c_char_p
-        lib.rl_scan_why.argtypes = [ctypes.c_void_p]
-        lib.rl_scan_column.restype = ctypes.c_void_p
-        lib.rl_scan_column.argtypes = [ctypes.c_void_p, ctypes.c_int,
-                                       ctypes.POINTER(ctypes.c_int64)]
-        lib.rl_scan_release.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        lib.rl_scan_strings.restype = ctypes.c_int64
-        lib.rl_scan_strings.argtypes = [ctypes.c_void_p, ctypes.c_int,
-                                        ctypes.POINTER(ctypes.c_void_p),
-                                        ctypes.POINTER(ctypes.c_void_p)]
-        _library = lib
-    return _library
-
 
 class Refused(Exception):
     """The scanner does not read this input exactly (the msgspec reader must); str() says why."""
