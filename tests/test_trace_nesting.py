@@ -1,13 +1,13 @@
 """The native nesting pass (csrc/trace_nesting.cc) against the NumPy one it stands in for:
 depth, parent and self time equal to the bit on nested, overlapping, tied and zero-length
-events."""
+events; and build_events' sort of presorted rows against lexsort."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from profiling.traces.model import nesting, nesting_numpy
+from profiling.traces.model import _lane_order, nesting, nesting_numpy
 from profiling.traces.native import library, library_path
 
 
@@ -36,3 +36,16 @@ def test_a_gap_in_the_levels_stops_the_parents_as_numpy_does():
     ts, dur = np.array([0.0, 1.0, 2.0, 20.0]), np.array([10.0, 10.0, 1.0, 1.0])
     for got, want in zip(nesting(lane, ts, dur), nesting_numpy(lane, ts, dur), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("presorted", [True, False])
+def test_lane_order_is_lexsorts(presorted):
+    rng = np.random.default_rng(3)
+    n = 20_000
+    lane = rng.integers(0, 40_000 if not presorted else 5, n).astype(np.int32)
+    ts = rng.integers(0, 500, n).astype(float)
+    dur = rng.integers(0, 4, n).astype(float)
+    if presorted:
+        by_time = np.lexsort((-dur, ts))
+        ts, dur, lane = ts[by_time], dur[by_time], lane[by_time]
+    np.testing.assert_array_equal(_lane_order(lane, ts, dur), np.lexsort((-dur, ts, lane)))

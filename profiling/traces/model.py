@@ -169,6 +169,24 @@ def nesting_numpy(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
     return depth, parent, np.maximum(self_us, 0.0, out=self_us)
 
 
+def _lane_order(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray) -> np.ndarray:
+    """np.lexsort((-dur, ts, lane)): the rows by lane, start and longest first, ties in row
+    order. When the rows already come by (ts, -dur), as most traces' writers emit them, a
+    stable sort by lane alone is the same order (a radix sort for a few thousand lanes: 0.1 s
+    for 8M events, where lexsort takes seconds)."""
+    step = ts[1:] - ts[:-1]
+    presorted = bool((step >= 0).all())
+    if presorted:
+        tie = np.flatnonzero(step == 0)
+        presorted = bool((dur[tie + 1] <= dur[tie]).all())
+    del step
+    if not presorted:
+        return np.lexsort((-dur, ts, lane))
+    if len(lane) and lane.min() >= -2**15 and lane.max() < 2**15:
+        lane = lane.astype(np.int16)
+    return np.argsort(lane, kind="stable")
+
+
 def build_events(cols: EventColumns, process_names: Mapping[str, str],
                  thread_names: Mapping[tuple[str, str], str], tf_rules: bool = False
                  ) -> pd.DataFrame:
@@ -182,7 +200,7 @@ def build_events(cols: EventColumns, process_names: Mapping[str, str],
     width = len(cols.tid.categories) + 1
     lane_type = np.int32 if (len(cols.pid.categories) + 1) * width < 2**31 else np.int64
     lane_rank = _sorted_codes(cols.pid).astype(lane_type) * width + _sorted_codes(cols.tid)
-    order = np.lexsort((-dur, ts, lane_rank)) if n else np.array([], dtype=np.int64)
+    order = _lane_order(lane_rank, ts, dur) if n else np.array([], dtype=np.int64)
     lane_key = lane_rank[order]
     del lane_rank
     ts, dur = ts[order], dur[order]
