@@ -1,6 +1,7 @@
-// Nesting of a trace's events (depth, parent, self time) in one pass per lane: what
-// profiling/traces/model.py's NumPy `nesting` computes, to the bit (it is the reference the
-// tests hold this to, and the fallback without this library).
+// Nesting of a trace's events (depth, parent, self time) in one pass per lane, and the pieces
+// of each event's own time: what profiling/traces/model.py's NumPy `nesting` and
+// profiling/traces/breakdown.py's `exclusive_pieces` compute, to the bit (they are the
+// references the tests hold these to, and the fallbacks without this library).
 
 #include <algorithm>
 #include <cstdint>
@@ -71,6 +72,44 @@ int rl_nesting(int64_t n, const int32_t* lane, const double* ts, const double* d
       self_us[i] = s > 0.0 ? s : 0.0;
     }
     return 0;
+  } catch (...) {
+    return -1;
+  }
+}
+
+// The pieces of each event's own time (its interval minus its children's), as
+// breakdown.exclusive_pieces builds them: for each parent, in row order of its children, the
+// gap before each child (from the previous sibling's end, or the parent's start, to the child's
+// start, cut at the parent's end), then for every row its time after its last child (all of it
+// without children); empty pieces left out. start, end and owner have room for n plus the
+// number of children; returns how many pieces were written, or -1 when out of memory.
+int64_t rl_exclusive_pieces(int64_t n, const double* ts, const double* dur, const int32_t* parent,
+                            double* start, double* end_out, int32_t* owner) {
+  try {
+    std::vector<double> end(n), tail_from(ts, ts + n);
+    for (int64_t i = 0; i < n; ++i) end[i] = ts[i] + dur[i];
+    std::vector<int64_t> first_child(n + 1, 0);  // children grouped by parent, in row order
+    for (int64_t i = 0; i < n; ++i)
+      if (parent[i] >= 0) ++first_child[parent[i] + 1];
+    for (int64_t p = 0; p < n; ++p) first_child[p + 1] += first_child[p];
+    std::vector<int32_t> child(first_child[n]);
+    std::vector<int64_t> fill(first_child.begin(), first_child.end() - 1);
+    for (int64_t i = 0; i < n; ++i)
+      if (parent[i] >= 0) child[fill[parent[i]]++] = static_cast<int32_t>(i);
+    int64_t m = 0;
+    for (int64_t p = 0; p < n; ++p) {
+      int64_t a = first_child[p], b = first_child[p + 1];
+      for (int64_t j = a; j < b; ++j) {
+        int32_t c = child[j];
+        double gap_start = j == a ? ts[p] : end[child[j - 1]];
+        double gap_end = std::min(ts[c], end[p]);
+        if (gap_end > gap_start) start[m] = gap_start, end_out[m] = gap_end, owner[m++] = p;
+      }
+      if (b > a) tail_from[p] = std::min(end[child[b - 1]], end[p]);
+    }
+    for (int64_t i = 0; i < n; ++i)
+      if (end[i] > tail_from[i]) start[m] = tail_from[i], end_out[m] = end[i], owner[m++] = i;
+    return m;
   } catch (...) {
     return -1;
   }

@@ -1,12 +1,15 @@
 """The native nesting pass (csrc/trace_nesting.cc) against the NumPy one it stands in for:
 depth, parent and self time equal to the bit on nested, overlapping, tied and zero-length
-events; and build_events' sort of presorted rows against lexsort."""
+events, and the pieces of their own time; and build_events' sort of presorted rows against
+lexsort."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from profiling.traces.breakdown import exclusive_pieces, exclusive_pieces_numpy
 from profiling.traces.model import _lane_order, nesting, nesting_numpy
 from profiling.traces.native import library, library_path
 
@@ -49,3 +52,15 @@ def test_lane_order_is_lexsorts(presorted):
         by_time = np.lexsort((-dur, ts))
         ts, dur, lane = ts[by_time], dur[by_time], lane[by_time]
     np.testing.assert_array_equal(_lane_order(lane, ts, dur), np.lexsort((-dur, ts, lane)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_native_exclusive_pieces_equal_numpy(seed):
+    for n in (1, 3, 50, 4000):
+        lane, ts, dur = _events(seed * 10 + n, n)
+        depth, parent, self_us = nesting_numpy(lane, ts, dur)
+        events = pd.DataFrame({"ts_us": ts, "dur_us": dur, "parent": parent})
+        for got, want in zip(exclusive_pieces(events), exclusive_pieces_numpy(events),
+                             strict=True):
+            np.testing.assert_array_equal(got, want)
+            assert got.dtype == want.dtype

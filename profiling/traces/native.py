@@ -53,6 +53,7 @@ def library() -> ctypes.CDLL | None:
             ("rl_scan_release", None, [_P, ctypes.c_int]),
             ("rl_scan_strings", i64, [_P, ctypes.c_int, ctypes.POINTER(_P), ctypes.POINTER(_P)]),
             ("rl_nesting", ctypes.c_int, [i64, _P, _P, _P, _P, _P, _P]),
+            ("rl_exclusive_pieces", i64, [i64, _P, _P, _P, _P, _P, _P]),
         ]:
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = restype, argtypes
