@@ -25,6 +25,7 @@ _PH, _TS, _DUR, _CODES, _META = 0, 1, 2, 3, 8
 # the GIL for the call); smaller feeds are not worth a thread.
 SPLIT_FROM = 1 << 20
 
+
 class Refused(Exception):
     """The scanner does not read this input exactly (the msgspec reader must); str() says why."""
 
