@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -153,7 +157,7 @@ def test_what_it_does_not_read_exactly_is_refused_and_read_by_msgspec(text, tmp_
     path.write_bytes(data)
     want = msgspec_read(data)
     if isinstance(want, TraceError):
-        with pytest.raises(TraceError, match="^" + __import__("re").escape(str(want)) + "$"):
+        with pytest.raises(TraceError, match="^" + re.escape(str(want)) + "$"):
             load_trace(path, keep_args=False)
     else:
         assert_same(load_trace(path, keep_args=False), want)
@@ -214,3 +218,18 @@ def test_random_byte_edits_are_refused_or_read_alike(threads):
         assert_same(got, want)
         read += 1
     assert read > 60  # many edits land where the scanner still reads the trace
+
+
+def test_without_the_library_the_python_readers_read_the_same(tmp_path):
+    """A checkout without `make build`: load_trace falls back to msgspec and NumPy."""
+    path = tmp_path / "t.json"
+    path.write_bytes(_documents(2)["pretty"])
+    probe = ("import sys; from profiling.traces import load_trace, native;"
+             "ev = load_trace(sys.argv[1], keep_args=False).events;"
+             "print(native.library() is None, len(ev), ev.self_us.sum(), ev.depth.sum())")
+    runs = [subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, **env})
+            for env in ({"RELU_LAB_CACHE": str(tmp_path / "empty")}, {})]
+    outs = [r.stdout.split() for r in runs]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert outs[0][0] == "True" and outs[1][0] == "False" and outs[0][1:] == outs[1][1:]
