@@ -19,7 +19,7 @@ import pytest
 from test_trace_reference import _as_text
 
 from profiling.traces import TraceError, chrome_scan, load_trace
-from profiling.traces.chrome import read_chrome
+from profiling.traces.chrome import read_ahead, read_chrome
 from profiling.traces.chrome_scan import scan_chrome
 from profiling.traces.native import library, library_path
 
@@ -233,3 +233,28 @@ def test_without_the_library_the_python_readers_read_the_same(tmp_path):
     outs = [r.stdout.split() for r in runs]
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
     assert outs[0][0] == "True" and outs[1][0] == "False" and outs[0][1:] == outs[1][1:]
+
+
+def test_read_ahead_passes_chunks_errors_and_closing_through():
+    closed = []
+
+    def source(fail: bool):
+        try:
+            yield b"a"
+            yield b"b"
+            if fail:
+                raise TraceError("truncated gzip stream")
+            yield b"c"
+        finally:
+            closed.append(fail)
+
+    assert list(read_ahead(source(False))) == [b"a", b"b", b"c"]
+    got = []
+    with pytest.raises(TraceError, match="^truncated gzip stream$"):
+        for chunk in read_ahead(source(True)):
+            got.append(chunk)
+    assert got == [b"a", b"b"]
+    early = read_ahead(source(False))
+    assert next(early) == b"a"
+    early.close()
+    assert closed == [False, True, False]

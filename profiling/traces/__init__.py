@@ -16,6 +16,7 @@ from profiling.traces.chrome import (
     gunzip_capped,
     gunzip_chunks,
     max_trace_bytes,
+    read_ahead,
     read_chrome,
 )
 from profiling.traces.model import EVENT_COLUMNS, OtherFormat, Trace, TraceError
@@ -67,7 +68,7 @@ def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = 
 
     def fresh() -> Iterator[bytes]:  # the scanner may refuse a trace: then it is read again
         again = _chunks(path_or_bytes, reuse=True)  # each chunk read before the next
-        return gunzip_chunks(again) if gz else again
+        return read_ahead(gunzip_chunks(again)) if gz else again
 
     return read_chrome(fresh, keep_args=keep_args)
 

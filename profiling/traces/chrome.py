@@ -85,6 +85,50 @@ def gunzip_chunks(chunks: Iterable[bytes], limit: int | None = None, chunk: int 
         raise TraceError(f"corrupt gzip data: {e}") from None
 
 
+def read_ahead(chunks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
+    """`chunks` as they come, produced by a thread up to `depth` ahead: zlib lets go of the
+    GIL, so a gzip stream is decompressed while the scanner scans the last chunk. Errors
+    reach the reader where they would have; closing this closes `chunks`."""
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(end)
+        except BaseException as e:  # handed to the reader, which raises it
+            put(e)
+
+    worker = threading.Thread(target=produce, name="relu-lab-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def gunzip_capped(data: bytes, limit: int | None = None, chunk: int = 1 << 20) -> bytes:
     """Decompress gzip bytes in bounded chunks; TraceError past `limit` bytes or on a bad
     stream."""
