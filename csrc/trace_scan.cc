@@ -789,26 +789,34 @@ int64_t rl_scan_rows(void* s) { return static_cast<Scanner*>(s)->ph.size; }
 
 // Column k of the rows: 0 ph (uint8: 0 X, 1 B, 2 E), 1 ts, 2 dur (float64, µs), 3..7 the codes
 // (int32) of pid, tid, name, cat, long_name; 8 the metadata rows (int32 quadruples: is_thread,
-// pid, tid, name code). `size` gets the number of values.
-const void* rl_scan_column(void* handle, int k, int64_t* size) {
+// pid, tid, name code).
+// Hands column k's memory to the caller, who frees it with rl_free; the scanner forgets it.
+// `size` gets the number of values (0, and NULL returned, for an empty column).
+void* rl_scan_take(void* handle, int k, int64_t* size) {
   Scanner& s = *static_cast<Scanner*>(handle);
-  if (k == 0) return *size = s.ph.size, s.ph.data;
-  if (k == 1) return *size = s.ts.size, s.ts.data;
-  if (k == 2) return *size = s.dur.size, s.dur.data;
-  if (k >= 3 && k <= 7) return *size = s.codes[k - 3].size, s.codes[k - 3].data;
-  if (k == 8) return *size = s.meta.size, s.meta.data;
-  return *size = 0, nullptr;
+  auto take = [size](auto& column) -> void* {
+    void* data = column.data;
+    *size = column.size;
+    if (data && column.size < column.capacity)  // give back the slack
+      if (void* fitted = std::realloc(data, column.size * sizeof(*column.data))) data = fitted;
+    column.data = nullptr;
+    column.size = column.capacity = 0;
+    if (*size == 0) {
+      std::free(data);
+      data = nullptr;
+    }
+    return data;
+  };
+  if (k == 0) return take(s.ph);
+  if (k == 1) return take(s.ts);
+  if (k == 2) return take(s.dur);
+  if (k >= 3 && k <= 7) return take(s.codes[k - 3]);
+  if (k == 8) return take(s.meta);
+  *size = 0;
+  return nullptr;
 }
 
-// Free column k (after Python has copied it).
-void rl_scan_release(void* handle, int k) {
-  Scanner& s = *static_cast<Scanner*>(handle);
-  if (k == 0) s.ph.release();
-  else if (k == 1) s.ts.release();
-  else if (k == 2) s.dur.release();
-  else if (k >= 3 && k <= 7) s.codes[k - 3].release();
-  else if (k == 8) s.meta.release();
-}
+void rl_free(void* data) { std::free(data); }
 
 // The strings of field f (0 pid, 1 tid, 2 name, 3 cat, 4 long_name, 5 metadata names): their
 // UTF-8 bytes end to end in `*bytes`, code i being bytes[offsets[i]:offsets[i + 1]].

@@ -10,6 +10,7 @@ and error messages are the reference. Without the library (no `make build`) it r
 from __future__ import annotations
 
 import ctypes
+import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -59,16 +60,16 @@ class _Scan:
         return self.lib.rl_scan_status(self.handle)
 
     def column(self, k: int, dtype: type) -> np.ndarray:
-        """Column k copied out of the scanner, which then frees it."""
+        """Column k, its memory handed over by the scanner (not copied): freed when the last
+        array on it goes."""
         size = ctypes.c_int64()
-        address = self.lib.rl_scan_column(self.handle, k, ctypes.byref(size))
-        n = size.value
-        if n == 0:
+        address = self.lib.rl_scan_take(self.handle, k, ctypes.byref(size))
+        if not address:
             return np.array([], dtype=dtype)
-        buffer = (ctypes.c_char * (n * np.dtype(dtype).itemsize)).from_address(address)
-        out = np.frombuffer(buffer, dtype=dtype).copy()
-        self.lib.rl_scan_release(self.handle, k)
-        return out
+        buffer = (ctypes.c_char * (size.value * np.dtype(dtype).itemsize)).from_address(address)
+        # not at exit: arrays on it may outlive the finalizers there
+        weakref.finalize(buffer, self.lib.rl_free, address).atexit = False
+        return np.frombuffer(buffer, dtype=dtype)
 
     def strings(self, field: int) -> list[str]:
         """The texts of a field's codes, code i at index i."""
