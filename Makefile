@@ -92,7 +92,7 @@ screenshots: build browser
 
 # Trace ingestion at scale (generated 1M- and 8M-event Chrome traces, removed after): README
 # "Traces at scale".
-bench-traces: setup
+bench-traces: build
 	$(PY) -m profiling.bench.traces --events 1e6,8e6
 
 # Regenerates the README's tables from the code.

@@ -32,6 +32,12 @@ FIX = "install g++ (apt-get install g++) or set CXX to a C++17 compiler"
 # Host sources of the library; the .cu.cc is added in a GPU build. gpu_check.cu stands alone.
 CPU_SOURCES = ("relu_ops.cc", "relu_kernels.cc")
 GPU_SOURCE = "relu_op_gpu.cu.cc"
+# The traces' native code (profiling.traces.native: the Chrome trace scanner, the nesting
+# pass): a library of its own, plain C++ (no TensorFlow), so its sources are not inputs of the
+# op library and it is not keyed by TF's version.
+SCANNER_SOURCES = ("trace_scan.cc", "trace_nesting.cc")
+SCANNER_LIBRARY = "trace_native.so"
+SCANNER_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-shared", "-pthread")
 
 
 class BuildError(RuntimeError):
@@ -117,7 +123,7 @@ def default_csrc() -> Path:
 def source_files(csrc: Path) -> list[Path]:
     """Every file under csrc/. Any of them may be #included, and a missed input would leave a
     stale library in the cache; the price is a rebuild when gpu_check.* changes."""
-    return sorted(p for p in csrc.rglob("*") if p.is_file())
+    return sorted(p for p in csrc.rglob("*") if p.is_file() and p.name not in SCANNER_SOURCES)
 
 
 def _hash_files(paths: list[Path], root: Path) -> str:
@@ -387,6 +393,57 @@ def build(
         return _write_info(cfg, cfg.directory / INFO_NAME)
 
 
+def scanner_library(csrc: Path | str | None = None, cache_root: Path | str | None = None) -> Path:
+    """Where the traces' native library for the current SCANNER_SOURCES lives (it may not be
+    built yet): `<cache>/trace_native/<key>/trace_native.so`, keyed by the sources and the flags
+    only, so finding it runs no compiler (the compiler that built it is in its
+    build_info.json)."""
+    root = Path(csrc) if csrc is not None else default_csrc()
+    cache = Path(cache_root) if cache_root is not None else default_cache_root()
+    key = _hash_files([root / name for name in SCANNER_SOURCES], root)
+    key = hashlib.sha256((key + "\0".join(SCANNER_FLAGS)).encode()).hexdigest()[:20]
+    return cache / "trace_native" / key / SCANNER_LIBRARY
+
+
+def build_scanner(csrc: Path | str | None = None, cache_root: Path | str | None = None,
+                  force: bool = False) -> Path:
+    """Build the traces' native library unless current (or compiled by another compiler than
+    the one on PATH now); returns its path. BuildError names the compiler's complaint."""
+    library = scanner_library(csrc, cache_root)
+    compiler = shutil.which(build_settings().cxx)
+    if compiler is None:
+        raise BuildError(f"C++ compiler {build_settings().cxx!r} not found on PATH; {FIX}")
+    version = _tool_version(compiler, "C++ compiler", FIX).splitlines()[0]
+    info_path = library.parent / INFO_NAME
+
+    def current() -> bool:
+        try:
+            info = json.loads(info_path.read_text())
+        except (OSError, ValueError):
+            return False
+        return library.is_file() and info.get("compiler_version") == version
+
+    if current() and not force:
+        return library
+    library.parent.mkdir(parents=True, exist_ok=True)
+    with open(library.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if current() and not force:
+            return library
+        root = Path(csrc) if csrc is not None else default_csrc()
+        sources = [str(root / name) for name in SCANNER_SOURCES]
+        with tempfile.TemporaryDirectory(dir=library.parent, prefix=".build-") as work:
+            out = Path(work) / SCANNER_LIBRARY
+            _run_all([([compiler, *SCANNER_FLAGS, "-o", str(out), *sources],
+                       f"compiling {', '.join(SCANNER_SOURCES)}")], Path(work))
+            os.replace(out, library)
+        tmp = info_path.with_name(f".{INFO_NAME}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"path": str(library), "compiler": compiler,
+                                   "compiler_version": version, "flags": list(SCANNER_FLAGS)}))
+        os.replace(tmp, info_path)
+    return library
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m relu_impls.build", description=__doc__)
     parser.add_argument("--csrc", help="sources directory (default $RELU_LAB_CSRC or csrc/)")
@@ -395,10 +452,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         info = build(args.csrc, args.cache, force=args.force)
+        scanner = build_scanner(args.csrc, args.cache, force=args.force)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{info['path']} (gpu={info['gpu']}, built_at={info['built_at']})")
+    print(scanner)
     return 0
 
 

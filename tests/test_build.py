@@ -148,3 +148,17 @@ def test_command_line_reports_build_errors(tmp_path):
     )
     assert out.returncode == 1
     assert "error:" in out.stderr and "apt-get install g++" in out.stderr
+
+
+def test_traces_native_library_builds_into_its_own_cache_entry(tmp_path):
+    cache = tmp_path / "cache"
+    library = build.build_scanner(cache_root=cache)
+    assert library == build.scanner_library(cache_root=cache) and library.is_file()
+    built = library.stat().st_mtime_ns
+    assert build.build_scanner(cache_root=cache).stat().st_mtime_ns == built  # current: kept
+    csrc = tmp_path / "csrc"
+    shutil.copytree(build.REPO_CSRC, csrc)
+    scan = csrc / "trace_scan.cc"
+    scan.write_text(scan.read_text() + "\n// changed\n")
+    assert build.scanner_library(csrc, cache) != library  # a new source, a new key
+    assert build.config(csrc=csrc, cache_root=cache).key == build.config(cache_root=cache).key

@@ -1,6 +1,7 @@
-"""The fast Chrome reader (signature-coded columns, vectorized nesting, blocks decoded by worker
-processes) against a slow, obviously correct one: json.load and a stack per thread. Op counts
-and self times must be equal, not close (the traces' times are whole µs, so every sum is exact).
+"""The fast Chrome readers (the C++ scanner, and the msgspec reader's signature-coded columns;
+vectorized nesting) against a slow, obviously correct one: json.load and a stack per thread.
+Op counts and self times must be equal, not close (the traces' times are whole µs, so every sum
+is exact).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import pandas as pd
 import pytest
 
 from profiling.bench.traces import generate, generate_tf
-from profiling.traces import TraceError, chrome, load_trace
+from profiling.traces import TraceError, chrome, chrome_scan, load_trace
 from profiling.traces.chrome import file_chunks, read_chrome
+from profiling.traces.chrome_scan import scan_chrome
 from profiling.traces.op_stats import op_table
 
 
@@ -54,6 +56,12 @@ def reference_ops(path: Path) -> dict[str, tuple[int, float]]:
             count[name] += 1
             self_us[name] += s
     return {name: (count[name], self_us[name]) for name in count}
+
+
+def _as_text(events: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its categoricals as text: the readers number categories in different
+    orders, their values must be equal."""
+    return events.astype({c: str for c in events.columns if events[c].dtype == "category"})
 
 
 def fast_ops(events: pd.DataFrame) -> dict[str, tuple[int, float]]:
@@ -102,14 +110,6 @@ def _make(path: Path, kind: str) -> Path:
     return path
 
 
-@pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of a few KiB, and worker processes from the first byte, so a small trace takes
-    every path of the parallel reader (many cuts, some inside strings)."""
-    monkeypatch.setattr(chrome, "CHUNK", 2048)
-    monkeypatch.setattr(chrome, "PARALLEL_FROM", 0)
-
-
 @pytest.mark.parametrize("kind", ["pytorch", "tf", "nested3"])
 def test_op_counts_and_self_times_equal_the_reference(tmp_path, kind):
     path = _make(tmp_path / "trace.json", kind)
@@ -128,26 +128,34 @@ def test_op_table_equals_the_reference(tmp_path, kind):
     assert len(table) == (len(ref) if kind == "pytorch" else len(ref) - 2)
 
 
+def _msgspec_events(path: Path) -> pd.DataFrame:
+    return read_chrome(file_chunks(path), keep_args=False).events  # chunks, not a function
+
+
 @pytest.mark.parametrize("kind", ["pytorch", "tf", "nested1", "nested2"])
-def test_worker_processes_read_what_one_process_reads(tmp_path, small_blocks, kind):
+def test_scanner_reads_what_the_msgspec_reader_reads(tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(chrome, "CHUNK", 2048)  # many chunk ends, some inside strings
+    monkeypatch.setattr(chrome_scan, "SPLIT_FROM", 512)  # and each chunk read on two threads
     path = _make(tmp_path / "trace.json", kind)
-    one = read_chrome(file_chunks(path), keep_args=False, workers=1).events
-    two = read_chrome(file_chunks(path), keep_args=False, workers=2).events
-    pd.testing.assert_frame_equal(one, two)
-    assert fast_ops(two) == reference_ops(path)
+    scanned = scan_chrome(file_chunks(path, reuse=True))  # each chunk overwrites the last
+    assert scanned is not None  # read by the scanner, not handed back
+    pd.testing.assert_frame_equal(_as_text(scanned.events), _as_text(_msgspec_events(path)))
+    assert fast_ops(scanned.events) == reference_ops(path)
 
 
-def test_worker_processes_name_the_same_bad_event(tmp_path, small_blocks):
+def test_both_readers_name_the_same_bad_event(tmp_path, monkeypatch):
+    monkeypatch.setattr(chrome, "CHUNK", 2048)
     path = tmp_path / "trace.json"
     generate(path, 2_000)
     lines = path.read_text().splitlines(keepends=True)
     # line 0 opens the document, 1-4 name the threads: event 1504 is on line 1505
     lines[1505] = lines[1505].replace('"ts": ', '"ts": [').replace(', "dur"', '], "dur"')
     path.write_text("".join(lines))
+    assert scan_chrome(file_chunks(path)) is None
     errors = []
-    for workers in (1, 2):
+    for read in (lambda: load_trace(path, keep_args=False), lambda: _msgspec_events(path)):
         with pytest.raises(TraceError) as e:
-            read_chrome(file_chunks(path), keep_args=False, workers=workers)
+            read()
         errors.append(str(e.value))
     assert errors[0] == errors[1]
     assert "event 1504" in errors[0] and "\n" not in errors[0]

@@ -16,6 +16,7 @@ from profiling.traces.chrome import (
     gunzip_capped,
     gunzip_chunks,
     max_trace_bytes,
+    read_ahead,
     read_chrome,
 )
 from profiling.traces.model import EVENT_COLUMNS, OtherFormat, Trace, TraceError
@@ -25,14 +26,14 @@ __all__ = ["EVENT_COLUMNS", "OtherFormat", "Trace", "TraceError", "decode_json",
            "from_chrome_json", "gunzip_capped", "load_trace", "summarize"]
 
 
-def _chunks(path_or_bytes: str | os.PathLike | bytes) -> Iterator[bytes]:
+def _chunks(path_or_bytes: str | os.PathLike | bytes, reuse: bool = False) -> Iterator[bytes]:
     if isinstance(path_or_bytes, bytes):
         if len(path_or_bytes) > max_trace_bytes():
             raise TraceError(f"trace is {len(path_or_bytes) / 2**30:.2g} GiB, over the "
                              f"{max_trace_bytes() / 2**30:.2g} GiB trace size limit")
         data = path_or_bytes  # in blocks: the reader's buffer never copies the whole upload
         return (data[i:i + CHUNK] for i in range(0, max(len(data), 1), CHUNK))
-    return file_chunks(path_or_bytes)
+    return file_chunks(path_or_bytes, reuse=reuse)
 
 
 def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = None,
@@ -63,7 +64,13 @@ def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = 
             return load_xplane(path_or_bytes)
         data = b"".join(gunzip_chunks(stream()) if gz else stream())
         return load_xplane(data)
-    return read_chrome(gunzip_chunks(stream()) if gz else stream(), keep_args=keep_args)
+    chunks.close()
+
+    def fresh() -> Iterator[bytes]:  # the scanner may refuse a trace: then it is read again
+        again = _chunks(path_or_bytes, reuse=True)  # each chunk read before the next
+        return read_ahead(gunzip_chunks(again)) if gz else again
+
+    return read_chrome(fresh, keep_args=keep_args)
 
 
 def summarize(trace: Trace, top: int = 20) -> dict:

@@ -2,7 +2,9 @@
 
 Decoded with msgspec into typed structs, one block of events at a time, straight into columns:
 the file is read (and gunzipped) in chunks, so a trace of any size costs its columns, not a
-list of dicts. Sizes are capped before and while reading (`max_trace_bytes`).
+list of dicts. Sizes are capped before and while reading (`max_trace_bytes`). Without args,
+the C++ scanner (profiling.traces.chrome_scan) reads what it can read exactly, faster; this
+reader is the reference it is tested against, and reads everything it refuses.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import msgspec
 import numpy as np
 
 from profiling import settings
-from profiling.traces import parallel_decode
 from profiling.traces.chrome_events import (
     _ANY,
     _ARGS,
@@ -39,7 +40,6 @@ from profiling.traces.model import (
     TraceError,
     build_events,
 )
-from profiling.traces.parallel_decode import Block, BlockPool
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_BYTES = settings.DEFAULT_MAX_TRACE_BYTES
@@ -85,6 +85,50 @@ def gunzip_chunks(chunks: Iterable[bytes], limit: int | None = None, chunk: int 
         raise TraceError(f"corrupt gzip data: {e}") from None
 
 
+def read_ahead(chunks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
+    """`chunks` as they come, produced by a thread up to `depth` ahead: zlib lets go of the
+    GIL, so a gzip stream is decompressed while the scanner scans the last chunk. Errors
+    reach the reader where they would have; closing this closes `chunks`."""
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(end)
+        except BaseException as e:  # handed to the reader, which raises it
+            put(e)
+
+    worker = threading.Thread(target=produce, name="relu-lab-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def gunzip_capped(data: bytes, limit: int | None = None, chunk: int = 1 << 20) -> bytes:
     """Decompress gzip bytes in bounded chunks; TraceError past `limit` bytes or on a bad
     stream."""
@@ -106,6 +150,11 @@ def _num(v: Any) -> float:
         return float(v)
     except (TypeError, ValueError):
         return float("nan")
+
+
+def smallest_codes(codes: np.ndarray, n: int) -> np.ndarray:
+    """`codes` (of n categories) in the smallest integer type that holds them."""
+    return codes.astype(np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32)
 
 
 class _Coder:
@@ -135,8 +184,7 @@ class _Coder:
         return self._small(np.fromiter(map(lookup.__getitem__, values), np.int32, len(values)))
 
     def _small(self, codes: np.ndarray) -> np.ndarray:
-        n = len(self.categories)
-        return codes.astype(np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32)
+        return smallest_codes(codes, len(self.categories))
 
     def code(self, v: Any) -> int:
         """The code of one value (a new one gets the next code)."""
@@ -278,27 +326,6 @@ class ChromeReader:
                 [a.long_name if type(a) is _KnownArgs else None for a in known]))
         p["ts"].append(ts)
         p["dur"].append(dur)
-
-    def feed_block(self, block: Block) -> bool:
-        """Add one block decoded by a worker (profiling.traces.parallel_decode); False, and
-        nothing added, when its signatures cannot be coded (the caller then feeds the events)."""
-        sigs = self.signatures
-        glob = sigs.indices(block.keys) if sigs is not None else None
-        if glob is None:
-            return False
-        base, self.count = self.count, self.count + len(block.ts)
-        ts, dur, sig = block.ts, block.dur, block.sig
-        keep = ~np.isnan(ts) & ~np.isnan(dur) & (dur >= 0)
-        if not keep.all():
-            ts, dur, sig = ts[keep], dur[keep], sig[keep]
-        from profiling.traces.model import check_times
-
-        check_times(ts, dur, base)
-        if len(ts):
-            self._append_coded(sigs.table[glob[sig]])
-            self.parts["ts"].append(ts)
-            self.parts["dur"].append(dur)
-        return True
 
     def _append_coded(self, coded: np.ndarray) -> None:
         """Append a block's (events, 5) signature codes as the five code columns."""
@@ -458,101 +485,42 @@ def _drain(buf: bytearray, reader: ChromeReader) -> None:
         end = cut
 
 
-def read_chrome(chunks: Iterable[bytes], keep_args: bool = True, source: str = "chrome",
-                tf_rules: bool | None = None, bundle_ok: bool = True,
-                workers: int | None = None) -> Trace:
+def read_chrome(chunks: Iterable[bytes] | Callable[[], Iterable[bytes]], keep_args: bool = True,
+                source: str = "chrome", tf_rules: bool | None = None, bundle_ok: bool = True
+                ) -> Trace:
     """Trace from Chrome trace JSON given as byte chunks (object with traceEvents, or a bare
-    array of events). A ReLU Lab bundle is handed to the bundle reader. Past PARALLEL_FROM
-    bytes, and without args, blocks are decoded by `workers` processes (default: one per
-    CPU; 1 = all in this process)."""
-    workers = parallel_decode.worker_count() if workers is None else workers
+    array of events), or as a function that gives the chunks afresh: then, without args, the
+    C++ scanner reads them (profiling.traces.chrome_scan) and this reader only what it
+    refuses. A ReLU Lab bundle is handed to the bundle reader."""
+    if callable(chunks):
+        if not keep_args:
+            from profiling.traces.chrome_scan import scan_chrome
+
+            trace = scan_chrome(chunks(), source, tf_rules)
+            if trace is not None:
+                return trace
+        chunks = chunks()
     reader = ChromeReader(keep_args)
-    it = iter(chunks)
     buf = bytearray()
     head_done = False
-    seen = 0
-    pool: _Blocks | None = None
-    try:
-        for chunk in it:
-            buf += chunk
-            seen += len(chunk)
-            if not head_done:
-                start = _events_start(buf)
-                if start is None:
-                    continue
-                del buf[:start - 1]  # keep the '[': buf[0] is the separator before an event
-                head_done = True
-            if pool is None and workers > 1 and not keep_args and seen > PARALLEL_FROM:
-                pool = _Blocks(reader, workers)
-            if len(buf) > CHUNK:
-                if pool is not None:
-                    pool.cut(buf)
-                else:
-                    _drain(buf, reader)
-                if len(buf) > 4 * CHUNK:
-                    raise TraceError(f"not valid JSON: no complete event in the "
-                                     f"{len(buf) >> 20} MiB after event {reader.count}")
-        if pool is not None:
-            buf = pool.finish(buf)
-    finally:
-        if pool is not None:
-            pool.close()
+    for chunk in chunks:
+        buf += chunk
+        if not head_done:
+            start = _events_start(buf)
+            if start is None:
+                continue
+            del buf[:start - 1]  # keep the '[': buf[0] is the separator before an event
+            head_done = True
+        if len(buf) > CHUNK:
+            _drain(buf, reader)
+            if len(buf) > 4 * CHUNK:
+                raise TraceError(f"not valid JSON: no complete event in the "
+                                 f"{len(buf) >> 20} MiB after event {reader.count}")
     if not head_done:
         return _whole_document(bytes(buf), bundle_ok)
     trailer = _finish(buf, reader)
     del buf  # up to a block of text, not needed while the columns are built
     return reader.trace(source, trailer, tf_rules)
-
-
-# A trace this big (bytes read) is worth starting worker processes for.
-PARALLEL_FROM = 48 << 20
-
-
-class _Blocks:
-    """read_chrome's blocks through a BlockPool, fed to the reader in file order; a block a
-    worker could not take is decoded here (joined with the next when it was cut inside an
-    event), so the results are the serial reader's."""
-
-    def __init__(self, reader: ChromeReader, workers: int) -> None:
-        self.reader = reader
-        self.pool = BlockPool(workers)
-        self.carry = b""  # text of events not decoded yet (a bad cut), before the next piece
-
-    def cut(self, buf: bytearray) -> None:
-        """Send the complete-looking events at the head of `buf` to the pool and remove them
-        (buf[0] stays the separator before the next event)."""
-        cut = buf.rfind(b"},")
-        if cut < 0:
-            return
-        piece = bytes(memoryview(buf)[1:cut + 1])
-        del buf[:cut + 1]
-        for done in self.pool.submit(piece):
-            self._take(*done)
-
-    def finish(self, buf: bytearray) -> bytearray:
-        """Feed every outstanding block; returns `buf` with any undecoded text put back in
-        front, for _finish."""
-        for done in self.pool.drain():
-            self._take(*done)
-        if not self.carry:
-            return buf
-        out = bytearray(b"[" + self.carry) + buf
-        self.carry = b""
-        return out
-
-    def _take(self, piece: bytes, block: Block | None) -> None:
-        if not self.carry and block is not None and self.reader.feed_block(block):
-            return
-        # as _drain would: the longest head of whole events, the rest kept for the next piece
-        buf = bytearray(b"[" + self.carry + b"," + piece if self.carry else b"[" + piece) + b","
-        _drain(buf, self.reader)
-        self.carry = bytes(buf[1:-1])
-        if len(self.carry) > 4 * CHUNK:
-            raise TraceError(f"not valid JSON: no complete event in the "
-                             f"{len(self.carry) >> 20} MiB after event {self.reader.count}")
-
-    def close(self) -> None:
-        self.pool.close()
 
 
 def _events_start(buf: bytearray) -> int | None:
@@ -591,7 +559,13 @@ def _finish(buf: bytearray, reader: ChromeReader) -> dict:
         pos = close + 1
     else:
         raise TraceError(f"not valid JSON after event {reader.count}")
-    rest = tail[close + 1:].strip(_WS)
+    return _trailer(tail[close + 1:])
+
+
+def _trailer(rest: bytes) -> dict:
+    """The document's scalar metadata in `rest`, the text after the traceEvents list's ']'
+    (TraceError when it does not close the document)."""
+    rest = rest.strip(_WS)
     if not rest:
         return {}
     if rest == b"}":
@@ -615,9 +589,12 @@ def _whole_document(data: bytes, bundle_ok: bool) -> Trace:
     raise TraceError("foreign JSON: not a Chrome trace (no traceEvents list) nor a ReLU Lab bundle")
 
 
-def file_chunks(path: str | os.PathLike, limit: int | None = None) -> Iterator[bytes]:
+def file_chunks(path: str | os.PathLike, limit: int | None = None, reuse: bool = False
+                ) -> Iterator[bytes | memoryview]:
     """A trace file's bytes in chunks: a regular file only, its size checked before reading
-    and its reading bounded (profiling.files); FileRefused becomes TraceError."""
+    and its reading bounded (profiling.files); FileRefused becomes TraceError. With `reuse`,
+    each chunk is a view of one buffer that the next chunk overwrites (for a reader that is
+    done with a chunk when it asks for the next: no fresh pages to fault in per chunk)."""
     from profiling.files import FileRefused, open_bounded
 
     limit = max_trace_bytes() if limit is None else limit
@@ -626,8 +603,13 @@ def file_chunks(path: str | os.PathLike, limit: int | None = None) -> Iterator[b
     except FileRefused as e:
         raise TraceError(str(e)) from None
     total = 0
+    buffer = bytearray(CHUNK) if reuse else None
     with f:
-        while chunk := f.read(CHUNK):
+        while True:
+            chunk = f.read(CHUNK) if buffer is None else \
+                memoryview(buffer)[:f.readinto(buffer)]
+            if not chunk:
+                break
             total += len(chunk)
             if total > limit:
                 raise TraceError(f"{Path(path).name} grew past the trace size limit while read")

@@ -1,5 +1,5 @@
-"""The Chrome trace event as msgspec structs, and the decoders and field getters the readers
-share (profiling.traces.chrome in this process, profiling.traces.parallel_decode in workers)."""
+"""The Chrome trace event as msgspec structs, and the decoders and field getters of the msgspec
+reader (profiling.traces.chrome): what csrc/trace_scan.cc must read alike."""
 
 from __future__ import annotations
 
