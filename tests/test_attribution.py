@@ -13,7 +13,7 @@ from helpers import FIXTURES
 
 from profiling.analysis.diff import op_diff
 from profiling.cli.main import main
-from profiling.traces import from_chrome_json, load_trace, summarize
+from profiling.traces import attribution, from_chrome_json, load_trace, summarize
 from profiling.traces.attribution import (
     CPU_TIME_LABEL,
     REGION,
@@ -53,8 +53,11 @@ def _by_name(events, values):
                                                          observed=True).sum()
 
 
-def test_pool_work_goes_to_the_op_running_when_it_ran(pool_trace):
+@pytest.mark.parametrize("block", [None, 1, 2])
+def test_pool_work_goes_to_the_op_running_when_it_ran(pool_trace, block, monkeypatch):
     ev = pool_trace.events
+    if block:  # pieces paired and covered a few at a time, as on a big trace
+        monkeypatch.setattr(attribution, "PAIR_BLOCK", block)
     a = attribute(ev)
     per_name = _by_name(ev, a.cpu_us)
     assert {k: per_name[k] for k in EXPECTED_CPU} == pytest.approx(EXPECTED_CPU)
@@ -165,11 +168,17 @@ def _reference(ev):
     return got, left
 
 
+@pytest.mark.parametrize("block", [None, 5])
 @pytest.mark.parametrize("seed", range(6))
-def test_vectorized_attribution_matches_brute_force(seed):
+def test_vectorized_attribution_matches_brute_force(seed, block, monkeypatch):
     rng = np.random.default_rng(seed)
     ev = _random_trace(rng, n_ops=40, n_regions=60)
+    if block:  # pieces paired and covered a few at a time, as on a big trace
+        whole = attribute(ev)
+        monkeypatch.setattr(attribution, "PAIR_BLOCK", block)
     a = attribute(ev)
+    if block:
+        assert np.array_equal(a.cpu_us, whole.cpu_us)
     want, left = _reference(ev)
     is_op = (ev.thread.astype(str) == "tf_Compute/1").to_numpy()
     assert a.attributed_us[is_op] == pytest.approx(want[is_op])

@@ -34,6 +34,7 @@ REGION = "ThreadpoolListener::Region"
 UNATTRIBUTED = "(pool work, no dispatching op)"
 CPU_TIME_LABEL = "CPU time = own + pool work"
 SELF_TIME_LABEL = "self time"
+PAIR_BLOCK = 1 << 18  # intervals handled at a time where each needs several temporaries
 
 
 @dataclass
@@ -112,8 +113,9 @@ def self_pieces(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
         lane, ts, dur = lane[order], ts[order], dur[order]
     _, parent, _ = nesting(lane, ts, dur)
     end = ts + dur
-    kids = np.flatnonzero(parent >= 0)
-    p = parent[kids].astype(np.int64)
+    row_type = np.int32 if n < 2**31 else np.int64
+    kids = np.flatnonzero(parent >= 0).astype(row_type)
+    p = parent[kids].astype(row_type)
     by_parent = np.argsort(p, kind="stable")  # kids stay in time order within each parent
     kids, p = kids[by_parent], p[by_parent]
     kid_start = np.clip(ts[kids], ts[p], end[p])
@@ -123,33 +125,50 @@ def self_pieces(lane: np.ndarray, ts: np.ndarray, dur: np.ndarray
     last = np.concatenate([boundary, [True]]) if len(p) else np.array([], dtype=bool)
     until_first_kid = end.copy()
     until_first_kid[p[first]] = kid_start[first]
-    # own start to the first kid (or own end); between kids; last kid to own end
-    owner = np.concatenate([np.arange(n), p[:-1][~last[:-1]], p[last]])
-    start = np.concatenate([ts, kid_end[:-1][~last[:-1]], kid_end[last]])
-    stop = np.concatenate([until_first_kid, kid_start[1:][~last[:-1]], end[p[last]]])
-    keep = stop > start
-    owner, start, stop = owner[keep], start[keep], stop[keep]
+    # own start to the first kid (or own end); between kids; last kid to own end; each part's
+    # empty pieces dropped as it is written, so no unfiltered concatenation is ever held
+    between = ~last[:-1]
+    parts = [(lambda: np.arange(n, dtype=row_type), lambda: ts, lambda: until_first_kid),
+             (lambda: p[:-1][between], lambda: kid_end[:-1][between],
+              lambda: kid_start[1:][between]),
+             (lambda: p[last], lambda: kid_end[last], lambda: end[p[last]])]
+    keeps = [np.flatnonzero(stop() > start()) for _, start, stop in parts]
+    m = sum(len(k) for k in keeps)
+    owner, start, stop = np.empty(m, dtype=row_type), np.empty(m), np.empty(m)
+    at = 0
+    for (get_owner, get_start, get_stop), keep in zip(parts, keeps, strict=True):
+        owner[at:at + len(keep)] = get_owner()[keep]
+        start[at:at + len(keep)] = get_start()[keep]
+        stop[at:at + len(keep)] = get_stop()[keep]
+        at += len(keep)
     return (owner if order is None else order[owner]), start, stop
 
 
 def _union_covered(starts: np.ndarray, ends: np.ndarray, a: np.ndarray, b: np.ndarray
                    ) -> np.ndarray:
     """Length of [a, b) covered by the union of intervals [starts, ends), per query."""
+    out = np.zeros(len(a))
     if len(starts) == 0:
-        return np.zeros(len(a))
+        return out
     o = np.argsort(starts, kind="stable")
     s, e = starts[o], np.maximum.accumulate(ends[o])
+    del o
     new = np.concatenate([[True], s[1:] > e[:-1]])
     group_end = np.concatenate([np.flatnonzero(new)[1:] - 1, [len(s) - 1]])
     u_s, u_e = s[new], e[group_end]
-    before = np.concatenate([[0.0], np.cumsum(u_e - u_s)])
+    del s, e, new, group_end
+    length = u_e - u_s
+    before = np.concatenate([[0.0], np.cumsum(length)])
 
     def covered_until(t: np.ndarray) -> np.ndarray:
         k = np.searchsorted(u_s, t, side="right") - 1
-        inside = np.clip(t - u_s[np.maximum(k, 0)], 0.0, (u_e - u_s)[np.maximum(k, 0)])
+        inside = np.clip(t - u_s[np.maximum(k, 0)], 0.0, length[np.maximum(k, 0)])
         return np.where(k >= 0, before[np.maximum(k, 0)] + inside, 0.0)
 
-    return covered_until(b) - covered_until(a)
+    for at in range(0, len(a), PAIR_BLOCK):  # queries in blocks: bounded temporaries
+        block = slice(at, at + PAIR_BLOCK)
+        out[block] = covered_until(b[block]) - covered_until(a[block])
+    return out
 
 
 def _lanes(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
@@ -165,6 +184,27 @@ def _lanes(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
     return pid, lane, width
 
 
+def _block_pairs(pieces: np.ndarray, mine: np.ndarray, starts: np.ndarray, reach: np.ndarray,
+                 c_owner: np.ndarray, c_start: np.ndarray, c_end: np.ndarray,
+                 p_start: np.ndarray, p_end: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(piece, op row, overlap µs) of the given pool pieces against one dispatching thread's
+    candidate pieces `mine` (sorted by start: `starts`, `reach` = running max of their ends)."""
+    lo = np.searchsorted(reach, p_start[pieces], side="right")
+    count = np.searchsorted(starts, p_end[pieces], side="left")
+    count -= lo
+    np.maximum(count, 0, out=count)
+    piece = np.repeat(pieces, count)
+    cand = np.repeat(lo - (np.cumsum(count) - count), count)
+    del lo, count
+    cand += np.arange(len(cand))
+    cand = mine[cand]
+    overlap = np.minimum(p_end[piece], c_end[cand])
+    overlap -= np.maximum(p_start[piece], c_start[cand])
+    ok = np.flatnonzero(overlap > 0)
+    return piece[ok], c_owner[cand[ok]], overlap[ok]
+
+
 def _pairs(c_owner: np.ndarray, c_lane: np.ndarray, c_start: np.ndarray, c_end: np.ndarray,
            p_pid: np.ndarray, p_start: np.ndarray, p_end: np.ndarray, p_owner: np.ndarray,
            n_pool: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -173,34 +213,28 @@ def _pairs(c_owner: np.ndarray, c_lane: np.ndarray, c_start: np.ndarray, c_end: 
     on two or more dispatching threads (split_count)."""
     pair_piece, pair_op, pair_overlap = [], [], []
     lanes_hit = np.zeros(n_pool, dtype=np.int32)  # per pool event
-    by_lane = np.argsort(c_lane, kind="stable")
+    hit_here = np.zeros(n_pool, dtype=bool)
+    row_type = c_owner.dtype
+    by_lane = np.argsort(c_lane, kind="stable").astype(row_type)
     lane_bounds = np.flatnonzero(np.diff(c_lane[by_lane])) + 1
     for mine in np.split(by_lane, lane_bounds) if len(by_lane) else []:  # per dispatching thread
         mine = mine[np.argsort(c_start[mine], kind="stable")]
-        s, e = c_start[mine], c_end[mine]
-        pieces = np.flatnonzero(p_pid == c_lane[mine[0]] // width)
+        starts = c_start[mine]
         # running max: robust to pieces that overlap (improperly nested events)
-        lo = np.searchsorted(np.maximum.accumulate(e), p_start[pieces], side="right")
-        hi = np.searchsorted(s, p_end[pieces], side="left")
-        del s, e
-        count = np.maximum(hi - lo, 0)
-        del hi
-        piece = np.repeat(pieces, count)
-        del pieces
-        cand = np.repeat(lo - (np.cumsum(count) - count), count)
-        del lo, count
-        cand += np.arange(len(cand))
-        cand = mine[cand]
-        overlap = np.minimum(p_end[piece], c_end[cand])
-        overlap -= np.maximum(p_start[piece], c_start[cand])
-        ok = np.flatnonzero(overlap > 0)
-        lanes_hit += np.bincount(p_owner[piece[ok]], minlength=n_pool) > 0
-        pair_piece.append(piece[ok])
-        pair_op.append(c_owner[cand[ok]])
-        pair_overlap.append(overlap[ok])
-        del piece, cand, overlap, ok
+        reach = np.maximum.accumulate(c_end[mine])
+        hit_here[:] = False
+        pieces = np.flatnonzero(p_pid == c_lane[mine[0]] // width).astype(row_type)
+        for at in range(0, len(pieces), PAIR_BLOCK):  # bounds the per-pair temporaries
+            piece, op, overlap = _block_pairs(pieces[at:at + PAIR_BLOCK], mine, starts, reach,
+                                              c_owner, c_start, c_end, p_start, p_end)
+            hit_here[p_owner[piece]] = True
+            pair_piece.append(piece)
+            pair_op.append(op)
+            pair_overlap.append(overlap)
+        lanes_hit += hit_here
+        del starts, reach, pieces
     split = int((lanes_hit >= 2).sum())
-    if len(pair_piece) == 1:  # one dispatching thread: no concatenated copy
+    if len(pair_piece) == 1:  # one block: no concatenated copy
         return pair_piece[0], pair_op[0], pair_overlap[0], split
     if not pair_piece:
         return np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.array([]), split
@@ -243,8 +277,12 @@ def attribute(events: pd.DataFrame, kind: pd.Series | None = None) -> Attributio
     del lane
     c_pid = c_lane // width
 
-    covered = np.zeros(len(p_start))
-    for q in np.unique(p_pid):
+    pids = np.unique(p_pid)
+    if len(pids) == 1:  # one process: no copies of the pieces
+        covered = _union_covered(c_start, c_end, p_start, p_end)
+    else:
+        covered = np.zeros(len(p_start))
+    for q in pids if len(pids) > 1 else []:
         here, theirs = p_pid == q, c_pid == q
         covered[here] = _union_covered(c_start[theirs], c_end[theirs], p_start[here],
                                        p_end[here])
