@@ -140,3 +140,25 @@ def test_the_op_table_ranks_by_cpu_time_with_pool_work(data_dir):
     assert list(table["name"])[:4] == ["Relu", "Outer", "Inner", UNATTRIBUTED]
     assert table["cpu (µs)"].iloc[0] == pytest.approx(63)
     assert any(CPU_TIME_LABEL in c for c in texts(at.caption))
+
+
+def test_a_generated_tf_cpu_trace_reads_as_trace_summary_does(data_dir, tmp_path):
+    """A generated TF CPU trace (executor ops, Eigen pool Regions): the page's figures are
+    summarize's, and the timeline draws at most the cap, chosen from the columns."""
+    from profiling.bench.traces import generate_tf
+    from profiling.traces import load_trace, summarize
+
+    path = tmp_path / "tf_cpu.json"
+    generate_tf(path, 8000)
+    want = summarize(load_trace(path, keep_args=False), top=50)
+    at = open_page("traces")
+    _upload(at, path.name, path.read_bytes())
+    assert not at.error, texts(at.error)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Events"] == f"{want['event_count']:,}"
+    table = next(d.value for d in at.dataframe if "cpu (µs)" in d.value.columns)
+    assert list(table["name"]) == list(want["top_ops"]["name"])
+    assert table["cpu (µs)"].to_numpy() == pytest.approx(want["top_ops"]["cpu_us"].to_numpy())
+    drawing = next(c for c in texts(at.caption) if c.startswith("Drawing "))
+    drawn = int(drawing.split()[1].replace(",", ""))
+    assert 0 < drawn <= 3000 and f"of {want['event_count']:,} events" in drawing
