@@ -221,19 +221,23 @@ def measure(task: str, path: Path, tasks: dict | None = None) -> dict:
             "events": int(events)}
 
 
+def _rate(value: float) -> str:
+    """A throughput with 2 significant digits below 10, whole numbers above."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
 def _row(label: str, n: int, size: int, raw_size: int, task: str, runs: list[dict]) -> str:
     ok = [r for r in runs if "error" not in r]
     if not ok:
         return f"| {label} | {n:,} | {size / 1e6:.0f} | {task} | failed: {runs[0]['error']} |" \
                + " |" * 6
-    n = max([n, *(r["events"] for r in ok)])  # a converted xplane's count, once read
     seconds = statistics.median(r["seconds"] for r in ok)
     peak = max(r["peak_rss_mb"] for r in ok)
     worker = max(r["worker_rss_mb"] for r in ok)
     added = max(r["added_rss_mb"] for r in ok)
     events = f"{n / seconds / 1e6:.2f}" if n > 0 else ""
     return (f"| {label} | {n:,} | {size / 1e6:.0f} | {task} | {seconds:.2f} | "
-            f"{raw_size / 1e6 / seconds:.0f} | {events} | {peak:.0f} | "
+            f"{_rate(raw_size / 1e6 / seconds)} | {events} | {peak:.0f} | "
             f"{worker:.0f} | {added:.0f} | {peak * 2**20 / raw_size:.2f} |")
 
 
@@ -245,6 +249,8 @@ def _group(name: str, file: Path, file_size: int, raw_size: int, events: int,
     for _ in range(repeats):
         for task in shown:
             runs[task].append(measure(task, file, tasks))
+    if events < 0:  # counted by the tasks that read the events (a converted xplane)
+        events = max((r.get("events", -1) for rs in runs.values() for r in rs), default=-1)
     for task in shown:
         print(_row(name, events, file_size, raw_size, task, runs[task]), flush=True)
 
@@ -277,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
                              "RSS while capturing) and time xprof's conversion, "
                              "trace-summary and audit of it (default 0: off)")
     args = parser.parse_args(argv)
-    counts = [("PyTorch", int(float(c))) for c in args.events.split(",") if c.strip()]
-    counts += [("TF CPU", int(float(c))) for c in args.tf_events.split(",") if c.strip()]
+    counts = [("PyTorch", int(float(c))) for c in args.events.split(",") if c.strip()
+              and float(c) > 0]
+    counts += [("TF CPU", int(float(c))) for c in args.tf_events.split(",") if c.strip()
+               and float(c) > 0]
     tasks = [t for t in args.tasks.split(",") if t in TASKS]
     tmp = Path(tempfile.mkdtemp(prefix="relu_lab_trace_bench_"))
     smallest = min((n for _, n in counts), default=0)
