@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from helpers import FIXTURES
 
-from profiling.analysis.diff import op_diff
+from profiling.analysis.diff import diff_side, op_diff, trace_diff
 from profiling.cli.main import main
 from profiling.traces import attribution, from_chrome_json, load_trace, summarize
 from profiling.traces.attribution import (
@@ -214,6 +214,13 @@ def test_op_diff_compares_cpu_time(pool_trace):
     assert d.loc["Relu", "self_us_a"] == d.loc["Relu", "self_us_b"] == 40
     assert d.loc["Relu", ["cpu_us_a", "cpu_us_b"]].tolist() == pytest.approx([63, 68])
     assert d.delta_us.drop("Relu").abs().max() == pytest.approx(0)
+    # the CLI's way: each trace reduced to its diff side (and dropped) before the next is read
+    sides = trace_diff(diff_side(pool_trace.events), diff_side(b))
+    frames = trace_diff(pool_trace.events, b)
+    pd.testing.assert_frame_equal(sides["ops"], frames["ops"])
+    pd.testing.assert_frame_equal(sides["breakdown"], frames["breakdown"])
+    assert (sides["op_time"], sides["duration_b_us"]) == (frames["op_time"],
+                                                          frames["duration_b_us"])
 
 
 def test_trace_summary_says_which_time_it_shows(capsys):

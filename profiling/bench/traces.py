@@ -8,10 +8,17 @@ scopes such as `model/conv1/Relu`, intra-op Eigen pool threads running
 in a fresh process, repeats interleaved, it times and measures the peak RSS of: plain
 `json.load` and `msgspec.json.decode` of the file (the decode floor; up to 2M events, as both
 hold every event as a dict), `trace-summary` (streamed load + summary; also with the reader
-held to one process), `audit` and `trace-diff` (the trace against itself: two traces loaded).
-Prints a Markdown table: median seconds (imports excluded), MB/s and events/s (uncompressed
-bytes), the largest peak RSS of the process and of its largest decode worker, and the peak
-minus the RSS after imports. The generated files live in a temp dir removed at the end.
+held to one process), `audit` and `trace-diff` (the trace against itself, read twice and, as
+the CLI does, reduced to its diff side before the second read).
+Prints the interpreter's own baseline RSS (bare, and after the commands' imports), then one
+Markdown table: median seconds (imports excluded), MB/s and events/s (uncompressed bytes), the
+largest peak RSS of the process and of its largest child (a decode worker, or xprof's
+converter), the peak minus the RSS after imports, and the peak over the file's size.
+
+`--xplane-steps N` adds a row group for a large .xplane.pb: a tf.profiler capture of N steps of
+the ResNet scenario's training step, made at bench time (about 85 KB a step), then xprof's
+conversion alone (profiling.traces.xplane's child, under its limits), `trace-summary` and
+`audit` of it. The generated files live in a temp dir removed at the end.
 """
 
 from __future__ import annotations
@@ -124,11 +131,11 @@ TASKS = {
               "return_big_frees_to_the_os()\n"
               "audit_trace(load_trace(P, keep_args=False).events)"),
     "trace-diff": ("from profiling.traces import load_trace\n"
-                   "from profiling.analysis.diff import trace_diff\n"
+                   "from profiling.analysis.diff import diff_side, trace_diff\n"
                    "from profiling.cli.trace import return_big_frees_to_the_os",
                    "return_big_frees_to_the_os()\n"
-                   "a = load_trace(P, keep_args=False).events\n"
-                   "b = load_trace(P, keep_args=False).events\n"
+                   "a = diff_side(load_trace(P, keep_args=False).events)\n"
+                   "b = diff_side(load_trace(P, keep_args=False).events)\n"
                    "trace_diff(a, b)"),
 }
 CHILD = """import resource, sys, time
