@@ -162,3 +162,19 @@ def test_a_generated_tf_cpu_trace_reads_as_trace_summary_does(data_dir, tmp_path
     drawing = next(c for c in texts(at.caption) if c.startswith("Drawing "))
     drawn = int(drawing.split()[1].replace(",", ""))
     assert 0 < drawn <= 3000 and f"of {want['event_count']:,} events" in drawing
+
+
+def test_a_big_upload_is_read_without_args_and_summarized_alike(monkeypatch):
+    """Past ARGS_KEPT_UP_TO_BYTES the page reads no args (the bench measures the memory this
+    saves): the same events otherwise, the same summary and audit."""
+    from profiling.analysis import explore
+
+    data = PYTORCH.read_bytes()
+    kept = explore.explore_trace(data, PYTORCH.name)
+    assert (kept[0]["args"].astype(str) != "{}").any()
+    monkeypatch.setattr(explore, "ARGS_KEPT_UP_TO_BYTES", len(data) - 1)
+    dropped = explore.explore_trace(data, PYTORCH.name)
+    assert set(dropped[0]["args"].astype(str)) == {"{}"}
+    assert dropped[0].drop(columns="args").equals(kept[0].drop(columns="args"))
+    assert dropped[1]["top_ops"].equals(kept[1]["top_ops"])
+    assert dropped[2] == kept[2]

@@ -15,11 +15,10 @@ import streamlit as st
 from app import resources, run_again, share, tables, viewer_links
 from app.guard import one_line, page_guard
 from profiling import settings
-from profiling.analysis.activations import audit_trace
 from profiling.analysis.diff import trace_diff
+from profiling.analysis.explore import explore_trace
 from profiling.presentation import trace_charts, units
-from profiling.storage.bundle import load_any_trace
-from profiling.traces import TraceError, summarize
+from profiling.traces import TraceError
 from profiling.traces.attribution import CPU_TIME_LABEL, UNATTRIBUTED
 
 UPLOAD, STORED = "Upload a file", "A trace stored by a run"
@@ -36,27 +35,14 @@ BREAKDOWN_HELP = (
     "within one device.")
 
 
-# Past this size each event's args text is not kept (the hover box and the event details then
-# show none): as Python strings it would cost about half the file again, on top of the upload
-# Streamlit holds, and `audit` reads traces the same way.
-ARGS_KEPT_UP_TO_BYTES = 32 << 20
-
-
-def trace_bytes(data: bytes | str) -> int:
-    """Size of an upload (bytes) or a stored trace file (path)."""
-    return len(data) if isinstance(data, bytes) else Path(data).stat().st_size
-
-
 # cache_resource, not cache_data: a large trace's events must not be copied on every rerun;
 # nothing below mutates them.
 @st.cache_resource(max_entries=4, show_spinner="Reading the trace…")
 def read_trace(_data: bytes | str, filename: str, cache_key: str
                ) -> tuple[pd.DataFrame, dict, dict]:
-    """(events, summary, activation audit) of a trace; ``cache_key`` identifies ``_data``
-    (hashing 200 MB is slow). Args are kept up to ARGS_KEPT_UP_TO_BYTES."""
-    keep_args = trace_bytes(_data) <= ARGS_KEPT_UP_TO_BYTES
-    trace = load_any_trace(_data, filename, keep_args=keep_args)
-    return trace.events, summarize(trace, top=TOP_OPS_LISTED), audit_trace(trace.events)
+    """(events, summary, activation audit) of a trace (profiling.analysis.explore);
+    ``cache_key`` identifies ``_data`` (hashing 200 MB is slow)."""
+    return explore_trace(_data, filename, top=TOP_OPS_LISTED)
 
 
 @st.cache_resource(show_spinner=False)

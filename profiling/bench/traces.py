@@ -125,6 +125,13 @@ TASKS = {
         "parallel_decode.worker_count = lambda: 1",
         "return_big_frees_to_the_os()\n"
         "summarize(load_trace(P, keep_args=False))"),
+    # the Traces page's read of an upload: the upload is held before the RSS baseline, so
+    # "RSS added" is what the analysis adds on top of it
+    "Traces page": ("from profiling.analysis.explore import explore_trace\n"
+                    "from profiling.cli.trace import return_big_frees_to_the_os\n"
+                    "UPLOAD = open(P, 'rb').read()",
+                    "return_big_frees_to_the_os()\n"
+                    "explore_trace(UPLOAD, P.rsplit('/', 1)[-1])"),
     "audit": ("from profiling.traces import load_trace\n"
               "from profiling.analysis.activations import audit_trace\n"
               "from profiling.cli.trace import return_big_frees_to_the_os",
