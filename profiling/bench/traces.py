@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", default="1e6,8e6",
                         help="comma list of PyTorch-like trace sizes in events "
                              "(default %(default)s)")
-    parser.add_argument("--tf-events", default="1e6",
+    parser.add_argument("--tf-events", default="1e6,8e6",
                         help="comma list of TF CPU trace sizes (default %(default)s)")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--repeats", type=int, default=3,
