@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from helpers import FIXTURES
 
-from profiling.analysis.diff import op_diff
+from profiling.analysis.diff import diff_side, op_diff, trace_diff
 from profiling.cli.main import main
-from profiling.traces import from_chrome_json, load_trace, summarize
+from profiling.traces import attribution, from_chrome_json, load_trace, summarize
 from profiling.traces.attribution import (
     CPU_TIME_LABEL,
     REGION,
@@ -53,8 +53,11 @@ def _by_name(events, values):
                                                          observed=True).sum()
 
 
-def test_pool_work_goes_to_the_op_running_when_it_ran(pool_trace):
+@pytest.mark.parametrize("block", [None, 1, 2])
+def test_pool_work_goes_to_the_op_running_when_it_ran(pool_trace, block, monkeypatch):
     ev = pool_trace.events
+    if block:  # pieces paired and covered a few at a time, as on a big trace
+        monkeypatch.setattr(attribution, "PAIR_BLOCK", block)
     a = attribute(ev)
     per_name = _by_name(ev, a.cpu_us)
     assert {k: per_name[k] for k in EXPECTED_CPU} == pytest.approx(EXPECTED_CPU)
@@ -165,11 +168,17 @@ def _reference(ev):
     return got, left
 
 
+@pytest.mark.parametrize("block", [None, 5])
 @pytest.mark.parametrize("seed", range(6))
-def test_vectorized_attribution_matches_brute_force(seed):
+def test_vectorized_attribution_matches_brute_force(seed, block, monkeypatch):
     rng = np.random.default_rng(seed)
     ev = _random_trace(rng, n_ops=40, n_regions=60)
+    if block:  # pieces paired and covered a few at a time, as on a big trace
+        whole = attribute(ev)
+        monkeypatch.setattr(attribution, "PAIR_BLOCK", block)
     a = attribute(ev)
+    if block:
+        assert np.array_equal(a.cpu_us, whole.cpu_us)
     want, left = _reference(ev)
     is_op = (ev.thread.astype(str) == "tf_Compute/1").to_numpy()
     assert a.attributed_us[is_op] == pytest.approx(want[is_op])
@@ -205,6 +214,13 @@ def test_op_diff_compares_cpu_time(pool_trace):
     assert d.loc["Relu", "self_us_a"] == d.loc["Relu", "self_us_b"] == 40
     assert d.loc["Relu", ["cpu_us_a", "cpu_us_b"]].tolist() == pytest.approx([63, 68])
     assert d.delta_us.drop("Relu").abs().max() == pytest.approx(0)
+    # the CLI's way: each trace reduced to its diff side (and dropped) before the next is read
+    sides = trace_diff(diff_side(pool_trace.events), diff_side(b))
+    frames = trace_diff(pool_trace.events, b)
+    pd.testing.assert_frame_equal(sides["ops"], frames["ops"])
+    pd.testing.assert_frame_equal(sides["breakdown"], frames["breakdown"])
+    assert (sides["op_time"], sides["duration_b_us"]) == (frames["op_time"],
+                                                          frames["duration_b_us"])
 
 
 def test_trace_summary_says_which_time_it_shows(capsys):

@@ -8,6 +8,7 @@ import json
 import urllib.parse
 import urllib.request
 
+import pandas as pd
 import pytest
 from helpers import FIXTURES, open_page, texts
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
@@ -140,3 +141,41 @@ def test_the_op_table_ranks_by_cpu_time_with_pool_work(data_dir):
     assert list(table["name"])[:4] == ["Relu", "Outer", "Inner", UNATTRIBUTED]
     assert table["cpu (µs)"].iloc[0] == pytest.approx(63)
     assert any(CPU_TIME_LABEL in c for c in texts(at.caption))
+
+
+def test_a_generated_tf_cpu_trace_reads_as_trace_summary_does(data_dir, tmp_path):
+    """A generated TF CPU trace (executor ops, Eigen pool Regions): the page's figures are
+    summarize's, and the timeline draws at most the cap, chosen from the columns."""
+    from profiling.bench.traces import generate_tf
+    from profiling.traces import load_trace, summarize
+
+    path = tmp_path / "tf_cpu.json"
+    generate_tf(path, 8000)
+    want = summarize(load_trace(path, keep_args=False), top=50)
+    at = open_page("traces")
+    _upload(at, path.name, path.read_bytes())
+    assert not at.error, texts(at.error)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Events"] == f"{want['event_count']:,}"
+    table = next(d.value for d in at.dataframe if "cpu (µs)" in d.value.columns)
+    assert list(table["name"]) == list(want["top_ops"]["name"])
+    assert table["cpu (µs)"].to_numpy() == pytest.approx(want["top_ops"]["cpu_us"].to_numpy())
+    drawing = next(c for c in texts(at.caption) if c.startswith("Drawing "))
+    drawn = int(drawing.split()[1].replace(",", ""))
+    assert 0 < drawn <= 3000 and f"of {want['event_count']:,} events" in drawing
+
+
+def test_a_big_upload_is_read_without_args_and_summarized_alike(monkeypatch):
+    """Past ARGS_KEPT_UP_TO_BYTES the page reads no args (the bench measures the memory this
+    saves): the same events otherwise, the same summary and audit."""
+    from profiling.analysis import explore
+
+    data = PYTORCH.read_bytes()
+    kept = explore.explore_trace(data, PYTORCH.name)
+    assert (kept[0]["args"].astype(str) != "{}").any()
+    monkeypatch.setattr(explore, "ARGS_KEPT_UP_TO_BYTES", len(data) - 1)
+    dropped = explore.explore_trace(data, PYTORCH.name)
+    assert set(dropped[0]["args"].astype(str)) == {"{}"}
+    assert dropped[0].drop(columns="args").equals(kept[0].drop(columns="args"))
+    pd.testing.assert_frame_equal(dropped[1]["top_ops"], kept[1]["top_ops"])
+    assert dropped[2] == kept[2]

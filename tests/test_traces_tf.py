@@ -133,3 +133,16 @@ def test_tensorboard_json_gz_matches_xplane(conv_trace, tmp_path):
     assert from_json.source == "chrome"
     assert from_json.events.drop(columns="args").equals(from_pb.events.drop(columns="args"))
     assert time_breakdown(from_json.events) == time_breakdown(from_pb.events)
+
+
+def test_xplane_without_args_reads_the_same_events(conv_net_trace, eager_trace):
+    """load_xplane(keep_args=False), what the commands read: every column but args equal, the
+    eager op still named after the op it ran, and the same summary."""
+    from profiling.traces.xplane import load_xplane
+
+    for path in (conv_net_trace, eager_trace):
+        kept, dropped = load_xplane(path), load_xplane(path, keep_args=False)
+        assert dropped.events.drop(columns="args").equals(kept.events.drop(columns="args"))
+        assert set(dropped.events["args"].astype(str)) == {"{}"}
+        a, b = summarize(kept), summarize(dropped)
+        assert a["top_ops"].equals(b["top_ops"]) and a["breakdown"] == b["breakdown"]

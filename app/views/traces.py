@@ -7,6 +7,7 @@ per-pixel downsample bound what is drawn."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -14,11 +15,10 @@ import streamlit as st
 from app import resources, run_again, share, tables, viewer_links
 from app.guard import one_line, page_guard
 from profiling import settings
-from profiling.analysis.activations import audit_trace
 from profiling.analysis.diff import trace_diff
+from profiling.analysis.explore import explore_trace
 from profiling.presentation import trace_charts, units
-from profiling.storage.bundle import load_any_trace
-from profiling.traces import TraceError, summarize
+from profiling.traces import TraceError
 from profiling.traces.attribution import CPU_TIME_LABEL, UNATTRIBUTED
 
 UPLOAD, STORED = "Upload a file", "A trace stored by a run"
@@ -40,17 +40,14 @@ BREAKDOWN_HELP = (
 @st.cache_resource(max_entries=4, show_spinner="Reading the trace…")
 def read_trace(_data: bytes | str, filename: str, cache_key: str
                ) -> tuple[pd.DataFrame, dict, dict]:
-    """(events, summary, activation audit) of a trace; ``cache_key`` identifies ``_data``
-    (hashing 200 MB is slow)."""
-    trace = load_any_trace(_data, filename)
-    return trace.events, summarize(trace, top=TOP_OPS_LISTED), audit_trace(trace.events)
+    """(events, summary, activation audit) of a trace (profiling.analysis.explore);
+    ``cache_key`` identifies ``_data`` (hashing 200 MB is slow)."""
+    return explore_trace(_data, filename, top=TOP_OPS_LISTED)
 
 
 @st.cache_resource(show_spinner=False)
 def xprof_server(data_dir: str):
     """One XProf server per dashboard and data dir, started on the first link asked for."""
-    from pathlib import Path
-
     from profiling.presentation.xprof_server import XprofServer
 
     return XprofServer(Path(data_dir) / "xprof")
@@ -59,8 +56,6 @@ def xprof_server(data_dir: str):
 @st.cache_resource(show_spinner=False)
 def perfetto_server(data_dir: str):
     """One Perfetto server per dashboard and data dir, started on the first link asked for."""
-    from pathlib import Path
-
     from profiling.presentation.perfetto_server import PerfettoServer
 
     return PerfettoServer(Path(data_dir) / "perfetto")
@@ -207,6 +202,15 @@ def perfetto_section(picked, source: str | None) -> None:
                       f"{viewer_name(cache_key, filename)}-{tag}", data, filename))
 
 
+def clicked_row(events: pd.DataFrame, label: object) -> int | None:
+    """The events row a clicked bar names (its customdata label), or None."""
+    try:
+        row = int(str(label))
+    except ValueError:
+        return None
+    return row if row in events.index else None
+
+
 def timeline(events: pd.DataFrame, summary: dict) -> None:
     duration_ms = max(summary["duration_us"] / 1e3, 1e-3)
     origin = float(events["ts_us"].min())
@@ -233,9 +237,9 @@ def timeline(events: pd.DataFrame, summary: dict) -> None:
     labels = [p.get("customdata", [None, None, None])[2] for p in points
               if isinstance(p, dict) and p.get("customdata")]
     for label in labels[:1]:
-        row = events.index[events.index.astype(str) == str(label)]
-        if len(row):
-            st.json(trace_charts.event_details(events, row[0]), expanded=True)
+        row = clicked_row(events, label)
+        if row is not None:
+            st.json(trace_charts.event_details(events, row), expanded=True)
 
 
 def activation_audit(result: dict) -> None:

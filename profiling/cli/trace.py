@@ -135,14 +135,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 # ---- trace-diff --------------------------------------------------------------------------
 def cmd_trace_diff(args: argparse.Namespace) -> int:
-    from profiling.analysis.diff import trace_diff
+    from profiling.analysis.diff import diff_side, trace_diff
     from profiling.storage.bundle import load_any_trace
 
     _check_top(args.top)
     return_big_frees_to_the_os()
-    with _trace_limit(args.max_bytes):
-        a = load_any_trace(args.a, keep_args=False).events
-        b = load_any_trace(args.b, keep_args=False).events
+    with _trace_limit(args.max_bytes):  # one trace in memory at a time: A is reduced first
+        a = diff_side(load_any_trace(args.a, keep_args=False).events)
+        b = diff_side(load_any_trace(args.b, keep_args=False).events)
     d = trace_diff(a, b, top=args.top)
     if args.json:
         print_json(d)

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from profiling.presentation.charts import _layout, display_text, distinct_colours, empty_figure
 from profiling.presentation.units import MISSING, format_number, format_speedup
 from profiling.traces.attribution import CPU_TIME_LABEL
-from profiling.traces.classify import is_profiler_range
+from profiling.traces.classify import category_codes, is_profiler_range
 
 COLOURED_OPS = 12
 OTHER_COLOUR = "#bcbcbc"
@@ -69,12 +69,20 @@ def _rows(events: pd.DataFrame) -> pd.Series:
     return lanes.where(depth == 0, lanes + " · d" + depth.astype(str))
 
 
-def _self_time_by_name(events: pd.DataFrame) -> pd.Series:
-    """Self time per op name, the profiler's own capture range left out (it is no work)."""
+def _self_time_by_name(events: pd.DataFrame, mask: np.ndarray | None = None) -> pd.Series:
+    """Self time per op name (sorted by name) over the events where ``mask`` (all when None),
+    the profiler's own capture range left out (it is no work). Summed per name code, so no
+    string is made per event."""
+    codes, names = category_codes(events["name"], None)
+    keep = codes >= 0 if mask is None else mask & (codes >= 0)
     if "cat" in events.columns:
-        events = events[~is_profiler_range(events).to_numpy(bool)]
-    weight = events["self_us"] if "self_us" in events.columns else events["dur_us"]
-    return weight.groupby(events["name"].astype(str), observed=True).sum()
+        keep &= ~is_profiler_range(events).to_numpy(bool)
+    weight = events["self_us" if "self_us" in events.columns else "dur_us"].to_numpy(float)
+    picked = codes[keep]
+    sums = np.bincount(picked, weights=weight[keep], minlength=len(names))
+    seen = np.bincount(picked, minlength=len(names)) > 0
+    return pd.Series(sums[seen], index=pd.Index(np.asarray(names, dtype=object)[seen],
+                                                dtype=object)).sort_index(kind="stable")
 
 
 def colour_map(events: pd.DataFrame, n: int = COLOURED_OPS) -> dict[str, str]:
@@ -87,18 +95,45 @@ def colour_map(events: pd.DataFrame, n: int = COLOURED_OPS) -> dict[str, str]:
     return distinct_colours([str(name) for name in names])
 
 
+def _row_codes(events: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Per given row, an integer naming its timeline row (_rows' label): the label is made
+    once per distinct (lane, depth), not per event."""
+    cols = [c for c in ("pid", "tid", "process", "thread") if c in events.columns]
+    key = np.zeros(len(rows), dtype=np.int64)
+    for c in cols:
+        codes, names = category_codes(events[c], None)
+        key = key * (len(names) + 1) + (codes[rows].astype(np.int64) + 1)
+    if "depth" in events.columns:
+        depth = events["depth"].fillna(0).to_numpy().astype(np.int64)[rows]
+        key = key * (int(depth.max()) + 1 if len(depth) else 1) + depth
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    labels = _rows(events.iloc[rows[first]]).to_numpy()
+    _, label_code = np.unique(labels.astype(str), return_inverse=True)
+    return label_code.ravel()[inverse.ravel()]
+
+
+def _downsampled_rows(events: pd.DataFrame, rows: np.ndarray, window_us: tuple[float, float],
+                      buckets: int) -> np.ndarray:
+    """Of the given rows, the longest per timeline row and time bucket (sorted)."""
+    start, end = window_us
+    width = max((end - start) / buckets, 1e-9)
+    bucket = np.floor((events["ts_us"].to_numpy(float)[rows] - start) / width).astype(np.int64)
+    row = _row_codes(events, rows)
+    dur = events["dur_us"].to_numpy(float)[rows]
+    # longest first within each (row, bucket); among equal durations, the earlier row
+    order = np.lexsort((np.arange(len(rows)), -dur, bucket, row))
+    row, bucket = row[order], bucket[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (row[1:] != row[:-1]) | (bucket[1:] != bucket[:-1])
+    return np.sort(rows[order[first]])
+
+
 def downsample(events: pd.DataFrame, window_us: tuple[float, float], buckets: int) -> pd.DataFrame:
     """At most one event per row and time bucket (`buckets` across the window): the longest,
     so what a pixel would show survives and the rest is dropped."""
     if events.empty or buckets <= 0:
         return events
-    start, end = window_us
-    width = max((end - start) / buckets, 1e-9)
-    bucket = np.floor((events["ts_us"].to_numpy(float) - start) / width).astype(np.int64)
-    keyed = events.assign(_row=_rows(events).to_numpy(), _bucket=bucket)
-    keep = keyed.sort_values("dur_us", ascending=False, kind="stable") \
-        .drop_duplicates(["_row", "_bucket"]).index
-    return events.loc[keep]
+    return events.iloc[_downsampled_rows(events, np.arange(len(events)), window_us, buckets)]
 
 
 def select_events(
@@ -112,24 +147,33 @@ def select_events(
     """The trace events worth drawing: those overlapping ``window_us`` (µs, trace clock), whose
     name contains ``query`` (case-insensitive), of the ``top_ops`` op names with the most self
     time; past ``max_events``, the longest per row and pixel bucket (``buckets`` across the
-    window), then the ``max_events`` longest of those. Sorted by start."""
-    frame = events[events["dur_us"].fillna(0) > 0] if not events.empty else events
-    if frame.empty:
-        return frame
+    window), then the ``max_events`` longest of those. Sorted by start. Chosen on the columns:
+    only the rows drawn become a frame."""
+    if events.empty:
+        return events
+    ts, dur = events["ts_us"].to_numpy(float), events["dur_us"].to_numpy(float)
+    keep = dur > 0
+    if not keep.any():
+        return events.iloc[:0]
     if window_us is None:
-        window_us = (float(frame["ts_us"].min()), float((frame["ts_us"] + frame["dur_us"]).max()))
+        window_us = (float(ts[keep].min()), float((ts + dur)[keep].max()))
     start, end = window_us
-    frame = frame[(frame["ts_us"] + frame["dur_us"] >= start) & (frame["ts_us"] <= end)]
+    keep &= ts <= end
+    keep &= ts + dur >= start
+    codes, names = category_codes(events["name"], None)
     if query:
-        frame = frame[frame["name"].astype(str).str.contains(query, case=False, regex=False)]
-    if top_ops is not None and not frame.empty:
-        names = _self_time_by_name(frame).nlargest(top_ops).index
-        frame = frame[frame["name"].astype(str).isin(names)]
-    if len(frame) > max_events:
-        frame = downsample(frame, (start, end), buckets)
-    if len(frame) > max_events:
-        frame = frame.nlargest(max_events, "dur_us")
-    return frame.sort_values("ts_us", kind="stable")
+        wanted = query.upper()
+        hit = np.asarray([wanted in n.upper() for n in names] + [False])
+        keep &= hit[codes]  # code -1 (no name) reads the last entry: no match
+    if top_ops is not None and keep.any():
+        top = set(_self_time_by_name(events, keep).nlargest(top_ops).index)
+        keep &= np.asarray([n in top for n in names] + [False])[codes]
+    rows = np.flatnonzero(keep)
+    if len(rows) > max_events and buckets > 0:
+        rows = _downsampled_rows(events, rows, (start, end), buckets)
+    if len(rows) > max_events:
+        rows = np.sort(rows[np.argsort(-dur[rows], kind="stable")[:max_events]])
+    return events.iloc[rows].sort_values("ts_us", kind="stable")
 
 
 def _scope(events: pd.DataFrame) -> pd.Series:

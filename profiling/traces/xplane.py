@@ -117,14 +117,16 @@ def tool_data(path_or_bytes: str | os.PathLike | bytes, tool: str) -> str:
         return tool_data_file(path_or_bytes, tool, d).read_text()
 
 
-def load_xplane(path_or_bytes: str | os.PathLike | bytes) -> Trace:
-    """Trace of an .xplane.pb through xprof's trace_viewer conversion (µs timestamps)."""
+def load_xplane(path_or_bytes: str | os.PathLike | bytes, keep_args: bool = True) -> Trace:
+    """Trace of an .xplane.pb through xprof's trace_viewer conversion (µs timestamps).
+    ``keep_args=False`` drops each event's args text, as load_trace's does (the converted JSON
+    is about 8 times the .xplane.pb, and without args it is read by parallel workers)."""
     from profiling.traces.chrome import file_chunks, read_chrome
 
     with tempfile.TemporaryDirectory(prefix="relu_lab_xprof_") as d:
         out = tool_data_file(path_or_bytes, "trace_viewer", d)
-        trace = read_chrome(file_chunks(out, limit=1 << 40), source="xplane", tf_rules=True,
-                            bundle_ok=False)
+        trace = read_chrome(file_chunks(out, limit=1 << 40), keep_args=keep_args,
+                            source="xplane", tf_rules=True, bundle_ok=False)
     trace.metadata = {"tool": "trace_viewer"}
     return trace
 
