@@ -40,7 +40,7 @@ SETTINGS: tuple[Setting, ...] = (
             "registry of runs (ids starting with `_` never appear in the dashboard); the tests "
             "load `faulty_variants` from tests/ this way", "none",
             "profiling.settings.extra_variant_modules"),
-    Setting("RELU_LAB_CACHE", "where the compiled op is cached", "`~/.cache/relu_lab/ops`",
+    Setting("RELU_LAB_CACHE", "where the compiled op and trace scanner are cached", "`~/.cache/relu_lab/ops`",
             "relu_impls.build.build_settings"),
     Setting("RELU_LAB_CSRC", "the op's sources", "the repository's `csrc/`",
             "relu_impls.build.build_settings"),

@@ -120,9 +120,8 @@ TASKS = {
     "trace-summary": (_SUMMARY,
                       "return_big_frees_to_the_os()\n"
                       "summarize(load_trace(P, keep_args=False))"),
-    "trace-summary (1 process)": (
-        _SUMMARY + "\nfrom profiling.traces import parallel_decode\n"
-        "parallel_decode.worker_count = lambda: 1",
+    "trace-summary (1 thread)": (  # the scanner without its second thread
+        _SUMMARY + "\nfrom profiling.traces import chrome_scan\nchrome_scan.SPLIT_FROM = 1 << 62",
         "return_big_frees_to_the_os()\n"
         "summarize(load_trace(P, keep_args=False))"),
     # the Traces page's read of an upload: the upload is held before the RSS baseline, so
