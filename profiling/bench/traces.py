@@ -12,8 +12,8 @@ held to one process), `audit` and `trace-diff` (the trace against itself, read t
 the CLI does, reduced to its diff side before the second read).
 Prints the interpreter's own baseline RSS (bare, and after the commands' imports), then one
 Markdown table: median seconds (imports excluded), MB/s and events/s (uncompressed bytes), the
-largest peak RSS of the process and of its largest child (a decode worker, or xprof's
-converter), the peak minus the RSS after imports, and the peak over the file's size.
+largest peak RSS of the process and of its largest child (xprof's converter, for an
+xplane), the peak minus the RSS after imports, and the peak over the file's size.
 
 `--xplane-steps N` adds a row group for a large .xplane.pb: a tf.profiler capture of N steps of
 the ResNet scenario's training step, made at bench time (about 85 KB a step), then xprof's
@@ -217,8 +217,8 @@ def baseline_rss_mb(imports: str) -> float:
 
 
 def measure(task: str, path: Path, tasks: dict | None = None) -> dict:
-    """seconds (imports excluded), peak RSS MiB, the largest child's (decode worker's or xprof
-    converter's) peak RSS MiB, peak minus the RSS after imports, and the events read (-1:
+    """seconds (imports excluded), peak RSS MiB, the largest child's (xprof's converter's)
+    peak RSS MiB, peak minus the RSS after imports, and the events read (-1:
     not counted) of one task (of `tasks`, default TASKS) run in a fresh interpreter."""
     imports, work = (tasks or TASKS)[task]
     env = {**os.environ, "RELU_LAB_MAX_TRACE_BYTES": str(4 << 30)}
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{label} {baseline_rss_mb(imports):.0f} MB"
                           for label, imports in BASELINES.items()) + ".\n")
         print("| trace | events | file MB | task | seconds | MB/s | M events/s | peak RSS MB | "
-              "worker peak RSS MB | RSS added MB | peak RSS / file bytes |")
+              "child peak RSS MB | RSS added MB | peak RSS / file bytes |")
         print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for label, n in counts:
             path = tmp / f"trace_{label.split()[0]}_{n}.json"
