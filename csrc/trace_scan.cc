@@ -434,14 +434,44 @@ bool skip(Cursor& c, int depth) {
   }
 }
 
-bool key_is(const Value& k, std::string_view name) {
-  return !k.escaped && std::string_view(k.begin, k.end - k.begin) == name;
-}
-
 bool set_once(Cursor& c, Value& slot, const Value& v) {
   if (slot.kind != kAbsent) return c.refuse("duplicate key");
   slot = v;
   return true;
+}
+
+// The members of the object at c.p ('{'): member(key) reads each value (c.p at it, whitespace
+// skipped) and returns false to stop; escaped keys are refused.
+template <typename Member>
+bool members(Cursor& c, Member member) {
+  ++c.p;
+  if (!c.ws()) return false;
+  if (*c.p == '}') {
+    ++c.p;
+    return true;
+  }
+  while (true) {
+    Value k;
+    if (*c.p != '"') return c.refuse("expected a key");
+    if (!string(c, k)) return false;
+    if (!c.ws()) return false;
+    if (*c.p != ':') return c.refuse("expected ':'");
+    ++c.p;
+    if (!c.ws()) return false;
+    if (k.escaped) return c.refuse("escaped key");
+    if (!member(std::string_view(k.begin, k.end - k.begin))) return false;
+    if (!c.ws()) return false;
+    if (*c.p == ',') {
+      ++c.p;
+      if (!c.ws()) return false;
+      continue;
+    }
+    if (*c.p == '}') {
+      ++c.p;
+      return true;
+    }
+    return c.refuse("expected ',' or '}'");
+  }
 }
 
 // The args object: long_name (a string or null) and name (a string, number or null, read by
@@ -452,88 +482,41 @@ bool args(Cursor& c, Event& e) {
     return scalar_or_skip(c, v, 1);
   }
   e.args_object = true;
-  ++c.p;
-  if (!c.ws()) return false;
-  if (*c.p == '}') {
-    ++c.p;
-    return true;
-  }
-  while (true) {
-    Value k, v;
-    if (*c.p != '"') return c.refuse("expected a key");
-    if (!string(c, k)) return false;
-    if (!c.ws()) return false;
-    if (*c.p != ':') return c.refuse("expected ':'");
-    ++c.p;
+  return members(c, [&](std::string_view key) {
+    Value v;
     if (!scalar_or_skip(c, v, 2)) return false;
-    if (k.escaped) return c.refuse("escaped key");
-    if (key_is(k, "long_name")) {
+    if (key == "long_name") {
       if (v.kind != kString && v.kind != kNull) return c.refuse("long_name type");
-      if (!set_once(c, e.long_name, v)) return false;
-    } else if (key_is(k, "name")) {
+      return set_once(c, e.long_name, v);
+    }
+    if (key == "name") {
       if (v.kind == kOther) return c.refuse("args.name type");
-      if (!set_once(c, e.meta_name, v)) return false;
+      return set_once(c, e.meta_name, v);
     }
-    if (!c.ws()) return false;
-    if (*c.p == ',') {
-      ++c.p;
-      if (!c.ws()) return false;
-      continue;
-    }
-    if (*c.p == '}') {
-      ++c.p;
-      return true;
-    }
-    return c.refuse("expected ',' or '}'");
-  }
+    return true;
+  });
 }
 
 bool event(Cursor& c, Event& e) {
   if (*c.p != '{') return c.refuse("an event is not an object");
-  ++c.p;
-  if (!c.ws()) return false;
-  if (*c.p == '}') {
-    ++c.p;
-    return true;
-  }
-  while (true) {
-    Value k, v;
-    if (*c.p != '"') return c.refuse("expected a key");
-    if (!string(c, k)) return false;
-    if (!c.ws()) return false;
-    if (*c.p != ':') return c.refuse("expected ':'");
-    ++c.p;
-    if (!c.ws()) return false;
-    if (k.escaped) return c.refuse("escaped key");
-    std::string_view key(k.begin, k.end - k.begin);
-    Value* slot = nullptr;
+  return members(c, [&](std::string_view key) {
     if (key == "args") {
       if (e.args_seen) return c.refuse("duplicate key");
       e.args_seen = true;
-      if (!args(c, e)) return false;
-    } else {
-      if (key == "ph") slot = &e.ph;
-      else if (key == "name") slot = &e.name;
-      else if (key == "cat") slot = &e.cat;
-      else if (key == "pid") slot = &e.pid;
-      else if (key == "tid") slot = &e.tid;
-      else if (key == "ts") slot = &e.ts;
-      else if (key == "dur") slot = &e.dur;
-      if (!scalar_or_skip(c, v, 1)) return false;
-      if (slot && !set_once(c, *slot, v)) return false;
+      return args(c, e);
     }
-    if (!c.ws()) return false;
-    if (*c.p == ',') {
-      ++c.p;
-      if (!c.ws()) return false;
-      continue;
-    }
-    if (*c.p == '}') {
-      ++c.p;
-      return true;
-    }
-    return c.refuse("expected ',' or '}'");
-  }
+    Value* slot = nullptr;
+    if (key == "ph") slot = &e.ph;
+    else if (key == "name") slot = &e.name;
+    else if (key == "cat") slot = &e.cat;
+    else if (key == "pid") slot = &e.pid;
+    else if (key == "tid") slot = &e.tid;
+    else if (key == "ts") slot = &e.ts;
+    else if (key == "dur") slot = &e.dur;
+    Value v;
+    if (!scalar_or_skip(c, v, 1)) return false;
+    return !slot || set_once(c, *slot, v);
+  });
 }
 
 // The text of a string value, escapes decoded.
