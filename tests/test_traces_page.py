@@ -168,7 +168,7 @@ def test_a_generated_tf_cpu_trace_reads_as_trace_summary_does(data_dir, tmp_path
 def test_a_big_upload_is_read_without_args_and_summarized_alike(monkeypatch):
     """Past ARGS_KEPT_UP_TO_BYTES the page reads no args (the bench measures the memory this
     saves): the same events otherwise, the same summary and audit."""
-    from profiling.analysis import explore
+    from profiling.presentation import explore
 
     data = PYTORCH.read_bytes()
     kept = explore.explore_trace(data, PYTORCH.name)

@@ -16,8 +16,8 @@ from app import resources, run_again, share, tables, viewer_links
 from app.guard import one_line, page_guard
 from profiling import settings
 from profiling.analysis.diff import trace_diff
-from profiling.analysis.explore import explore_trace
 from profiling.presentation import trace_charts, units
+from profiling.presentation.explore import explore_trace
 from profiling.traces import TraceError
 from profiling.traces.attribution import CPU_TIME_LABEL, UNATTRIBUTED
 
@@ -40,7 +40,7 @@ BREAKDOWN_HELP = (
 @st.cache_resource(max_entries=4, show_spinner="Reading the trace…")
 def read_trace(_data: bytes | str, filename: str, cache_key: str
                ) -> tuple[pd.DataFrame, dict, dict]:
-    """(events, summary, activation audit) of a trace (profiling.analysis.explore);
+    """(events, summary, activation audit) of a trace (profiling.presentation.explore);
     ``cache_key`` identifies ``_data`` (hashing 200 MB is slow)."""
     return explore_trace(_data, filename, top=TOP_OPS_LISTED)
 

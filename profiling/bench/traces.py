@@ -126,7 +126,7 @@ TASKS = {
         "summarize(load_trace(P, keep_args=False))"),
     # the Traces page's read of an upload: the upload is held before the RSS baseline, so
     # "RSS added" is what the analysis adds on top of it
-    "Traces page": ("from profiling.analysis.explore import explore_trace\n"
+    "Traces page": ("from profiling.presentation.explore import explore_trace\n"
                     "from profiling.cli.trace import return_big_frees_to_the_os\n"
                     "UPLOAD = open(P, 'rb').read()",
                     "return_big_frees_to_the_os()\n"

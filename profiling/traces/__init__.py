@@ -19,6 +19,7 @@ from profiling.traces.chrome import (
     read_ahead,
     read_chrome,
 )
+from profiling.traces.chrome_scan import scan_chrome
 from profiling.traces.model import EVENT_COLUMNS, OtherFormat, Trace, TraceError
 from profiling.traces.xplane import framework_op_stats, load_xplane
 
@@ -70,7 +71,11 @@ def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = 
         again = _chunks(path_or_bytes, reuse=True)  # each chunk read before the next
         return read_ahead(gunzip_chunks(again)) if gz else again
 
-    return read_chrome(fresh, keep_args=keep_args)
+    if not keep_args:  # the C++ scanner first; what it refuses the msgspec reader reads
+        trace = scan_chrome(fresh())
+        if trace is not None:
+            return trace
+    return read_chrome(fresh(), keep_args=keep_args)
 
 
 def summarize(trace: Trace, top: int = 20) -> dict:

@@ -485,21 +485,11 @@ def _drain(buf: bytearray, reader: ChromeReader) -> None:
         end = cut
 
 
-def read_chrome(chunks: Iterable[bytes] | Callable[[], Iterable[bytes]], keep_args: bool = True,
-                source: str = "chrome", tf_rules: bool | None = None, bundle_ok: bool = True
-                ) -> Trace:
+def read_chrome(chunks: Iterable[bytes], keep_args: bool = True, source: str = "chrome",
+                tf_rules: bool | None = None, bundle_ok: bool = True) -> Trace:
     """Trace from Chrome trace JSON given as byte chunks (object with traceEvents, or a bare
-    array of events), or as a function that gives the chunks afresh: then, without args, the
-    C++ scanner reads them (profiling.traces.chrome_scan) and this reader only what it
-    refuses. A ReLU Lab bundle is handed to the bundle reader."""
-    if callable(chunks):
-        if not keep_args:
-            from profiling.traces.chrome_scan import scan_chrome
-
-            trace = scan_chrome(chunks(), source, tf_rules)
-            if trace is not None:
-                return trace
-        chunks = chunks()
+    array of events); a ReLU Lab bundle is handed to the bundle reader. (`load_trace` tries
+    the C++ scanner, profiling.traces.chrome_scan, first.)"""
     reader = ChromeReader(keep_args)
     buf = bytearray()
     head_done = False
