@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from app import case_links, figure_cache, machine_filter, noise_panel, resources, run_again, share
 from app.figure_cache import charts
@@ -94,7 +93,7 @@ def versus_view(cases, base_run: str, threshold: float, names: dict[str, str]) -
                                                  tuple(names.items()))
     # In its own document: the browser parses the SVG natively (0.3 s less than Markdown's
     # parser took for 2,090 markers; st.html's sanitiser drops SVG). Every label is escaped.
-    components.html(svg, height=svg_height(svg) + 16, scrolling=True)
+    st.iframe(svg, height=svg_height(svg) + 16)
     st.dataframe(shown, hide_index=True, key="versus_table")
     counts = table["verdict"].value_counts()
     st.caption(f"Speedup = time A / time B (above 1: B is faster), its 95% CI from the two "
