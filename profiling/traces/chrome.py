@@ -240,20 +240,6 @@ class _Signatures:
             return None
         return self.table[sig]
 
-    def indices(self, keys: list[tuple]) -> np.ndarray | None:
-        """The signature index of each of `keys` (hashable), added when new; None past
-        LIMIT."""
-        index = self.index
-        before = len(index)
-        for key in keys:
-            if key not in index:
-                self._add(key)
-        if len(index) > self.LIMIT:
-            return None
-        if len(index) != before:
-            self.table = np.asarray(self.rows, dtype=np.int32)
-        return np.fromiter(map(index.__getitem__, keys), np.int32, len(keys))
-
     def _add(self, key: tuple) -> None:
         pid, tid, name, cat, args = key
         long_name = args.long_name if type(args) is _KnownArgs else \
