@@ -10,8 +10,8 @@ rerun with nothing new (a widget change elsewhere). Compare draws only its open 
 (B vs A with two runs or more) for 1, 2 and 20 runs, then each other tab for 20 runs.
 
 Then what a user waits for: ``streamlit run`` on the same store, one visit to the Run page (the
-server imports TensorFlow; the bench waits until that page is drawn), and Compare with all 20 runs opened in headless Chromium, timed by
-the page's own clock from navigation to its title, its runs picker, its last element (the page
+server imports TensorFlow; the bench waits until that page is drawn), and Compare with all 20
+runs opened in headless Chromium, timed by the page's own clock from navigation to its title, its runs picker, its last element (the page
 script has finished), the chart's container and its first chart drawn (a painted SVG mark of the
 B vs A chart): the first such page after the server started (data read cold), the median fresh
 page (a new browser context: no cache, a new user) and the median new tab of a warm browser (a
@@ -39,7 +39,8 @@ MAIN = ROOT / "app" / "main.py"
 SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 MODES = ("eager", "function")
 TARGETS_S = {"Compare": 2.0, "Run": 1.0, "Chromium": 2.0}
-# A drawn mark of the B vs A chart (Vega-Lite, SVG): the page's first chart with two runs or more.
+# A drawn marker of the B vs A chart (versus_svg, in its iframe): the first chart with two runs
+# or more.
 FIRST_CHART = VERSUS_MARKS
 
 
