@@ -13,11 +13,11 @@ Then what a user waits for: ``streamlit run`` on the same store, one visit to th
 server imports TensorFlow; the bench waits until that page is drawn), and Compare with all 20
 runs opened in headless Chromium, timed by the page's own clock from navigation to its title,
 its runs picker, its last element (the page script has finished), the chart's container and its
-first chart drawn (a painted SVG marker of the B vs A chart): the first such page after the server started (data read cold), the median fresh
-page (a new browser context: no cache, a new user) and the median new tab of a warm browser (a
-returning user). Targets: Compare < 2 s (page script; first chart drawn in the first and the
-fresh page), Run (with a run's results) < 1 s. A benchmark, not a test: it prints numbers and
-exits 1 when a target is missed.
+first chart drawn (a painted SVG marker of the B vs A chart): the first such page after the
+server started (data read cold), the median fresh page (a new browser context: no cache, a new
+user) and the median new tab of a warm browser (a returning user). Targets: Compare < 2 s (page
+script; first chart drawn in the first and the fresh page), Run (with a run's results) < 1 s. A
+benchmark, not a test: it prints numbers and exits 1 when a target is missed.
 """
 
 from __future__ import annotations
