@@ -39,15 +39,21 @@ def _cached(name: str):
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def versus(cases: Any, base_run: str, threshold: float,
-           names: tuple[tuple[str, str], ...]) -> tuple[Any, Any, str, Any]:
-    """(table, displayed table, CSV, SVG chart) of each run B against ``base_run`` A
-    (profiling.presentation.versus, versus_svg), built once per input: about half a second at
-    20 runs."""
+           names: tuple[tuple[str, str], ...]) -> tuple[Any, Any, str]:
+    """(table, displayed table, CSV) of each run B against ``base_run`` A
+    (profiling.presentation.versus), built once per input."""
     table = _versus.versus_table(cases, base_run, threshold)
     named = dict(names)
     return (table, _versus.versus_display(table, named, base_run),
-            _versus.versus_csv(table, base_run),
-            versus_svg(table, named, base_run, threshold))
+            _versus.versus_csv(table, base_run))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def versus_chart(cases: Any, base_run: str, threshold: float,
+                 names: tuple[tuple[str, str], ...], runs: tuple[str, ...] | None) -> str:
+    """The SVG chart (versus_svg) of ``versus``'s table for the B runs ``runs``."""
+    table = versus(cases, base_run, threshold, names)[0]
+    return versus_svg(table, dict(names), base_run, threshold, runs)
 
 
 class _Charts(SimpleNamespace):

@@ -137,3 +137,31 @@ def test_log_ticks_are_one_two_five_inside_the_range():
     assert versus_svg.log_ticks(0.03, 0.6) == [0.05, 0.1, 0.2, 0.5]
     assert versus_svg.log_ticks(0.9, 1.1) == [0.9, 1, 1.1]
     assert versus_svg.log_ticks(1.3, 1.7) == [1.3, 1.7]
+
+
+def many_runs(n: int) -> tuple[pd.DataFrame, list[str]]:
+    """Run A and ``n`` B runs, each B its own speedup of `where`."""
+    ids = [f"20260101-0001{i:02d}-{i:06d}" for i in range(n + 1)]
+    return pd.concat([synthetic_cases(run_id=ids[0])] + [
+        synthetic_cases(variants={"nn_relu": 1.0, "where": 1 + 0.1 * i}, run_id=run)
+        for i, run in enumerate(ids[1:], start=1)]), ids
+
+
+def test_chart_draws_at_most_one_b_run_per_marker_shape_and_says_so():
+    cases, ids = many_runs(versus_svg.MAX_RUNS + 2)
+    table = versus.versus_table(cases, ids[0])
+    root = parsed(versus_svg.versus_svg(table, {}, ids[0]))
+    drawn = list(dict.fromkeys(g.get("data-run") for g in cases_of(root)))
+    assert drawn == ids[1:versus_svg.MAX_RUNS + 1]  # the first ones, in the runs' order
+    text = "".join(root.itertext())
+    assert f"{versus_svg.MAX_RUNS} of {versus_svg.MAX_RUNS + 2} B runs drawn" in text
+    # chosen runs (in any order) are drawn in the runs' order; unknown ones are ignored
+    chosen = [ids[-1], "no-such-run", ids[2]]
+    assert versus_svg.drawn_runs(table, chosen) == [ids[2], ids[-1]]
+    root = parsed(versus_svg.versus_svg(table, {}, ids[0], runs=chosen))
+    assert {g.get("data-run") for g in cases_of(root)} == {ids[2], ids[-1]}
+    # as many B runs as shapes: all drawn, no note
+    few, few_ids = many_runs(versus_svg.MAX_RUNS)
+    root = parsed(versus_svg.versus_svg(versus.versus_table(few, few_ids[0]), {}, few_ids[0]))
+    assert len({g.get("data-run") for g in cases_of(root)}) == versus_svg.MAX_RUNS
+    assert "B runs drawn" not in "".join(root.itertext())

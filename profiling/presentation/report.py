@@ -43,12 +43,14 @@ def filter_cases(cases: pd.DataFrame, filters: Mapping[str, Sequence] | None) ->
 def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
                 filters: Mapping[str, Sequence] | None = None,
                 semantics: pd.DataFrame | None = None, base_run: str | None = None,
-                threshold: float = charts.DEFAULT_THRESHOLD) -> str:
+                threshold: float = charts.DEFAULT_THRESHOLD,
+                chart_runs: Sequence[str] | None = None) -> str:
     """The comparison of ``run_ids`` (with two or more, each run B against ``base_run`` A,
     default the first; charts, coloured results table, fusion, semantics, environment) as one
     HTML document string. ``filters`` maps case columns (dtype, mode, …) to kept values;
     ``semantics`` is ``relu_impls.semantics.semantics_table()`` (section left out when None);
-    ``threshold`` (a fraction) is the smallest change a verdict or a colour calls one."""
+    ``threshold`` (a fraction) is the smallest change a verdict or a colour calls one;
+    ``chart_runs``: the B runs the B-vs-A chart draws (versus_svg.drawn_runs; the table has all)."""
     run_ids = list(run_ids)
     runs = store.list_runs()
     runs = runs[runs["run_id"].isin(run_ids)]
@@ -67,7 +69,7 @@ def render_html(store: Any, run_ids: Sequence[str], baseline: str = "nn_relu",
                            "noise_verdict")),
         noise=noise, noise_survives=noise_text.SURVIVES,
         results=_compare_table(cases, baseline, threshold),
-        versus=_versus(cases, runs, base_run or run_ids[0], threshold)
+        versus=_versus(cases, runs, base_run or run_ids[0], threshold, chart_runs)
         if len(run_ids) > 1 else None,
         charts=_charts(profile_cases(cases), breakdown, baseline, store.roof(run_ids)),
         fusion=_table(charts.fusion_table(fusion)) if not fusion.empty else None,
@@ -87,14 +89,14 @@ def profile_cases(cases: pd.DataFrame) -> pd.DataFrame:
     return cases[cases["kind"].isna() | (cases["kind"].astype(str) == "profile")]
 
 
-def _versus(cases: pd.DataFrame, runs: pd.DataFrame, base_run: str,
-            threshold: float) -> dict[str, Any]:
+def _versus(cases: pd.DataFrame, runs: pd.DataFrame, base_run: str, threshold: float,
+            chart_runs: Sequence[str] | None) -> dict[str, Any]:
     """Each run B against A (versus.py): the displayed table and its chart."""
     names = charts.run_names(runs.rename(columns={"label": "run_label"}))
     table = versus.versus_table(cases, base_run, threshold)
     return {"base": names.get(base_run, base_run), "threshold": units.format_percent(threshold),
             "table": _table(versus.versus_display(table, names, base_run)),
-            "chart": Markup(versus_svg(table, names, base_run, threshold))}
+            "chart": Markup(versus_svg(table, names, base_run, threshold, chart_runs))}
 
 
 def _figure(figure: go.Figure) -> Markup:

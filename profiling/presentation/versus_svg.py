@@ -9,13 +9,15 @@ loaded scripts (docs/measurements.md). SVG needs no script: hovering a marker sh
 tooltip (an SVG ``<title>``). Each variant has its colour
 (``charts.variant_colours``, the palette of every chart), each B run its marker shape and
 whisker dash; a marker is filled where the verdict is a change, open where not resolved.
+It draws at most ``MAX_RUNS`` B runs, one per marker shape: more would repeat the shapes, and
+a row of 19 overlaid markers (20 runs) is not readable (the table lists every B run).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 
 import numpy as np
@@ -33,6 +35,7 @@ FONT = "font-family:sans-serif"
 DASHES = {"solid": "", "dash": "6 3", "dot": "2 2", "dashdot": "6 3 2 3", "longdash": "10 4",
           "longdashdot": "10 4 2 4"}
 SHAPES = ("circle", "square", "diamond", "triangle-up", "triangle-down", "cross")
+MAX_RUNS = len(SHAPES)
 
 
 def svg_height(svg: str) -> int:
@@ -70,12 +73,26 @@ def marker(shape: str, x: float, y: float, r: float = 4.5) -> str:
                                          for dx, dy in points) + '"'
 
 
+def drawn_runs(table: pd.DataFrame, chosen: Sequence[str] | None = None) -> list[str]:
+    """The B runs the chart draws, in the table's order: those of ``chosen`` (the first
+    ``MAX_RUNS`` of the table's when None or when none of them is in it), at most MAX_RUNS."""
+    runs = list(dict.fromkeys(table["run_b"])) if len(table) else []
+    picked = [run for run in runs if chosen is not None and run in set(chosen)]
+    return (picked or runs)[:MAX_RUNS]
+
+
 def versus_svg(table: pd.DataFrame, names: Mapping[str, str], base_run: str,
-               threshold: float = DEFAULT_THRESHOLD) -> str:
-    """``versus.versus_table`` drawn as an SVG document (see the module's docstring); every
-    label escaped. Markers carry ``data-case``, ``data-run`` and ``data-verdict``."""
+               threshold: float = DEFAULT_THRESHOLD,
+               runs: Sequence[str] | None = None) -> str:
+    """``versus.versus_table`` drawn as an SVG document (see the module's docstring) for the
+    B runs ``drawn_runs(table, runs)``; every label escaped. Markers carry ``data-case``,
+    ``data-run`` and ``data-verdict``."""
     base = names.get(base_run, base_run)
     title = f"Speedup over {base} per case (above 1 is faster)"
+    every_run = list(dict.fromkeys(table["run_b"])) if len(table) else []
+    drawn = drawn_runs(table, runs)
+    if len(drawn) < len(every_run):
+        table = table[table["run_b"].isin(drawn)]
     speedup = pd.to_numeric(table.get("speedup"), errors="coerce").to_numpy(float) \
         if len(table) else np.array([])
     keep = np.isfinite(speedup) & (speedup > 0)
@@ -96,11 +113,14 @@ def versus_svg(table: pd.DataFrame, names: Mapping[str, str], base_run: str,
 
     cases = list(dict.fromkeys(rows["case"].astype(str)))
     runs = list(dict.fromkeys(rows["run_b"]))
+    note = (f"{len(runs)} of {len(every_run)} B runs drawn (a marker shape each); the table "
+            "lists them all" if len(runs) < len(every_run) else "")
     variants = list(dict.fromkeys(rows["variant"].astype(str)))
     colours = variant_colours(variants)
     label_px = int(min(60, max(len(c) for c in cases)) * CHAR_PX) + 12
     legend_rows = math.ceil(len(variants) / 4) + math.ceil(len(runs) / 4)
-    top = 52 + 18 * legend_rows
+    legend_top = 68 if note else 52
+    top = legend_top + 18 * legend_rows
     height = top + ROW_PX * len(cases) + 40
     width = label_px + PLOT_PX + 20
 
@@ -119,12 +139,14 @@ def versus_svg(table: pd.DataFrame, names: Mapping[str, str], base_run: str,
            f'<text x="4" y="18" font-size="15">{escape(title)}</text>',
            f'<text x="4" y="36" font-size="11" fill="#555">shaded: within ±{threshold:.0%}, '
            'never called a change; filled: faster or slower, open: not resolved</text>']
+    if note:
+        out.append(f'<text x="4" y="52" font-size="11" fill="#555">{escape(note)}</text>')
     for i, v in enumerate(variants):  # legend: variants by colour, runs by shape and dash
         x = 4 + (i % 4) * 170
-        y = 52 + 18 * (i // 4)
+        y = legend_top + 18 * (i // 4)
         out.append(f'<{marker("square", x + 5, y, 4)} fill="{colours[v]}"/>'
                    f'<text x="{x + 14}" y="{y + 4}" font-size="11">{escape(v[:24])}</text>')
-    first_run_row = 52 + 18 * math.ceil(len(variants) / 4)
+    first_run_row = legend_top + 18 * math.ceil(len(variants) / 4)
     for i, run in enumerate(runs):
         x = 4 + (i % 4) * 170
         y = first_run_row + 18 * (i // 4)
