@@ -101,7 +101,7 @@ def clear_data_caches() -> None:
     from app import figure_cache, resources
 
     for cached in (resources._runs, resources.cases, resources._run, resources._traced,  # noqa: SLF001
-                   figure_cache._figure, figure_cache.versus):  # noqa: SLF001
+                   figure_cache._figure, figure_cache.versus, figure_cache.versus_chart):  # noqa: SLF001
         cached.clear()
 
 

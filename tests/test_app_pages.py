@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,51 @@ def test_compare_page_reproduces_a_shared_link(data_dir):
     assert at.query_params["runs"] == f"{first},{second}"
 
 
+def open_import(at):
+    """Open the Compare page's bundle import expander, as a click does (the page reruns)."""
+    at.session_state["import_open"] = True
+    return at.run()
+
+
+def test_compare_chart_draws_the_b_runs_picked_and_the_link_keeps_them(data_dir):
+    from profiling.presentation.versus_svg import MAX_RUNS
+
+    with Store(data_dir) as store:
+        ids = [fill(store, synthetic_cases(run_id=f"r{i}"), label=f"run {i}")
+               for i in range(MAX_RUNS + 3)]
+    at = open_page("compare", {"runs": ",".join(ids)})
+
+    def drawn_runs(at) -> list[str]:
+        chart = at.get("iframe")[0].proto.srcdoc
+        return list(dict.fromkeys(re.findall(r'<g class="case" data-case="[^"]*" '
+                                             r'data-run="([^"]*)"', chart)))
+
+    picker = at.multiselect(key="compare_chart_runs")
+    assert sorted(picker.options) == sorted(f"run {i}" for i in range(1, len(ids)))
+    first = list(picker.value)  # the first B runs, in the table's order
+    assert len(first) == MAX_RUNS and drawn_runs(at) == first
+    assert "chart" not in at.query_params
+    left_out = sorted(set(ids[1:]) - set(first))[0]
+    at.multiselect(key="compare_chart_runs").set_value([left_out, first[1]]).run()
+    assert set(drawn_runs(at)) == {left_out, first[1]}
+    assert at.query_params["chart"] == f"{left_out},{first[1]}"
+    shared = open_page("compare", {"runs": ",".join(ids), "chart": at.query_params["chart"]})
+    assert drawn_runs(shared) == drawn_runs(at)
+    # the downloaded report draws the page's choice
+    from profiling.presentation.report import render_html
+
+    with Store(data_dir) as store:
+        document = render_html(store, ids, chart_runs=[left_out, first[1]])
+    marks = re.findall(r'<g class="case" data-case="[^"]*" data-run="([^"]*)"', document)
+    assert set(marks) == {left_out, first[1]}
+    # the table still lists every B run
+    table = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    assert table["B"].nunique() == len(ids) - 1
+    # two runs: one B, no picker
+    two = open_page("compare", {"runs": ",".join(ids[:2])})
+    assert not [m for m in two.multiselect if m.key == "compare_chart_runs"]
+
+
 def test_compare_page_imports_a_bundle_and_refuses_a_bad_one(data_dir, tmp_path_factory):
     from profiling.storage.bundle import export_bundle
 
@@ -177,6 +223,8 @@ def test_compare_page_imports_a_bundle_and_refuses_a_bad_one(data_dir, tmp_path_
         run_id = fill(other, synthetic_cases(), label="from a colleague")
         bundle = json.dumps(export_bundle(other, [run_id]), default=str).encode()
     at = open_page("compare")
+    assert not at.get("file_uploader")  # a closed expander sends nothing
+    at = open_import(at)
     uploader = at.get("file_uploader")[0]
     uploader.set_value(("broken.json", b'{"format": "something else"}', "application/json"))
     at.run()
@@ -231,7 +279,7 @@ def test_a_large_trace_is_drawn_capped(data_dir):
 
 @pytest.mark.parametrize("content", [b'"/etc/hostname"', b"[1, 2]"])
 def test_compare_page_refuses_a_bundle_that_is_not_an_object(data_dir, content):
-    at = open_page("compare")
+    at = open_import(open_page("compare"))
     at.get("file_uploader")[0].set_value(("odd.json", content, "application/json"))
     at.run()
     assert not at.exception

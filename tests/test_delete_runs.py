@@ -106,10 +106,19 @@ def test_cli_delete(store, tmp_path):
         assert (second in set(store.list_runs().run_id)) == (answer == "n")
 
 
+def open_section(at) -> None:
+    """Open the Compare page's "Delete runs" expander, as a click does (the page reruns)."""
+    at.session_state["delete_open"] = True
+    at.run()
+
+
 def test_compare_page_deletes_a_run_after_confirmation(store):
     gone, kept = make_run(store, "to delete", b"d1"), make_run(store, "to keep", b"d2")
     gone_trace = store.trace_path(f"{gone}-0000")
     at = open_page("compare")
+    # closed, the section sends nothing (the browser would load its widgets' scripts first)
+    assert not [m for m in at.multiselect if m.key == "delete_runs"]
+    open_section(at)
     at.multiselect(key="delete_runs").set_value([gone]).run()
     assert at.button(key="delete_button").disabled  # not before the confirmation
     at.checkbox(key="delete_confirm").check().run()
@@ -125,6 +134,7 @@ def test_compare_page_deletes_a_run_after_confirmation(store):
 def test_compare_page_refuses_to_delete_a_running_run(store):
     live = make_run(store, "live", b"r1", status="running")
     at = open_page("compare")
+    open_section(at)
     at.multiselect(key="delete_runs").set_value([live]).run()
     at.checkbox(key="delete_confirm").check().run()
     at.button(key="delete_button").click().run()

@@ -11,7 +11,7 @@ from app import case_links, figure_cache, machine_filter, noise_panel, resources
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from profiling.presentation import noise_text, report, units
-from profiling.presentation.versus_svg import svg_height
+from profiling.presentation.versus_svg import MAX_RUNS, drawn_runs, svg_height
 from profiling.storage.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json
@@ -22,11 +22,13 @@ TABS = ["Latency", "Bandwidth", "Speedup", "Roofline", "Utilization", "Page faul
 VERSUS_TAB = "B vs A"  # first, so the default, when two or more runs are selected
 
 
-def drawn(tab) -> Iterator[None]:
-    """Enter ``tab`` once if it is the open one, else not at all: ``for _ in drawn(tab):`` is
-    a ``with tab:`` whose body runs only for the tab on screen."""
-    if tab.open is not False:  # None: tabs that track no state (all drawn)
-        with tab:
+def drawn(container) -> Iterator[None]:
+    """Enter a tab or an expander once if it is open, else not at all: ``for _ in
+    drawn(tab):`` is a ``with tab:`` whose body runs only for the tab on screen. A closed
+    expander's content is not sent either: the browser would fetch and run the scripts of
+    its widgets (file uploader, JSON viewer, checkbox) before it draws the page's chart."""
+    if container.open is not False:  # None: containers that track no state (all drawn)
+        with container:
             yield
 
 
@@ -87,10 +89,28 @@ def pick_threshold() -> float:
     return percent / 100
 
 
+def pick_chart_runs(table, names: dict[str, str]) -> tuple[str, ...] | None:
+    """The B runs the chart draws when there are more than it can (versus_svg.MAX_RUNS): the
+    first ones unless the link or the user chose others; None when it draws them all."""
+    every = list(dict.fromkeys(table["run_b"]))
+    if len(every) <= MAX_RUNS:
+        share.write(chart=None)
+        return None
+    default = drawn_runs(table)
+    share.seed_widget("compare_chart_runs", every,
+                      drawn_runs(table, share.keep_known(share.read_list("chart"), every)))
+    chosen = st.multiselect(f"B runs in the chart (at most {MAX_RUNS}: one marker shape each)",
+                            every, key="compare_chart_runs", max_selections=MAX_RUNS,
+                            format_func=lambda run: names.get(run, run))
+    share.write(chart=None if list(chosen) == default else chosen)
+    return tuple(chosen)
+
+
 def versus_view(cases, base_run: str, threshold: float, names: dict[str, str]) -> None:
     """Each run B against A: the chart, the table (largest change first) and its CSV."""
-    table, shown, csv, svg = figure_cache.versus(cases, base_run, threshold,
-                                                 tuple(names.items()))
+    table, shown, csv = figure_cache.versus(cases, base_run, threshold, tuple(names.items()))
+    svg = figure_cache.versus_chart(cases, base_run, threshold, tuple(names.items()),
+                                    pick_chart_runs(table, names))
     # In its own document: the browser parses the SVG natively (0.3 s less than Markdown's
     # parser took for 2,090 markers; st.html's sanitiser drops SVG). Every label is escaped.
     st.iframe(svg, height=svg_height(svg) + 16)
@@ -124,11 +144,12 @@ def pick_filters(cases) -> dict[str, list[str]]:
 def exports(run_ids: list[str], baseline: str, filters: dict, cases, base_run: str,
             threshold: float) -> None:
     store = resources.store()
+    chart_runs = st.session_state.get("compare_chart_runs")  # the page's B vs A chart's runs
     html_col, json_col, csv_col = st.columns(3)
     html_col.download_button(
         "Download HTML report", data=lambda: report.render_html(
             store, run_ids, baseline, filters, resources.semantics_table(), base_run=base_run,
-            threshold=threshold),
+            threshold=threshold, chart_runs=chart_runs),
         file_name="relu_lab_report.html", mime="text/html", key="download_html",
         on_click="ignore", icon=":material/description:",
     )
@@ -152,7 +173,8 @@ def _bundle_bytes(store, run_ids: list[str]) -> bytes:
 
 def import_runs() -> None:
     """Add the runs of an uploaded JSON bundle to the store (all or nothing)."""
-    with st.expander("Import runs from a JSON bundle"):
+    for _ in drawn(st.expander("Import runs from a JSON bundle", key="import_open",
+                               on_change="rerun")):
         upload = st.file_uploader("ReLU Lab bundle (.json / .json.gz)", type=["json", "gz"],
                                   key="bundle_upload")
         if upload is None:
@@ -273,7 +295,8 @@ def render() -> None:
         if not failed.empty:
             with st.expander(f"{len(failed)} cases skipped or failed"):
                 st.dataframe(failed, hide_index=True)
-    with st.expander("Environment of each run"):
+    for _ in drawn(st.expander("Environment of each run", key="environment_open",
+                               on_change="rerun")):
         for run_id in run_ids:
             st.caption(run_id)
             st.json(resources.store().environment(run_id), expanded=False)
@@ -306,7 +329,7 @@ def delete_runs_section() -> None:
     runs = resources.list_runs()
     if runs.empty:
         return
-    with st.expander("Delete runs"):
+    for _ in drawn(st.expander("Delete runs", key="delete_open", on_change="rerun")):
         kind, text = st.session_state.pop("delete_outcome", (None, ""))
         if kind:
             (st.success if kind == "success" else st.error)(text)
