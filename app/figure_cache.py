@@ -39,13 +39,11 @@ def _cached(name: str):
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def versus(cases: Any, base_run: str, threshold: float,
-           names: tuple[tuple[str, str], ...]) -> tuple[Any, Any, str]:
-    """(table, displayed table, CSV) of each run B against ``base_run`` A
+           names: tuple[tuple[str, str], ...]) -> tuple[Any, Any]:
+    """(table, displayed table) of each run B against ``base_run`` A
     (profiling.presentation.versus), built once per input."""
     table = _versus.versus_table(cases, base_run, threshold)
-    named = dict(names)
-    return (table, _versus.versus_display(table, named, base_run),
-            _versus.versus_csv(table, base_run))
+    return table, _versus.versus_display(table, dict(names), base_run)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
