@@ -7,7 +7,16 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from app import case_links, figure_cache, machine_filter, noise_panel, resources, run_again, share
+from app import (
+    case_links,
+    figure_cache,
+    machine_filter,
+    noise_panel,
+    resources,
+    run_again,
+    share,
+    tables,
+)
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from profiling.presentation import noise_text, report, units, versus
@@ -114,7 +123,7 @@ def versus_view(cases, base_run: str, threshold: float, names: dict[str, str]) -
     # In its own document: the browser parses the SVG natively (0.3 s less than Markdown's
     # parser took for 2,090 markers; st.html's sanitiser drops SVG). Every label is escaped.
     st.iframe(svg, height=svg_height(svg) + 16)
-    st.dataframe(shown, hide_index=True, key="versus_table")
+    tables.show(shown, key="versus_table")
     counts = table["verdict"].value_counts()
     st.caption(f"Speedup = time A / time B (above 1: B is faster), its 95% CI from the two "
                f"medians' CIs (separate runs never share a worker); a verdict only where that "
@@ -279,13 +288,14 @@ def render() -> None:
         if fusion.empty:
             st.info("No fusion checks in these runs (tick “Check conv/dense fusion” on Run).")
         else:
-            st.dataframe(units.readable(fusion), hide_index=True, key="fusion_table")
+            tables.show(fusion, key="fusion_table", style=units.readable)
     for _ in drawn(tabs[8]):
         with page_guard("The semantics matrix"):
             st.plotly_chart(charts.semantics_matrix(resources.semantics_table()),
                             key="chart_semantics")
     for _ in drawn(tabs[9]):
-        st.dataframe(charts.compare_styler(cases, baseline, threshold), key="results_table")
+        tables.show(charts.compare_styler(cases, baseline, threshold), key="results_table",
+                    hide_index=False)
         st.caption(charts.compare_legend_markdown(baseline, threshold))
         floor = charts.harness_floor_text(cases)
         if floor:
@@ -294,7 +304,7 @@ def render() -> None:
         failed = charts.failed_cases(cases)
         if not failed.empty:
             with st.expander(f"{len(failed)} cases skipped or failed"):
-                st.dataframe(failed, hide_index=True)
+                tables.show(failed, key="failed_table")
     for _ in drawn(st.expander("Environment of each run", key="environment_open",
                                on_change="rerun")):
         for run_id in run_ids:
