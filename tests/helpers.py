@@ -171,6 +171,12 @@ def open_page(page: str | None = None, query: dict | None = None) -> AppTest:
     return at
 
 
+def open_import(at: AppTest) -> AppTest:
+    """Open the Compare page's bundle import expander, as a click does (the page reruns)."""
+    at.session_state["import_open"] = True
+    return at.run()
+
+
 def open_tab(at: AppTest, name: str) -> AppTest:
     """Switch the Compare page's tabs to ``name`` (as a click does: the page reruns and draws
     only that tab)."""

@@ -7,7 +7,16 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import decode, figures, fill, open_page, open_tab, synthetic_cases, texts
+from helpers import (
+    decode,
+    figures,
+    fill,
+    open_import,
+    open_page,
+    open_tab,
+    synthetic_cases,
+    texts,
+)
 
 from profiling.storage.store import Store
 
@@ -169,12 +178,6 @@ def test_compare_page_reproduces_a_shared_link(data_dir):
     speedup = figures(at)["chart_speedup"]
     assert "where" in speedup["layout"]["title"]["text"]
     assert at.query_params["runs"] == f"{first},{second}"
-
-
-def open_import(at):
-    """Open the Compare page's bundle import expander, as a click does (the page reruns)."""
-    at.session_state["import_open"] = True
-    return at.run()
 
 
 def test_compare_chart_draws_the_b_runs_picked_and_the_link_keeps_them(data_dir):

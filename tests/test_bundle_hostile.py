@@ -238,10 +238,10 @@ def test_a_bundle_over_the_size_limit_is_refused_before_reading(bundle, dest, tm
 @pytest.mark.parametrize("kind", ["nul_filename", "traversal_sha", "median_fast", "huge_1e309",
                                   "duplicate_sample"])
 def test_compare_page_refuses_a_crafted_bundle_and_changes_nothing(kind, bundle, dest):
-    from helpers import open_page, texts
+    from helpers import open_import, open_page, texts
 
     before = store_state(dest)
-    at = open_page("compare")
+    at = open_import(open_page("compare"))
     at.get("file_uploader")[0].set_value((f"{kind}.json", craft(kind, bundle), "application/json"))
     at.run()
     assert not at.exception

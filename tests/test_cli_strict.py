@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import make_run, open_page, texts
+from helpers import make_run, open_import, open_page, texts
 
 from profiling.storage.store import Store
 
@@ -53,7 +53,7 @@ def test_compare_page_refuses_an_oversized_bundle_before_reading_it(tmp_path, mo
 
     monkeypatch.setenv("RELU_LAB_DATA", str(tmp_path))
     monkeypatch.setattr(profiling.storage.bundle, "MAX_BUNDLE_BYTES", 1000)
-    at = open_page("compare")
+    at = open_import(open_page("compare"))
     at.get("file_uploader")[0].set_value(("big.json", b" " * 5000, "application/json"))
     at.run()
     assert not at.exception
