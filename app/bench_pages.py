@@ -16,8 +16,8 @@ its runs picker, its last element (the page script has finished), the chart's co
 first chart drawn (a painted SVG marker of the B vs A chart): the first such page after the
 server started (data read cold), the median fresh page (a new browser context: no cache, a new
 user) and the median new tab of a warm browser (a returning user); then the median fresh page
-of two runs. Targets: Compare < 2 s (page script; first chart drawn in every page but the warm
-browser's), Run (with a run's results) < 1 s. A
+of two runs. Targets: Compare < 2 s (page script; first chart drawn in a fresh page, 20 runs
+and 2), Run (with a run's results) < 1 s. A
 benchmark, not a test: it prints numbers and exits 1 when a target is missed.
 """
 
@@ -293,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     target = TARGETS_S["Chromium"]
     print(f"{'':<44}" + "".join(f"{name:>16}" for name in (*BREAKDOWN, "seen")))
     for name, marks in browser.items():
-        gated = "warm browser" not in name  # the issue's figures: a fresh page
+        # the goal's figures: a fresh page (a new user) on a running server; the first page
+        # after the start (the server's caches cold, one visit) and a warm browser are shown
+        gated = "fresh page" in name
         missed |= gated and marks["chart drawn"] >= target
         print(f"{name:<44}" + "".join(f"{marks.get(m, math.nan):>16.2f}"
                                       for m in (*BREAKDOWN, "seen"))
