@@ -165,3 +165,6 @@ def test_chart_draws_at_most_one_b_run_per_marker_shape_and_says_so():
     root = parsed(versus_svg.versus_svg(versus.versus_table(few, few_ids[0]), {}, few_ids[0]))
     assert len({g.get("data-run") for g in cases_of(root)}) == versus_svg.MAX_RUNS
     assert "B runs drawn" not in "".join(root.itertext())
+    # a choice left from a larger selection does not hide runs when all fit
+    few_table = versus.versus_table(few, few_ids[0])
+    assert versus_svg.drawn_runs(few_table, [few_ids[1]]) == few_ids[1:]

@@ -74,9 +74,12 @@ def marker(shape: str, x: float, y: float, r: float = 4.5) -> str:
 
 
 def drawn_runs(table: pd.DataFrame, chosen: Sequence[str] | None = None) -> list[str]:
-    """The B runs the chart draws, in the table's order: those of ``chosen`` (the first
-    ``MAX_RUNS`` of the table's when None or when none of them is in it), at most MAX_RUNS."""
+    """The B runs the chart draws, in the table's order: all when there are at most
+    ``MAX_RUNS``, else those of ``chosen`` (the first MAX_RUNS when None or when none of them
+    is in the table), at most MAX_RUNS."""
     runs = list(dict.fromkeys(table["run_b"])) if len(table) else []
+    if len(runs) <= MAX_RUNS:
+        return runs
     picked = [run for run in runs if chosen is not None and run in set(chosen)]
     return (picked or runs)[:MAX_RUNS]
 
