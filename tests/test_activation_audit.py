@@ -363,3 +363,19 @@ def test_advice_only_where_a_fusion_was_possible_and_the_time_is_not_negligible(
     assert [(a["cause"], a["sites"]) for a in advice] == [("not_fused", ["m/act/Relu"])]
     assert "in this lab Conv2D/MatMul + BiasAdd + relu fuse" in advice[0]["text"]
     assert advice[0]["feeds"] == ["conv"] and advice[0]["us_per_step"] == 50
+
+
+def test_batchnorm_advice_finds_its_conv_when_the_executor_ran_it_on_another_thread(tmp_path):
+    def block(t0: float, conv_tid: int) -> list[dict]:
+        return [_op("_FusedConv2D", t0, 400, "m/conv/BiasAdd:_FusedConv2D", tid=conv_tid),
+                _op("Mul", t0 + 410, 60, "m/bn/batchnorm/mul_1:Mul", tid=2),
+                _op("AddV2", t0 + 480, 60, "m/bn/batchnorm/add_1:AddV2", tid=2),
+                _op("Relu", t0 + 550, 50, "m/relu/Relu:Relu", tid=2)]
+
+    for conv_tid in (2, 1):  # the same thread, then another one
+        events = _trace(tmp_path, [_op("step 0", 0, 10_000, cat="python"),
+                                   _op("Const", 5, 5, "m/other/Const:Const", tid=2),
+                                   *block(20, conv_tid)])
+        advice = audit(events)["advice"]
+        assert [(a["cause"], a["sites"], a["feeds"]) for a in advice] == \
+            [("batchnorm", ["m/relu/Relu"], ["conv"])], conv_tid

@@ -81,6 +81,10 @@ class _Feeders:
             np.zeros(len(events), np.int8)
         ts = events["ts_us"].to_numpy(float)
         self.order = rows[np.lexsort((ts[rows], self.tid[rows]))]
+        self.start = ts
+        end = ts + events["dur_us"].to_numpy(float)
+        self.by_end = rows[np.argsort(end[rows], kind="stable")]
+        self.end_sorted = end[self.by_end]
         self.long_codes, self.longs = category_codes(events["long_name"], None) \
             if "long_name" in events else (np.full(len(events), -1, np.int8), [])
 
@@ -95,6 +99,19 @@ class _Feeders:
             skipped = skip_scope_re is not None and skip_scope_re.search(node)
             if op_type not in K.BOOKKEEPING_OPS and not in_group and not skipped and node:
                 return node, op_type, int(self.order[i])
+            i -= 1
+        return "", "", -1
+
+    def ended_before(self, row: int, skip_scope_re) -> tuple[str, str, int]:
+        """(node, op type, row) of the op on any thread that ended last before `row` started,
+        skipping nodes that match ``skip_scope_re``: an executor may run a layer's ops on
+        another thread than the op that feeds them."""
+        i = int(np.searchsorted(self.end_sorted, self.start[row], side="right")) - 1
+        while i >= 0:
+            code = self.long_codes[self.by_end[i]]
+            node, _, op_type = (self.longs[code] if code >= 0 else "").partition(":")
+            if op_type not in K.BOOKKEEPING_OPS and node and not skip_scope_re.search(node):
+                return node, op_type, int(self.by_end[i])
             i -= 1
         return "", "", -1
 
@@ -118,7 +135,10 @@ def _cause(feeders: _Feeders, r: dict, ctx, fusable: dict) -> tuple[str, str, st
     node, op_type, row = feeders.before(ctx.first_row, ctx.group)
     cause = "not_fused"
     if K.BATCHNORM_RE.search(node + "/"):
+        first_bn = row
         node, op_type, row = feeders.before(row, "", K.BATCHNORM_RE)
+        if not _family(op_type) and op_type != "BiasAdd":  # the conv ran on another thread
+            node, op_type, row = feeders.ended_before(first_bn, K.BATCHNORM_RE)
         if op_type == "BiasAdd":  # an unfused bias of the layer before (a depthwise conv's)
             node, op_type, _ = feeders.before(row, "")
         cause = "batchnorm"
