@@ -19,12 +19,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from profiling.analysis import activation_kinds as K
 from profiling.traces.classify import category_codes
+
+if TYPE_CHECKING:
+    from profiling.traces.attribution import Attribution
 
 KINDS = K.KINDS
 COLUMNS = ["scope", "op", "kind", "fused", "confidence", "occurrences", "self_us", "pct",
@@ -469,18 +473,20 @@ def audit(events: pd.DataFrame, fuses_here: dict[str, bool] | None = None,
             "recommendations": [a["text"] for a in advice]}
 
 
-def audit_trace(events: pd.DataFrame, fuses_here: dict[str, bool] | None = None) -> dict:
+def audit_trace(events: pd.DataFrame, fuses_here: dict[str, bool] | None = None,
+                kind: pd.Series | None = None, att: Attribution | None = None) -> dict:
     """`audit` with thread-pool work given to its op (profiling.traces.attribution): each
     activation's CPU time over all ops' CPU time, the unattributed pool work included, so the
-    shares of op_stats.op_table's rows add up to 100%. What every front end calls."""
+    shares of op_stats.op_table's rows add up to 100%. What every front end calls. ``kind``
+    and ``att``: the events' classify_events and attribute, when the caller has them already."""
     from profiling.traces.attribution import attribute
     from profiling.traces.classify import classify_events
     from profiling.traces.op_stats import op_table
 
     if events.empty:
         return audit(events, fuses_here)
-    kind = classify_events(events)
-    att = attribute(events, kind)
+    kind = classify_events(events) if kind is None else kind
+    att = attribute(events, kind) if att is None else att
     table = op_table(events, kind, att)
     total = float(table["cpu_us"].sum()) if len(table) else None
     result = audit(events, fuses_here, cpu_us=att.cpu_us, op_total_us=total)

@@ -21,10 +21,16 @@ def trace_bytes(data: bytes | str) -> int:
 def explore_trace(data: bytes | str, filename: str, top: int = 50
                   ) -> tuple[pd.DataFrame, dict, dict]:
     """(events, summarize(top=top), audit_trace) of an upload's bytes or a trace file's path;
-    args kept up to ARGS_KEPT_UP_TO_BYTES. TraceError (one line) on a bad file."""
+    args kept up to ARGS_KEPT_UP_TO_BYTES, the events classified and attributed once for both.
+    TraceError (one line) on a bad file."""
     from profiling.analysis.activations import audit_trace
     from profiling.storage.bundle import load_any_trace
     from profiling.traces import summarize
+    from profiling.traces.attribution import attribute
+    from profiling.traces.classify import classify_events
 
     trace = load_any_trace(data, filename, keep_args=trace_bytes(data) <= ARGS_KEPT_UP_TO_BYTES)
-    return trace.events, summarize(trace, top=top), audit_trace(trace.events)
+    kind = classify_events(trace.events)
+    att = attribute(trace.events, kind)
+    return (trace.events, summarize(trace, top=top, kind=kind, att=att),
+            audit_trace(trace.events, kind=kind, att=att))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from profiling.traces.chrome import (
     CHUNK,
@@ -22,6 +23,11 @@ from profiling.traces.chrome import (
 from profiling.traces.chrome_scan import scan_chrome
 from profiling.traces.model import EVENT_COLUMNS, OtherFormat, Trace, TraceError
 from profiling.traces.xplane import framework_op_stats, load_xplane
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from profiling.traces.attribution import Attribution
 
 __all__ = ["EVENT_COLUMNS", "OtherFormat", "Trace", "TraceError", "decode_json", "framework_op_stats",
            "from_chrome_json", "gunzip_capped", "load_trace", "summarize"]
@@ -78,7 +84,8 @@ def load_trace(path_or_bytes: str | os.PathLike | bytes, filename: str | None = 
     return read_chrome(fresh(), keep_args=keep_args)
 
 
-def summarize(trace: Trace, top: int = 20) -> dict:
+def summarize(trace: Trace, top: int = 20, kind: pd.Series | None = None,
+              att: Attribution | None = None) -> dict:
     """event_count, duration_us (first start to last end, µs), top_ops DataFrame
     (name, occurrences, self_us, cpu_us, total_us, pct: profiling.traces.op_stats.top_ops),
     op_time (which figure top_ops is sorted by and its pct is of: "CPU time = own + pool work"
@@ -87,7 +94,8 @@ def summarize(trace: Trace, top: int = 20) -> dict:
     memcpy_us, collective_us = communication, idle_us, other_us: the wall span split by what
     ran, see profiling.traces.breakdown), thread_time dict (self time per kind summed over
     threads), busy_us (union over threads) and compute_comm_ratio (None without
-    communication)."""
+    communication). ``kind`` and ``att``: the events' classify_events and attribute, when the
+    caller has them already."""
     from profiling.traces.attribution import attribute
     from profiling.traces.breakdown import span_us, time_breakdown
     from profiling.traces.classify import classify_events
@@ -95,12 +103,12 @@ def summarize(trace: Trace, top: int = 20) -> dict:
 
     ev = trace.events
     duration = span_us(ev)
-    kind = classify_events(ev)
+    kind = classify_events(ev) if kind is None else kind
     b = time_breakdown(ev, kind)
     ratio = b.pop("compute_comm_ratio")
     thread_time = b.pop("thread_time")
     busy = b.pop("busy_us")
-    att = attribute(ev, kind)
+    att = attribute(ev, kind) if att is None else att
     return {"event_count": int(len(ev)), "duration_us": duration,
             "top_ops": top_ops(ev, top, kind, att), "op_time": att.time_label,
             "pool_work": {"pool_us": att.pool_us, "unattributed_us": att.unattributed_us,
