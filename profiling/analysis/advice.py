@@ -20,7 +20,9 @@ lab measured nothing there); a group of sites under 0.1% of op time in all gets 
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -92,27 +94,29 @@ class _Feeders:
         """(node, op type, row) of the op that ran before `row` on its thread ("", "", -1)."""
         hits = np.flatnonzero(self.order == row)
         i = int(hits[0]) - 1 if len(hits) else -1
-        while i >= 0 and self.tid[self.order[i]] == self.tid[row]:
-            code = self.long_codes[self.order[i]]
-            node, _, op_type = (self.longs[code] if code >= 0 else "").partition(":")
-            in_group = skip_group and node.startswith(skip_group + "/")
-            skipped = skip_scope_re is not None and skip_scope_re.search(node)
-            if op_type not in K.BOOKKEEPING_OPS and not in_group and not skipped and node:
-                return node, op_type, int(self.order[i])
-            i -= 1
-        return "", "", -1
+        earlier = (int(self.order[j]) for j in range(i, -1, -1))
+        same_thread = itertools.takewhile(lambda r: self.tid[r] == self.tid[row], earlier)
+        return self._first_op(same_thread, skip_group, skip_scope_re)
 
     def ended_before(self, row: int, skip_scope_re) -> tuple[str, str, int]:
         """(node, op type, row) of the op on any thread that ended last before `row` started,
         skipping nodes that match ``skip_scope_re``: an executor may run a layer's ops on
         another thread than the op that feeds them."""
         i = int(np.searchsorted(self.end_sorted, self.start[row], side="right")) - 1
-        while i >= 0:
-            code = self.long_codes[self.by_end[i]]
+        return self._first_op((int(self.by_end[j]) for j in range(i, -1, -1)), "",
+                              skip_scope_re)
+
+    def _first_op(self, rows: Iterable[int], skip_group: str, skip_scope_re
+                  ) -> tuple[str, str, int]:
+        """The first of ``rows`` that is a real op (no bookkeeping, a node outside
+        ``skip_group`` and not matching ``skip_scope_re``): (node, op type, row)."""
+        for r in rows:
+            code = self.long_codes[r]
             node, _, op_type = (self.longs[code] if code >= 0 else "").partition(":")
-            if op_type not in K.BOOKKEEPING_OPS and node and not skip_scope_re.search(node):
-                return node, op_type, int(self.by_end[i])
-            i -= 1
+            in_group = skip_group and node.startswith(skip_group + "/")
+            skipped = skip_scope_re is not None and skip_scope_re.search(node)
+            if op_type not in K.BOOKKEEPING_OPS and not in_group and not skipped and node:
+                return node, op_type, r
         return "", "", -1
 
 
@@ -135,10 +139,10 @@ def _cause(feeders: _Feeders, r: dict, ctx, fusable: dict) -> tuple[str, str, st
     node, op_type, row = feeders.before(ctx.first_row, ctx.group)
     cause = "not_fused"
     if K.BATCHNORM_RE.search(node + "/"):
-        first_bn = row
+        bn_row = row
         node, op_type, row = feeders.before(row, "", K.BATCHNORM_RE)
         if not _family(op_type) and op_type != "BiasAdd":  # the conv ran on another thread
-            node, op_type, row = feeders.ended_before(first_bn, K.BATCHNORM_RE)
+            node, op_type, row = feeders.ended_before(bn_row, K.BATCHNORM_RE)
         if op_type == "BiasAdd":  # an unfused bias of the layer before (a depthwise conv's)
             node, op_type, _ = feeders.before(row, "")
         cause = "batchnorm"
