@@ -20,7 +20,7 @@ from app import (
 from app.figure_cache import charts
 from app.guard import one_line, page_guard
 from profiling.presentation import noise_text, report, units, versus
-from profiling.presentation.versus_svg import MAX_RUNS, drawn_runs, svg_height
+from profiling.presentation.versus_svg import MAX_RUNS, b_runs, drawn_runs, svg_height
 from profiling.storage.bundle import MAX_BUNDLE_BYTES, BundleError, export_bundle, import_bundle
 from profiling.traces import TraceError
 from profiling.traces.chrome import decode_json
@@ -101,7 +101,7 @@ def pick_threshold() -> float:
 def pick_chart_runs(table, names: dict[str, str]) -> tuple[str, ...] | None:
     """The B runs the chart draws when there are more than it can (versus_svg.MAX_RUNS): the
     first ones unless the link or the user chose others; None when it draws them all."""
-    every = list(dict.fromkeys(table["run_b"]))
+    every = b_runs(table)
     if len(every) <= MAX_RUNS:
         share.write(chart=None)
         return None

@@ -73,11 +73,16 @@ def marker(shape: str, x: float, y: float, r: float = 4.5) -> str:
                                          for dx, dy in points) + '"'
 
 
+def b_runs(table: pd.DataFrame) -> list[str]:
+    """The B runs of a ``versus.versus_table``, in its order."""
+    return list(dict.fromkeys(table["run_b"])) if len(table) else []
+
+
 def drawn_runs(table: pd.DataFrame, chosen: Sequence[str] | None = None) -> list[str]:
     """The B runs the chart draws, in the table's order: all when there are at most
     ``MAX_RUNS``, else those of ``chosen`` (the first MAX_RUNS when None or when none of them
     is in the table), at most MAX_RUNS."""
-    runs = list(dict.fromkeys(table["run_b"])) if len(table) else []
+    runs = b_runs(table)
     if len(runs) <= MAX_RUNS:
         return runs
     picked = [run for run in runs if chosen is not None and run in set(chosen)]
@@ -92,7 +97,7 @@ def versus_svg(table: pd.DataFrame, names: Mapping[str, str], base_run: str,
     ``data-run`` and ``data-verdict``."""
     base = names.get(base_run, base_run)
     title = f"Speedup over {base} per case (above 1 is faster)"
-    every_run = list(dict.fromkeys(table["run_b"])) if len(table) else []
+    every_run = b_runs(table)
     drawn = drawn_runs(table, runs)
     if len(drawn) < len(every_run):
         table = table[table["run_b"].isin(drawn)]
