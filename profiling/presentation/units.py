@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 TIME_UNITS = (("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0))
+NO_VALUE_UNIT = ("µs", 1e-6)  # the unit of a time that is 0, missing or not finite
 MISSING = "–"
 
 
@@ -60,7 +61,7 @@ def time_unit(seconds: float | Iterable[float]) -> tuple[str, float]:
                                       dtype=float))
     values = np.abs(values[np.isfinite(values) & (values != 0)])
     if values.size == 0:
-        return "µs", 1e-6
+        return NO_VALUE_UNIT
     return _unit_of(float(np.median(values)))
 
 
@@ -78,7 +79,7 @@ def format_time(seconds: object, unit: str | None = None, digits: int = 3) -> st
     number = _finite(seconds)
     if number is None:
         return MISSING
-    name, scale = _unit(unit) if unit else _unit_of(abs(number)) if number else ("µs", 1e-6)
+    name, scale = _unit(unit) if unit else _unit_of(abs(number)) if number else NO_VALUE_UNIT
     return f"{format_number(number / scale, digits)} {name}"
 
 
