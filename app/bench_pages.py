@@ -17,8 +17,8 @@ first chart drawn (a painted SVG marker of the B vs A chart): the first such pag
 server started (data read cold), the median fresh page (a new browser context: no cache, a new
 user) and the median new tab of a warm browser (a returning user); then the median fresh page
 of two runs. Targets: Compare < 2 s (page script; first chart drawn in a fresh page, 20 runs
-and 2), Run (with a run's results) < 1 s. A
-benchmark, not a test: it prints numbers and exits 1 when a target is missed.
+and 2), Run (with a run's results) < 1 s. A benchmark, not a test: it prints numbers and exits
+1 when a target is missed.
 """
 
 from __future__ import annotations
