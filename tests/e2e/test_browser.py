@@ -303,7 +303,9 @@ def test_trace_upload_good_and_bad(app_url, page, browser, pytorch_trace):
     trace = pytorch_trace
     page.goto(f"{app_url}/traces")
     page.get_by_role("heading", name="Traces").wait_for()
-    # the explorer's uploader (the diff tab's two are in the page too, not shown)
+    # the explorer's uploader (the diff tab's two are in the page too, not shown), once drawn:
+    # a file given to it before then can be lost (a clean-clone run timed out so, once)
+    page.locator("[data-testid=stFileUploaderDropzone]").first.wait_for()
     explorer = page.locator("input[type=file]").first
     explorer.set_input_files(str(trace))
     page.locator(".js-plotly-plot").first.wait_for()
